@@ -1,0 +1,1 @@
+"""The shared spine: data, folds, cross-validation, features, run records, submissions."""

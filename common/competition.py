@@ -1,0 +1,101 @@
+"""The Competition spec every package fills in; the spine only ever talks to this.
+
+A competition is data (which files, which columns), a metric, how rows are folded, a set of named recipes, and how
+raw model output becomes submission values. Tabular, text, image and time-series competitions all fit: the CV engine
+sees a feature frame, a target and folds; what a "row" is stays the package's business.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from common.metrics import Metric
+
+if TYPE_CHECKING:
+    from common.data import DataFiles
+
+ColumnKind = Literal["int", "float", "numeric", "str", "any"]
+Task = Literal["binary", "regression", "multiclass", "forecast"]
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """What a competition file must contain; checked when it is loaded."""
+
+    columns: dict[str, ColumnKind]
+    min_rows: int = 1
+    # Column name patterns (prefix -> kind) for wide files such as pixel0..pixel783 or one column per day.
+    column_prefixes: dict[str, ColumnKind] = field(default_factory=dict)
+
+
+@dataclass
+class Data:
+    """A competition's raw tables after loading and validation."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    sample_submission: pd.DataFrame
+    target: str
+    id_col: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.train[self.target].to_numpy()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named way to build a model: plain params plus a factory, like an AutoGluon preset.
+
+    ``make_model(params, seed)`` returns a fresh scikit-learn estimator (usually a Pipeline) so every fold fits its
+    own preprocessing. ``space(trial)`` returns params for the tuning layer.
+    """
+
+    description: str
+    make_model: Callable[[dict[str, Any], int], Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    space: Callable[[Any], dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class SubmissionSpec:
+    """How predictions become a file Kaggle accepts; ids and column order come from the sample submission."""
+
+    sample_file: str
+    id_col: str
+    value_col: str
+    dtype: Literal["int", "float"]
+    # Allowed values: a tuple of discrete values, or (low, high) bounds for continuous values (None = unbounded).
+    allowed: tuple | None = None
+    bounds: tuple[float | None, float | None] | None = None
+
+
+@dataclass(frozen=True)
+class Competition:
+    name: str  # CLI name, e.g. "house-prices"
+    slug: str  # Kaggle slug, e.g. "house-prices-advanced-regression-techniques"
+    task: Task
+    metric: Metric
+    files: dict[str, FileSpec]
+    load: Callable[["DataFiles"], Data]  # validated raw tables
+    features: Callable[[Data], tuple[pd.DataFrame, pd.DataFrame]]  # label-free features for train and test
+    folds: Any  # a splitter from common.folds
+    recipes: dict[str, Recipe]
+    submission: SubmissionSpec
+    # Raw model output (probabilities, log-prices...) -> values in the submission's space, used for scoring too.
+    decode: Callable[[np.ndarray], np.ndarray] = lambda p: p
+
+    def recipe(self, name: str) -> Recipe:
+        from common.errors import UsageError
+
+        if name not in self.recipes:
+            known = ", ".join(sorted(self.recipes))
+            raise UsageError(f"unknown recipe {name!r} for {self.name}; choose one of: {known}")
+        return self.recipes[name]
+
+    def score(self, y_true: np.ndarray, raw_pred: np.ndarray) -> float:
+        return self.metric(y_true, self.decode(raw_pred))

@@ -1,0 +1,88 @@
+"""Pure cross-validation: no files, no printing beyond a progress bar; the runner does the I/O.
+
+Every fold gets a fresh estimator from ``make_model`` and fits it on that fold's training rows only, so any
+preprocessing inside the estimator (a Pipeline) is fitted per fold and nothing from the validation rows leaks in.
+"""
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+
+@dataclass
+class CVResult:
+    oof: np.ndarray  # raw out-of-fold predictions, one per train row
+    test_pred: np.ndarray | None  # raw test predictions averaged over the fold models
+    fold_scores: list[float]
+    fold_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.fold_scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.fold_scores))
+
+
+def predict_raw(model: Any, X: pd.DataFrame) -> np.ndarray:
+    """Probabilities of the positive class for binary classifiers, class probabilities for multiclass, else
+    plain predictions; the competition's ``decode`` turns them into submission values."""
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(X)
+        return proba[:, 1] if proba.shape[1] == 2 else proba
+    return np.asarray(model.predict(X))
+
+
+def _take(X, idx: np.ndarray):
+    return X.iloc[idx] if isinstance(X, pd.DataFrame | pd.Series) else X[idx]
+
+
+def cross_validate(
+    make_model: Callable[[], Any],
+    X,
+    y: np.ndarray,
+    folds: Iterable[tuple[np.ndarray, np.ndarray]],
+    score: Callable[[np.ndarray, np.ndarray], float],
+    X_test=None,
+    predict: Callable[[Any, Any], np.ndarray] = predict_raw,
+    on_fold: Callable[[int, float, list[float]], None] | None = None,
+    progress: bool = True,
+) -> CVResult:
+    """Fit one model per fold; return out-of-fold predictions, fold-averaged test predictions and fold scores.
+
+    ``on_fold(k, score, scores_so_far)`` runs after each fold; the tuning layer uses it to report to a pruner
+    (raising there stops the CV early).
+    """
+    folds = list(folds)
+    y = np.asarray(y)
+    oof: np.ndarray | None = None
+    test_sum: np.ndarray | None = None
+    scores: list[float] = []
+    seconds: list[float] = []
+    bar = tqdm(folds, desc="cv", unit="fold", disable=not progress, leave=False)
+    for k, (train_idx, valid_idx) in enumerate(bar):
+        started = time.perf_counter()
+        model = make_model()
+        model.fit(_take(X, train_idx), y[train_idx])
+        valid_pred = predict(model, _take(X, valid_idx))
+        if oof is None:
+            oof = np.full((len(y), *valid_pred.shape[1:]), np.nan, dtype=float)
+        oof[valid_idx] = valid_pred
+        fold_score = float(score(y[valid_idx], valid_pred))
+        if X_test is not None:
+            test_pred = predict(model, X_test)
+            test_sum = test_pred.astype(float) if test_sum is None else test_sum + test_pred
+        scores.append(fold_score)
+        seconds.append(time.perf_counter() - started)
+        bar.set_postfix(score=f"{fold_score:.5f}", mean=f"{np.mean(scores):.5f}")
+        if on_fold is not None:
+            on_fold(k, fold_score, list(scores))
+    bar.close()
+    test_mean = None if test_sum is None else test_sum / len(folds)
+    return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds)

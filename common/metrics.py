@@ -1,0 +1,71 @@
+"""Kaggle-exact metrics, each carrying its direction so nothing downstream flips signs by hand."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray], float]
+    greater_is_better: bool
+
+    def __call__(self, y_true, y_pred) -> float:
+        return float(self.fn(np.asarray(y_true), np.asarray(y_pred)))
+
+    def is_better(self, a: float, b: float) -> bool:
+        """True when score ``a`` beats score ``b``."""
+        return a > b if self.greater_is_better else a < b
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.greater_is_better else "minimize"
+
+
+def _check_lengths(y_true: np.ndarray, y_pred: np.ndarray) -> None:
+    if y_true.shape[0] != y_pred.shape[0]:
+        raise ValueError(f"y_true has {y_true.shape[0]} rows but y_pred has {y_pred.shape[0]}")
+
+
+def accuracy_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    _check_lengths(y_true, y_pred)
+    return float(np.mean(y_true == y_pred))
+
+
+def f1_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Binary F1 of the positive class 1; 0 when there are no true or predicted positives."""
+    _check_lengths(y_true, y_pred)
+    tp = float(np.sum((y_true == 1) & (y_pred == 1)))
+    fp = float(np.sum((y_true != 1) & (y_pred == 1)))
+    fn = float(np.sum((y_true == 1) & (y_pred != 1)))
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def rmsle_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Root mean squared error of log1p values (House Prices); negative values are not defined."""
+    _check_lengths(y_true, y_pred)
+    if np.any(y_true < 0) or np.any(y_pred < 0):
+        raise ValueError("RMSLE is undefined for negative values")
+    return float(np.sqrt(np.mean((np.log1p(y_pred) - np.log1p(y_true)) ** 2)))
+
+
+def smape_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Kaggle's SMAPE in percent: 0 where actual and forecast are both 0; NaN actuals are skipped."""
+    _check_lengths(y_true, y_pred)
+    y_true = y_true.astype(float)
+    y_pred = y_pred.astype(float)
+    keep = ~np.isnan(y_true)
+    a, f = y_true[keep], y_pred[keep]
+    if a.size == 0:
+        return float("nan")
+    denom = np.abs(a) + np.abs(f)
+    ratio = np.divide(np.abs(f - a), denom, out=np.zeros_like(denom), where=denom != 0)
+    return float(200.0 * ratio.mean())
+
+
+ACCURACY = Metric("accuracy", accuracy_score, greater_is_better=True)
+F1 = Metric("f1", f1_score, greater_is_better=True)
+RMSLE = Metric("rmsle", rmsle_score, greater_is_better=False)
+SMAPE = Metric("smape", smape_score, greater_is_better=False)

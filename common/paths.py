@@ -1,0 +1,28 @@
+"""Where the toolkit keeps its data cache, folds, runs and submissions.
+
+Everything lives under one home folder (the current directory unless ``KIT_HOME`` says otherwise) so a test or a
+second experiment can use its own without touching the user's runs.
+"""
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    return Path(os.environ.get("KIT_HOME") or Path.cwd()).resolve()
+
+
+def data_cache(slug: str) -> Path:
+    return home() / "data" / slug
+
+
+def folds_dir(name: str) -> Path:
+    return home() / "folds" / name
+
+
+def runs_dir(name: str) -> Path:
+    return home() / "runs" / name
+
+
+def submissions_dir() -> Path:
+    return home() / "submissions"

@@ -1,0 +1,114 @@
+"""The thin layer that does a training run's I/O around the pure pieces: fetch -> load -> features -> folds ->
+cross_validate -> submission -> run record. Scripts and the tuning layer call this; it never prints scores itself."""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common import data as data_layer
+from common import submission
+from common.competition import Competition, Data
+from common.cv import CVResult, cross_validate
+from common.folds import Folds
+from common.runs import RunWriter, environment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """Everything a CV needs, loaded once (the tuning layer reuses it across trials)."""
+
+    competition: Competition
+    files: data_layer.DataFiles
+    data: Data
+    X: pd.DataFrame
+    X_test: pd.DataFrame
+    folds: Folds
+
+
+def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = None) -> Prepared:
+    files = data_layer.fetch(comp, data_dir)
+    log.info("%s: files from %s (%s)", comp.name, files.folder, files.source)
+    dataset = comp.load(files)
+    X, X_test = comp.features(dataset)
+    folds = comp.folds.split(dataset, n_folds, comp.name)
+    log.info("%s: %d train rows, %d test rows, %d features, %d folds (%s)", comp.name, len(X), len(X_test),
+             X.shape[1], folds.n_splits, folds.hash)
+    return Prepared(comp, files, dataset, X, X_test, folds)
+
+
+def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, progress: bool = True,
+           on_fold=None, with_test: bool = True) -> CVResult:
+    recipe = prep.competition.recipe(recipe_name)
+    return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
+                          prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
+                          progress=progress)
+
+
+def _prediction_frame(ids: pd.Series, name: str, values: np.ndarray, extra: dict | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame({ids.name: ids.to_numpy(), **(extra or {})})
+    if values.ndim == 1:
+        frame[name] = values
+    else:
+        for k in range(values.shape[1]):
+            frame[f"{name}_{k}"] = values[:, k]
+    return frame
+
+
+def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int = 5,
+          data_dir: str | Path | None = None, params: dict[str, Any] | None = None,
+          params_source: dict[str, Any] | None = None, progress: bool = True) -> tuple[dict[str, Any], Path]:
+    """Cross-validate a recipe, write a complete run folder and publish its submission; returns (record, folder)."""
+    started = time.perf_counter()
+    recipe = comp.recipe(recipe_name)
+    params = dict(recipe.params if params is None else params)
+    prep = prepare(comp, n_folds, data_dir)
+    config = {"competition": comp.name, "recipe": recipe_name, "params": params, "seed": seed, "n_folds": n_folds}
+    with RunWriter(comp.name, recipe_name, config) as run:
+        log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
+        result = run_cv(prep, recipe_name, params, seed, progress=progress)
+        for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
+            log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
+        sub = submission.build(comp.submission, prep.data.sample_submission,
+                               prep.data.test[prep.data.id_col], comp.decode(result.test_pred))
+        ids = prep.data.train[prep.data.id_col]
+        run.write_frame("oof.parquet", _prediction_frame(ids, "oof", result.oof,
+                                                         {"target": prep.data.y, "fold": prep.folds.fold}))
+        run.write_frame("test_pred.parquet",
+                        _prediction_frame(prep.data.test[prep.data.id_col], "pred", result.test_pred))
+        sub_path = submission.write(sub, run.path("submission.csv"))
+        record = {
+            **run.header(),
+            "competition": comp.name,
+            "slug": comp.slug,
+            "recipe": recipe_name,
+            "params": params,
+            "params_source": params_source or {"kind": "recipe"},
+            "seed": seed,
+            "metric": {"name": comp.metric.name, "direction": comp.metric.direction},
+            "cv": {
+                "mean": result.mean,
+                "std": result.std,
+                "fold_scores": result.fold_scores,
+                "oof_score": comp.score(prep.data.y, result.oof),
+            },
+            "folds": {"n_splits": prep.folds.n_splits, "kind": getattr(comp.folds, "kind", None),
+                      "hash": prep.folds.hash, "path": str(prep.folds.path)},
+            "data": {"source": prep.files.source, "folder": str(prep.files.folder), "sha256": prep.files.sha256},
+            "submission": {"file": "submission.csv", "rows": len(sub),
+                           "sha256": data_layer.sha256_file(sub_path)},
+            "kaggle_submissions": [],
+            "seconds": {"total": round(time.perf_counter() - started, 3),
+                        "folds": [round(s, 3) for s in result.fold_seconds]},
+            **environment(),
+        }
+        final = run.finish(record)
+    submission.publish(final / "submission.csv", comp.name)
+    record["path"] = str(final)
+    return record, final

@@ -1,0 +1,84 @@
+"""Submissions built from the sample submission's ids and column order, validated as Kaggle would, written
+atomically. A submission that Kaggle would reject is refused here, before anything is written."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import paths
+from common.competition import SubmissionSpec
+from common.errors import SubmissionError
+from common.io import write_bytes_atomic, write_csv_atomic
+
+log = logging.getLogger(__name__)
+
+
+def build(spec: SubmissionSpec, sample: pd.DataFrame, ids, values) -> pd.DataFrame:
+    """Align predictions (one per test id) to the sample submission; refuse NaN, missing or duplicate ids."""
+    ids = np.asarray(ids)
+    values = np.asarray(values)
+    if values.ndim != 1 or len(values) != len(ids):
+        raise SubmissionError(f"got {values.shape} predictions for {len(ids)} test ids")
+    if values.dtype.kind in "fc":
+        n_nan = int(np.isnan(values).sum())
+        if n_nan:
+            raise SubmissionError(f"{n_nan} of {len(values)} predictions are NaN; refusing to write a submission")
+    pred = pd.Series(values, index=ids)
+    if pred.index.duplicated().any():
+        raise SubmissionError(f"duplicate test ids, e.g. {pred.index[pred.index.duplicated()][0]!r}")
+    wanted = sample[spec.id_col]
+    missing = ~wanted.isin(pred.index)
+    if missing.any():
+        raise SubmissionError(f"{int(missing.sum())} ids of the sample submission have no prediction, "
+                              f"e.g. {wanted[missing].iloc[0]!r}")
+    sub = sample.copy()
+    aligned = pred.reindex(wanted.to_numpy()).to_numpy()
+    if spec.dtype == "int":
+        if not np.all(np.equal(np.mod(aligned.astype(float), 1), 0)):
+            raise SubmissionError(f"{spec.value_col} must be whole numbers")
+        aligned = aligned.astype(np.int64)
+    else:
+        aligned = aligned.astype(float)
+    sub[spec.value_col] = aligned
+    validate(sub, sample, spec)
+    return sub
+
+
+def validate(sub: pd.DataFrame, sample: pd.DataFrame, spec: SubmissionSpec) -> None:
+    """Everything Kaggle checks, plus the value domain: columns, order, row count, ids, dtype, NaN."""
+    if list(sub.columns) != list(sample.columns):
+        raise SubmissionError(f"columns {list(sub.columns)} differ from the sample's {list(sample.columns)}")
+    if len(sub) != len(sample):
+        raise SubmissionError(f"{len(sub)} rows; the sample submission has {len(sample)}")
+    if not np.array_equal(sub[spec.id_col].to_numpy(), sample[spec.id_col].to_numpy()):
+        raise SubmissionError(f"{spec.id_col} values or their order differ from the sample submission")
+    values = sub[spec.value_col]
+    if values.isna().any():
+        raise SubmissionError(f"{int(values.isna().sum())} {spec.value_col} values are missing")
+    if spec.dtype == "int" and not pd.api.types.is_integer_dtype(values):
+        raise SubmissionError(f"{spec.value_col} must be integers, got {values.dtype}")
+    if not pd.api.types.is_numeric_dtype(values):
+        raise SubmissionError(f"{spec.value_col} must be numeric, got {values.dtype}")
+    if spec.allowed is not None:
+        bad = ~values.isin(spec.allowed)
+        if bad.any():
+            raise SubmissionError(f"{spec.value_col} must be one of {spec.allowed}, got {values[bad].iloc[0]!r}")
+    if spec.bounds is not None:
+        low, high = spec.bounds
+        if (low is not None and (values < low).any()) or (high is not None and (values > high).any()):
+            raise SubmissionError(f"{spec.value_col} must lie in [{low}, {high}]; "
+                                  f"got {values.min()} .. {values.max()}")
+
+
+def write(sub: pd.DataFrame, path: Path) -> Path:
+    return write_csv_atomic(path, sub)
+
+
+def publish(run_submission: Path, name: str) -> Path:
+    """Copy a run's validated submission to ``submissions/<name>.csv`` (the newest; every run keeps its own)."""
+    target = paths.submissions_dir() / f"{name}.csv"
+    write_bytes_atomic(target, Path(run_submission).read_bytes())
+    log.info("submission copied to %s", target)
+    return target

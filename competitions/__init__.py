@@ -1,0 +1,23 @@
+"""Registry of competition packages: CLI name -> module holding ``COMPETITION``.
+
+Packages are imported only when asked for, so a text or image package's heavy imports never slow the others.
+"""
+
+import importlib
+
+from common.competition import Competition
+from common.errors import UsageError
+
+REGISTRY: dict[str, str] = {
+    "titanic": "competitions.titanic",
+}
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
+
+
+def get(name: str) -> Competition:
+    if name not in REGISTRY:
+        raise UsageError(f"unknown competition {name!r}; choose one of: {', '.join(REGISTRY)}")
+    return importlib.import_module(REGISTRY[name]).COMPETITION

@@ -1,0 +1,35 @@
+#!/usr/bin/env python
+"""Get a competition's files (local mirror, Kaggle notebook input, verified cache or the Kaggle API), check them,
+and print where they are.
+
+    python scripts/download.py titanic
+    KAGGLE_DATA_DIR=../shared/kaggle python scripts/download.py digit-recognizer
+"""
+
+import argparse
+
+import competitions
+from common import data
+from common.cli import run_main, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
+    parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip")
+    parser.add_argument("--force", action="store_true", help="download again even if the cache is valid")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    comp = competitions.get(args.competition)
+    files = data.fetch(comp, args.data_dir, force_download=args.force)
+    dataset = comp.load(files)  # validates files, columns and dtypes
+    print(f"{comp.name}: {len(dataset.train)} train rows, {len(dataset.test)} test rows in {files.folder} "
+          f"(from {files.source})")
+    for name, digest in files.sha256.items():
+        print(f"  {name}  sha256 {digest[:16]}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,41 @@
+#!/usr/bin/env python
+"""Cross-validate a competition's recipe on its persisted folds, write a run folder and a validated submission.
+
+    python scripts/train.py titanic                       # default recipe, seed 0, 5 folds
+    python scripts/train.py titanic --recipe lgbm --seed 3 --folds 10
+"""
+
+import argparse
+import logging
+
+import competitions
+from common.cli import run_main, setup_logging
+from common.runner import train
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
+    parser.add_argument("--recipe", default="default", help="named recipe of the competition (default: default)")
+    parser.add_argument("--seed", type=int, default=0, help="model seed (folds stay fixed per competition)")
+    parser.add_argument("--folds", type=int, default=5, help="number of CV folds (default: 5)")
+    parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "
+                        "/kaggle/input, the cache, the Kaggle API)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    comp = competitions.get(args.competition)
+    comp.recipe(args.recipe)  # fail fast on an unknown recipe, before any download
+    record, folder = train(comp, args.recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
+                           progress=not args.quiet)
+    cv = record["cv"]
+    logging.getLogger(__name__).info("run folder: %s", folder)
+    print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {cv['mean']:.5f} ± {cv['std']:.5f} "
+          f"over {len(cv['fold_scores'])} folds (oof {cv['oof_score']:.5f}) in {record['seconds']['total']:.1f}s")
+    print(f"submission: submissions/{comp.name}.csv  (run {record['run_id']})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,170 @@
+"""A small fake Kaggle that the *real* ``kaggle`` client talks to in tests.
+
+With ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` the official client sends
+``POST http://localhost/api/v1/competitions.CompetitionApiService/<Method>`` with a JSON body and Basic auth from
+``KAGGLE_USERNAME``/``KAGGLE_KEY``. This server answers those calls from a folder laid out like ``../shared/kaggle``
+(``<slug>/`` files or ``<slug>/<slug>.zip``) and can be told to fail: 401 for wrong credentials, 403 for rules not
+accepted, 500 for server errors (optionally only the first N times, to exercise retries).
+"""
+
+import base64
+import io
+import json
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+API_PREFIX = "/api/v1/competitions.CompetitionApiService/"
+FILES_PREFIX = "/__files/"
+
+RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
+
+
+@dataclass
+class FakeKaggleState:
+    root: Path
+    username: str = "tester"
+    key: str = "secret-key"
+    # method name (or "*") -> HTTP status to answer instead of the real response
+    failures: dict[str, int] = field(default_factory=dict)
+    # how many more times each failure fires (absent = forever)
+    failure_counts: dict[str, int] = field(default_factory=dict)
+    calls: list[tuple[str, dict]] = field(default_factory=list)
+
+    def zip_bytes(self, slug: str) -> bytes | None:
+        folder = self.root / slug
+        shipped = folder / f"{slug}.zip"
+        if shipped.is_file():
+            return shipped.read_bytes()
+        if not folder.is_dir():
+            return None
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(folder.iterdir()):
+                if path.is_file():
+                    zf.write(path, path.name)
+        return buffer.getvalue()
+
+    def take_failure(self, method: str) -> int | None:
+        for name in (method, "*"):
+            if name in self.failures:
+                left = self.failure_counts.get(name)
+                if left is not None:
+                    if left <= 0:
+                        continue
+                    self.failure_counts[name] = left - 1
+                return self.failures[name]
+        return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "FakeKaggle/1.0"
+    state: FakeKaggleState  # set on the subclass made per server
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def _send_json(self, status: int, body: dict, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str) -> None:
+        self._send_json(status, {"code": status, "message": message})
+
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, key = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return user == self.state.username and key == self.state.key
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        if not self.path.startswith(API_PREFIX):
+            return self._error(404, f"no route {self.path}")
+        method = self.path[len(API_PREFIX):]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.state.calls.append((method, body))
+        if not self._authorized():
+            return self._error(401, "Unauthenticated: invalid username or key")
+        failure = self.state.take_failure(method)
+        if failure == 403:
+            return self._error(403, RULES_MESSAGE)
+        if failure is not None:
+            return self._error(failure, "Internal server error" if failure >= 500 else "Request failed")
+        handler = getattr(self, f"api_{method}", None)
+        if handler is None:
+            return self._error(404, f"unknown method {method}")
+        return handler(body)
+
+    def api_ListDataFiles(self, body: dict) -> None:  # noqa: N802
+        slug = body.get("competitionName", "")
+        blob = self.state.zip_bytes(slug)
+        if blob is None:
+            return self._error(404, f"competition {slug} not found")
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            files = [{"name": i.filename, "totalBytes": i.file_size, "creationDate": "2020-01-01T00:00:00Z"}
+                     for i in zf.infolist()]
+        self._send_json(200, {"files": files})
+
+    def api_DownloadDataFiles(self, body: dict) -> None:  # noqa: N802
+        slug = body.get("competitionName", "")
+        if self.state.zip_bytes(slug) is None:
+            return self._error(404, f"competition {slug} not found")
+        # Kaggle redirects to a signed storage URL; the client names the file after the URL's extension.
+        self.send_response(302)
+        self.send_header("Location", f"{FILES_PREFIX}{slug}.zip")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802
+        if not self.path.startswith(FILES_PREFIX):
+            return self._error(404, f"no route {self.path}")
+        slug = self.path[len(FILES_PREFIX):].split("?")[0].removesuffix(".zip")
+        blob = self.state.zip_bytes(slug)
+        if blob is None:
+            return self._error(404, "no such file")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(len(blob)))
+        self.send_header("Last-Modified", formatdate(usegmt=True))
+        self.end_headers()
+        self.wfile.write(blob)
+
+
+class FakeKaggle:
+    """Run the fake server on a background thread: ``with FakeKaggle(root) as fk: ...``."""
+
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 80):
+        self.state = FakeKaggleState(Path(root))
+        handler = type("BoundHandler", (Handler,), {"state": self.state})
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeKaggle":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail(self, method: str, status: int, times: int | None = None) -> None:
+        self.state.failures[method] = status
+        if times is not None:
+            self.state.failure_counts[method] = times
+
+    def calls(self, method: str) -> list[dict]:
+        return [body for name, body in self.state.calls if name == method]
