@@ -75,6 +75,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
         result = run_cv(prep, recipe_name, params, seed, progress=progress)
         for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
             log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
+        submission.check_finite(result.test_pred)
         sub = submission.build(comp.submission, prep.data.sample_submission,
                                prep.data.test[prep.data.id_col], comp.decode(result.test_pred))
         ids = prep.data.train[prep.data.id_col]

@@ -15,6 +15,14 @@ from common.io import write_bytes_atomic, write_csv_atomic
 log = logging.getLogger(__name__)
 
 
+def check_finite(raw_predictions: np.ndarray, what: str = "test predictions") -> None:
+    """Refuse NaN/inf in raw model output before a decode step (a threshold, a rounding) could hide it."""
+    raw = np.asarray(raw_predictions, dtype=float)
+    bad = int((~np.isfinite(raw)).sum())
+    if bad:
+        raise SubmissionError(f"{bad} of {raw.size} {what} are NaN or infinite; refusing to write a submission")
+
+
 def build(spec: SubmissionSpec, sample: pd.DataFrame, ids, values) -> pd.DataFrame:
     """Align predictions (one per test id) to the sample submission; refuse NaN, missing or duplicate ids."""
     ids = np.asarray(ids)

@@ -1,0 +1,171 @@
+"""Data layer: source order, cache manifest, safe unzip, and one clear DataError per bad input."""
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import competitions
+from common import data
+from common.errors import DataError
+
+TITANIC = competitions.get("titanic")
+
+
+def copy_titanic(shared_kaggle: Path, root: Path) -> Path:
+    target = root / "titanic"
+    shutil.copytree(shared_kaggle / "titanic", target)
+    return target
+
+
+def zip_folder(folder: Path, zip_path: Path, extra: dict[str, bytes] | None = None) -> Path:
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for path in folder.iterdir():
+            zf.write(path, path.name)
+        for name, blob in (extra or {}).items():
+            zf.writestr(name, blob)
+    return zip_path
+
+
+def test_data_dir_folder_is_used_in_place(data_dir):
+    files = data.fetch(TITANIC)
+    assert files.source == "data-dir"
+    assert files.folder == data_dir / "titanic"
+    assert set(files.sha256) == {"train.csv", "test.csv", "gender_submission.csv"}
+
+
+def test_data_dir_zip_is_unpacked_into_verified_cache(shared_kaggle, tmp_path, kit_home):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip")
+    files = data.fetch(TITANIC, mirror)
+    assert files.folder == kit_home / "data" / "titanic"
+    manifest = json.loads((files.folder / data.MANIFEST).read_text())
+    assert manifest["files"]["train.csv"] == data.sha256_file(shared_kaggle / "titanic" / "train.csv")
+    # Same zip again: the cache is reused, not unpacked again.
+    mtime = (files.folder / "train.csv").stat().st_mtime_ns
+    assert data.fetch(TITANIC, mirror).folder == files.folder
+    assert (files.folder / "train.csv").stat().st_mtime_ns == mtime
+
+
+def test_cache_is_used_when_manifest_matches_and_rejected_when_tampered(shared_kaggle, tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip")
+    cache = data.fetch(TITANIC, mirror).folder
+    assert data.fetch(TITANIC).source == "cache"  # no data dir: falls through to the cache
+    (cache / "train.csv").write_text("PassengerId,Survived\n1,0\n")
+    assert data._verified_cache(cache, list(TITANIC.files)) is None
+
+
+def test_competition_zip_inside_slug_folder(shared_kaggle, tmp_path):
+    """Digit Recognizer and Web Traffic ship as <slug>/<slug>.zip in the mirror."""
+    mirror = tmp_path / "mirror"
+    (mirror / "titanic").mkdir(parents=True)
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic" / "titanic.zip")
+    files = data.fetch(TITANIC, mirror)
+    assert (files.folder / "test.csv").is_file()
+
+
+def test_zipped_files_inside_the_zip_are_unpacked(shared_kaggle, tmp_path):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.write(shared_kaggle / "titanic" / "train.csv", "train.csv")
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for name in ("test.csv", "gender_submission.csv"):
+        shutil.copy(shared_kaggle / "titanic" / name, folder / name)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(folder, mirror / "titanic.zip", {"train.csv.zip": inner.getvalue()})
+    files = data.fetch(TITANIC, mirror)
+    assert (files.folder / "train.csv").is_file() and not (files.folder / "train.csv.zip").exists()
+
+
+def test_missing_file(shared_kaggle, tmp_path):
+    folder = copy_titanic(shared_kaggle, tmp_path)
+    (folder / "test.csv").unlink()
+    with pytest.raises(DataError, match=r"test\.csv missing from"):
+        data.fetch(TITANIC, tmp_path)
+
+
+def test_missing_data_dir(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        data.fetch(TITANIC, tmp_path / "nope")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace("Survived,", "Survivd,", 1), r"missing column\(s\) Survived"),
+        (lambda t: t.replace(",Sex,", ",Gender,", 1), r"missing column\(s\) Sex"),
+        (lambda t: t.replace("\n1,0,3,", "\n1,0,third,", 1), "Pclass should be int"),
+        (lambda t: t.replace("\n1,0,3,", "\n1,0.5,3,", 1), "Survived should hold whole numbers"),
+    ],
+)
+def test_wrong_columns_and_dtypes(shared_kaggle, tmp_path, edit, message):
+    folder = copy_titanic(shared_kaggle, tmp_path)
+    path = folder / "train.csv"
+    path.write_text(edit(path.read_text().replace("\r\n", "\n")))
+    files = data.fetch(TITANIC, tmp_path)
+    with pytest.raises(DataError, match=message):
+        TITANIC.load(files)
+
+
+def test_empty_csv(shared_kaggle, tmp_path):
+    folder = copy_titanic(shared_kaggle, tmp_path)
+    (folder / "test.csv").write_text("")
+    with pytest.raises(DataError, match=r"test\.csv is empty"):
+        TITANIC.load(data.fetch(TITANIC, tmp_path))
+
+
+def test_header_only_csv(shared_kaggle, tmp_path):
+    folder = copy_titanic(shared_kaggle, tmp_path)
+    header = (folder / "test.csv").read_text().splitlines()[0]
+    (folder / "test.csv").write_text(header + "\n")
+    with pytest.raises(DataError, match=r"test\.csv has 0 rows"):
+        TITANIC.load(data.fetch(TITANIC, tmp_path))
+
+
+def test_corrupt_zip(tmp_path, kit_home):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "titanic.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
+    with pytest.raises(DataError, match="not a valid zip"):
+        data.fetch(TITANIC, mirror)
+    assert not (kit_home / "data" / "titanic").exists()
+
+
+def test_truncated_zip(shared_kaggle, tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_path = zip_folder(shared_kaggle / "titanic", tmp_path / "full.zip")
+    (mirror / "titanic.zip").write_bytes(zip_path.read_bytes()[:5000])
+    with pytest.raises(DataError, match="not a valid zip"):
+        data.fetch(TITANIC, mirror)
+
+
+@pytest.mark.parametrize("member", ["../evil.csv", "/tmp/evil.csv", "sub/../../evil.csv"])
+def test_zip_member_outside_target_is_refused(shared_kaggle, tmp_path, kit_home, member):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip", {member: b"x"})
+    with pytest.raises(DataError, match="outside"):
+        data.fetch(TITANIC, mirror)
+    assert not (kit_home / "data" / "evil.csv").exists()
+    assert not (tmp_path / "evil.csv").exists()
+    assert not (kit_home / "data" / "titanic").exists()  # nothing half-unpacked is left as a cache
+
+
+def test_zip_missing_a_file(shared_kaggle, tmp_path):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    shutil.copy(shared_kaggle / "titanic" / "train.csv", folder / "train.csv")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(folder, mirror / "titanic.zip")
+    with pytest.raises(DataError, match=r"does not contain test\.csv, gender_submission\.csv"):
+        data.fetch(TITANIC, mirror)

@@ -1,0 +1,36 @@
+import numpy as np
+import pandas as pd
+
+from common.features import GroupMedianImputer, GroupTargetRate
+
+
+def test_group_rate_never_sees_the_rows_own_label_when_fitting():
+    # Each row is its own group: any leak of the row's label would show up as known=1 and rate=y.
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"grp": np.arange(100).astype(str)})
+    y = rng.integers(0, 2, 100)
+    train_encoded = GroupTargetRate(["grp"]).fit_transform(X, y)
+    assert (train_encoded["grp_known"] == 0).all()
+    assert abs(np.corrcoef(train_encoded["grp_rate"], y)[0, 1]) < 0.3
+    # At predict time a row sees every training row of its group - here, itself.
+    test_encoded = GroupTargetRate(["grp"]).fit(X, y).transform(X)
+    assert (test_encoded["grp_known"] == 1).all()
+    assert np.array_equal(test_encoded["grp_rate"].to_numpy(), y.astype(float))
+
+
+def test_group_rate_counts_only_members_and_falls_back_to_prior():
+    X = pd.DataFrame({"fam": ["a", "a", "a", "b"], "member": [1, 1, 0, 1]})
+    y = np.array([1, 0, 1, 1])
+    enc = GroupTargetRate(["fam"], member_col="member").fit(X, y)
+    out = enc.transform(pd.DataFrame({"fam": ["a", "c"], "member": [0, 0]}))
+    assert out["fam_rate"].tolist() == [0.5, enc.prior_]  # the non-member's label does not count
+    assert out["fam_known"].tolist() == [2, 0]
+    assert enc.prior_ == 2 / 3
+    assert "fam" not in out.columns
+
+
+def test_group_median_imputer_learns_from_fit_rows_only():
+    fit_rows = pd.DataFrame({"age": [10.0, 20.0, np.nan, 40.0], "title": ["a", "a", "a", "b"]})
+    imp = GroupMedianImputer("age", by="title").fit(fit_rows)
+    out = imp.transform(pd.DataFrame({"age": [np.nan, np.nan, 5.0], "title": ["a", "zzz", "b"]}))
+    assert out["age"].tolist() == [15.0, 20.0, 5.0]

@@ -1,0 +1,103 @@
+"""Folds persisted and reused; cross_validate fits every fold's preprocessing on that fold only."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from common.competition import Data
+from common.cv import cross_validate
+from common.errors import DataError
+from common.folds import RowFolds
+from common.metrics import ACCURACY
+
+
+def make_data(n=200, seed=0) -> Data:
+    rng = np.random.default_rng(seed)
+    train = pd.DataFrame({"id": np.arange(n), "x": rng.normal(size=n), "g": rng.integers(0, 20, n)})
+    train["y"] = (train["x"] + rng.normal(scale=0.5, size=n) > 0).astype(int)
+    return Data(train=train, test=train.head(10).drop(columns="y"), sample_submission=pd.DataFrame(), target="y",
+                id_col="id")
+
+
+def test_stratified_folds_are_persisted_and_reused(kit_home):
+    data = make_data()
+    first = RowFolds("stratified").split(data, 5, "toy")
+    assert first.path.is_file() and first.path.is_relative_to(kit_home)
+    assert sorted(np.bincount(first.fold)) == [40] * 5
+    # class balance kept in every fold
+    for _, valid in first:
+        assert abs(data.y[valid].mean() - data.y.mean()) < 0.05
+    # a different splitter seed would give other folds, but the persisted file wins
+    again = RowFolds("stratified", seed=999).split(data, 5, "toy")
+    assert again.hash == first.hash
+    assert np.array_equal(again.fold, first.fold)
+
+
+def test_folds_made_for_other_data_are_refused(kit_home):
+    RowFolds().split(make_data(200), 5, "toy")
+    with pytest.raises(DataError, match="different train data"):
+        RowFolds().split(make_data(150), 5, "toy")
+
+
+def test_group_folds_keep_groups_together(kit_home):
+    data = make_data()
+    folds = RowFolds("group", groups=lambda d: d.train["g"].to_numpy()).split(data, 5, "toy-groups")
+    for train_idx, valid_idx in folds:
+        assert not set(data.train["g"].iloc[train_idx]) & set(data.train["g"].iloc[valid_idx])
+
+
+class RecordingScaler(TransformerMixin, BaseEstimator):
+    """Remembers which rows it was fitted on, to prove no validation row reaches preprocessing."""
+
+    seen: list[set] = []
+
+    def fit(self, X, y=None):
+        RecordingScaler.seen.append(set(X.index))
+        self.mean_ = X.mean()
+        return self
+
+    def transform(self, X):
+        return X - self.mean_
+
+
+def test_cross_validate_fits_each_fold_on_its_own_rows(kit_home):
+    data = make_data()
+    folds = RowFolds().split(data, 4, "toy")
+    RecordingScaler.seen = []
+    X = data.train[["x"]]
+    result = cross_validate(lambda: make_pipeline(RecordingScaler(), LogisticRegression()), X, data.y, folds,
+                            lambda y, p: ACCURACY(y, (p >= 0.5).astype(int)), X_test=data.test[["x"]],
+                            progress=False)
+    assert len(RecordingScaler.seen) == 4
+    for seen, (train_idx, valid_idx) in zip(RecordingScaler.seen, folds, strict=True):
+        assert seen == set(train_idx)
+        assert not seen & set(valid_idx)
+    assert not np.isnan(result.oof).any()
+    assert len(result.fold_scores) == 4 and result.mean > 0.7
+    assert result.test_pred.shape == (10,)
+    # test predictions are the average of the fold models' predictions
+    manual = np.mean([make_pipeline(RecordingScaler(), LogisticRegression()).fit(X.iloc[t], data.y[t])
+                      .predict_proba(data.test[["x"]])[:, 1] for t, _ in folds], axis=0)
+    assert np.allclose(result.test_pred, manual)
+
+
+def test_on_fold_callback_can_stop_early(kit_home):
+    data = make_data()
+    folds = RowFolds().split(data, 5, "toy")
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def on_fold(k, score, scores):
+        seen.append((k, score, len(scores)))
+        if k == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        cross_validate(LogisticRegression, data.train[["x"]], data.y, folds, lambda y, p: ACCURACY(y, p >= 0.5),
+                       on_fold=on_fold, progress=False)
+    assert [k for k, _, _ in seen] == [0, 1]

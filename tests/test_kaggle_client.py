@@ -1,0 +1,89 @@
+"""The real ``kaggle`` client against our fake Kaggle on localhost:80, end to end through scripts/download.py."""
+
+import json
+import subprocess
+import sys
+
+from conftest import kaggle_env, run_script
+
+
+def test_download_through_the_api(fake_kaggle, kit_home):
+    result = run_script("download.py", "titanic", env=kaggle_env(kit_home, fake_kaggle))
+    assert result.returncode == 0, result.stderr
+    assert "891 train rows, 418 test rows" in result.stdout
+    assert "kaggle-api" in result.stdout
+    cache = kit_home / "data" / "titanic"
+    manifest = json.loads((cache / "MANIFEST.json").read_text())
+    assert set(manifest["files"]) == {"train.csv", "test.csv", "gender_submission.csv"}
+    assert fake_kaggle.calls("DownloadDataFiles") == [{"competitionName": "titanic"}]
+    # A second call is served from the verified cache: no new download.
+    again = run_script("download.py", "titanic", env=kaggle_env(kit_home, fake_kaggle))
+    assert again.returncode == 0 and "(from cache)" in again.stdout
+    assert len(fake_kaggle.calls("DownloadDataFiles")) == 1
+
+
+def test_force_downloads_again_despite_a_valid_cache(fake_kaggle, kit_home):
+    env = kaggle_env(kit_home, fake_kaggle)
+    assert run_script("download.py", "titanic", env=env).returncode == 0
+    result = run_script("download.py", "titanic", "--force", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "(from kaggle-api)" in result.stdout
+    assert len(fake_kaggle.calls("DownloadDataFiles")) == 2
+
+
+def test_no_credentials_says_where_to_put_them(fake_kaggle, kit_home):
+    result = run_script("download.py", "titanic", env=kaggle_env(kit_home))
+    assert result.returncode == 4
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: no Kaggle credentials")
+    assert "kaggle.json" in lines[-1] and "KAGGLE_USERNAME" in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert not fake_kaggle.calls("DownloadDataFiles")
+
+
+def test_wrong_credentials_401(fake_kaggle, kit_home):
+    result = run_script("download.py", "titanic", env=kaggle_env(kit_home, fake_kaggle, key="wrong"))
+    assert result.returncode == 4
+    last = result.stderr.strip().splitlines()[-1]
+    assert "401" in last and "kaggle.json" in last
+    assert "Traceback" not in result.stderr
+    assert not (kit_home / "data" / "titanic").exists()
+
+
+def test_rules_not_accepted_403_names_the_rules_page(fake_kaggle, kit_home):
+    fake_kaggle.fail("DownloadDataFiles", 403)
+    result = run_script("download.py", "titanic", env=kaggle_env(kit_home, fake_kaggle))
+    assert result.returncode == 4
+    last = result.stderr.strip().splitlines()[-1]
+    assert "https://www.kaggle.com/c/titanic/rules" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_server_error_is_retried_then_succeeds(fake_kaggle, kit_home):
+    fake_kaggle.fail("DownloadDataFiles", 500, times=1)
+    result = run_script("download.py", "titanic", env=kaggle_env(kit_home, fake_kaggle))
+    assert result.returncode == 0, result.stderr
+    assert len(fake_kaggle.calls("DownloadDataFiles")) == 2
+
+
+def test_persistent_server_error_fails_clearly(fake_kaggle, kit_home):
+    fake_kaggle.fail("DownloadDataFiles", 500)
+    result = run_script("download.py", "titanic", env=kaggle_env(kit_home, fake_kaggle))
+    assert result.returncode == 4
+    last = result.stderr.strip().splitlines()[-1]
+    assert "after 3 attempts" in last
+    assert len(fake_kaggle.calls("DownloadDataFiles")) == 3
+    assert not (kit_home / "data" / "titanic").exists()
+
+
+def test_unknown_competition_on_kaggle_404(fake_kaggle, kit_home):
+    # Ask the client directly for a slug the fake does not hold.
+    env = kaggle_env(kit_home, fake_kaggle)
+    code = ("import sys; from pathlib import Path; from common.kaggle_api import download_competition\n"
+            "from common.errors import KitError\n"
+            "try:\n    download_competition('no-such-comp', Path(sys.argv[1]))\n"
+            "except KitError as e:\n    print(e); sys.exit(7)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(kit_home)], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 7, result.stderr
+    assert "404" in result.stdout

@@ -1,0 +1,135 @@
+"""Titanic end to end on the real files: train, run record, submission, reproducibility, failures."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import competitions
+from common import runner
+from common.errors import SubmissionError, UsageError
+from common.runs import load_runs
+
+from conftest import run_script
+
+TITANIC = competitions.get("titanic")
+
+
+def test_fast_recipe_writes_a_complete_run_and_submission(data_dir, kit_home):
+    record, folder = runner.train(TITANIC, "fast", seed=0, n_folds=5, progress=False)
+    for name in ("run.json", "oof.parquet", "test_pred.parquet", "submission.csv", "log.txt"):
+        assert (folder / name).is_file(), name
+    stored = json.loads((folder / "run.json").read_text())
+    for key in ("seed", "params", "folds", "data", "cv", "seconds", "git_commit", "libraries", "metric"):
+        assert key in stored, key
+    assert stored["folds"]["hash"] and stored["data"]["sha256"]["train.csv"]
+    assert len(stored["cv"]["fold_scores"]) == 5
+    assert stored["cv"]["mean"] == pytest.approx(np.mean(stored["cv"]["fold_scores"]))
+    assert stored["metric"] == {"name": "accuracy", "direction": "maximize"}
+
+    sub = pd.read_csv(kit_home / "submissions" / "titanic.csv")
+    gender = pd.read_csv(data_dir / "titanic" / "gender_submission.csv")
+    assert list(sub.columns) == ["PassengerId", "Survived"] and len(sub) == 418
+    assert sub["PassengerId"].tolist() == gender["PassengerId"].tolist()
+    assert set(sub["Survived"]) <= {0, 1}
+    oof = pd.read_parquet(folder / "oof.parquet")
+    assert len(oof) == 891 and not oof["oof"].isna().any()
+
+
+def test_same_command_and_seed_give_the_same_cv(data_dir):
+    first, _ = runner.train(TITANIC, "lgbm", seed=3, n_folds=3, progress=False)
+    second, _ = runner.train(TITANIC, "lgbm", seed=3, n_folds=3, progress=False)
+    assert first["run_id"] != second["run_id"]
+    assert first["cv"]["fold_scores"] == second["cv"]["fold_scores"]
+    assert first["folds"]["hash"] == second["folds"]["hash"]
+    assert len(load_runs("titanic")) == 2  # the second run did not overwrite the first
+
+
+def test_default_recipe_beats_the_gender_rule_on_the_same_folds(data_dir):
+    record, folder = runner.train(TITANIC, "default", seed=0, n_folds=5, progress=False)
+    oof = pd.read_parquet(folder / "oof.parquet")
+    train = pd.read_csv(data_dir / "titanic" / "train.csv")
+    gender = (train["Sex"] == "female").astype(int).to_numpy()
+    gender_folds = [np.mean(gender[oof["fold"] == k] == oof["target"][oof["fold"] == k]) for k in range(5)]
+    assert record["cv"]["mean"] > np.mean(gender_folds) + 0.02
+
+
+def test_interrupted_run_leaves_no_run_folder_and_keeps_the_old_submission(data_dir, kit_home, monkeypatch):
+    runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False)
+    before = (kit_home / "submissions" / "titanic.csv").read_bytes()
+    calls = {"n": 0}
+    original = TITANIC.recipes["fast"].make_model
+
+    def interrupting(params, seed):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(params, seed)
+
+    monkeypatch.setitem(TITANIC.recipes, "fast", type(TITANIC.recipes["fast"])("interrupting", interrupting,
+                                                                               {"C": 0.3}))
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False)
+    runs_dir = kit_home / "runs" / "titanic"
+    assert len([p for p in runs_dir.iterdir()]) == 1  # only the first, complete run; no temp folder left
+    assert (kit_home / "submissions" / "titanic.csv").read_bytes() == before
+
+
+def test_nan_predictions_are_refused_before_writing(data_dir, kit_home, monkeypatch):
+    from sklearn.dummy import DummyClassifier
+
+    class NanModel(DummyClassifier):
+        def predict_proba(self, X):
+            proba = super().predict_proba(X).astype(float)
+            proba[0] = np.nan
+            return proba
+
+    monkeypatch.setitem(TITANIC.recipes, "fast", type(TITANIC.recipes["fast"])(
+        "nan", lambda params, seed: NanModel(strategy="prior"), {}))
+    with pytest.raises(SubmissionError, match="NaN"):
+        runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False)
+    assert not (kit_home / "runs" / "titanic").exists() or not list((kit_home / "runs" / "titanic").iterdir())
+    assert not (kit_home / "submissions").exists()
+
+
+def test_unknown_recipe_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown recipe 'nope'.*default"):
+        TITANIC.recipe("nope")
+
+
+def test_train_script_end_to_end(data_dir, kit_home):
+    result = run_script("train.py", "titanic", "--recipe", "fast", "--folds", "3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "CV accuracy" in result.stdout and "±" in result.stdout
+    assert (kit_home / "submissions" / "titanic.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["nope"], 2, "unknown competition 'nope'"),
+        (["titanic", "--recipe", "nope"], 2, "unknown recipe 'nope'"),
+    ],
+)
+def test_train_script_errors_are_one_line(data_dir, args, code, text):
+    result = run_script("train.py", *args)
+    assert result.returncode == code
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {text}")
+    assert "Traceback" not in result.stderr
+
+
+def test_train_script_missing_data_is_one_line(tmp_path, kit_home):
+    import os
+
+    env = {**os.environ, "KAGGLE_DATA_DIR": str(tmp_path / "empty")}
+    (tmp_path / "empty").mkdir()
+    result = run_script("train.py", "titanic", env=env)
+    assert result.returncode == 3
+    assert "titanic" in result.stderr.strip().splitlines()[-1] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("script", ["train.py", "download.py"])
+def test_scripts_have_help(script):
+    result = run_script(script, "--help")
+    assert result.returncode == 0 and "usage:" in result.stdout
