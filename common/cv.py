@@ -65,7 +65,8 @@ def cross_validate(
     test_sum: np.ndarray | None = None
     scores: list[float] = []
     seconds: list[float] = []
-    bar = tqdm(folds, desc="cv", unit="fold", disable=not progress, leave=False)
+    # disable=None: a bar on a terminal, none in logs and CI output
+    bar = tqdm(folds, desc="cv", unit="fold", disable=None if progress else True, leave=False)
     for k, (train_idx, valid_idx) in enumerate(bar):
         started = time.perf_counter()
         model = make_model()
