@@ -10,8 +10,6 @@ import argparse
 import dataclasses
 import time
 
-import numpy as np
-
 import competitions
 from common import data
 from common.cli import run_main, setup_logging
