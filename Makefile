@@ -5,7 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev
 
-.PHONY: setup titanic test lint clean-venv
+COMP ?= titanic
+RECIPE ?= lgbm
+# Tuning storage: the embedded journal file by default; any SQLAlchemy URL (postgresql://user@host/db) to share.
+STORAGE ?= runs/$(COMP)/optuna.journal
+PORT ?= 8080
+
+.PHONY: setup titanic test lint clean-venv tune tune-titanic dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +22,19 @@ setup: $(STAMP)
 
 titanic: setup
 	$(PY) scripts/train.py titanic --recipe default
+
+# Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
+tune: setup
+	$(PY) scripts/tune.py $(COMP) --recipe $(RECIPE) --trials 200 --timeout 900 --workers 2 --storage $(STORAGE)
+	$(PY) scripts/train.py $(COMP) --recipe $(RECIPE) --params best --storage $(STORAGE)
+
+tune-titanic:
+	$(MAKE) tune COMP=titanic RECIPE=lgbm
+
+# optuna-dashboard on the same storage: make dashboard [COMP=...] [STORAGE=...] [PORT=...]
+dashboard: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS),dashboard]'
+	$(VENV)/bin/optuna-dashboard $(STORAGE) --host 127.0.0.1 --port $(PORT)
 
 test: setup
 	$(PY) -m ruff check common competitions scripts tests

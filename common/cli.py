@@ -1,7 +1,7 @@
 """What every script shares: logging set-up and turning errors into one line plus a meaningful exit code.
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage (unknown competition/recipe, bad option), 3 data problem,
-4 Kaggle API refused or failed, 5 submission invalid, 130 interrupted.
+4 Kaggle API refused or failed, 5 submission invalid, 6 tuning storage problem, 130 interrupted.
 """
 
 import logging

@@ -29,3 +29,9 @@ class UsageError(KitError):
     """Unknown competition, recipe or option value."""
 
     exit_code = 2
+
+
+class TuningError(KitError):
+    """The tuning storage cannot be reached or holds a study that does not fit this run."""
+
+    exit_code = 6

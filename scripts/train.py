@@ -3,12 +3,15 @@
 
     python scripts/train.py titanic                       # default recipe, seed 0, 5 folds
     python scripts/train.py titanic --recipe lgbm --seed 3 --folds 10
+    python scripts/train.py titanic --recipe lgbm --params best          # the best trial of scripts/tune.py
+    python scripts/train.py titanic --recipe lgbm --params my-params.json
 """
 
 import argparse
 import logging
 
 import competitions
+from common import tuning
 from common.cli import run_main, setup_logging
 from common.runner import train
 
@@ -21,14 +24,21 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5, help="number of CV folds (default: 5)")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "
                         "/kaggle/input, the cache, the Kaggle API)")
+    parser.add_argument("--params", help="'best' (best trial of the recipe's study) or a JSON file of params")
+    parser.add_argument("--storage", help="tuning storage for --params best (default: the embedded journal)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args()
     setup_logging(args.verbose)
     comp = competitions.get(args.competition)
     comp.recipe(args.recipe)  # fail fast on an unknown recipe, before any download
+    params = source = None
+    if args.params == "best":
+        params, source = tuning.best_params(comp, args.recipe, args.storage)
+    elif args.params:
+        params, source = tuning.params_from_file(args.params)
     record, folder = train(comp, args.recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
-                           progress=not args.quiet)
+                           params=params, params_source=source, progress=not args.quiet)
     cv = record["cv"]
     logging.getLogger(__name__).info("run folder: %s", folder)
     print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {cv['mean']:.5f} ± {cv['std']:.5f} "

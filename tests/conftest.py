@@ -71,3 +71,74 @@ def kaggle_env(home: Path, fake=None, username: str | None = None, key: str | No
 def run_script(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
     return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL: ``KIT_TEST_POSTGRES_URL`` (a server database URL) if set, else a throwaway cluster
+    started from the Debian ``postgresql`` binaries (``.ci/run`` installs them). Yields the admin URL."""
+    import shutil
+    import tempfile
+
+    url = os.environ.get("KIT_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    initdbs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not initdbs:
+        skip_or_fail("PostgreSQL is not installed (apt-get install postgresql) and KIT_TEST_POSTGRES_URL is unset")
+    bindir = initdbs[-1].parent
+    datadir = Path(tempfile.mkdtemp(prefix="kit-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(datadir, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+
+    def pg(*cmd: str) -> None:
+        subprocess.run([*as_postgres, *cmd], check=True, capture_output=True, timeout=120)
+
+    pg(str(bindir / "initdb"), "-D", str(datadir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+    pg(str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-l", str(datadir / "log"), "-w", "-o",
+       f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-m", "fast", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh database on the server for one test."""
+    import uuid
+
+    import psycopg2
+    import sqlalchemy
+
+    admin = sqlalchemy.engine.make_url(postgres_server)
+    name = f"kit_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, password=admin.password,
+                            dbname=admin.database)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["journal", "postgresql"])
+def storage_url(request):
+    """Every tuning test runs on the embedded journal storage and on a real PostgreSQL."""
+    if request.param == "journal":
+        return None
+    return request.getfixturevalue("postgres_url")

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from common.competition import Recipe
+from common.compute import n_threads
 from common.features import GroupMedianImputer, GroupTargetRate
 from competitions.titanic.features import CATEGORICAL, NUMERIC
 
@@ -82,7 +83,7 @@ def make_logreg(params: dict[str, Any], seed: int) -> Pipeline:
 
 
 def make_lgbm(params: dict[str, Any], seed: int) -> Pipeline:
-    model = LGBMClassifier(**params, random_state=seed, n_jobs=2, deterministic=True, force_row_wise=True,
+    model = LGBMClassifier(**params, random_state=seed, n_jobs=n_threads(), deterministic=True, force_row_wise=True,
                            verbose=-1)
     return Pipeline([*preprocessing(seed), ("model", model)])
 

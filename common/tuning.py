@@ -1,0 +1,301 @@
+"""Optuna tuning on the same persisted folds that training uses.
+
+One study per ``<competition>:<recipe>``; a seeded TPE sampler; a median pruner fed with the running CV mean after
+every fold, so hopeless settings stop after the first folds; every trial keeps its fold scores, seconds and full
+params as attributes. Storage is an embedded journal file under ``runs/<competition>/`` (safe for several processes on
+one machine) or any SQLAlchemy URL - PostgreSQL first-class, with heartbeats so a dead worker's trial is failed and
+retried. ``--trials`` is the study's total of finished trials, so re-running the same command resumes.
+"""
+
+import logging
+import multiprocessing
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from common import paths
+from common.competition import Competition
+from common.errors import TuningError, UsageError
+
+log = logging.getLogger(__name__)
+# Heartbeats and the retry callback are marked experimental; they are the documented way and we test them.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Counted against --trials when deciding to stop: other workers' running trials will finish too.
+COUNTED = (*FINISHED, TrialState.RUNNING)
+HEARTBEAT_SECONDS = int(os.environ.get("KIT_HEARTBEAT_SECONDS", "10"))
+MAX_RETRY = 2
+
+
+def study_name(comp: Competition, recipe: str) -> str:
+    return f"{comp.name}:{recipe}"
+
+
+def default_storage(comp: Competition) -> str:
+    return str(paths.runs_dir(comp.name) / "optuna.journal")
+
+
+def display_url(url: str) -> str:
+    """The storage URL without its password, for logs and run records."""
+    if "://" not in url:
+        return url
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported by open_storage
+        return url
+
+
+def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
+    """Build the storage for a URL (None = embedded journal file); fail with one line if it cannot be reached."""
+    url = url or default_storage(comp)
+    if "://" not in url or url.startswith("journal://"):
+        path = Path(url.removeprefix("journal://"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path))), str(path)
+    try:
+        if url.startswith("sqlite"):
+            # SQLite serialises writers; a generous busy timeout keeps "database is locked" away.
+            storage = RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        else:
+            engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+            if url.startswith("postgresql"):
+                engine_kwargs["connect_args"] = {"connect_timeout": 10}
+            storage = RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=3 * HEARTBEAT_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+            )
+    except ImportError as exc:
+        raise TuningError(f"no database driver for {display_url(url)}: pip install -e '.[postgres]' "
+                          f"({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many types; all mean "cannot use it"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TuningError(f"cannot reach tuning storage {display_url(url)}: {first}") from exc
+    return storage, url
+
+
+def open_study(comp: Competition, recipe: str, storage: BaseStorage, seed: int = 0) -> optuna.Study:
+    """Create or load the study; refuse one that was created to optimise in the other direction."""
+    # Prune from the second fold on: one fold alone is too noisy to call a setting hopeless.
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    name = study_name(comp, recipe)
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                direction=comp.metric.direction, load_if_exists=True)
+    if study.direction.name.lower() != comp.metric.direction:
+        raise TuningError(f"study {name!r} in this storage was created to {study.direction.name.lower()}, but "
+                          f"{comp.metric.name} must {comp.metric.direction}; delete the study or use another storage")
+    study.set_user_attr("competition", comp.name)
+    study.set_user_attr("recipe", recipe)
+    study.set_user_attr("metric", comp.metric.name)
+    return study
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail (and re-queue once) trials left RUNNING by a worker process of this host that no longer exists.
+
+    The journal storage has no heartbeat, so a killed local worker is detected by its pid; database storages also
+    get Optuna's heartbeat for workers on other machines.
+    """
+    host = socket.gethostname()
+    recovered = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("host") != host or _pid_alive(int(trial.user_attrs.get("pid", -1))):
+            continue
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        failed = study._storage.get_trial(trial._trial_id)
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, failed)
+        recovered.append(trial.number)
+        log.warning("trial %d was left running by dead worker pid %s: marked FAIL and re-queued",
+                    trial.number, trial.user_attrs.get("pid"))
+    return recovered
+
+
+def make_objective(prep, recipe_name: str, seed: int) -> Callable[[optuna.Trial], float]:
+    """CV of the recipe with the trial's params; reports the running mean after each fold to the pruner."""
+    from common.runner import run_cv
+
+    recipe = prep.competition.recipe(recipe_name)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        params = {**recipe.params, **recipe.space(trial)}
+        trial.set_user_attr("params", params)
+        started = time.perf_counter()
+
+        def on_fold(k: int, score: float, scores: list[float]) -> None:
+            trial.set_user_attr("fold_scores", scores)
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            trial.report(float(np.mean(scores)), step=k)
+            if k + 1 < len(prep.folds) and trial.should_prune():
+                raise optuna.TrialPruned(f"running mean {np.mean(scores):.5f} after {k + 1} folds")
+
+        result = run_cv(prep, recipe_name, params, seed, progress=False, on_fold=on_fold, with_test=False)
+        return result.mean
+
+    return objective
+
+
+def tunable_recipe(comp: Competition, recipe: str) -> None:
+    if comp.recipe(recipe).space is None:
+        tunable = ", ".join(n for n, r in comp.recipes.items() if r.space is not None) or "none"
+        raise UsageError(f"recipe {recipe!r} of {comp.name} has no search space; tunable recipes: {tunable}")
+
+
+@dataclass
+class Reporter:
+    """One line per finished trial: number, state, value, best so far, pruned/failed counts, progress."""
+
+    prefix: str
+    n_trials: int | None
+    print_fn: Callable[[str], None] = print
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trials = study.get_trials(deepcopy=False)
+        pruned = sum(t.state == TrialState.PRUNED for t in trials)
+        failed = sum(t.state == TrialState.FAIL for t in trials)
+        finished = sum(t.state in FINISHED for t in trials)
+        value = "-" if trial.value is None else f"{trial.value:.5f}"
+        folds = len(trial.user_attrs.get("fold_scores", []))
+        try:
+            best = f"{study.best_value:.5f} (#{study.best_trial.number})"
+        except ValueError:
+            best = "-"
+        total = f"/{self.n_trials}" if self.n_trials else ""
+        self.print_fn(f"{self.prefix}trial {trial.number} {trial.state.name.lower()} {value} after {folds} folds "
+                      f"({trial.user_attrs.get('seconds', 0):.1f}s) | best {best} | {pruned} pruned, {failed} failed"
+                      f" | {finished}{total} finished")
+
+
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int | None, deadline: float | None,
+         seed: int, n_folds: int, data_dir: str | None, index: int | None = None) -> int:
+    """One worker: optimise until the study has ``n_trials`` finished trials or the deadline passes.
+
+    Models use ``seed`` (so ``train.py --params best --seed S`` reproduces a trial's CV); the sampler uses
+    ``seed + index`` so parallel workers do not propose the same points.
+    """
+    from common.runner import prepare
+
+    storage, _ = open_storage(storage_url, comp)
+    study = open_study(comp, recipe, storage, seed=seed + (index or 0))
+    prep = prepare(comp, n_folds, data_dir)
+    callbacks: list[Callable] = [Reporter("" if index is None else f"[w{index}] ", n_trials)]
+    if n_trials is not None:
+        callbacks.insert(0, optuna.study.MaxTrialsCallback(n_trials, states=COUNTED))
+        if _finished(study) >= n_trials:
+            return 0
+    timeout = None if deadline is None else max(0.0, deadline - time.time())
+    before = len(study.get_trials(deepcopy=False))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(make_objective(prep, recipe, seed=seed), timeout=timeout, callbacks=callbacks,
+                   gc_after_trial=True)
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def _worker_main(comp_name: str, recipe: str, storage_url: str | None, n_trials: int | None,
+                 deadline: float | None, seed: int, n_folds: int, data_dir: str | None, index: int,
+                 threads: int) -> None:
+    os.environ["KIT_THREADS"] = str(threads)
+    import competitions
+    from common.cli import setup_logging
+
+    setup_logging()
+    work(competitions.get(comp_name), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
+
+
+def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: float | None = None,
+         storage_url: str | None = None, workers: int = 1, seed: int = 0, n_folds: int = 5,
+         data_dir: str | None = None) -> optuna.Study:
+    """Run ``workers`` local processes on one study; returns the study when they are done."""
+    tunable_recipe(comp, recipe)
+    if n_trials is None and timeout is None:
+        raise UsageError("give --trials and/or --timeout, or tuning would never stop")
+    storage, resolved = open_storage(storage_url, comp)
+    study = open_study(comp, recipe, storage, seed=seed)
+    recover_dead_trials(study)
+    deadline = None if timeout is None else time.time() + timeout
+    log.info("study %s in %s: %d finished trials so far", study.study_name, display_url(resolved), _finished(study))
+    if workers <= 1:
+        work(comp, recipe, resolved, n_trials, deadline, seed, n_folds, data_dir)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_worker_main, args=(comp.name, recipe, resolved, n_trials, deadline,
+                                                        seed, n_folds, data_dir, i, threads))
+                 for i in range(workers)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        bad = [p.exitcode for p in procs if p.exitcode != 0]
+        if bad:
+            log.warning("%d of %d workers exited with codes %s", len(bad), workers, bad)
+    return optuna.load_study(study_name=study.study_name, storage=storage)
+
+
+def best_params(comp: Competition, recipe: str, storage_url: str | None = None) -> tuple[dict, dict]:
+    """The best finished trial's full params, and where they came from (for the run record)."""
+    storage, resolved = open_storage(storage_url, comp)
+    name = study_name(comp, recipe)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        trial = study.best_trial
+    except KeyError as exc:
+        raise UsageError(f"no study {name!r} in {display_url(resolved)}; run scripts/tune.py {comp.name} "
+                         f"--recipe {recipe} first") from exc
+    except ValueError as exc:
+        raise UsageError(f"study {name!r} has no finished trial yet") from exc
+    params = trial.user_attrs.get("params") or trial.params
+    source = {"kind": "study", "study": name, "storage": display_url(resolved), "trial": trial.number,
+              "value": trial.value, "fold_scores": trial.user_attrs.get("fold_scores")}
+    return params, source
+
+
+def params_from_file(path: str | Path) -> tuple[dict, dict]:
+    """Params from a JSON file: either the params themselves or a run.json / export holding ``params``."""
+    import hashlib
+    import json
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        loaded = json.loads(raw)
+    except OSError as exc:
+        raise UsageError(f"cannot read params file {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise UsageError(f"params file {path} is not valid JSON: {exc}") from exc
+    params = loaded.get("params", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(params, dict):
+        raise UsageError(f"params file {path} must hold a JSON object of params")
+    return params, {"kind": "file", "path": str(path.resolve()), "sha256": hashlib.sha256(raw).hexdigest()}

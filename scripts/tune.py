@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Tune a recipe's search space with Optuna on the competition's persisted folds.
+
+    python scripts/tune.py titanic --recipe lgbm --trials 200 --timeout 900
+    python scripts/tune.py titanic --recipe lgbm --trials 200 --workers 2
+    python scripts/tune.py titanic --recipe lgbm --trials 400 --storage postgresql://user@host/db   # many machines
+
+--trials is the study's total of finished (complete + pruned) trials: the same command again resumes a study that
+was stopped or killed. Then: python scripts/train.py titanic --recipe lgbm --params best
+"""
+
+import argparse
+
+import competitions
+from common import tuning
+from common.cli import run_main, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
+    parser.add_argument("--recipe", required=True, help="a recipe with a search space")
+    parser.add_argument("--trials", type=int, help="stop when the study has this many finished trials")
+    parser.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes on the study (default 1)")
+    parser.add_argument("--storage", help="SQLAlchemy URL or journal file (default runs/<competition>/optuna.journal)")
+    parser.add_argument("--seed", type=int, default=0, help="model seed; sampler seeds derive from it")
+    parser.add_argument("--folds", type=int, default=5, help="CV folds, the same persisted folds as train.py")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    comp = competitions.get(args.competition)
+    study = tuning.tune(comp, args.recipe, n_trials=args.trials, timeout=args.timeout, storage_url=args.storage,
+                        workers=args.workers, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir)
+    states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+    counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+    try:
+        best = study.best_trial
+    except ValueError:
+        print(f"{study.study_name}: no finished trial ({counts})")
+        return 0
+    print(f"{study.study_name}: best CV {comp.metric.name} {best.value:.5f} (trial {best.number}); {counts}")
+    print(f"train it: python scripts/train.py {comp.name} --recipe {args.recipe} --params best"
+          + (f" --storage {tuning.display_url(args.storage)}" if args.storage else "")
+          + (f" --seed {args.seed}" if args.seed else "") + (f" --folds {args.folds}" if args.folds != 5 else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,204 @@
+"""Optuna tuning on the real Titanic files, over the embedded journal storage and a real PostgreSQL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import competitions
+from common import runner, tuning
+from common.competition import Recipe
+from common.errors import TuningError, UsageError
+
+from conftest import ROOT, run_script
+
+TITANIC = competitions.get("titanic")
+
+
+def finished(study):
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def test_tune_records_fold_scores_and_best_trains_to_the_same_cv(data_dir, storage_url):
+    study = tuning.tune(TITANIC, "lgbm", n_trials=6, storage_url=storage_url, n_folds=3)
+    assert len(finished(study)) == 6
+    assert study.direction.name == "MAXIMIZE"
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert len(trial.user_attrs["fold_scores"]) == 3
+        assert trial.value == pytest.approx(np.mean(trial.user_attrs["fold_scores"]))
+        assert trial.user_attrs["seconds"] > 0
+        assert set(TITANIC.recipes["lgbm"].params) <= set(trial.user_attrs["params"])
+
+    params, source = tuning.best_params(TITANIC, "lgbm", storage_url)
+    record, _ = runner.train(TITANIC, "lgbm", seed=0, n_folds=3, params=params, params_source=source,
+                             progress=False)
+    assert record["params_source"]["study"] == "titanic:lgbm"
+    assert record["params_source"]["trial"] == study.best_trial.number
+    assert record["cv"]["mean"] == pytest.approx(study.best_value)  # same folds, same seed: same CV
+
+
+def test_the_same_command_resumes_the_study(data_dir, storage_url):
+    tuning.tune(TITANIC, "logreg", n_trials=3, storage_url=storage_url, n_folds=3)
+    study = tuning.tune(TITANIC, "logreg", n_trials=5, storage_url=storage_url, n_folds=3)
+    assert len(finished(study)) == 5
+    assert [t.number for t in study.trials] == list(range(len(study.trials)))
+
+
+def test_pruning_stops_hopeless_settings_after_the_first_folds(data_dir, monkeypatch):
+    # C down to 1e-7 makes logistic regression predict the majority class only: hopeless.
+    def space(trial):
+        return {"C": trial.suggest_float("C", 1e-7, 10.0, log=True)}
+
+    base = TITANIC.recipes["logreg"]
+    monkeypatch.setitem(TITANIC.recipes, "logreg", Recipe(base.description, base.make_model, base.params, space))
+    study = tuning.tune(TITANIC, "logreg", n_trials=24, n_folds=5)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned, "no trial was pruned"
+    for trial in pruned:
+        assert len(trial.user_attrs["fold_scores"]) < 5
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    # the pruned settings were the bad ones: their running mean is below the best complete trial's
+    best = max(t.value for t in complete)
+    assert all(t.value < best for t in pruned)
+    assert any(t.params["C"] < 1e-3 for t in pruned)
+
+
+def test_two_workers_share_one_postgres_study(data_dir, postgres_url):
+    study = tuning.tune(TITANIC, "lgbm", n_trials=10, storage_url=postgres_url, workers=2, n_folds=3)
+    trials = study.get_trials()
+    numbers = [t.number for t in trials]
+    assert len(set(numbers)) == len(numbers) == len(trials)
+    assert numbers == list(range(len(trials)))
+    assert 10 <= len(finished(study)) <= 11  # at most workers-1 over when both start a trial at once
+    by_pid: dict[int, list] = {}
+    for t in finished(study):
+        by_pid.setdefault(t.user_attrs["pid"], []).append(t)
+    assert len(by_pid) == 2, "both workers must have run trials"
+    assert sum(len(v) for v in by_pid.values()) == len(finished(study))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert study.best_value == max(t.value for t in complete)
+    assert all(max((t.value for t in v if t.state == TrialState.COMPLETE), default=0) <= study.best_value
+               for v in by_pid.values())
+
+
+def wait_for_running_trial(storage_url, timeout=120):
+    """Poll the study until a trial is running and has finished at least one fold (so it is mid-trial)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            storage, _ = tuning.open_storage(storage_url, TITANIC)
+            study = optuna.load_study(study_name="titanic:lgbm", storage=storage)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if len(t.user_attrs.get("fold_scores", [])) >= 1 and len(study.trials) > 2:
+                    return t
+        except KeyError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("no trial started")
+
+
+def test_kill_minus_9_mid_trial_then_resume(data_dir, storage_url, kit_home):
+    journal = storage_url or str(kit_home / "runs" / "titanic" / "optuna.journal")
+    env = {**os.environ, "KIT_HOME": str(kit_home)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tune.py"), "titanic", "--recipe", "lgbm",
+                             "--trials", "200", "--storage", journal, "--folds", "5"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        victim = wait_for_running_trial(journal)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    storage, _ = tuning.open_storage(journal, TITANIC)
+    before = optuna.load_study(study_name="titanic:lgbm", storage=storage)
+    done_before = {t.number: t.value for t in before.get_trials(states=(TrialState.COMPLETE,))}
+    running = before.get_trials(states=(TrialState.RUNNING,))
+    assert victim.number in [t.number for t in running]
+
+    target = len(finished(before)) + 3
+    study = tuning.tune(TITANIC, "lgbm", n_trials=target, storage_url=journal, n_folds=5)
+    dead = study.trials[victim.number]
+    assert dead.state == TrialState.FAIL
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retried) == 1 and retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retried[0].params == dead.params
+    # nothing else lost: every trial completed before the kill is still there with its value
+    for number, value in done_before.items():
+        assert study.trials[number].state == TrialState.COMPLETE and study.trials[number].value == value
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert len(finished(study)) >= target
+
+
+def test_unknown_recipe_is_one_line(data_dir):
+    result = run_script("tune.py", "titanic", "--recipe", "nope", "--trials", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: unknown recipe 'nope' for titanic; choose one of: default, fast, lgbm, logreg, rule")
+
+
+def test_recipe_without_search_space_is_refused():
+    with pytest.raises(UsageError, match="no search space; tunable recipes: logreg, lgbm"):
+        tuning.tune(TITANIC, "default", n_trials=1)
+
+
+def test_unreachable_storage_is_one_line(data_dir):
+    port = 1  # nothing listens there
+    result = run_script("tune.py", "titanic", "--recipe", "lgbm", "--trials", "1", "--storage",
+                        f"postgresql+psycopg2://nobody:secret@127.0.0.1:{port}/nodb")
+    assert result.returncode == 6, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach tuning storage postgresql+psycopg2://nobody:***@127.0.0.1:1/nodb")
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_study_created_for_the_other_direction_is_refused(storage_url):
+    storage, _ = tuning.open_storage(storage_url, TITANIC)
+    optuna.create_study(study_name="titanic:lgbm", storage=storage, direction="minimize")
+    with pytest.raises(TuningError, match="created to minimize, but accuracy must maximize"):
+        tuning.tune(TITANIC, "lgbm", n_trials=1, storage_url=storage_url)
+
+
+def test_params_best_without_a_study_is_one_line(data_dir):
+    result = run_script("train.py", "titanic", "--recipe", "lgbm", "--params", "best")
+    assert result.returncode == 2
+    assert "no study 'titanic:lgbm'" in result.stderr.strip().splitlines()[-1]
+
+
+def test_params_from_a_json_file(data_dir, tmp_path, kit_home):
+    path = tmp_path / "p.json"
+    path.write_text('{"params": {"C": 0.05}}')
+    result = run_script("train.py", "titanic", "--recipe", "logreg", "--params", str(path), "--folds", "3",
+                        "--quiet")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(next((kit_home / "runs" / "titanic").glob("*/run.json")).read_text())
+    assert record["params"] == {"C": 0.05}
+    assert record["params_source"]["kind"] == "file" and record["params_source"]["sha256"]
+
+
+def test_postgres_heartbeat_fails_and_retries_a_trial_of_a_worker_on_another_machine(data_dir, postgres_url,
+                                                                                     kit_home, monkeypatch):
+    """A dead worker on another host cannot be detected by pid: Optuna's heartbeat must catch it."""
+    env = {**os.environ, "KIT_HOME": str(kit_home), "KIT_HEARTBEAT_SECONDS": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tune.py"), "titanic", "--recipe", "lgbm",
+                             "--trials", "200", "--storage", postgres_url], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        victim = wait_for_running_trial(postgres_url)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    monkeypatch.setattr(tuning, "HEARTBEAT_SECONDS", 1)
+    storage, _ = tuning.open_storage(postgres_url, TITANIC)
+    storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("titanic:lgbm"), victim.number), "host", "another-machine")
+    time.sleep(4)  # past the grace period (3 heartbeats)
+    before = optuna.load_study(study_name="titanic:lgbm", storage=storage)
+    study = tuning.tune(TITANIC, "lgbm", n_trials=len(finished(before)) + 2, storage_url=postgres_url)
+    assert study.trials[victim.number].state == TrialState.FAIL
+    assert [t.number for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
