@@ -129,7 +129,15 @@ def test_train_script_missing_data_is_one_line(tmp_path, kit_home):
     assert "titanic" in result.stderr.strip().splitlines()[-1] and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("script", ["train.py", "download.py"])
+def test_compare_script_scores_recipes_on_repeated_folds(data_dir, kit_home):
+    result = run_script("compare.py", "titanic", "--recipes", "fast", "rule", "--repeats", "2", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    assert "2 x 3-fold CV" in result.stdout
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["fast", "rule"]
+    assert not (kit_home / "runs").exists()  # comparing writes no run
+
+
+@pytest.mark.parametrize("script", ["train.py", "download.py", "tune.py", "compare.py"])
 def test_scripts_have_help(script):
     result = run_script(script, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
