@@ -53,12 +53,16 @@ class Recipe:
 
     ``make_model(params, seed)`` returns a fresh scikit-learn estimator (usually a Pipeline) so every fold fits its
     own preprocessing. ``space(trial)`` returns params for the tuning layer.
+
+    A stacking recipe names ``members`` (other recipes of the competition): their out-of-fold predictions on the
+    same persisted folds become the features of the meta-model that ``make_model`` builds (see common/stacking.py).
     """
 
     description: str
     make_model: Callable[[dict[str, Any], int], Any]
     params: dict[str, Any] = field(default_factory=dict)
     space: Callable[[Any], dict[str, Any]] | None = None
+    members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ class CVResult:
     test_pred: np.ndarray | None  # raw test predictions averaged over the fold models
     fold_scores: list[float]
     fold_seconds: list[float] = field(default_factory=list)
+    members: dict[str, "CVResult"] = field(default_factory=dict)  # base recipes of a stack
 
     @property
     def mean(self) -> float:

@@ -16,6 +16,7 @@ from common.competition import Competition, Data
 from common.cv import CVResult, cross_validate
 from common.folds import Folds
 from common.runs import RunWriter, environment
+from common.stacking import stack_cv
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,17 @@ def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = N
 def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, progress: bool = True,
            on_fold=None, with_test: bool = True) -> CVResult:
     recipe = prep.competition.recipe(recipe_name)
+    if recipe.members:
+        members = {}
+        for name in recipe.members:
+            log.info("stack member %s", name)
+            member_params = params.get("members", {}).get(name, prep.competition.recipe(name).params)
+            members[name] = run_cv(prep, name, member_params, seed, progress, with_test=with_test)
+            log.info("stack member %s: %s %.5f ± %.5f", name, prep.competition.metric.name, members[name].mean,
+                     members[name].std)
+        meta_params = params.get("meta", {})
+        return stack_cv(members, lambda: recipe.make_model(meta_params, seed), prep.data.y, prep.folds,
+                        prep.competition.score, progress=progress, on_fold=on_fold)
     return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
                           prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
                           progress=progress)
@@ -75,6 +87,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
         result = run_cv(prep, recipe_name, params, seed, progress=progress)
         for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
             log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
+        submission.check_finite(result.oof, "out-of-fold predictions")
         submission.check_finite(result.test_pred)
         sub = submission.build(comp.submission, prep.data.sample_submission,
                                prep.data.test[prep.data.id_col], comp.decode(result.test_pred))
@@ -98,6 +111,8 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
                 "std": result.std,
                 "fold_scores": result.fold_scores,
                 "oof_score": comp.score(prep.data.y, result.oof),
+                "members": {name: {"mean": r.mean, "std": r.std, "fold_scores": r.fold_scores}
+                            for name, r in result.members.items()},
             },
             "folds": {"n_splits": prep.folds.n_splits, "kind": getattr(comp.folds, "kind", None),
                       "hash": prep.folds.hash, "path": str(prep.folds.path)},

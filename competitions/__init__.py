@@ -10,6 +10,7 @@ from common.errors import UsageError
 
 REGISTRY: dict[str, str] = {
     "titanic": "competitions.titanic",
+    "house-prices": "competitions.house_prices",
 }
 
 

@@ -1,30 +1,30 @@
 import numpy as np
 import pandas as pd
 
-from common.features import GroupMedianImputer, GroupTargetRate
+from common.features import GroupMedianImputer, GroupTargetMean
 
 
-def test_group_rate_never_sees_the_rows_own_label_when_fitting():
-    # Each row is its own group: any leak of the row's label would show up as known=1 and rate=y.
+def test_group_mean_never_sees_the_rows_own_label_when_fitting():
+    # Each row is its own group: any leak of the row's label would show up as count=1 and mean=y.
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"grp": np.arange(100).astype(str)})
     y = rng.integers(0, 2, 100)
-    train_encoded = GroupTargetRate(["grp"]).fit_transform(X, y)
-    assert (train_encoded["grp_known"] == 0).all()
-    assert abs(np.corrcoef(train_encoded["grp_rate"], y)[0, 1]) < 0.3
+    train_encoded = GroupTargetMean(["grp"]).fit_transform(X, y)
+    assert (train_encoded["grp_count"] == 0).all()
+    assert abs(np.corrcoef(train_encoded["grp_mean"], y)[0, 1]) < 0.3
     # At predict time a row sees every training row of its group - here, itself.
-    test_encoded = GroupTargetRate(["grp"]).fit(X, y).transform(X)
-    assert (test_encoded["grp_known"] == 1).all()
-    assert np.array_equal(test_encoded["grp_rate"].to_numpy(), y.astype(float))
+    test_encoded = GroupTargetMean(["grp"]).fit(X, y).transform(X)
+    assert (test_encoded["grp_count"] == 1).all()
+    assert np.array_equal(test_encoded["grp_mean"].to_numpy(), y.astype(float))
 
 
-def test_group_rate_counts_only_members_and_falls_back_to_prior():
+def test_group_mean_counts_only_members_and_falls_back_to_prior():
     X = pd.DataFrame({"fam": ["a", "a", "a", "b"], "member": [1, 1, 0, 1]})
     y = np.array([1, 0, 1, 1])
-    enc = GroupTargetRate(["fam"], member_col="member").fit(X, y)
+    enc = GroupTargetMean(["fam"], member_col="member").fit(X, y)
     out = enc.transform(pd.DataFrame({"fam": ["a", "c"], "member": [0, 0]}))
-    assert out["fam_rate"].tolist() == [0.5, enc.prior_]  # the non-member's label does not count
-    assert out["fam_known"].tolist() == [2, 0]
+    assert out["fam_mean"].tolist() == [0.5, enc.prior_]  # the non-member's label does not count
+    assert out["fam_count"].tolist() == [2, 0]
     assert enc.prior_ == 2 / 3
     assert "fam" not in out.columns
 

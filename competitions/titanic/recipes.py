@@ -19,22 +19,22 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from common.competition import Recipe
 from common.compute import n_threads
-from common.features import GroupMedianImputer, GroupTargetRate
+from common.features import GroupMedianImputer, GroupTargetMean
 from competitions.titanic.features import CATEGORICAL, NUMERIC
 
 
 class WomenChildrenRule(TransformerMixin, BaseEstimator):
     """Flags for the women-and-children-first pattern: boys whose family's women and children all survived, and
-    women whose family's women and children all died (rates come from the fitted GroupTargetRate)."""
+    women whose family's women and children all died (rates come from the fitted GroupTargetMean)."""
 
     def fit(self, X: pd.DataFrame, y=None) -> "WomenChildrenRule":
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         out = X.copy()
-        known = out["FamilyKey_known"] > 0
-        out["BoyFamilySurvived"] = ((out["Title"] == "Master") & known & (out["FamilyKey_rate"] == 1)).astype(int)
-        out["WomanFamilyDied"] = ((out["Sex"] == "female") & known & (out["FamilyKey_rate"] == 0)).astype(int)
+        known = out["FamilyKey_count"] > 0
+        out["BoyFamilySurvived"] = ((out["Title"] == "Master") & known & (out["FamilyKey_mean"] == 1)).astype(int)
+        out["WomanFamilyDied"] = ((out["Sex"] == "female") & known & (out["FamilyKey_mean"] == 0)).astype(int)
         return out
 
 
@@ -42,7 +42,7 @@ class WcgRule(ClassifierMixin, BaseEstimator):
     """The classic Titanic baseline as an estimator, so it is cross-validated like any model."""
 
     def fit(self, X: pd.DataFrame, y) -> "WcgRule":
-        self.family_ = GroupTargetRate(["FamilyKey"], member_col="IsWomanOrChild").fit(X, y)
+        self.family_ = GroupTargetMean(["FamilyKey"], member_col="IsWomanOrChild").fit(X, y)
         self.classes_ = np.array([0, 1])
         return self
 
@@ -56,7 +56,7 @@ class WcgRule(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
-GROUP_FEATURES = ["FamilyKey_rate", "FamilyKey_known", "TicketKey_rate", "TicketKey_known",
+GROUP_FEATURES = ["FamilyKey_mean", "FamilyKey_count", "TicketKey_mean", "TicketKey_count",
                   "BoyFamilySurvived", "WomanFamilyDied"]
 
 
@@ -70,8 +70,8 @@ def preprocessing(seed: int) -> list[tuple[str, Any]]:
         remainder="drop",
     )
     return [
-        ("family", GroupTargetRate(["FamilyKey"], member_col="IsWomanOrChild", random_state=seed)),
-        ("ticket", GroupTargetRate(["TicketKey"], random_state=seed)),
+        ("family", GroupTargetMean(["FamilyKey"], member_col="IsWomanOrChild", random_state=seed)),
+        ("ticket", GroupTargetMean(["TicketKey"], random_state=seed)),
         ("rule", WomenChildrenRule()),
         ("age", GroupMedianImputer("Age", by="Title")),
         ("encode", encode),
@@ -97,7 +97,7 @@ def make_blend(params: dict[str, Any], seed: int) -> VotingClassifier:
 
 LOGREG = {"C": 0.1}
 LGBM = {
-    "n_estimators": 300, "learning_rate": 0.03, "num_leaves": 8, "min_child_samples": 15, "subsample": 0.8,
+    "n_estimators": 300, "learning_mean": 0.03, "num_leaves": 8, "min_child_samples": 15, "subsample": 0.8,
     "subsample_freq": 1, "colsample_bytree": 0.7, "reg_lambda": 2.0,
 }
 
@@ -109,7 +109,7 @@ def logreg_space(trial) -> dict[str, Any]:
 def lgbm_space(trial) -> dict[str, Any]:
     return {
         "n_estimators": trial.suggest_int("n_estimators", 50, 800, log=True),
-        "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
+        "learning_mean": trial.suggest_float("learning_mean", 0.005, 0.3, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 2, 64, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 2, 80, log=True),
         "subsample": trial.suggest_float("subsample", 0.4, 1.0),

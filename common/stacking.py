@@ -1,0 +1,38 @@
+"""Stacking on out-of-fold predictions of the same persisted folds, with no fold scoring itself.
+
+Level 1: every member recipe is cross-validated on the competition's folds, giving one out-of-fold prediction per
+train row and fold-averaged test predictions. Level 2: the meta-model is cross-validated on those predictions over
+the *same* folds, so the meta-model that scores fold k was fitted on the other folds' rows only - its weights never
+see the labels it is judged on. This is ``cross_validate`` again, on a different feature frame.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common.cv import CVResult, cross_validate
+
+
+def prediction_frame(results: dict[str, CVResult], test: bool = False) -> pd.DataFrame | None:
+    """One column per member (per class for multiclass probabilities)."""
+    columns: dict[str, np.ndarray] = {}
+    for name, result in results.items():
+        values = result.test_pred if test else result.oof
+        if values is None:
+            return None
+        if values.ndim == 1:
+            columns[name] = values
+        else:
+            for k in range(values.shape[1]):
+                columns[f"{name}_{k}"] = values[:, k]
+    return pd.DataFrame(columns)
+
+
+def stack_cv(members: dict[str, CVResult], make_meta: Callable[[], Any], y: np.ndarray, folds,
+             score: Callable[[np.ndarray, np.ndarray], float], progress: bool = True, on_fold=None) -> CVResult:
+    result = cross_validate(make_meta, prediction_frame(members), y, folds, score,
+                            prediction_frame(members, test=True), on_fold=on_fold, progress=progress)
+    result.members = dict(members)
+    return result

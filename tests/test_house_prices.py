@@ -1,0 +1,102 @@
+"""House Prices on the real files: data-description semantics, the fast stack end to end, bad input."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import competitions
+from common import data, runner
+from common.errors import DataError, SubmissionError
+from competitions.house_prices import decode, features
+
+HP = competitions.get("house-prices")
+SLUG = "house-prices-advanced-regression-techniques"
+
+
+@pytest.fixture
+def hp_copy(shared_kaggle, tmp_path, monkeypatch):
+    target = tmp_path / "mirror"
+    shutil.copytree(shared_kaggle / SLUG, target / SLUG)
+    monkeypatch.setenv("KAGGLE_DATA_DIR", str(target))
+    return target / SLUG
+
+
+def test_na_means_none_where_the_description_says_so(data_dir):
+    loaded = HP.load(data.fetch(HP))
+    none_cols = set(loaded.extras["none_columns"])
+    assert {"Alley", "PoolQC", "Fence", "BsmtQual", "GarageType", "FireplaceQu", "MiscFeature"} <= none_cols
+    assert "LotFrontage" not in none_cols and "MasVnrArea" not in none_cols
+    X, X_test = HP.features(loaded)
+    assert (X["Alley"] == "None").sum() == 1369  # every NA alley in train is "no alley access"
+    assert X["BsmtQual"].min() == 0  # no basement -> quality 0 on the ordinal scale
+    assert X["LotFrontage"].isna().sum() == 259  # truly unknown: left for per-fold imputation
+    assert "None" in set(X["MasVnrType"])  # the data's own "None" survives loading
+    assert len(X_test) == 1459 and list(X.columns) == list(X_test.columns)
+
+
+def test_fast_stack_writes_a_valid_submission(data_dir, kit_home):
+    record, folder = runner.train(HP, "fast", seed=0, n_folds=3, progress=False)
+    assert set(record["cv"]["members"]) == {"ridge", "lasso"}
+    for member in record["cv"]["members"].values():
+        assert len(member["fold_scores"]) == 3
+    assert record["metric"] == {"name": "rmsle", "direction": "minimize"}
+    assert 0.09 < record["cv"]["mean"] < 0.16
+    sub = pd.read_csv(kit_home / "submissions" / "house-prices.csv")
+    sample = pd.read_csv(data_dir / SLUG / "sample_submission.csv")
+    assert list(sub.columns) == ["Id", "SalePrice"] and len(sub) == 1459
+    assert sub["Id"].tolist() == sample["Id"].tolist()
+    assert (sub["SalePrice"] > 10_000).all() and sub["SalePrice"].median() == pytest.approx(160_000, rel=0.2)
+
+
+def test_outliers_are_dropped_from_training_rows_only(data_dir):
+    from competitions.house_prices.recipes import huge_cheap_houses, make_ridge
+
+    loaded = HP.load(data.fetch(HP))
+    X, _ = HP.features(loaded)
+    y = loaded.y
+    assert huge_cheap_houses(X, np.log1p(y)).sum() == 2
+    model = make_ridge({"alpha": 15.0}, 0).fit(X, y)
+    assert model.regressor_.n_dropped_ == 2
+    assert len(model.predict(X)) == len(X)  # but every row is still predicted (and scored in CV)
+
+
+def test_test_columns_differing_from_train_are_one_line(hp_copy):
+    test = pd.read_csv(hp_copy / "test.csv", keep_default_na=False)
+    test.drop(columns=["PoolArea"]).assign(Extra=1).to_csv(hp_copy / "test.csv", index=False)
+    with pytest.raises(DataError, match="test.csv columns differ from train.csv: missing PoolArea; extra Extra"):
+        HP.load(data.fetch(HP))
+
+
+def test_unseen_category_at_test_time_still_predicts(hp_copy, kit_home):
+    test = pd.read_csv(hp_copy / "test.csv", keep_default_na=False)
+    test.loc[:9, "Neighborhood"] = "Atlantis"
+    test.loc[:9, "KitchenQual"] = "Superb"  # unknown on an ordinal scale
+    test.to_csv(hp_copy / "test.csv", index=False)
+    record, folder = runner.train(HP, "ridge", seed=0, n_folds=3, progress=False)
+    sub = pd.read_csv(folder / "submission.csv")
+    assert sub["SalePrice"].notna().all() and (sub["SalePrice"] > 0).all()
+
+
+def test_negative_predictions_are_clipped_and_nan_refused(data_dir, kit_home, monkeypatch, caplog):
+    assert decode(np.array([-5.0, 100.0])).tolist() == [0.0, 100.0]
+    assert "clipped 1 negative price" in caplog.text
+
+    from sklearn.dummy import DummyRegressor
+
+    class NanRegressor(DummyRegressor):
+        def predict(self, X):
+            out = super().predict(X).astype(float)
+            out[:3] = np.nan
+            return out
+
+    monkeypatch.setitem(HP.recipes, "ridge", type(HP.recipes["ridge"])("nan", lambda p, s: NanRegressor(), {}))
+    with pytest.raises(SubmissionError, match="NaN"):
+        runner.train(HP, "ridge", seed=0, n_folds=3, progress=False)
+    assert not (kit_home / "submissions").exists()
+
+
+def test_description_parser_on_its_own():
+    text = "Alley: Type of alley access\n\n       Grvl\tGravel\n       NA \tNo alley access\n\nLotArea: Lot size\n"
+    assert features.none_columns(text) == {"Alley"}
