@@ -11,7 +11,7 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: setup titanic test lint clean-venv tune tune-titanic dashboard
+.PHONY: setup titanic house-prices test lint clean-venv tune tune-titanic dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ setup: $(STAMP)
 
 titanic: setup
 	$(PY) scripts/train.py titanic --recipe default
+
+house-prices: setup
+	$(PY) scripts/train.py house-prices --recipe default
 
 # Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
 tune: setup

@@ -265,7 +265,24 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
 
 
 def best_params(comp: Competition, recipe: str, storage_url: str | None = None) -> tuple[dict, dict]:
-    """The best finished trial's full params, and where they came from (for the run record)."""
+    """The best finished trial's full params, and where they came from (for the run record).
+
+    For a stacking recipe: each member's best trial where its study exists, its default params otherwise.
+    """
+    members = comp.recipe(recipe).members
+    if members:
+        params: dict[str, Any] = {"members": {}, "meta": comp.recipe(recipe).params.get("meta", {})}
+        sources = {}
+        for member in members:
+            try:
+                params["members"][member], sources[member] = best_params(comp, member, storage_url)
+            except UsageError:
+                params["members"][member] = comp.recipe(member).params
+                sources[member] = {"kind": "recipe"}
+        if all(src["kind"] == "recipe" for src in sources.values()):
+            raise UsageError(f"no member of stack {recipe!r} has been tuned; run scripts/tune.py {comp.name} "
+                             f"--recipe <member> first (members: {', '.join(members)})")
+        return params, {"kind": "stack", "members": sources}
     storage, resolved = open_storage(storage_url, comp)
     name = study_name(comp, recipe)
     try:

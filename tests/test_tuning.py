@@ -202,3 +202,17 @@ def test_postgres_heartbeat_fails_and_retries_a_trial_of_a_worker_on_another_mac
     study = tuning.tune(TITANIC, "lgbm", n_trials=len(finished(before)) + 2, storage_url=postgres_url)
     assert study.trials[victim.number].state == TrialState.FAIL
     assert [t.number for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+
+
+def test_params_best_for_a_stack_takes_each_tuned_members_best(data_dir):
+    HP = competitions.get("house-prices")
+    with pytest.raises(UsageError, match="no member of stack 'fast' has been tuned"):
+        tuning.best_params(HP, "fast")
+    study = tuning.tune(HP, "ridge", n_trials=3, n_folds=3)
+    params, source = tuning.best_params(HP, "fast")
+    assert params["members"]["ridge"] == study.best_trial.user_attrs["params"]
+    assert params["members"]["lasso"] == HP.recipes["lasso"].params
+    assert source["members"]["ridge"]["trial"] == study.best_trial.number
+    assert source["members"]["lasso"] == {"kind": "recipe"}
+    record, _ = runner.train(HP, "fast", n_folds=3, params=params, params_source=source, progress=False)
+    assert record["cv"]["members"]["ridge"]["mean"] == pytest.approx(study.best_value)
