@@ -141,3 +141,25 @@ def test_compare_script_scores_recipes_on_repeated_folds(data_dir, kit_home):
 def test_scripts_have_help(script):
     result = run_script(script, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_every_recipe_param_is_a_real_model_parameter():
+    """A misspelt LightGBM param is silently ignored by LightGBM; catch it here for every competition."""
+    import inspect
+
+    import optuna
+    from lightgbm import LGBMModel
+    from lightgbm.basic import _ConfigAliases
+
+    known = set(inspect.signature(LGBMModel.__init__).parameters)
+    for canonical, names in _ConfigAliases._get_all_param_aliases().items():
+        known |= {canonical, *names}
+    for name in competitions.names():
+        comp = competitions.get(name)
+        for recipe_name, recipe in comp.recipes.items():
+            if "lgbm" not in recipe_name:
+                continue
+            sampled = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+            for params in (recipe.params, recipe.space(sampled) if recipe.space else {}):
+                unknown = set(params) - known
+                assert not unknown, f"{name}/{recipe_name}: unknown LightGBM params {unknown}"

@@ -97,7 +97,7 @@ def make_blend(params: dict[str, Any], seed: int) -> VotingClassifier:
 
 LOGREG = {"C": 0.1}
 LGBM = {
-    "n_estimators": 300, "learning_mean": 0.03, "num_leaves": 8, "min_child_samples": 15, "subsample": 0.8,
+    "n_estimators": 300, "learning_rate": 0.03, "num_leaves": 8, "min_child_samples": 15, "subsample": 0.8,
     "subsample_freq": 1, "colsample_bytree": 0.7, "reg_lambda": 2.0,
 }
 
@@ -109,7 +109,7 @@ def logreg_space(trial) -> dict[str, Any]:
 def lgbm_space(trial) -> dict[str, Any]:
     return {
         "n_estimators": trial.suggest_int("n_estimators", 50, 800, log=True),
-        "learning_mean": trial.suggest_float("learning_mean", 0.005, 0.3, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 2, 64, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 2, 80, log=True),
         "subsample": trial.suggest_float("subsample", 0.4, 1.0),
