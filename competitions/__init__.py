@@ -11,6 +11,7 @@ from common.errors import UsageError
 REGISTRY: dict[str, str] = {
     "titanic": "competitions.titanic",
     "house-prices": "competitions.house_prices",
+    "disaster-tweets": "competitions.disaster_tweets",
 }
 
 

@@ -1,0 +1,85 @@
+"""Sentence embeddings computed once and cached on disk, keyed by model and text hash.
+
+Embedding a text needs no label and no fitting, so the vectors of train and test texts are the same in every fold;
+the cache makes every later fold, recipe and run nearly free. An ``Embedder`` transformer puts this in a Pipeline.
+"""
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from common import paths
+from common.hf_models import DEFAULT_MODEL, load_error, resolve_model
+
+log = logging.getLogger(__name__)
+_ENCODERS: dict[str, object] = {}
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", errors="replace")).hexdigest()
+
+
+def cache_file(model: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
+    return paths.home() / "data" / "embeddings" / f"{safe}.npz"
+
+
+def _encoder(model: str):
+    if model not in _ENCODERS:
+        location = resolve_model(model)
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            _ENCODERS[model] = SentenceTransformer(location, device="cpu" if not _has_gpu() else None)
+        except Exception as exc:  # noqa: BLE001 - hub, file and format errors all mean "cannot load it"
+            raise load_error(model, exc) from exc
+    return _ENCODERS[model]
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 64) -> np.ndarray:
+    """Vectors for ``texts`` (normalised), computing only those not yet in the model's cache file."""
+    path = cache_file(model)
+    keys = [text_key(t) for t in texts]
+    cached: dict[str, np.ndarray] = {}
+    if path.is_file():
+        with np.load(path) as stored:
+            cached = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
+    if missing:
+        log.info("embedding %d new texts with %s (cache %s has %d)", len(missing), model, path, len(cached))
+        vectors = _encoder(model).encode([t for _, t in missing], batch_size=batch_size, show_progress_bar=None,
+                                         normalize_embeddings=True, convert_to_numpy=True)
+        cached.update(zip([k for k, _ in missing], vectors.astype(np.float32), strict=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        os.close(fd)
+        all_keys = list(cached)
+        np.savez(tmp, keys=np.array(all_keys), vectors=np.stack([cached[k] for k in all_keys]))
+        os.replace(tmp, path)
+    return np.stack([cached[k] for k in keys])
+
+
+class Embedder(TransformerMixin, BaseEstimator):
+    """Pipeline step: a text column -> its sentence embedding (no fitting; vectors come from the cache)."""
+
+    def __init__(self, column: str = "text", model: str = DEFAULT_MODEL):
+        self.column = column
+        self.model = model
+
+    def fit(self, X, y=None) -> "Embedder":
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        return embed(X[self.column].astype(str).tolist(), self.model)

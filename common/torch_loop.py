@@ -1,0 +1,149 @@
+"""One torch training loop for every competition that trains networks (tweets fine-tuning, digit CNNs).
+
+It owns what each of them would otherwise rewrite: device choice, seeding, a progress bar, early stopping on a
+validation score, and a checkpoint after every epoch so a killed run resumes where it stopped - with the model,
+optimizer, scheduler, best weights and random states restored, so the resumed run ends exactly where an
+uninterrupted one would.
+"""
+
+import copy
+import logging
+import os
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """``preferred`` if given (e.g. "cpu"), else the GPU when there is one, else the CPU."""
+    if preferred:
+        return torch.device(preferred)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+@dataclass
+class LoopResult:
+    best_score: float
+    best_epoch: int
+    epochs_run: int
+    resumed_from: int | None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_loop(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[int], Iterable[Any]],
+    loss_of: Callable[[torch.nn.Module, Any], torch.Tensor],
+    evaluate: Callable[[torch.nn.Module], float],
+    epochs: int,
+    scheduler: Any = None,
+    greater_is_better: bool = True,
+    patience: int = 2,
+    checkpoint_dir: Path | None = None,
+    grad_clip: float | None = 1.0,
+    progress: bool = True,
+    after_epoch: Callable[[int], None] | None = None,
+) -> LoopResult:
+    """Train for up to ``epochs``; keep the best weights by ``evaluate``; stop after ``patience`` epochs without
+    improvement. ``batches(epoch)`` must give the same batches for the same epoch (seed the shuffle with it) so a
+    resumed run sees what an uninterrupted one would."""
+    start, best_score, best_epoch, bad_epochs, history, resumed = 0, None, -1, 0, [], None
+    best_state = copy.deepcopy(model.state_dict())
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT
+    if path is not None and path.is_file():
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        best_state, best_score, best_epoch = ckpt["best_state"], ckpt["best_score"], ckpt["best_epoch"]
+        bad_epochs, history, start = ckpt["bad_epochs"], ckpt["history"], ckpt["epoch"] + 1
+        _set_rng_state(ckpt["rng"])
+        resumed = ckpt["epoch"]
+        log.info("resuming from the checkpoint of epoch %d (%s)", ckpt["epoch"], path)
+    device = next(model.parameters()).device
+    for epoch in range(start, epochs):
+        if bad_epochs >= patience:
+            break
+        model.train()
+        total, count = 0.0, 0
+        for batch in tqdm(list(batches(epoch)), desc=f"epoch {epoch}", unit="batch", leave=False,
+                          disable=None if progress else True):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_of(model, batch)
+            loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total += float(loss.detach())
+            count += 1
+        model.eval()
+        with torch.no_grad():
+            score = float(evaluate(model))
+        improved = best_score is None or (score > best_score if greater_is_better else score < best_score)
+        if improved:
+            best_score, best_epoch, bad_epochs = score, epoch, 0
+            best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        history.append({"epoch": epoch, "loss": total / max(count, 1), "score": score})
+        log.info("epoch %d: loss %.4f, validation %.5f%s", epoch, total / max(count, 1), score,
+                 " (best)" if improved else "")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": None if scheduler is None else scheduler.state_dict(),
+                          "best_state": best_state, "best_score": best_score, "best_epoch": best_epoch,
+                          "bad_epochs": bad_epochs, "history": history, "epoch": epoch, "rng": _rng_state()}, path)
+        if after_epoch is not None:
+            after_epoch(epoch)
+    model.load_state_dict(best_state)
+    model.to(device)
+    return LoopResult(best_score=float(best_score) if best_score is not None else float("nan"),
+                      best_epoch=best_epoch, epochs_run=len(history), resumed_from=resumed, history=history)

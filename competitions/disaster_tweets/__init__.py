@@ -1,0 +1,59 @@
+"""Natural Language Processing with Disaster Tweets: is a tweet about a real disaster? Binary target, F1."""
+
+import logging
+
+import pandas as pd
+
+from common.competition import Competition, Data, FileSpec, SubmissionSpec
+from common.data import DataFiles, read_table
+from common.errors import DataError
+from common.folds import RowFolds
+from common.metrics import F1
+from competitions.disaster_tweets import features
+from competitions.disaster_tweets.recipes import RECIPES, decode
+
+log = logging.getLogger(__name__)
+
+TWEET = {"id": "int", "keyword": "any", "location": "any", "text": "str"}
+FILES = {
+    "train.csv": FileSpec({**TWEET, "target": "int"}),
+    "test.csv": FileSpec(TWEET),
+    "sample_submission.csv": FileSpec({"id": "int", "target": "int"}),
+}
+# Tweets may hold bytes that are not UTF-8: replace them rather than refuse the file.
+READ = {"encoding": "utf-8", "encoding_errors": "replace", "keep_default_na": False, "na_values": [""]}
+
+
+def load(files: DataFiles) -> Data:
+    train = read_table(files, "train.csv", FILES["train.csv"], **READ)
+    test = read_table(files, "test.csv", FILES["test.csv"], **READ)
+    sample = read_table(files, "sample_submission.csv", FILES["sample_submission.csv"])
+    if not train["target"].isin([0, 1]).all():
+        raise DataError("train.csv: target must be 0 or 1")
+    groups = features.duplicate_key(train["text"])
+    conflicting = train.groupby(groups)["target"].nunique()
+    if (conflicting > 1).any():
+        log.info("%d duplicate tweets carry conflicting labels; they share a fold so CV never splits them",
+                 int((conflicting > 1).sum()))
+    return Data(train=train, test=test, sample_submission=sample, target="target", id_col="id",
+                extras={"duplicate_groups": groups.to_numpy()})
+
+
+def make_features(data: Data) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return features.build(data.train), features.build(data.test)
+
+
+COMPETITION = Competition(
+    name="disaster-tweets",
+    slug="nlp-getting-started",
+    task="binary",
+    metric=F1,
+    files=FILES,
+    load=load,
+    features=make_features,
+    folds=RowFolds("stratified-group", groups=lambda data: data.extras["duplicate_groups"]),
+    recipes=RECIPES,
+    submission=SubmissionSpec("sample_submission.csv", id_col="id", value_col="target", dtype="int",
+                              allowed=(0, 1)),
+    decode=decode,
+)

