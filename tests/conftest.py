@@ -45,6 +45,21 @@ def data_dir(shared_kaggle, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def mirror_copy(shared_kaggle, tmp_path, monkeypatch):
+    """Copy one competition's files into a private mirror (for tests that damage them) and point
+    KAGGLE_DATA_DIR at it: ``folder = mirror_copy(slug)``."""
+    import shutil
+
+    def copy(slug: str) -> Path:
+        target = tmp_path / "mirror"
+        shutil.copytree(shared_kaggle / slug, target / slug)
+        monkeypatch.setenv("KAGGLE_DATA_DIR", str(target))
+        return target / slug
+
+    return copy
+
+
+@pytest.fixture
 def fake_kaggle(shared_kaggle):
     from fake_kaggle import FakeKaggle
 

@@ -2,7 +2,6 @@
 input, and the fine-tune loop for a few steps on a tiny slice - including kill -9 and resume from a checkpoint."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,11 +23,8 @@ SLUG = "nlp-getting-started"
 
 
 @pytest.fixture
-def tw_copy(shared_kaggle, tmp_path, monkeypatch):
-    target = tmp_path / "mirror"
-    shutil.copytree(shared_kaggle / SLUG, target / SLUG)
-    monkeypatch.setenv("KAGGLE_DATA_DIR", str(target))
-    return target / SLUG
+def tw_copy(mirror_copy):
+    return mirror_copy(SLUG)
 
 
 def test_cleaning_keeps_signal():

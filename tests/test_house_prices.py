@@ -1,6 +1,5 @@
 """House Prices on the real files: data-description semantics, the fast stack end to end, bad input."""
 
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -16,11 +15,8 @@ SLUG = "house-prices-advanced-regression-techniques"
 
 
 @pytest.fixture
-def hp_copy(shared_kaggle, tmp_path, monkeypatch):
-    target = tmp_path / "mirror"
-    shutil.copytree(shared_kaggle / SLUG, target / SLUG)
-    monkeypatch.setenv("KAGGLE_DATA_DIR", str(target))
-    return target / SLUG
+def hp_copy(mirror_copy):
+    return mirror_copy(SLUG)
 
 
 def test_na_means_none_where_the_description_says_so(data_dir):

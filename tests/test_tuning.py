@@ -104,17 +104,21 @@ def wait_for_running_trial(storage_url, timeout=120):
     raise AssertionError("no trial started")
 
 
-def test_kill_minus_9_mid_trial_then_resume(data_dir, storage_url, kit_home):
-    journal = storage_url or str(kit_home / "runs" / "titanic" / "optuna.journal")
-    env = {**os.environ, "KIT_HOME": str(kit_home)}
+def kill_tuning_mid_trial(storage_url: str, env: dict[str, str]):
+    """Start scripts/tune.py, wait until a trial is mid-way, kill -9 the process; return that trial."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tune.py"), "titanic", "--recipe", "lgbm",
-                             "--trials", "200", "--storage", journal, "--folds", "5"], env=env, cwd=ROOT,
+                             "--trials", "200", "--storage", storage_url], env={**os.environ, **env}, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        victim = wait_for_running_trial(journal)
+        return wait_for_running_trial(storage_url)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_kill_minus_9_mid_trial_then_resume(data_dir, storage_url, kit_home):
+    journal = storage_url or str(kit_home / "runs" / "titanic" / "optuna.journal")
+    victim = kill_tuning_mid_trial(journal, {"KIT_HOME": str(kit_home)})
     storage, _ = tuning.open_storage(journal, TITANIC)
     before = optuna.load_study(study_name="titanic:lgbm", storage=storage)
     done_before = {t.number: t.value for t in before.get_trials(states=(TrialState.COMPLETE,))}
@@ -184,15 +188,7 @@ def test_params_from_a_json_file(data_dir, tmp_path, kit_home):
 def test_postgres_heartbeat_fails_and_retries_a_trial_of_a_worker_on_another_machine(data_dir, postgres_url,
                                                                                      kit_home, monkeypatch):
     """A dead worker on another host cannot be detected by pid: Optuna's heartbeat must catch it."""
-    env = {**os.environ, "KIT_HOME": str(kit_home), "KIT_HEARTBEAT_SECONDS": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tune.py"), "titanic", "--recipe", "lgbm",
-                             "--trials", "200", "--storage", postgres_url], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        victim = wait_for_running_trial(postgres_url)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    victim = kill_tuning_mid_trial(postgres_url, {"KIT_HOME": str(kit_home), "KIT_HEARTBEAT_SECONDS": "1"})
     monkeypatch.setattr(tuning, "HEARTBEAT_SECONDS", 1)
     storage, _ = tuning.open_storage(postgres_url, TITANIC)
     storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(
