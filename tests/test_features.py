@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from common.features import GroupMedianImputer, GroupTargetMean
 
@@ -34,3 +35,32 @@ def test_group_median_imputer_learns_from_fit_rows_only():
     imp = GroupMedianImputer("age", by="title").fit(fit_rows)
     out = imp.transform(pd.DataFrame({"age": [np.nan, np.nan, 5.0], "title": ["a", "zzz", "b"]}))
     assert out["age"].tolist() == [15.0, 20.0, 5.0]
+
+
+def test_skew_corrector_logs_only_skewed_non_negative_columns_seen_at_fit():
+    from common.features import SkewCorrector
+
+    rng = np.random.default_rng(0)
+    fit_rows = pd.DataFrame({"area": rng.lognormal(5, 1, 500), "normal": rng.normal(0, 1, 500),
+                             "negative_skewed": -rng.lognormal(1, 1, 500)})
+    corrector = SkewCorrector().fit(fit_rows)
+    assert corrector.columns_ == ["area"]
+    out = corrector.transform(pd.DataFrame({"area": [np.e - 1], "normal": [5.0], "negative_skewed": [-3.0]}))
+    assert out.iloc[0].tolist() == pytest.approx([1.0, 5.0, -3.0])
+
+
+def test_fit_without_outliers_drops_training_rows_only():
+    from sklearn.linear_model import LinearRegression
+
+    from common.features import FitWithoutOutliers
+
+    X = pd.DataFrame({"x": np.arange(20, dtype=float)})
+    y = 2 * X["x"].to_numpy()
+    y[5] = 1000.0  # an outlier that would bend the fit
+
+    def is_outlier(frame, target):
+        return target > 500
+
+    model = FitWithoutOutliers(LinearRegression(), is_outlier).fit(X, y)
+    assert model.n_dropped_ == 1
+    assert model.predict(X).tolist() == pytest.approx((2 * X["x"]).tolist())  # the outlier row is still predicted
