@@ -4,6 +4,8 @@ a recipe on more than one fold assignment's luck. Writes no run; prints mean ± 
 
     python scripts/compare.py titanic --repeats 4
     python scripts/compare.py titanic --recipes default lgbm --folds 10 --repeats 2
+    python scripts/compare.py titanic --recipes lgbm --tuned     # default params vs the study's best trial,
+                                                                 # on folds other than the ones it was tuned on
 """
 
 import argparse
@@ -11,9 +13,10 @@ import dataclasses
 import time
 
 import competitions
-from common import data
+from common import data, tuning
 from common.cli import run_main, setup_logging
 from common.cv import cross_validate
+from common.errors import UsageError
 from common.folds import Folds, folds_hash
 
 
@@ -25,24 +28,39 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="model seed")
     parser.add_argument("--data-dir")
+    parser.add_argument("--tuned", action="store_true", help="also score each recipe's best tuned params")
+    parser.add_argument("--storage", help="tuning storage for --tuned (default: the embedded journal)")
+    parser.add_argument("--first-seed", type=int, default=None,
+                        help="fold seed of the first repeat (default: the competition's own + 1, so none of the "
+                             "repeats reuses the persisted folds that tuning used)")
     args = parser.parse_args()
     setup_logging()
     comp = competitions.get(args.competition)
-    names = args.recipes or list(comp.recipes)
-    recipes = {name: comp.recipe(name) for name in names}
+    names = args.recipes or [n for n, r in comp.recipes.items() if not r.members]
+    candidates = []
+    for name in names:
+        candidates.append((name, name, comp.recipe(name).params))
+        if args.tuned:
+            params, source = tuning.best_params(comp, name, args.storage)
+            trial = source.get("trial", "stack")
+            candidates.append((f"{name} (tuned #{trial})", name, params))
     dataset = comp.load(data.fetch(comp, args.data_dir))
     X, _ = comp.features(dataset)
     folds = []
+    first = comp.folds.seed + 1 if args.first_seed is None else args.first_seed
     for repeat in range(args.repeats):
-        splitter = dataclasses.replace(comp.folds, seed=comp.folds.seed + repeat)
+        splitter = dataclasses.replace(comp.folds, seed=first + repeat)
         fold = splitter.assign(dataset, args.folds)
         folds.extend(Folds(fold, None, folds_hash(fold)))
     print(f"{comp.name}: {args.repeats} x {args.folds}-fold CV, {comp.metric.name} ({comp.metric.direction})")
-    for name, recipe in recipes.items():
+    for label, name, params in candidates:
         started = time.perf_counter()
-        result = cross_validate(lambda r=recipe: r.make_model(r.params, args.seed), X, dataset.y, folds,
+        recipe = comp.recipe(name)
+        if recipe.members:
+            raise UsageError(f"{name} is a stack; compare its members instead ({', '.join(recipe.members)})")
+        result = cross_validate(lambda r=recipe, p=params: r.make_model(p, args.seed), X, dataset.y, folds,
                                 comp.score)
-        print(f"  {name:16s} {result.mean:.5f} ± {result.std:.5f}   ({time.perf_counter() - started:.1f}s)")
+        print(f"  {label:24s} {result.mean:.5f} ± {result.std:.5f}   ({time.perf_counter() - started:.1f}s)")
     return 0
 
 

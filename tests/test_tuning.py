@@ -212,3 +212,12 @@ def test_params_best_for_a_stack_takes_each_tuned_members_best(data_dir):
     assert source["members"]["lasso"] == {"kind": "recipe"}
     record, _ = runner.train(HP, "fast", n_folds=3, params=params, params_source=source, progress=False)
     assert record["cv"]["members"]["ridge"]["mean"] == pytest.approx(study.best_value)
+
+
+def test_compare_scores_tuned_params_on_folds_they_were_not_tuned_on(data_dir):
+    study = tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3)
+    result = run_script("compare.py", "titanic", "--recipes", "logreg", "--tuned", "--repeats", "1", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()[1:]
+    assert lines[0].split()[0] == "logreg"
+    assert lines[1].startswith(f"  logreg (tuned #{study.best_trial.number})")
