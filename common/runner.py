@@ -16,7 +16,7 @@ from common.competition import Competition, Data
 from common.cv import CVResult, cross_validate
 from common.folds import Folds
 from common.runs import RunWriter, environment
-from common.stacking import stack_cv
+from common.stacking import prediction_columns, stack_cv
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,7 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
 
 
 def _prediction_frame(ids: pd.Series, name: str, values: np.ndarray, extra: dict | None = None) -> pd.DataFrame:
-    frame = pd.DataFrame({ids.name: ids.to_numpy(), **(extra or {})})
-    if values.ndim == 1:
-        frame[name] = values
-    else:
-        for k in range(values.shape[1]):
-            frame[f"{name}_{k}"] = values[:, k]
-    return frame
+    return pd.DataFrame({ids.name: ids.to_numpy(), **(extra or {}), **prediction_columns(name, values)})
 
 
 def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int = 5,

@@ -15,6 +15,13 @@ import pandas as pd
 from common.cv import CVResult, cross_validate
 
 
+def prediction_columns(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
+    """``name`` for one prediction per row, ``name_0..name_k`` for class probabilities."""
+    if values.ndim == 1:
+        return {name: values}
+    return {f"{name}_{k}": values[:, k] for k in range(values.shape[1])}
+
+
 def prediction_frame(results: dict[str, CVResult], test: bool = False) -> pd.DataFrame | None:
     """One column per member (per class for multiclass probabilities)."""
     columns: dict[str, np.ndarray] = {}
@@ -22,11 +29,7 @@ def prediction_frame(results: dict[str, CVResult], test: bool = False) -> pd.Dat
         values = result.test_pred if test else result.oof
         if values is None:
             return None
-        if values.ndim == 1:
-            columns[name] = values
-        else:
-            for k in range(values.shape[1]):
-                columns[f"{name}_{k}"] = values[:, k]
+        columns.update(prediction_columns(name, values))
     return pd.DataFrame(columns)
 
 
