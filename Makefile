@@ -12,7 +12,7 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: setup titanic house-prices disaster-tweets test lint clean-venv tune tune-titanic dashboard
+.PHONY: setup titanic house-prices disaster-tweets report test lint clean-venv tune tune-titanic dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ house-prices: setup
 
 disaster-tweets: setup
 	$(PY) scripts/train.py disaster-tweets --recipe default
+
+# The CV leaderboard of every run: reports/leaderboard.md and .html
+report: setup
+	$(PY) scripts/leaderboard.py
 
 # Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
 tune: setup

@@ -107,3 +107,73 @@ def download_competition(slug: str, dest: Path) -> Path:
     if not found:
         raise KaggleApiError(f"Kaggle download of {slug} produced no file in {dest}")
     return found[0]
+
+
+def _daily_limit(message: str) -> bool:
+    text = message.lower()
+    return "daily" in text and ("allowance" in text or "limit" in text)
+
+
+def list_submissions(slug: str) -> list[dict]:
+    """The user's submissions to a competition, newest first, as plain dicts."""
+    api = _client()
+    rows = call_with_retries(lambda: api.competition_submissions(slug, page_size=100) or [], slug,
+                             f"list submissions of {slug}")
+    out = []
+    for s in rows:
+        if s is None:
+            continue
+        out.append({
+            "ref": int(s.ref), "date": s.date.isoformat() if s.date else None, "description": s.description or "",
+            "file_name": s.file_name, "status": getattr(s.status, "name", str(s.status)),
+            "public_score": _score(s.public_score), "private_score": _score(s.private_score),
+            "error": s.error_description or None,
+        })
+    return out
+
+
+def _score(value) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def submit(slug: str, path: Path, message: str) -> int:
+    """Upload a submission file; returns Kaggle's submission ref.
+
+    Transient failures are retried a bounded number of times, but never blindly: before each retry the user's
+    submissions are listed and a submission carrying this exact message counts as done, so a retry can never
+    create a duplicate.
+    """
+    api = _client()
+    for attempt in range(1, RETRIES + 1):
+        try:
+            response = api.competition_submit(str(path), message, slug, quiet=True)
+        except Exception as exc:  # noqa: BLE001 - sorted by _explain
+            error = _explain(exc, slug, f"submit to {slug}")
+            if error is not None:
+                raise _limit_or(error, exc) from exc
+            log.warning("submission to %s failed (%s); checking whether it arrived before retrying", slug, exc)
+        else:
+            ref = int(getattr(response, "ref", 0) or 0)
+            if ref:
+                return ref
+            text = getattr(response, "message", "") or "no submission reference returned"
+            if _daily_limit(text):
+                raise KaggleApiError(f"daily submission limit reached for {slug}: {text}; nothing was submitted")
+            log.warning("Kaggle did not accept the upload (%s)", text)
+        existing = [s for s in list_submissions(slug) if s["description"] == message]
+        if existing:
+            return existing[0]["ref"]
+        if attempt < RETRIES:
+            time.sleep(attempt)
+    raise KaggleApiError(f"submitting to {slug} kept failing after {RETRIES} attempts; nothing was submitted; "
+                         "try again later")
+
+
+def _limit_or(error: KaggleApiError, exc: Exception) -> KaggleApiError:
+    if _daily_limit(str(exc)) or _daily_limit(str(error)):
+        return KaggleApiError(f"daily submission limit reached: {exc}; nothing was submitted - try again after "
+                              "midnight UTC")
+    return error

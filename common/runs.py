@@ -128,3 +128,21 @@ def load_runs(competition: str | None = None) -> list[dict[str, Any]]:
             except (OSError, ValueError) as exc:
                 log.warning("skipping %s: run.json is missing or unreadable (%s)", folder, exc)
     return records
+
+
+def update_record(folder: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``changes`` into a finished run's run.json, atomically (used to add Kaggle submission refs and
+    scores; nothing else of a run is ever rewritten)."""
+    path = Path(folder) / "run.json"
+    record = json.loads(path.read_text())
+    record.update(changes)
+    write_json_atomic(path, record)
+    return record
+
+
+def best_run(records: list[dict[str, Any]], greater_is_better: bool) -> dict[str, Any] | None:
+    """The run with the best CV mean in the metric's own direction."""
+    scored = [r for r in records if isinstance(r.get("cv", {}).get("mean"), int | float)]
+    if not scored:
+        return None
+    return (max if greater_is_better else min)(scored, key=lambda r: r["cv"]["mean"])

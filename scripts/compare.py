@@ -40,10 +40,13 @@ def main() -> int:
     candidates = []
     for name in names:
         candidates.append((name, name, comp.recipe(name).params))
-        if args.tuned:
-            params, source = tuning.best_params(comp, name, args.storage)
-            trial = source.get("trial", "stack")
-            candidates.append((f"{name} (tuned #{trial})", name, params))
+        if args.tuned and comp.recipe(name).space is not None:
+            try:
+                params, source = tuning.best_params(comp, name, args.storage)
+            except UsageError as exc:
+                print(f"  ({name}: {exc})")
+                continue
+            candidates.append((f"{name} (tuned #{source['trial']})", name, params))
     dataset = comp.load(data.fetch(comp, args.data_dir))
     X, _ = comp.features(dataset)
     folds = []

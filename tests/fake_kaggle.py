@@ -5,10 +5,17 @@ With ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` the official client sends
 ``KAGGLE_USERNAME``/``KAGGLE_KEY``. This server answers those calls from a folder laid out like ``../shared/kaggle``
 (``<slug>/`` files or ``<slug>/<slug>.zip``) and can be told to fail: 401 for wrong credentials, 403 for rules not
 accepted, 500 for server errors (optionally only the first N times, to exercise retries).
+
+Submissions work like Kaggle's: StartSubmissionUpload hands out an upload URL, the client PUTs the file there,
+CreateSubmission checks columns and row count against the competition's sample submission (a wrong file becomes a
+submission in status ERROR with an error description, as on Kaggle), enforces a daily limit, and ListSubmissions
+returns them with a public/private score once "scored" (after ``pending_polls`` list calls).
 """
 
 import base64
+import csv
 import io
+import itertools
 import json
 import threading
 import zipfile
@@ -19,6 +26,7 @@ from pathlib import Path
 
 API_PREFIX = "/api/v1/competitions.CompetitionApiService/"
 FILES_PREFIX = "/__files/"
+UPLOAD_PREFIX = "/__upload/"
 
 RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
 
@@ -33,6 +41,39 @@ class FakeKaggleState:
     # how many more times each failure fires (absent = forever)
     failure_counts: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, dict]] = field(default_factory=list)
+    daily_limit: int = 5
+    pending_polls: int = 1  # ListSubmissions calls before a new submission shows as scored
+    lose_create_responses: int = 0  # create the submission, then answer 500 anyway (a lost response)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    submissions: list[dict] = field(default_factory=list)
+    _refs: itertools.count = field(default_factory=lambda: itertools.count(1001))
+
+    def files(self, slug: str) -> dict[str, bytes]:
+        blob = self.zip_bytes(slug)
+        if blob is None:
+            return {}
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            return {i.filename: zf.read(i) for i in zf.infolist()}
+
+    def check_submission(self, slug: str, blob: bytes) -> tuple[str | None, float | None]:
+        """(error description, score) like Kaggle: columns and rows must match the sample submission.
+        The fake scores agreement with the sample's values (it has no real labels)."""
+        samples = [b for name, b in self.files(slug).items() if "submission" in name and name.endswith(".csv")]
+        if not samples:
+            return "no sample submission to check against", None
+        expected = list(csv.reader(io.StringIO(samples[0].decode())))
+        try:
+            got = list(csv.reader(io.StringIO(blob.decode())))
+        except UnicodeDecodeError:
+            return "Submission file is not valid UTF-8 CSV", None
+        if not got or got[0] != expected[0]:
+            return f"Submission must have columns {expected[0]}, got {got[0] if got else []}", None
+        if len(got) != len(expected):
+            return f"Submission must have {len(expected) - 1} rows, got {len(got) - 1}", None
+        if [r[0] for r in got[1:]] != [r[0] for r in expected[1:]]:
+            return "Submission ids do not match the expected ids", None
+        same = sum(abs(float(a[1]) - float(b[1])) < 1e-9 for a, b in zip(got[1:], expected[1:], strict=True))
+        return None, round(same / (len(expected) - 1), 5)
 
     def zip_bytes(self, slug: str) -> bytes | None:
         folder = self.root / slug
@@ -128,6 +169,65 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Location", f"{FILES_PREFIX}{slug}.zip")
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def api_StartSubmissionUpload(self, body: dict) -> None:  # noqa: N802
+        token = f"tok{len(self.state.uploads) + 1}"
+        self.state.uploads[token] = b""
+        self._send_json(200, {"token": token, "createUrl": f"http://localhost{UPLOAD_PREFIX}{token}"})
+
+    def api_CreateSubmission(self, body: dict) -> None:  # noqa: N802
+        slug = body.get("competitionName", "")
+        token = body.get("blobFileTokens", "")
+        if token not in self.state.uploads:
+            return self._error(400, "Unknown upload token")
+        if not self.state.files(slug):
+            return self._error(404, f"competition {slug} not found")
+        today = [s for s in self.state.submissions if s["slug"] == slug]
+        if len(today) >= self.state.daily_limit:
+            return self._error(400, f"Submission not allowed: Your team has used its daily Submission allowance "
+                                    f"({self.state.daily_limit}) today, please try again tomorrow UTC.")
+        error, score = self.state.check_submission(slug, self.state.uploads[token])
+        ref = next(self.state._refs)
+        self.state.submissions.append({
+            "slug": slug, "ref": ref, "description": body.get("submissionDescription", ""), "error": error,
+            "score": score, "polls": 0, "date": "2026-11-22T12:00:00Z",
+        })
+        if self.state.lose_create_responses > 0:
+            self.state.lose_create_responses -= 1
+            return self._error(500, "Internal server error")
+        self._send_json(200, {"message": "Successfully submitted", "ref": ref})
+
+    def api_ListSubmissions(self, body: dict) -> None:  # noqa: N802
+        slug = body.get("competitionName", "")
+        rows = []
+        for sub in reversed([s for s in self.state.submissions if s["slug"] == slug]):
+            sub["polls"] += 1
+            scored = sub["polls"] > self.state.pending_polls
+            row = {"ref": sub["ref"], "date": sub["date"], "description": sub["description"],
+                   "fileName": "submission.csv",
+                   "status": "ERROR" if sub["error"] and scored else ("COMPLETE" if scored else "PENDING")}
+            if scored and sub["error"]:
+                row["errorDescription"] = sub["error"]
+            elif scored:
+                row["publicScore"] = str(sub["score"])
+                row["privateScore"] = str(round(sub["score"] - 0.01, 5))
+            rows.append(row)
+        self._send_json(200, {"submissions": rows})
+
+    def do_PUT(self) -> None:  # noqa: N802 - the upload URL handed out by StartSubmissionUpload
+        token = self.path[len(UPLOAD_PREFIX):] if self.path.startswith(UPLOAD_PREFIX) else ""
+        if token not in self.state.uploads:
+            return self._error(404, "unknown upload")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while (size := int(self.rfile.readline().strip() or b"0", 16)) > 0:
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            self.state.uploads[token] = b"".join(chunks)
+        else:
+            self.state.uploads[token] = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._send_json(200, {})
 
     def do_GET(self) -> None:  # noqa: N802
         if not self.path.startswith(FILES_PREFIX):

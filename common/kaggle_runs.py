@@ -1,0 +1,109 @@
+"""A run's life on Kaggle: pick the run to submit, prove its file is the one that was validated, upload it with a
+message naming the run and its CV, record the submission reference and, later, its leaderboard scores."""
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from common import kaggle_api, submission
+from common.competition import Competition
+from common.data import fetch, sha256_file
+from common.errors import KaggleApiError, SubmissionError, UsageError
+from common.runs import best_run, load_runs, update_record
+
+log = logging.getLogger(__name__)
+DONE = ("COMPLETE", "ERROR")
+
+
+def pick_run(comp: Competition, run_id: str | None = None) -> dict[str, Any]:
+    runs = load_runs(comp.name)
+    if not runs:
+        raise UsageError(f"no runs of {comp.name} yet; run: python scripts/train.py {comp.name}")
+    if run_id:
+        matches = [r for r in runs if r.get("run_id", "").startswith(run_id)]
+        if len(matches) != 1:
+            raise UsageError(f"{len(matches)} runs of {comp.name} match {run_id!r}; give more of the run id")
+        return matches[0]
+    return best_run(runs, comp.metric.greater_is_better)
+
+
+def message_for(run: dict[str, Any]) -> str:
+    cv = run["cv"]
+    return (f"{run['run_id']} {run['recipe']} CV {run['metric']['name']} {cv['mean']:.5f}±{cv['std']:.5f} "
+            f"seed {run['seed']}")
+
+
+def verified_submission(comp: Competition, run: dict[str, Any], data_dir: str | None = None) -> Path:
+    """The run's submission.csv, refused if it changed since the run validated it or no longer validates."""
+    path = Path(run["path"]) / run["submission"]["file"]
+    if not path.is_file():
+        raise SubmissionError(f"{path} is missing; the run cannot be submitted")
+    if sha256_file(path) != run["submission"]["sha256"]:
+        raise SubmissionError(f"{path} was edited after the run validated it (sha256 differs); refusing to submit "
+                              "it - train again to get a fresh one")
+    sample = comp.load(fetch(comp, data_dir)).sample_submission
+    submission.validate(pd.read_csv(path), sample, comp.submission)
+    return path
+
+
+def submit_run(comp: Competition, run: dict[str, Any], path: Path) -> dict[str, Any]:
+    message = message_for(run)
+    ref = kaggle_api.submit(comp.slug, path, message)
+    entry = {"ref": ref, "message": message, "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
+             "status": "PENDING", "public_score": None, "private_score": None}
+    update_record(run["path"], {"kaggle_submissions": [*run.get("kaggle_submissions", []), entry]})
+    return entry
+
+
+def _matching(run: dict[str, Any], remote: list[dict]) -> dict[int, dict]:
+    """Remote submissions of this run: by recorded ref, or by the run id in the message."""
+    refs = {s["ref"] for s in run.get("kaggle_submissions", [])}
+    return {s["ref"]: s for s in remote if s["ref"] in refs or s["description"].startswith(run["run_id"] + " ")}
+
+
+def apply_scores(run: dict[str, Any], remote: list[dict]) -> dict[str, Any]:
+    """Fill in status and scores of this run's submissions from Kaggle's list; returns the updated record."""
+    found = _matching(run, remote)
+    if not found:
+        return run
+    entries = {e["ref"]: dict(e) for e in run.get("kaggle_submissions", [])}
+    for ref, s in found.items():
+        entry = entries.setdefault(ref, {"ref": ref, "message": s["description"], "submitted": s["date"]})
+        entry.update({"status": s["status"], "public_score": s["public_score"], "private_score": s["private_score"],
+                      "error": s.get("error")})
+    record = update_record(run["path"], {"kaggle_submissions": sorted(entries.values(), key=lambda e: e["ref"])})
+    record["path"] = run["path"]
+    return record
+
+
+def wait_for_score(comp: Competition, run: dict[str, Any], ref: int, timeout: float = 600,
+                   poll: float = 10) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    while True:
+        remote = kaggle_api.list_submissions(comp.slug)
+        mine = next((s for s in remote if s["ref"] == ref), None)
+        if mine is not None and mine["status"] in DONE:
+            apply_scores(run, remote)
+            if mine["status"] == "ERROR":
+                raise SubmissionError(f"Kaggle rejected submission {ref}: {mine.get('error') or 'no reason given'}")
+            return mine
+        if time.time() > deadline:
+            raise KaggleApiError(f"submission {ref} not scored after {timeout:.0f}s; check later with "
+                                 f"python scripts/leaderboard.py {comp.name} --sync")
+        log.info("submission %d: %s; waiting %.0fs", ref, mine["status"] if mine else "not listed yet", poll)
+        time.sleep(poll)
+
+
+def sync(comp: Competition) -> int:
+    """Read the user's submissions back from Kaggle and fill in scores of the runs that made them."""
+    remote = kaggle_api.list_submissions(comp.slug)
+    updated = 0
+    for run in load_runs(comp.name):
+        if _matching(run, remote):
+            apply_scores(run, remote)
+            updated += 1
+    return updated

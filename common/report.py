@@ -1,0 +1,212 @@
+"""The CV leaderboard report: every run ranked by CV (in its metric's own direction) beside its Kaggle score.
+
+Writes ``reports/leaderboard.md`` and a self-contained ``reports/leaderboard.html`` (plots embedded as PNG data
+URIs, no network resources) and returns a compact table for the terminal. Plots per competition: fold-score spread
+per run, CV against leaderboard score with the CV-LB gap, and the Optuna optimisation history of each study.
+"""
+
+import base64
+import html
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common import paths
+from common.io import write_text_atomic
+from common.runs import load_runs
+
+log = logging.getLogger(__name__)
+TOP_RUNS_PLOTTED = 20
+
+
+@dataclass
+class Section:
+    name: str
+    metric: str
+    greater_is_better: bool
+    runs: list[dict[str, Any]]  # sorted best first
+    studies: dict[str, list[tuple[int, float]]]  # study name -> (trial number, value) of finished trials
+
+
+def _lb(run: dict[str, Any], key: str) -> float | None:
+    scores = [s.get(key) for s in run.get("kaggle_submissions", []) if s.get(key) is not None]
+    return scores[-1] if scores else None
+
+
+def _params_source(run: dict[str, Any]) -> str:
+    src = run.get("params_source") or {"kind": "recipe"}
+    if src.get("kind") == "study":
+        return f"study #{src.get('trial')}"
+    return src.get("kind", "recipe")
+
+
+def collect(competitions: list[str] | None = None) -> list[Section]:
+    """Runs grouped by competition (only those present, or the ones asked for), best CV first."""
+    runs = load_runs()
+    names = sorted({r.get("competition") for r in runs if r.get("competition")})
+    if competitions:
+        names = [n for n in competitions if n in names]
+    sections = []
+    for name in names:
+        mine = [r for r in runs if r.get("competition") == name and isinstance(r.get("cv", {}).get("mean"), float)]
+        if not mine:
+            continue
+        greater = mine[0].get("metric", {}).get("direction") == "maximize"
+        mine.sort(key=lambda r: r["cv"]["mean"], reverse=greater)
+        sections.append(Section(name, mine[0]["metric"]["name"], greater, mine, _studies(name)))
+    return sections
+
+
+def _studies(name: str) -> dict[str, list[tuple[int, float]]]:
+    journal = paths.runs_dir(name) / "optuna.journal"
+    if not journal.is_file():
+        return {}
+    try:
+        import optuna
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        out = {}
+        for summary in optuna.get_all_study_summaries(storage):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            out[summary.study_name] = [(t.number, t.value) for t in study.get_trials(deepcopy=False)
+                                       if t.value is not None and t.state.name == "COMPLETE"]
+        return out
+    except Exception as exc:  # noqa: BLE001 - a broken journal must not stop the report
+        log.warning("skipping the Optuna history of %s: %s", name, exc)
+        return {}
+
+
+def _fmt(value: float | None, digits: int = 5) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _rows(section: Section) -> list[list[str]]:
+    rows = []
+    for rank, r in enumerate(section.runs, 1):
+        public, private = _lb(r, "public_score"), _lb(r, "private_score")
+        gap = None if public is None else public - r["cv"]["mean"]
+        rows.append([str(rank), r["run_id"], r["recipe"], f"{r['cv']['mean']:.5f} ± {r['cv']['std']:.5f}",
+                     str(len(r["cv"].get("fold_scores", []))), _params_source(r),
+                     f"{r.get('seconds', {}).get('total', 0):.1f}", r.get("started", "")[:16].replace("T", " "),
+                     _fmt(public), _fmt(private), _fmt(gap, 4)])
+    return rows
+
+
+HEADER = ["#", "run", "recipe", "CV", "folds", "params", "seconds", "date", "public LB", "private LB", "LB-CV"]
+
+
+def markdown(sections: list[Section]) -> str:
+    if not sections:
+        return "# CV leaderboard\n\nNo runs yet: train one with `python scripts/train.py titanic`.\n"
+    out = ["# CV leaderboard", ""]
+    for s in sections:
+        better = "higher is better" if s.greater_is_better else "lower is better"
+        out += [f"## {s.name} — {s.metric} ({better})", "", "| " + " | ".join(HEADER) + " |",
+                "|" + "---|" * len(HEADER)]
+        out += ["| " + " | ".join(row) + " |" for row in _rows(s)]
+        out.append("")
+    return "\n".join(out)
+
+
+def terminal(sections: list[Section], limit: int = 10) -> str:
+    if not sections:
+        return "no runs yet: train one with python scripts/train.py titanic"
+    lines = []
+    for s in sections:
+        lines.append(f"{s.name} ({s.metric}, {'higher' if s.greater_is_better else 'lower'} is better)")
+        for row in _rows(s)[:limit]:
+            lb = f"  LB {row[8]}" if row[8] else ""
+            lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}")
+    return "\n".join(lines)
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _plots(section: Section) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = []
+    runs = section.runs[:TOP_RUNS_PLOTTED]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(runs) + 1.5))
+    labels = [f"{r['recipe']} {r['run_id'][:15]}" for r in runs]
+    ax.boxplot([r["cv"]["fold_scores"] for r in runs], orientation="horizontal", tick_labels=labels)
+    for i, r in enumerate(runs, 1):
+        ax.scatter(r["cv"]["fold_scores"], [i] * len(r["cv"]["fold_scores"]), s=12, alpha=0.6)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"fold {section.metric}")
+    ax.set_title(f"{section.name}: fold scores per run (best CV on top)")
+    plots.append(("Fold-score spread per run", _png(fig)))
+
+    scored = [r for r in section.runs if _lb(r, "public_score") is not None]
+    if scored:
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        cv = [r["cv"]["mean"] for r in scored]
+        lb = [_lb(r, "public_score") for r in scored]
+        ax.scatter(cv, lb)
+        low, high = min(cv + lb), max(cv + lb)
+        ax.plot([low, high], [low, high], linestyle="--", color="grey", label="LB = CV")
+        gap = sum(b - a for a, b in zip(cv, lb, strict=True)) / len(cv)
+        ax.set_xlabel(f"CV {section.metric}")
+        ax.set_ylabel(f"public LB {section.metric}")
+        ax.set_title(f"{section.name}: CV vs leaderboard (mean LB-CV gap {gap:+.4f})")
+        ax.legend()
+        plots.append(("CV vs leaderboard", _png(fig)))
+
+    for study, trials in section.studies.items():
+        if not trials:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        numbers, values = zip(*trials, strict=True)
+        best, running = [], None
+        for v in values:
+            running = v if running is None else (max(running, v) if section.greater_is_better else min(running, v))
+            best.append(running)
+        ax.scatter(numbers, values, s=8, alpha=0.5, label="trial")
+        ax.plot(numbers, best, color="red", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(f"CV {section.metric}")
+        ax.set_title(f"Optuna history: {study}")
+        ax.legend()
+        plots.append((f"Optuna optimisation history ({study})", _png(fig)))
+    return plots
+
+
+def html_page(sections: list[Section]) -> str:
+    style = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+             "th{background:#f0f0f0}td:nth-child(2),td:nth-child(3){text-align:left}img{max-width:100%}")
+    body = ["<h1>CV leaderboard</h1>"]
+    if not sections:
+        body.append("<p>No runs yet: train one with <code>python scripts/train.py titanic</code>.</p>")
+    for s in sections:
+        better = "higher is better" if s.greater_is_better else "lower is better"
+        body.append(f"<h2 id='{html.escape(s.name)}'>{html.escape(s.name)} — {html.escape(s.metric)} ({better})</h2>")
+        body.append("<table class='runs'><tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>")
+        for row in _rows(s):
+            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        body.append("</table>")
+        for title, uri in _plots(s):
+            body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>CV leaderboard</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def write(competitions: list[str] | None = None) -> tuple[Path, Path, list[Section]]:
+    sections = collect(competitions)
+    folder = paths.home() / "reports"
+    md = write_text_atomic(folder / "leaderboard.md", markdown(sections))
+    page = write_text_atomic(folder / "leaderboard.html", html_page(sections))
+    return md, page, sections

@@ -1,0 +1,37 @@
+#!/usr/bin/env python
+"""Rank every run by CV beside its Kaggle score: reports/leaderboard.md, a self-contained
+reports/leaderboard.html with plots, and a compact table here.
+
+    python scripts/leaderboard.py                    # every competition with runs
+    python scripts/leaderboard.py titanic --sync     # first read your titanic submissions' scores from Kaggle
+"""
+
+import argparse
+
+import competitions
+from common import kaggle_runs, report
+from common.cli import run_main, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("competitions", nargs="*", help=f"any of: {', '.join(competitions.names())}")
+    parser.add_argument("--sync", action="store_true", help="fill in scores of your submissions from Kaggle")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    names = args.competitions or None
+    for name in names or []:
+        competitions.get(name)  # unknown names fail here, in one line
+    if args.sync:
+        for name in names or [s.name for s in report.collect()]:
+            updated = kaggle_runs.sync(competitions.get(name))
+            print(f"{name}: scores synced for {updated} run(s)")
+    md, page, sections = report.write(names)
+    print(report.terminal(sections))
+    print(f"report: {md} and {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

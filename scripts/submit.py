@@ -1,0 +1,56 @@
+#!/usr/bin/env python
+"""Submit a run's validated submission to Kaggle and (with --wait) print its leaderboard score.
+
+    python scripts/submit.py house-prices                 # the best run by CV
+    python scripts/submit.py titanic --run 20261122-2130  # a given run (a unique prefix of its id)
+    python scripts/submit.py titanic --dry-run            # validate and show what would be sent
+    python scripts/submit.py titanic --wait               # poll until scored, print the public score
+
+The file is re-validated against the sample submission and refused if it changed since its run wrote it. The
+message names the run and its CV; the Kaggle reference (and later the scores) go into the run's run.json.
+"""
+
+import argparse
+
+import competitions
+from common import kaggle_api, kaggle_runs
+from common.cli import run_main, setup_logging
+from common.errors import KaggleApiError
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
+    parser.add_argument("--run", help="run id (or a unique prefix); default: the best run by CV")
+    parser.add_argument("--dry-run", action="store_true", help="validate and show what would be sent; send nothing")
+    parser.add_argument("--wait", action="store_true", help="poll Kaggle until the submission is scored")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for a score (default 900)")
+    parser.add_argument("--poll", type=float, default=10, help="seconds between polls (default 10)")
+    parser.add_argument("--data-dir", help="where the sample submission is found (as for train.py)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    comp = competitions.get(args.competition)
+    run = kaggle_runs.pick_run(comp, args.run)
+    path = kaggle_runs.verified_submission(comp, run, args.data_dir)
+    message = kaggle_runs.message_for(run)
+    print(f"{comp.name}: run {run['run_id']} ({run['recipe']}), CV {comp.metric.name} {run['cv']['mean']:.5f} "
+          f"± {run['cv']['std']:.5f}")
+    print(f"file {path} is valid ({run['submission']['rows']} rows)")
+    if args.dry_run:
+        print(f"dry run: would submit to {comp.slug} with message: {message}")
+        return 0
+    if not kaggle_api.has_credentials():
+        raise KaggleApiError(f"no Kaggle credentials: {kaggle_api.CREDENTIALS_HELP}; the validated file is {path}")
+    entry = kaggle_runs.submit_run(comp, run, path)
+    print(f"submitted: Kaggle ref {entry['ref']}, message: {message}")
+    if args.wait:
+        scored = kaggle_runs.wait_for_score(comp, run, entry["ref"], args.timeout, args.poll)
+        private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
+        print(f"scored: public {comp.metric.name} {scored['public_score']}{private} "
+              f"(CV {run['cv']['mean']:.5f})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

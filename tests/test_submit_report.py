@@ -1,0 +1,207 @@
+"""The submit loop through the real kaggle client against the fake Kaggle, and the CV leaderboard report,
+including a headless Chromium that opens the HTML report from disk."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import competitions
+from common import runner
+from common.runs import best_run, load_runs
+
+from conftest import kaggle_env, run_script, skip_or_fail
+
+TITANIC = competitions.get("titanic")
+
+
+@pytest.fixture
+def trained(data_dir, kit_home):
+    """Two Titanic runs; returns them best first."""
+    runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False)
+    runner.train(TITANIC, "rule", seed=0, n_folds=3, progress=False)
+    return sorted(load_runs("titanic"), key=lambda r: r["cv"]["mean"], reverse=True)
+
+
+def env_for(kit_home, fake=None, data_dir=None, **kw):
+    env = kaggle_env(kit_home, fake, **kw)
+    if data_dir is not None:
+        env["KAGGLE_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def last_line(result) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_dry_run_validates_the_best_run_and_sends_nothing(trained, fake_kaggle, kit_home, data_dir):
+    result = run_script("submit.py", "titanic", "--dry-run", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 0, result.stderr
+    assert f"run {trained[0]['run_id']}" in result.stdout and "dry run: would submit" in result.stdout
+    assert not fake_kaggle.calls("StartSubmissionUpload")
+
+
+def test_best_run_follows_the_metric_direction():
+    runs = [{"cv": {"mean": 0.12}}, {"cv": {"mean": 0.11}}, {"cv": {"mean": 0.13}}]
+    assert best_run(runs, greater_is_better=False)["cv"]["mean"] == 0.11
+    assert best_run(runs, greater_is_better=True)["cv"]["mean"] == 0.13
+
+
+def test_submit_wait_records_the_reference_and_the_score(trained, fake_kaggle, kit_home, data_dir):
+    run = trained[1]
+    result = run_script("submit.py", "titanic", "--run", run["run_id"], "--wait", "--poll", "0.2",
+                        env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 0, result.stderr
+    assert "scored: public accuracy" in result.stdout
+    record = json.loads((kit_home / "runs" / "titanic" / run["run_id"] / "run.json").read_text())
+    [entry] = record["kaggle_submissions"]
+    assert entry["ref"] == fake_kaggle.state.submissions[0]["ref"]
+    assert entry["status"] == "COMPLETE" and entry["public_score"] is not None
+    assert entry["message"].startswith(run["run_id"]) and "CV accuracy" in entry["message"]
+    assert fake_kaggle.state.submissions[0]["description"] == entry["message"]
+
+    report = run_script("leaderboard.py", env=env_for(kit_home))
+    assert report.returncode == 0, report.stderr
+    md = (kit_home / "reports" / "leaderboard.md").read_text()
+    assert f"{entry['public_score']:.5f}" in md and "## titanic" in md
+    page = (kit_home / "reports" / "leaderboard.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2  # fold spread + CV vs LB
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_without_credentials_the_file_is_validated_and_the_command_fails_clearly(trained, fake_kaggle, kit_home,
+                                                                                  data_dir):
+    result = run_script("submit.py", "titanic", env=env_for(kit_home, None, data_dir))
+    assert result.returncode == 4
+    assert "is valid" in result.stdout
+    assert last_line(result).startswith("error: no Kaggle credentials") and "kaggle.json" in last_line(result)
+    assert not fake_kaggle.calls("StartSubmissionUpload")
+
+
+def test_rules_not_accepted_names_the_rules_page(trained, fake_kaggle, kit_home, data_dir):
+    fake_kaggle.fail("StartSubmissionUpload", 403)
+    result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 4 and "https://www.kaggle.com/c/titanic/rules" in last_line(result)
+
+
+def test_daily_limit_is_an_error_not_a_silent_success(trained, fake_kaggle, kit_home, data_dir):
+    fake_kaggle.state.daily_limit = 0
+    result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 4
+    assert "daily submission limit reached" in last_line(result)
+    assert all(not r["kaggle_submissions"] for r in load_runs("titanic"))
+
+
+def test_edited_submission_is_refused(trained, fake_kaggle, kit_home, data_dir):
+    path = kit_home / "runs" / "titanic" / trained[0]["run_id"] / "submission.csv"
+    frame = pd.read_csv(path)
+    frame.loc[0, "Survived"] = 1 - frame.loc[0, "Survived"]
+    frame.to_csv(path, index=False)
+    result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 5 and "edited after the run validated it" in last_line(result)
+    assert not fake_kaggle.calls("StartSubmissionUpload")
+
+
+def test_lost_server_response_is_retried_without_a_duplicate(trained, fake_kaggle, kit_home, data_dir):
+    fake_kaggle.state.lose_create_responses = 1  # Kaggle creates it but the answer is a 500
+    result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 0, result.stderr
+    assert len(fake_kaggle.state.submissions) == 1
+    assert len(load_runs("titanic")[0]["kaggle_submissions"] + load_runs("titanic")[1]["kaggle_submissions"]) == 1
+
+
+def test_persistent_server_errors_fail_clearly_and_record_nothing(trained, fake_kaggle, kit_home, data_dir):
+    fake_kaggle.fail("CreateSubmission", 500)
+    result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 4 and "kept failing after 3 attempts" in last_line(result)
+    assert not fake_kaggle.state.submissions
+    assert all(not r["kaggle_submissions"] for r in load_runs("titanic"))
+
+
+def test_sync_fills_in_scores_of_earlier_submissions(trained, fake_kaggle, kit_home, data_dir):
+    assert run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir)).returncode == 0
+    pending = [s for r in load_runs("titanic") for s in r["kaggle_submissions"]]
+    assert pending[0]["public_score"] is None
+    fake_kaggle.state.pending_polls = 0  # meanwhile Kaggle has scored it
+    result = run_script("leaderboard.py", "titanic", "--sync", env=env_for(kit_home, fake_kaggle))
+    assert result.returncode == 0, result.stderr
+    synced = [s for r in load_runs("titanic") for s in r["kaggle_submissions"]]
+    assert synced[0]["public_score"] is not None and synced[0]["status"] == "COMPLETE"
+    assert "LB " in result.stdout
+
+
+def test_a_wrong_file_gets_kaggles_error_description(fake_kaggle, kit_home, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("PassengerId,Survived\n892,0\n")
+    code = ("import sys, time\nfrom pathlib import Path\nfrom common import kaggle_api\n"
+            "ref = kaggle_api.submit('titanic', Path(sys.argv[1]), 'bad file')\n"
+            "for _ in range(5):\n    s = [x for x in kaggle_api.list_submissions('titanic') if x['ref'] == ref][0]\n"
+            "    if s['status'] != 'PENDING': break\nprint(s['status'], '|', s['error'])\n")
+    result = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True,
+                            env=env_for(kit_home, fake_kaggle), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ERROR | Submission must have 418 rows, got 1"
+
+
+def test_report_skips_a_corrupt_run_json_and_still_writes(trained, kit_home):
+    broken = kit_home / "runs" / "titanic" / "20000101-000000-fast-broken"
+    broken.mkdir()
+    (broken / "run.json").write_text("{ not json")
+    result = run_script("leaderboard.py", env=env_for(kit_home))
+    assert result.returncode == 0, result.stderr
+    assert "skipping" in result.stderr and "20000101-000000-fast-broken" in result.stderr
+    assert (kit_home / "reports" / "leaderboard.html").is_file()
+
+
+def test_report_with_no_runs_is_friendly(kit_home):
+    result = run_script("leaderboard.py", env=env_for(kit_home))
+    assert result.returncode == 0 and "no runs yet" in result.stdout
+    assert "No runs yet" in (kit_home / "reports" / "leaderboard.md").read_text()
+
+
+def test_report_covers_every_competition_and_each_metric_direction(data_dir, kit_home):
+    runner.train(competitions.get("house-prices"), "ridge", n_folds=3, progress=False)
+    runner.train(competitions.get("house-prices"), "lasso", n_folds=3, progress=False)
+    runner.train(TITANIC, "fast", n_folds=3, progress=False)
+    from common import report
+
+    sections = {s.name: s for s in report.collect()}
+    assert set(sections) == {"house-prices", "titanic"}
+    hp = [r["cv"]["mean"] for r in sections["house-prices"].runs]
+    assert hp == sorted(hp)  # RMSLE: lower first, shown as is (no sign flip)
+    assert "lower is better" in report.markdown(list(sections.values()))
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+def test_html_report_renders_in_headless_chromium(trained, kit_home, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        skip_or_fail("chromium is not installed (apt-get install chromium)")
+    from common import report
+
+    _, page, _ = report.write()
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr[-1000:]
+    assert dom.stdout.count("<tr>") >= 3  # header + two runs
+    assert "fast" in dom.stdout and "rule" in dom.stdout
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
+    rgb = pixels[..., :3]
+    non_white = (rgb < 0.9).any(axis=-1).mean()
+    assert non_white > 0.005, "the screenshot is (almost) blank"
+    coloured = (rgb.max(axis=-1) - rgb.min(axis=-1) > 0.3).sum()
+    assert coloured > 20, "no coloured pixels: the embedded matplotlib plot did not render"
