@@ -78,6 +78,12 @@ class SubmissionSpec:
     bounds: tuple[float | None, float | None] | None = None
 
 
+def binary_labels(proba: np.ndarray) -> np.ndarray:
+    """Probabilities -> 0/1 at 0.5. Recipes that want another cut-off (F1) shift their probabilities instead
+    (common.thresholds), so every binary competition decodes the same way."""
+    return (np.asarray(proba) >= 0.5).astype(int)
+
+
 @dataclass(frozen=True)
 class Competition:
     name: str  # CLI name, e.g. "house-prices"

@@ -4,13 +4,13 @@ import logging
 
 import pandas as pd
 
-from common.competition import Competition, Data, FileSpec, SubmissionSpec
+from common.competition import Competition, Data, FileSpec, SubmissionSpec, binary_labels
 from common.data import DataFiles, read_table
 from common.errors import DataError
 from common.folds import RowFolds
 from common.metrics import F1
 from competitions.disaster_tweets import features
-from competitions.disaster_tweets.recipes import RECIPES, decode
+from competitions.disaster_tweets.recipes import RECIPES
 
 log = logging.getLogger(__name__)
 
@@ -55,5 +55,5 @@ COMPETITION = Competition(
     recipes=RECIPES,
     submission=SubmissionSpec("sample_submission.csv", id_col="id", value_col="target", dtype="int",
                               allowed=(0, 1)),
-    decode=decode,
+    decode=binary_labels,
 )

@@ -2,13 +2,13 @@
 
 import pandas as pd
 
-from common.competition import Competition, Data, FileSpec, SubmissionSpec
+from common.competition import Competition, Data, FileSpec, SubmissionSpec, binary_labels
 from common.data import DataFiles, read_table
 from common.errors import DataError
 from common.folds import RowFolds
 from common.metrics import ACCURACY
 from competitions.titanic import features
-from competitions.titanic.recipes import RECIPES, decode
+from competitions.titanic.recipes import RECIPES
 
 PASSENGER = {"PassengerId": "int", "Pclass": "int", "Name": "str", "Sex": "str", "Age": "numeric", "SibSp": "int",
              "Parch": "int", "Ticket": "str", "Fare": "numeric", "Cabin": "any", "Embarked": "any"}
@@ -44,5 +44,5 @@ COMPETITION = Competition(
     recipes=RECIPES,
     submission=SubmissionSpec("gender_submission.csv", id_col="PassengerId", value_col="Survived", dtype="int",
                               allowed=(0, 1)),
-    decode=decode,
+    decode=binary_labels,
 )

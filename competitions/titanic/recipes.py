@@ -128,7 +128,3 @@ RECIPES: dict[str, Recipe] = {
                    "children lived and women whose family's women and children died", lambda params, seed: WcgRule()),
     "fast": Recipe("logistic regression, for tests and smoke runs", make_logreg, {"C": 0.3}),
 }
-
-
-def decode(proba: np.ndarray) -> np.ndarray:
-    return (np.asarray(proba) >= 0.5).astype(int)
