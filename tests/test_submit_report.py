@@ -205,3 +205,15 @@ def test_html_report_renders_in_headless_chromium(trained, kit_home, tmp_path):
     assert non_white > 0.005, "the screenshot is (almost) blank"
     coloured = (rgb.max(axis=-1) - rgb.min(axis=-1) > 0.3).sum()
     assert coloured > 20, "no coloured pixels: the embedded matplotlib plot did not render"
+
+
+def test_report_plots_the_optuna_history_of_each_study(data_dir, kit_home):
+    from common import report, tuning
+
+    tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3)
+    runner.train(TITANIC, "fast", n_folds=3, progress=False)
+    _, page, sections = report.write(["titanic"])
+    assert len(sections[0].studies["titanic:logreg"]) == 3
+    text = page.read_text()
+    assert "Optuna optimisation history (titanic:logreg)" in text
+    assert text.count("data:image/png;base64,") == 2  # fold spread + history (no LB scores yet)
