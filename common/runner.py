@@ -63,8 +63,10 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
                           progress=progress)
 
 
-def _prediction_frame(ids: pd.Series, name: str, values: np.ndarray, extra: dict | None = None) -> pd.DataFrame:
-    return pd.DataFrame({ids.name: ids.to_numpy(), **(extra or {}), **prediction_columns(name, values)})
+def _prediction_frame(ids: pd.Series, name: str, values: np.ndarray, extra: dict | None = None,
+                      after: dict | None = None) -> pd.DataFrame:
+    columns = {ids.name: ids.to_numpy(), **(extra or {}), **prediction_columns(name, values), **(after or {})}
+    return pd.DataFrame(columns)
 
 
 def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int = 5,
@@ -86,10 +88,14 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
         sub = submission.build(comp.submission, prep.data.sample_submission,
                                prep.data.test[prep.data.id_col], comp.decode(result.test_pred))
         ids = prep.data.train[prep.data.id_col]
+        # A stack's files also keep each member's predictions, so a blend can be studied without re-running it.
+        member_oof = {c: v for n, r in result.members.items() for c, v in prediction_columns(f"oof_{n}", r.oof).items()}
+        member_test = {c: v for n, r in result.members.items()
+                       for c, v in prediction_columns(f"pred_{n}", r.test_pred).items()}
         run.write_frame("oof.parquet", _prediction_frame(ids, "oof", result.oof,
-                                                         {"target": prep.data.y, "fold": prep.folds.fold}))
-        run.write_frame("test_pred.parquet",
-                        _prediction_frame(prep.data.test[prep.data.id_col], "pred", result.test_pred))
+                                                         {"target": prep.data.y, "fold": prep.folds.fold}, member_oof))
+        run.write_frame("test_pred.parquet", _prediction_frame(prep.data.test[prep.data.id_col], "pred",
+                                                               result.test_pred, after=member_test))
         sub_path = submission.write(sub, run.path("submission.csv"))
         record = {
             **run.header(),

@@ -78,7 +78,7 @@ def train_loop(
     optimizer: torch.optim.Optimizer,
     batches: Callable[[int], Iterable[Any]],
     loss_of: Callable[[torch.nn.Module, Any], torch.Tensor],
-    evaluate: Callable[[torch.nn.Module], float],
+    evaluate: Callable[[torch.nn.Module], float] | None,
     epochs: int,
     scheduler: Any = None,
     greater_is_better: bool = True,
@@ -89,8 +89,9 @@ def train_loop(
     after_epoch: Callable[[int], None] | None = None,
 ) -> LoopResult:
     """Train for up to ``epochs``; keep the best weights by ``evaluate``; stop after ``patience`` epochs without
-    improvement. ``batches(epoch)`` must give the same batches for the same epoch (seed the shuffle with it) so a
-    resumed run sees what an uninterrupted one would."""
+    improvement (with ``evaluate=None`` every epoch runs and the last weights are kept). ``batches(epoch)`` must
+    give the same batches for the same epoch (seed the shuffle with it) so a resumed run sees what an
+    uninterrupted one would."""
     start, best_score, best_epoch, bad_epochs, history, resumed = 0, None, -1, 0, [], None
     best_state = copy.deepcopy(model.state_dict())
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT
@@ -124,17 +125,23 @@ def train_loop(
             total += float(loss.detach())
             count += 1
         model.eval()
-        with torch.no_grad():
-            score = float(evaluate(model))
+        if evaluate is None:  # no validation data: the last epoch is the best one
+            score = float(epoch) if greater_is_better else float(-epoch)
+        else:
+            with torch.no_grad():
+                score = float(evaluate(model))
         improved = best_score is None or (score > best_score if greater_is_better else score < best_score)
         if improved:
             best_score, best_epoch, bad_epochs = score, epoch, 0
             best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-        history.append({"epoch": epoch, "loss": total / max(count, 1), "score": score})
-        log.info("epoch %d: loss %.4f, validation %.5f%s", epoch, total / max(count, 1), score,
-                 " (best)" if improved else "")
+        history.append({"epoch": epoch, "loss": total / max(count, 1)} | ({} if evaluate is None else {"score": score}))
+        if evaluate is None:
+            log.info("epoch %d: loss %.4f", epoch, total / max(count, 1))
+        else:
+            log.info("epoch %d: loss %.4f, validation %.5f%s", epoch, total / max(count, 1), score,
+                     " (best)" if improved else "")
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -145,5 +152,5 @@ def train_loop(
             after_epoch(epoch)
     model.load_state_dict(best_state)
     model.to(device)
-    return LoopResult(best_score=float(best_score) if best_score is not None else float("nan"),
+    return LoopResult(best_score=float("nan") if evaluate is None or best_score is None else float(best_score),
                       best_epoch=best_epoch, epochs_run=len(history), resumed_from=resumed, history=history)

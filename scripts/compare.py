@@ -4,6 +4,9 @@ a recipe on more than one fold assignment's luck. Writes no run; prints mean ± 
 
     python scripts/compare.py titanic --repeats 4
     python scripts/compare.py titanic --recipes default lgbm --folds 10 --repeats 2
+    python scripts/compare.py disaster-tweets --recipes tfidf --split stratified   # plain random folds, as
+                                                                 # Kaggle split train from test (duplicates
+                                                                 # straddle folds): a leaderboard-like estimate
     python scripts/compare.py titanic --recipes lgbm --tuned     # default params vs the study's best trial,
                                                                  # on folds other than the ones it was tuned on
 """
@@ -12,12 +15,13 @@ import argparse
 import dataclasses
 import time
 
+import numpy as np
+
 import competitions
-from common import data, tuning
+from common import runner, tuning
 from common.cli import run_main, setup_logging
-from common.cv import cross_validate
 from common.errors import UsageError
-from common.folds import Folds, folds_hash
+from common.folds import Folds, RowFolds, folds_hash
 
 
 def main() -> int:
@@ -30,13 +34,15 @@ def main() -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--tuned", action="store_true", help="also score each recipe's best tuned params")
     parser.add_argument("--storage", help="tuning storage for --tuned (default: the embedded journal)")
+    parser.add_argument("--split", choices=["kfold", "stratified", "group", "stratified-group"],
+                        help="fold kind instead of the competition's own (row-fold competitions only)")
     parser.add_argument("--first-seed", type=int, default=None,
                         help="fold seed of the first repeat (default: the competition's own + 1, so none of the "
                              "repeats reuses the persisted folds that tuning used)")
     args = parser.parse_args()
     setup_logging()
     comp = competitions.get(args.competition)
-    names = args.recipes or [n for n, r in comp.recipes.items() if not r.members]
+    names = args.recipes or list(comp.recipes)
     candidates = []
     for name in names:
         candidates.append((name, name, comp.recipe(name).params))
@@ -47,23 +53,24 @@ def main() -> int:
                 print(f"  ({name}: {exc})")
                 continue
             candidates.append((f"{name} (tuned #{source['trial']})", name, params))
-    dataset = comp.load(data.fetch(comp, args.data_dir))
-    X, _ = comp.features(dataset)
-    folds = []
-    first = comp.folds.seed + 1 if args.first_seed is None else args.first_seed
+    splitter = comp.folds
+    if args.split:
+        if not isinstance(splitter, RowFolds):
+            raise UsageError(f"--split works for row folds; {comp.name} uses {type(splitter).__name__}")
+        splitter = dataclasses.replace(splitter, kind=args.split)
+    prep = runner.prepare(comp, args.folds, args.data_dir)
+    first = splitter.seed + 1 if args.first_seed is None else args.first_seed
+    repeats = []
     for repeat in range(args.repeats):
-        splitter = dataclasses.replace(comp.folds, seed=first + repeat)
-        fold = splitter.assign(dataset, args.folds)
-        folds.extend(Folds(fold, None, folds_hash(fold)))
-    print(f"{comp.name}: {args.repeats} x {args.folds}-fold CV, {comp.metric.name} ({comp.metric.direction})")
+        fold = dataclasses.replace(splitter, seed=first + repeat).assign(prep.data, args.folds)
+        repeats.append(dataclasses.replace(prep, folds=Folds(fold, None, folds_hash(fold))))
+    kind = getattr(splitter, "kind", type(splitter).__name__)
+    print(f"{comp.name}: {args.repeats} x {args.folds}-fold CV ({kind}), {comp.metric.name} ({comp.metric.direction})")
     for label, name, params in candidates:
         started = time.perf_counter()
-        recipe = comp.recipe(name)
-        if recipe.members:
-            raise UsageError(f"{name} is a stack; compare its members instead ({', '.join(recipe.members)})")
-        result = cross_validate(lambda r=recipe, p=params: r.make_model(p, args.seed), X, dataset.y, folds,
-                                comp.score)
-        print(f"  {label:24s} {result.mean:.5f} ± {result.std:.5f}   ({time.perf_counter() - started:.1f}s)")
+        scores = np.concatenate([runner.run_cv(p, name, params, args.seed, progress=False, with_test=False).fold_scores
+                                 for p in repeats])
+        print(f"  {label:24s} {scores.mean():.5f} ± {scores.std():.5f}   ({time.perf_counter() - started:.1f}s)")
     return 0
 
 

@@ -14,6 +14,7 @@ import pytest
 import competitions
 from common import data, runner
 from common.errors import DataError, UsageError
+from common.metrics import f1_score
 from competitions.disaster_tweets import features
 
 from conftest import ROOT
@@ -144,3 +145,51 @@ def test_finetune_loop_resumes_after_kill_and_matches_an_uninterrupted_run(data_
     assert result["resumed"] is not None and result["resumed"] >= 0
     assert [h["epoch"] for h in result["history"]] == [0, 1, 2]
     assert np.allclose(result["proba"], expected["proba"], atol=1e-5)  # same end as the uninterrupted run
+
+
+def test_frozen_bottom_plus_trainable_top_equals_the_whole_backbone(kit_home):
+    """The cached bottom + the top must compute exactly what the untouched encoder computes."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from common.finetune import _split_backbone
+    from common.hf_models import DEFAULT_MODEL, resolve_model
+
+    location = resolve_model(DEFAULT_MODEL)
+    tokenizer, whole = AutoTokenizer.from_pretrained(location), AutoModel.from_pretrained(location).eval()
+    batch = tokenizer(["forest fire near la ronge", "ok", "the flood took the bridge and three houses last night"],
+                      padding=True, return_tensors="pt")
+    bottom, top = _split_backbone(AutoModel.from_pretrained(location), 3)
+    top.eval()
+    with torch.no_grad():
+        expected = whole(**batch).last_hidden_state
+        got = top(inputs_embeds=bottom(**batch).last_hidden_state,
+                  attention_mask=batch["attention_mask"]).last_hidden_state
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(expected[real], got[real], atol=1e-5)
+    assert all(not p.requires_grad for p in bottom.parameters()) and all(p.requires_grad for p in top.parameters())
+    with pytest.raises(UsageError, match="between 1 and 5"):
+        _split_backbone(AutoModel.from_pretrained(location), 6)
+
+
+def test_frozen_layers_fit_learns_and_computes_each_text_once(data_dir, kit_home, monkeypatch):
+    from common import finetune
+
+    train = pd.read_csv(data_dir / SLUG / "train.csv").sample(200, random_state=0)
+    calls = []
+    original = finetune._FrozenStates.get.__func__
+
+    def counting(cls, key, bottom, tokenizer, texts, max_length, device):
+        calls.append(len({t for t in texts if t not in cls.states or cls.key != key}))
+        return original(cls, key, bottom, tokenizer, texts, max_length, device)
+
+    monkeypatch.setattr(finetune._FrozenStates, "get", classmethod(counting))
+    clf = finetune.TransformerClassifier(text_column="text", frozen_layers=4, valid_fraction=0, epochs=2,
+                                         learning_rate=3e-4, batch_size=16, max_length=32, seed=0)
+    clf.fit(train, train["target"].to_numpy())
+    assert clf.threshold_ == 0.5 and clf.loop_.epochs_run == 2  # no validation split: every epoch runs
+    assert clf.loop_.history[1]["loss"] < clf.loop_.history[0]["loss"]
+    p = clf.predict_proba(train)[:, 1]
+    assert calls[0] == train["text"].nunique() and calls[1] == 0  # prediction reused the training texts' states
+    assert p.shape == (200,) and np.all((p > 0) & (p < 1))
+    assert f1_score(train["target"], (p >= 0.5).astype(int)) > 0.6  # it fitted its own training rows

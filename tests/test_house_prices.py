@@ -39,6 +39,14 @@ def test_fast_stack_writes_a_valid_submission(data_dir, kit_home):
         assert len(member["fold_scores"]) == 3
     assert record["metric"] == {"name": "rmsle", "direction": "minimize"}
     assert 0.09 < record["cv"]["mean"] < 0.16
+    oof, test_pred = pd.read_parquet(folder / "oof.parquet"), pd.read_parquet(folder / "test_pred.parquet")
+    assert {"oof", "oof_ridge", "oof_lasso"} <= set(oof.columns) and len(oof) == 1460
+    assert {"pred", "pred_ridge", "pred_lasso"} <= set(test_pred.columns) and len(test_pred) == 1459
+    y = pd.read_csv(data_dir / SLUG / "train.csv")["SalePrice"].to_numpy()
+    for name, score in record["cv"]["members"].items():  # the member columns are the members' own predictions
+        rows = [oof["fold"].to_numpy() == k for k in range(3)]
+        folds = [HP.score(y[r], oof[f"oof_{name}"].to_numpy()[r]) for r in rows]
+        assert np.allclose(folds, score["fold_scores"], atol=1e-6)
     sub = pd.read_csv(kit_home / "submissions" / "house-prices.csv")
     sample = pd.read_csv(data_dir / SLUG / "sample_submission.csv")
     assert list(sub.columns) == ["Id", "SalePrice"] and len(sub) == 1459

@@ -137,6 +137,19 @@ def test_compare_script_scores_recipes_on_repeated_folds(data_dir, kit_home):
     assert not (kit_home / "runs").exists()  # comparing writes no run
 
 
+def test_compare_scores_stacks_and_other_fold_kinds(data_dir, kit_home):
+    stack = run_script("compare.py", "house-prices", "--recipes", "fast", "--repeats", "1", "--folds", "3",
+                       "--split", "kfold")
+    assert stack.returncode == 0, stack.stderr
+    assert "1 x 3-fold CV (kfold)" in stack.stdout and stack.stdout.splitlines()[1].split()[0] == "fast"
+    scores = {}
+    for kind in ("stratified", "kfold"):
+        result = run_script("compare.py", "titanic", "--recipes", "fast", "--repeats", "1", "--split", kind)
+        assert result.returncode == 0, result.stderr
+        scores[kind] = result.stdout.splitlines()[1].split()[1]
+    assert scores["stratified"] != scores["kfold"]  # the fold kind really changed the folds
+
+
 @pytest.mark.parametrize("script", ["train.py", "download.py", "tune.py", "compare.py"])
 def test_scripts_have_help(script):
     result = run_script(script, "--help")
