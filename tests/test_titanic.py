@@ -176,3 +176,19 @@ def test_every_recipe_param_is_a_real_model_parameter():
             for params in (recipe.params, recipe.space(sampled) if recipe.space else {}):
                 unknown = set(params) - known
                 assert not unknown, f"{name}/{recipe_name}: unknown LightGBM params {unknown}"
+
+
+def test_every_recipe_builds_from_its_params_and_stack_overrides():
+    """A recipe whose params do not fit its model (a typo, a removed option) fails here, not after minutes of CV."""
+    for name in competitions.names():
+        comp = competitions.get(name)
+        for recipe_name, recipe in comp.recipes.items():
+            if recipe.members:
+                assert set(recipe.params.get("members", {})) <= set(recipe.members), f"{name}/{recipe_name}"
+                for member in recipe.members:
+                    params = recipe.params.get("members", {}).get(member, comp.recipe(member).params)
+                    assert hasattr(comp.recipe(member).make_model(params, 0), "fit"), f"{name}/{member}"
+                params = recipe.params.get("meta", {})
+            else:
+                params = recipe.params
+            assert hasattr(recipe.make_model(params, 0), "fit"), f"{name}/{recipe_name}"
