@@ -33,6 +33,24 @@ from common.thresholds import best_f1_threshold, shift_to_half
 log = logging.getLogger(__name__)
 
 
+def _pad(items: list, rows: np.ndarray, pad: int = 0):
+    """Rows of different lengths (token-id lists, or hidden-state tensors of shape [length, width]) -> one
+    right-padded batch and its attention mask."""
+    import torch
+
+    lengths = [len(items[i]) for i in rows]
+    first = items[rows[0]]
+    if isinstance(first, torch.Tensor):
+        batch = torch.zeros((len(rows), max(lengths), first.shape[-1]), dtype=first.dtype)
+    else:
+        batch = torch.full((len(rows), max(lengths)), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), max(lengths)), dtype=torch.long)
+    for j, (i, n) in enumerate(zip(rows, lengths, strict=True)):
+        batch[j, :n] = items[i] if isinstance(items[i], torch.Tensor) else torch.tensor(items[i])
+        mask[j, :n] = 1
+    return batch, mask
+
+
 class _FrozenStates:
     """Output of the frozen bottom of one backbone per text, computed once per process and shared by every fit
     (every CV fold embeds the same texts). Holds one backbone configuration at a time to bound memory."""
@@ -57,14 +75,10 @@ class _FrozenStates:
                 for start in tqdm(range(0, len(order), 128), desc="frozen layers", unit="batch", leave=False,
                                   disable=None):
                     rows = order[start:start + 128]
-                    lengths = [len(ids[i]) for i in rows]
-                    input_ids = torch.full((len(rows), max(lengths)), pad, dtype=torch.long)
-                    mask = torch.zeros_like(input_ids)
-                    for j, (i, n) in enumerate(zip(rows, lengths, strict=True)):
-                        input_ids[j, :n], mask[j, :n] = torch.tensor(ids[i]), 1
+                    input_ids, mask = _pad(ids, rows, pad)
                     hidden = bottom(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-                    for j, (i, n) in enumerate(zip(rows, lengths, strict=True)):
-                        cls.states[missing[i]] = hidden[j, :n].to("cpu").clone()
+                    for j, i in enumerate(rows):
+                        cls.states[missing[i]] = hidden[j, :len(ids[i])].to("cpu").clone()
         return [cls.states[t] for t in texts]
 
 
@@ -89,10 +103,9 @@ def _split_backbone(encoder, frozen_layers: int):
                          f"({len(layers)} layers)")
     parent_name, _, attr = name.rpartition(".")
     bottom, top = copy.deepcopy(encoder), encoder
-    setattr(bottom.get_submodule(parent_name) if parent_name else bottom, attr,
-            torch.nn.ModuleList(list(layers)[:frozen_layers]))
-    setattr(top.get_submodule(parent_name) if parent_name else top, attr,
-            torch.nn.ModuleList(list(layers)[frozen_layers:]))
+    for model, kept in ((bottom, slice(None, frozen_layers)), (top, slice(frozen_layers, None))):
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, torch.nn.ModuleList(list(getattr(parent, attr))[kept]))
     top.embeddings = PassThrough()
     for parameter in bottom.parameters():
         parameter.requires_grad_(False)
@@ -177,20 +190,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         return _FrozenStates.get(key, self.bottom_, self.tokenizer_, texts, self.max_length, self.device_)
 
     def _collate(self, items: list, rows: np.ndarray):
-        import torch
-
-        width = max(len(items[i]) for i in rows)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        if self.bottom_ is None:
-            inputs = torch.full((len(rows), width), self.tokenizer_.pad_token_id or 0, dtype=torch.long)
-            for j, i in enumerate(rows):
-                inputs[j, :len(items[i])] = torch.tensor(items[i])
-        else:
-            inputs = torch.zeros((len(rows), width, items[rows[0]].shape[-1]))
-            for j, i in enumerate(rows):
-                inputs[j, :len(items[i])] = items[i]
-        for j, i in enumerate(rows):
-            mask[j, :len(items[i])] = 1
+        inputs, mask = _pad(items, rows, self.tokenizer_.pad_token_id or 0)
         return inputs.to(self.device_), mask.to(self.device_)
 
     def _proba(self, items: list) -> np.ndarray:

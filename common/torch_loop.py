@@ -125,23 +125,24 @@ def train_loop(
             total += float(loss.detach())
             count += 1
         model.eval()
-        if evaluate is None:  # no validation data: the last epoch is the best one
-            score = float(epoch) if greater_is_better else float(-epoch)
+        entry = {"epoch": epoch, "loss": total / max(count, 1)}
+        if evaluate is None:  # no validation data: every epoch is the best so far, the last weights are kept
+            improved = True
+            log.info("epoch %d: loss %.4f", epoch, entry["loss"])
         else:
             with torch.no_grad():
-                score = float(evaluate(model))
-        improved = best_score is None or (score > best_score if greater_is_better else score < best_score)
+                score = entry["score"] = float(evaluate(model))
+            improved = best_score is None or (score > best_score if greater_is_better else score < best_score)
+            if improved:
+                best_score = score
+            log.info("epoch %d: loss %.4f, validation %.5f%s", epoch, entry["loss"], score,
+                     " (best)" if improved else "")
         if improved:
-            best_score, best_epoch, bad_epochs = score, epoch, 0
+            best_epoch, bad_epochs = epoch, 0
             best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-        history.append({"epoch": epoch, "loss": total / max(count, 1)} | ({} if evaluate is None else {"score": score}))
-        if evaluate is None:
-            log.info("epoch %d: loss %.4f", epoch, total / max(count, 1))
-        else:
-            log.info("epoch %d: loss %.4f, validation %.5f%s", epoch, total / max(count, 1), score,
-                     " (best)" if improved else "")
+        history.append(entry)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -152,5 +153,5 @@ def train_loop(
             after_epoch(epoch)
     model.load_state_dict(best_state)
     model.to(device)
-    return LoopResult(best_score=float("nan") if evaluate is None or best_score is None else float(best_score),
+    return LoopResult(best_score=float(best_score) if best_score is not None else float("nan"),
                       best_epoch=best_epoch, epochs_run=len(history), resumed_from=resumed, history=history)
