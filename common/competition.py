@@ -29,6 +29,10 @@ class FileSpec:
     min_rows: int = 1
     # Column name patterns (prefix -> kind) for wide files such as pixel0..pixel783 or one column per day.
     column_prefixes: dict[str, ColumnKind] = field(default_factory=dict)
+    # Columns whose values must not repeat (ids); the first also names rows in error messages.
+    unique: tuple[str, ...] = ()
+    # Plausible ranges (low, high; None = open) of numeric columns: a negative age or area is damage, not data.
+    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 @dataclass

@@ -12,16 +12,19 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import zipfile
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from common import paths
-from common.competition import Competition, FileSpec
+from common.competition import Competition, Data, FileSpec
 from common.errors import DataError
+from common.io import make_temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,20 @@ def _has_all(folder: Path, names: list[str]) -> bool:
     return folder.is_dir() and all((folder / n).is_file() for n in names)
 
 
-def fetch(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False) -> DataFiles:
-    """Return a folder holding every file the competition needs, with their sha256."""
+Check = Callable[[Data], object]
+
+
+def fetch(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False,
+          check: Check | None = None) -> DataFiles:
+    """Return a folder holding every file the competition needs, with their sha256.
+
+    Files that would replace the cache are loaded and checked first - by the competition's own checks and by
+    ``check`` (the runner's: do they still fit the persisted folds?) - so bad files never cost a good cache.
+    """
     names = list(comp.files)
     data_dir = data_dir or os.environ.get("KAGGLE_DATA_DIR")
     if data_dir:
-        return _from_data_dir(comp, Path(data_dir), names)
+        return _from_data_dir(comp, Path(data_dir), names, check)
 
     notebook = KAGGLE_INPUT / comp.slug
     if _has_all(notebook, names):
@@ -75,13 +86,54 @@ def fetch(comp: Competition, data_dir: str | Path | None = None, force_download:
 
     from common import kaggle_api  # lazy: only this path needs the official client
 
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache.parent, prefix=f".download-{comp.slug}-") as tmp:
-        zip_path = kaggle_api.download_competition(comp.slug, Path(tmp))
-        return _unpack_to_cache(comp, zip_path, source="kaggle-api")
+    tmp = make_temp_dir(cache.parent, f"download-{comp.slug}")
+    try:
+        zip_path = kaggle_api.download_competition(comp.slug, tmp)
+        return _unpack_to_cache(comp, zip_path, "kaggle-api", check)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _from_data_dir(comp: Competition, root: Path, names: list[str]) -> DataFiles:
+def load(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False,
+         check: Check | None = None) -> tuple[DataFiles, Data]:
+    """Fetch and load a competition's files: every file checked, ids checked against the sample submission.
+
+    New files are checked before they may replace the cache (``_unpack_to_cache``); a cache that fails the checks
+    anyway (files edited by hand, checks made stricter by an update) is named as the culprit.
+    """
+    files = fetch(comp, data_dir, force_download, check)
+    try:
+        return files, check_loaded(comp.load(files))
+    except DataError as exc:
+        if files.source != "cache":
+            raise
+        raise DataError(f"{exc} - in the cached copy {files.folder}; delete that folder or point --data-dir / "
+                        "KAGGLE_DATA_DIR at good files to fetch them again") from exc
+
+
+def check_loaded(data: Data) -> Data:
+    """Checks every competition gets after its own ``load``: test ids are exactly the sample submission's ids."""
+    sample = data.sample_submission
+    if data.id_col in sample.columns and data.id_col in data.test.columns:
+        test_ids = pd.Index(data.test[data.id_col])
+        sample_ids = pd.Index(sample[data.id_col])
+        missing = sample_ids.difference(test_ids)
+        extra = test_ids.difference(sample_ids)
+        if len(missing) or len(extra):
+            parts = [f"{len(missing)} sample-submission ids are not in test.csv (e.g. {_few(missing)})"
+                     if len(missing) else "",
+                     f"{len(extra)} test ids are not in the sample submission (e.g. {_few(extra)})"
+                     if len(extra) else ""]
+            raise DataError(f"test ids and sample-submission ids differ: {'; '.join(p for p in parts if p)}; "
+                            "is a file truncated or from another competition? download it again")
+    return data
+
+
+def _few(values: Sequence, n: int = 3) -> str:
+    return ", ".join(map(str, list(values)[:n]))
+
+
+def _from_data_dir(comp: Competition, root: Path, names: list[str], check: Check | None) -> DataFiles:
     if not root.is_dir():
         raise DataError(f"data directory {root} does not exist; set KAGGLE_DATA_DIR or --data-dir to a folder")
     folder = root / comp.slug
@@ -90,7 +142,7 @@ def _from_data_dir(comp: Competition, root: Path, names: list[str]) -> DataFiles
         return DataFiles(folder, "data-dir", _hash_files(folder, names))
     for zip_path in (folder / f"{comp.slug}.zip", root / f"{comp.slug}.zip"):
         if zip_path.is_file():
-            return _unpack_to_cache(comp, zip_path, source="data-dir")
+            return _unpack_to_cache(comp, zip_path, "data-dir", check)
     if folder.is_dir():
         missing = [n for n in names if not (folder / n).is_file()]
         raise DataError(f"{comp.name}: {', '.join(missing)} missing from {folder} (needs {', '.join(names)})")
@@ -114,7 +166,7 @@ def _verified_cache(cache: Path, names: list[str]) -> DataFiles | None:
     return DataFiles(cache, "cache", actual)
 
 
-def _unpack_to_cache(comp: Competition, zip_path: Path, source: str) -> DataFiles:
+def _unpack_to_cache(comp: Competition, zip_path: Path, source: str, check: Check | None = None) -> DataFiles:
     """Unpack into a temp folder, verify, then swap it in as ``data/<slug>/`` with a manifest."""
     names = list(comp.files)
     cache = paths.data_cache(comp.slug)
@@ -125,35 +177,47 @@ def _unpack_to_cache(comp: Competition, zip_path: Path, source: str) -> DataFile
         if manifest.get("zip_sha256") == zip_sha:
             return DataFiles(cache, source, cached.sha256)
 
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".unpack-{comp.slug}-"))
-    tmp.chmod(0o755)
+    tmp = make_temp_dir(cache.parent, f"unpack-{comp.slug}")
+    old = None
     try:
         log.info("unpacking %s", zip_path)
         safe_extract(zip_path, tmp)
         for name in names:  # some competitions ship each file zipped inside the zip
             inner = tmp / f"{name}.zip"
             if not (tmp / name).is_file() and inner.is_file():
-                safe_extract(inner, tmp)
+                safe_extract(inner, tmp, shown=f"{zip_path} > {inner.name}")
                 inner.unlink()
         missing = [n for n in names if not (tmp / n).is_file()]
         if missing:
-            raise DataError(f"{comp.name}: {zip_path.name} does not contain {', '.join(missing)}")
+            raise DataError(f"{comp.name}: {zip_path} does not contain {', '.join(missing)}")
         sums = _hash_files(tmp, names)
+        # Check the new files before they may replace anything: a bad zip must not cost the good cache.
+        try:
+            loaded = check_loaded(comp.load(DataFiles(tmp, source, sums)))
+            if check is not None:
+                check(loaded)
+        except DataError as exc:
+            raise DataError(f"{exc} (in {zip_path}; the cache was left as it was)") from exc
         manifest = {"source": str(zip_path), "zip_sha256": zip_sha, "files": sums}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if cache.exists():
-            shutil.rmtree(cache)
+            old = make_temp_dir(cache.parent, f"old-{comp.slug}")
+            os.replace(cache, old / "cache")
         os.replace(tmp, cache)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
     return DataFiles(cache, source, sums)
 
 
-def safe_extract(zip_path: Path, target: Path) -> list[Path]:
-    """Extract a zip, refusing any member that would land outside ``target`` (zip-slip) or is a link."""
+def safe_extract(zip_path: Path, target: Path, shown: str | None = None) -> list[Path]:
+    """Extract a zip, refusing any member that would land outside ``target`` (zip-slip) or is a link.
+
+    ``shown`` is how errors name the archive (a zip inside a zip is named through its outer zip).
+    """
     target = target.resolve()
+    shown = shown or str(zip_path)
     try:
         with zipfile.ZipFile(zip_path) as zf:
             members = zf.infolist()
@@ -161,32 +225,84 @@ def safe_extract(zip_path: Path, target: Path) -> list[Path]:
                 name = PurePosixPath(info.filename.replace("\\", "/"))
                 dest = (target / name).resolve()
                 if name.is_absolute() or ".." in name.parts or not dest.is_relative_to(target):
-                    raise DataError(f"{zip_path.name}: member {info.filename!r} would be written outside "
-                                    f"{target}; refusing to unpack this zip")
+                    raise DataError(f"{shown}: member {info.filename!r} would be written outside the folder it is "
+                                    "unpacked into; refusing to unpack this zip - get the competition's files again")
                 if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise DataError(f"{zip_path.name}: member {info.filename!r} is a symlink; refusing to unpack")
+                    raise DataError(f"{shown}: member {info.filename!r} is a symlink; refusing to unpack this zip")
             extracted = []
             for info in members:
                 zf.extract(info, target)
                 extracted.append(target / info.filename)
             return extracted
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{zip_path} is not a valid zip ({exc}); delete it and download again") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise DataError(f"{shown} is not a valid zip ({exc}); delete it and download again") from exc
+    except (zlib.error, NotImplementedError) as exc:  # a damaged member (bad CRC data, unknown compression)
+        raise DataError(f"{shown} has a damaged member ({exc}); delete it and download again") from exc
 
 
 def read_table(files: DataFiles, name: str, spec: FileSpec, **read_kwargs) -> pd.DataFrame:
-    """Read one competition CSV and check it against its FileSpec; every failure is one DataError line."""
+    """Read one competition CSV and check it against its FileSpec; every failure is one DataError line.
+
+    Rows are named as they count in the file: row 1 is the first line after the header.
+    """
     path = files.path(name)
     if not path.is_file():
         raise DataError(f"{name} not found in {files.folder}")
+    check_not_truncated(path, name)
     try:
         df = pd.read_csv(path, **read_kwargs)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{name} is empty ({path}); download it again") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{name} cannot be parsed as CSV ({path}): {str(exc).splitlines()[0]}") from exc
+    except pd.errors.ParserError as exc:
+        first = str(exc).splitlines()[0]
+        if "EOF inside string" in first:
+            raise DataError(f"{name} ends inside a quoted field ({first}); the file looks truncated - download it "
+                            "again") from exc
+        raise DataError(f"{name} cannot be parsed as CSV ({path}): {first}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name} is not valid UTF-8 text (byte {exc.start}: {exc.reason}); download it again") from exc
     validate_frame(df, spec, name)
     return df
+
+
+def check_not_truncated(path: Path, name: str) -> None:
+    """Kaggle's CSV files end with a line break; one that does not was cut short, usually mid-row, and pandas
+    would quietly fill the missing fields of its last row with NaN."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) in (b"\n", b"\r"):
+            return
+        fh.seek(0)
+        lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+    if lines == 0:
+        return  # a header and no rows: the row-count check says so
+    raise DataError(f"{name} ends mid-row at line {lines + 1} (no line break at its end): the file looks truncated - "
+                    "download it again (if it is complete, add a line break at its end)")
+
+
+def row_names(df: pd.DataFrame, mask, id_col: str | None = None, limit: int = 3) -> str:
+    """'row 17 (PassengerId 18), row 40 (...)' for the first rows where ``mask`` holds (1-based, header excluded)."""
+    positions = np.flatnonzero(np.asarray(mask))[:limit]
+    parts = []
+    for pos in positions:
+        label = f"row {pos + 1}"
+        if id_col is not None and id_col in df.columns:
+            label += f" ({id_col} {df[id_col].iloc[pos]})"
+        parts.append(label)
+    return ", ".join(parts)
+
+
+def require(df: pd.DataFrame, ok, name: str, column: str, rule: str, id_col: str | None = None) -> None:
+    """Refuse a file where ``ok`` is false on some row, naming the file, column, rule and first bad rows."""
+    bad = ~np.asarray(ok, dtype=bool)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{name}: {column} must be {rule}; {row_names(df, bad, id_col)} "
+                        f"({int(bad.sum())} row(s) in all; the first holds {df[column].iloc[first]!r})")
 
 
 def validate_frame(df: pd.DataFrame, spec: FileSpec, name: str) -> None:
@@ -196,24 +312,37 @@ def validate_frame(df: pd.DataFrame, spec: FileSpec, name: str) -> None:
         raise DataError(f"{name} is missing column(s) {', '.join(missing)}; it has: {shown}")
     if len(df) < spec.min_rows:
         raise DataError(f"{name} has {len(df)} rows; expected at least {spec.min_rows}")
+    id_col = spec.unique[0] if spec.unique else None
     for col, kind in spec.columns.items():
-        _check_kind(df[col], kind, name)
+        _check_kind(df, col, kind, name, id_col)
     for prefix, kind in spec.column_prefixes.items():
         cols = [c for c in df.columns if str(c).startswith(prefix)]
         if not cols:
             raise DataError(f"{name} has no {prefix}* columns")
-        bad = [c for c in cols if kind != "any" and not pd.api.types.is_numeric_dtype(df[c])]
-        if bad:
-            raise DataError(f"{name}: column(s) {', '.join(map(str, bad[:5]))} should be numeric")
+        for col in cols:
+            _check_kind(df, col, kind, name, id_col)
+    for col, (low, high) in spec.bounds.items():
+        values = df[col]
+        inside = values.isna() | ((values >= (-np.inf if low is None else low))
+                                  & (values <= (np.inf if high is None else high)))
+        rule = f"at least {low}" if high is None else f"at most {high}" if low is None else f"in {low}..{high}"
+        require(df, inside, name, col, rule, id_col)
+    for col in spec.unique:
+        dup = df[col].duplicated(keep=False)
+        if dup.any():
+            ids = pd.unique(df.loc[dup, col])
+            raise DataError(f"{name}: {col} must be unique, but {len(ids)} value(s) appear more than once: "
+                            f"{_few(ids)} ({row_names(df, dup)})")
 
 
-def _check_kind(series: pd.Series, kind: str, name: str) -> None:
+def _check_kind(df: pd.DataFrame, col: str, kind: str, name: str, id_col: str | None) -> None:
     if kind in ("any", "str"):
         return
+    series = df[col]
     if not pd.api.types.is_numeric_dtype(series):
-        sample = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()].head(1).tolist()
-        raise DataError(f"{name}: column {series.name} should be {kind} but holds values like {sample!r}")
+        numeric = pd.to_numeric(series, errors="coerce")
+        require(df, numeric.notna() | series.isna(), name, col, "numeric", id_col)
+        series = numeric
     if kind == "int":
-        values = series.dropna()
-        if len(values) != len(series) or not (values == values.round()).all():
-            raise DataError(f"{name}: column {series.name} should hold whole numbers with no gaps")
+        require(df, series.notna(), name, col, "a whole number on every row (no gaps)", id_col)
+        require(df, series == series.round(), name, col, "a whole number", id_col)

@@ -35,3 +35,31 @@ class TuningError(KitError):
     """The tuning storage cannot be reached or holds a study that does not fit this run."""
 
     exit_code = 6
+
+
+class FileSystemError(KitError):
+    """The operating system refused a read or write (permissions, a full disk, a missing folder)."""
+
+    exit_code = 7
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line naming the path and what to do, for any OSError the toolkit did not expect."""
+    import errno
+
+    path = exc.filename or "a file"
+    if exc.filename2:
+        path = f"{exc.filename} -> {exc.filename2}"
+    reason = exc.strerror or type(exc).__name__
+    hints = {
+        errno.EACCES: "make it writable for you (chmod/chown) or set KIT_HOME to a folder you can write to",
+        errno.EPERM: "make it writable for you (chmod/chown) or set KIT_HOME to a folder you can write to",
+        errno.EROFS: "the file system is read-only; set KIT_HOME to a writable folder",
+        errno.ENOSPC: "the disk is full; free some space and run the same command again",
+        errno.EDQUOT: "your disk quota is used up; free some space and run the same command again",
+        errno.ENOENT: "it does not exist; check the path (or create the folder) and run again",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; check the path (KIT_HOME, --data-dir)",
+        errno.EISDIR: "it is a folder where a file was expected; check the path",
+    }
+    hint = hints.get(exc.errno, "check the path and run the same command again")
+    return f"cannot use {path}: {reason}; {hint} (nothing half-written was kept)"

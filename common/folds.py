@@ -18,7 +18,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 
 from common import paths
 from common.competition import Data
-from common.errors import DataError
+from common.errors import DataError, UsageError
 from common.io import write_csv_atomic
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,25 @@ class RowFolds:
     groups: Callable[[Data], np.ndarray] | None = None
     seed: int = 42
 
+    def check_n_splits(self, data: Data, n_splits: int, groups: np.ndarray | None) -> None:
+        """Refuse a fold count this data cannot honour, naming the range that works (a usage error, not a data
+        one: the data is fine, the option is not)."""
+        n = len(data.train)
+        limits = {"rows": n}
+        if self.kind in ("stratified", "stratified-group"):
+            limits["rows of the smallest class"] = int(pd.Series(data.y).value_counts().min())
+        if groups is not None:
+            limits["groups"] = int(pd.Series(groups).nunique())
+        what, most = min(limits.items(), key=lambda kv: kv[1])
+        if not 2 <= n_splits <= most:
+            raise UsageError(f"cannot make {n_splits} {self.kind} folds of {n} train rows: there are only {most} "
+                             f"{what}; choose --folds between 2 and {min(most, 20)}")
+
     def assign(self, data: Data, n_splits: int) -> np.ndarray:
         n = len(data.train)
-        if n_splits < 2 or n_splits > n:
-            raise DataError(f"cannot make {n_splits} folds from {n} rows")
         y = data.y
         groups = self.groups(data) if self.groups is not None else None
+        self.check_n_splits(data, n_splits, groups)
         if self.kind == "kfold":
             splitter = KFold(n_splits, shuffle=True, random_state=self.seed)
         elif self.kind == "stratified":
@@ -77,19 +90,55 @@ class RowFolds:
             fold[valid] = k
         return fold
 
+    def path(self, n_splits: int, name: str) -> Path:
+        return paths.folds_dir(name) / f"{self.kind}-k{n_splits}.csv"
+
+    def check_persisted(self, data: Data, n_splits: int, name: str) -> None:
+        """Refuse data that no longer fits the persisted folds (without creating any)."""
+        path = self.path(n_splits, name)
+        if path.is_file():
+            _stored_folds(path, data.id_col, data.train[data.id_col].to_numpy(), n_splits)
+
     def split(self, data: Data, n_splits: int, name: str) -> Folds:
-        """Load the persisted assignment for this competition and k, or create and persist it."""
-        path = paths.folds_dir(name) / f"{self.kind}-k{n_splits}.csv"
+        """Load the persisted assignment for this competition and k, or create and persist it.
+
+        The stored assignment is matched to train rows by id, so the same rows in another order keep their folds.
+        """
+        path = self.path(n_splits, name)
         ids = data.train[data.id_col].to_numpy()
         if path.is_file():
-            stored = pd.read_csv(path)
-            if list(stored.columns) != [data.id_col, "fold"] or len(stored) != len(ids) or \
-                    not np.array_equal(stored[data.id_col].to_numpy(), ids):
-                raise DataError(f"{path} was made for different train data; delete it to create new folds")
-            fold = stored["fold"].to_numpy(dtype=np.int64)
+            fold = _stored_folds(path, data.id_col, ids, n_splits)
             log.info("reusing folds %s", path)
         else:
             fold = self.assign(data, n_splits)
             write_csv_atomic(path, pd.DataFrame({data.id_col: ids, "fold": fold}))
             log.info("created folds %s", path)
         return Folds(fold, path, folds_hash(fold))
+
+
+def _stored_folds(path: Path, id_col: str, ids: np.ndarray, n_splits: int) -> np.ndarray:
+    """The persisted fold of every current train row; says whether the folds file or the train data changed."""
+    try:
+        stored = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"folds file {path} is damaged ({str(exc).splitlines()[0]}); delete it to make new "
+                        "folds (runs made on the old folds are then no longer comparable with new ones)") from exc
+    damaged = None
+    if list(stored.columns) != [id_col, "fold"]:
+        damaged = f"its columns are {list(stored.columns)}, not {[id_col, 'fold']}"
+    elif stored[id_col].duplicated().any():
+        damaged = f"{id_col} values repeat"
+    elif not stored["fold"].isin(range(n_splits)).all() or stored["fold"].nunique() != n_splits:
+        damaged = f"its fold ids are not 0..{n_splits - 1}"
+    if damaged:
+        raise DataError(f"folds file {path} is damaged ({damaged}); delete it to make new folds (runs made on the "
+                        "old folds are then no longer comparable with new ones)")
+    by_id = pd.Series(stored["fold"].to_numpy(dtype=np.int64), index=stored[id_col].to_numpy())
+    current = pd.Index(ids)
+    gone = by_id.index.difference(current)
+    new = current.difference(by_id.index)
+    if len(gone) or len(new):
+        raise DataError(f"the train data changed since {path} was made: the folds cover {len(by_id)} rows, train "
+                        f"now has {len(current)} ({len(gone)} ids gone, {len(new)} new). If the new train file is "
+                        f"right, move {path} away to make new folds; otherwise restore the original train file")
+    return by_id.reindex(ids).to_numpy(dtype=np.int64)

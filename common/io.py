@@ -1,28 +1,123 @@
-"""Atomic writes: a temp file in the same folder, then rename, so a crash never leaves half a file."""
+"""Atomic writes and temp names: a temp file in the same folder, then rename, so a crash never leaves half a file.
 
+Every temp file or folder the toolkit makes carries ``.tmp-<pid>-<host>-`` in its name. A process killed with
+``kill -9`` cannot clean up after itself, so the next process that writes into the same folder removes the leftovers
+whose owner (this host, that pid) is no longer alive (``sweep_leftovers``).
+"""
+
+import hashlib
 import json
+import logging
 import os
+import re
+import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+log = logging.getLogger(__name__)
+
+_LEFTOVER = re.compile(r"\.tmp-(\d+)-([0-9a-f]{8})-")
+# Temp run folders written before the pid went into the name: removed once they are a day old.
+_OLD_RUN_TMP = re.compile(r"^\.tmp-\d{8}-\d{6}-")
+OLD_LEFTOVER_SECONDS = 24 * 3600
+
+
+def host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temp_tag() -> str:
+    """The part of a temp name that says who owns it: ``tmp-<pid>-<host>-``."""
+    return f"tmp-{os.getpid()}-{host_tag()}-"
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:  # never signal a process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _is_dead_leftover(entry: Path) -> bool:
+    match = _LEFTOVER.search(entry.name)
+    if match:
+        return match.group(2) == host_tag() and not pid_alive(int(match.group(1)))
+    if _OLD_RUN_TMP.match(entry.name):
+        try:
+            return time.time() - entry.lstat().st_mtime > OLD_LEFTOVER_SECONDS
+        except OSError:
+            return False
+    return False
+
+
+def sweep_leftovers(folder: Path) -> list[Path]:
+    """Remove temp files/folders in ``folder`` left by dead processes of this host; returns what was removed."""
+    removed = []
+    try:
+        entries = [e for e in Path(folder).iterdir() if e.name.startswith(".")]
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _is_dead_leftover(entry):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:
+            continue
+        removed.append(entry)
+    if removed:
+        log.info("removed %d leftover temp file(s) of killed runs in %s", len(removed), folder)
+    return removed
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 def _atomic(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_leftovers(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{temp_tag()}")
     try:
+        # mkstemp makes 0600 files; a written file should get the same mode as any other the user creates.
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:  # a failed write() names no file: name the target
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     return path
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A temp folder in ``parent`` (same file system, so it can be renamed into place) that a later sweep can
+    recognise as this process's."""
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers(parent)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{prefix}.{temp_tag()}"))
+    tmp.chmod(0o777 & ~current_umask())
+    return tmp
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:

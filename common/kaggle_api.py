@@ -16,8 +16,8 @@ from common.errors import KaggleApiError
 log = logging.getLogger(__name__)
 
 CREDENTIALS_HELP = (
-    "put your API token in ~/.kaggle/kaggle.json ({\"username\": ..., \"key\": ...}, chmod 600) or set "
-    "KAGGLE_USERNAME and KAGGLE_KEY (create a token at https://www.kaggle.com/settings/api)"
+    "put your API token in ~/.kaggle/kaggle.json ({\"username\": ..., \"key\": ...}, chmod 600), or set "
+    "KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY (create a token at https://www.kaggle.com/settings/api)"
 )
 RETRIES = 3
 
@@ -43,9 +43,26 @@ def has_credentials() -> bool:
     return any((d / n).is_file() for d in _config_dirs() for n in names)
 
 
+def warn_if_token_readable() -> list[Path]:
+    """The client prints its own warning about a token file others can read, but that print is captured with the
+    rest of its import noise: say it ourselves, with the fix."""
+    exposed = []
+    for folder in _config_dirs():
+        token = folder / "kaggle.json"
+        try:
+            mode = token.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o077:
+            log.warning("your Kaggle API token %s is readable by other users; protect it: chmod 600 %s", token, token)
+            exposed.append(token)
+    return exposed
+
+
 def _client():
     if not has_credentials():
         raise KaggleApiError(f"no Kaggle credentials: {CREDENTIALS_HELP}")
+    warn_if_token_readable()
     # Importing the package authenticates eagerly and prints help on failure; keep that noise off the terminal.
     with contextlib.redirect_stdout(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi

@@ -11,7 +11,7 @@ import pandas as pd
 
 from common import kaggle_api, submission
 from common.competition import Competition
-from common.data import fetch, sha256_file
+from common.data import load, sha256_file
 from common.errors import KaggleApiError, SubmissionError, UsageError
 from common.runs import best_run, load_runs, update_record
 
@@ -45,7 +45,7 @@ def verified_submission(comp: Competition, run: dict[str, Any], data_dir: str | 
     if sha256_file(path) != run["submission"]["sha256"]:
         raise SubmissionError(f"{path} was edited after the run validated it (sha256 differs); refusing to submit "
                               "it - train again to get a fresh one")
-    sample = comp.load(fetch(comp, data_dir)).sample_submission
+    sample = load(comp, data_dir)[1].sample_submission
     submission.validate(pd.read_csv(path), sample, comp.submission)
     return path
 

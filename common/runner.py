@@ -14,7 +14,9 @@ from common import data as data_layer
 from common import submission
 from common.competition import Competition, Data
 from common.cv import CVResult, cross_validate
+from common.errors import KitError, UsageError
 from common.folds import Folds
+from common.params import check_buildable, resolve
 from common.runs import RunWriter, environment
 from common.stacking import prediction_columns, stack_cv
 
@@ -34,9 +36,8 @@ class Prepared:
 
 
 def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = None) -> Prepared:
-    files = data_layer.fetch(comp, data_dir)
+    files, dataset = data_layer.load(comp, data_dir, check=lambda d: comp.folds.check_persisted(d, n_folds, comp.name))
     log.info("%s: files from %s (%s)", comp.name, files.folder, files.source)
-    dataset = comp.load(files)
     X, X_test = comp.features(dataset)
     folds = comp.folds.split(dataset, n_folds, comp.name)
     log.info("%s: %d train rows, %d test rows, %d features, %d folds (%s)", comp.name, len(X), len(X_test),
@@ -47,12 +48,12 @@ def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = N
 def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, progress: bool = True,
            on_fold=None, with_test: bool = True) -> CVResult:
     recipe = prep.competition.recipe(recipe_name)
+    params = resolve(prep.competition, recipe_name, params)
     if recipe.members:
         members = {}
         for name in recipe.members:
             log.info("stack member %s", name)
-            member_params = params.get("members", {}).get(name, prep.competition.recipe(name).params)
-            members[name] = run_cv(prep, name, member_params, seed, progress, with_test=with_test)
+            members[name] = run_cv(prep, name, params["members"][name], seed, progress, with_test=with_test)
             log.info("stack member %s: %s %.5f ± %.5f", name, prep.competition.metric.name, members[name].mean,
                      members[name].std)
         meta_params = params.get("meta", {})
@@ -74,13 +75,22 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
           params_source: dict[str, Any] | None = None, progress: bool = True) -> tuple[dict[str, Any], Path]:
     """Cross-validate a recipe, write a complete run folder and publish its submission; returns (record, folder)."""
     started = time.perf_counter()
-    recipe = comp.recipe(recipe_name)
-    params = dict(recipe.params if params is None else params)
+    changes = params
+    params = resolve(comp, recipe_name, changes)
+    check_buildable(comp, recipe_name, params, seed)
     prep = prepare(comp, n_folds, data_dir)
     config = {"competition": comp.name, "recipe": recipe_name, "params": params, "seed": seed, "n_folds": n_folds}
     with RunWriter(comp.name, recipe_name, config) as run:
         log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
-        result = run_cv(prep, recipe_name, params, seed, progress=progress)
+        try:
+            result = run_cv(prep, recipe_name, params, seed, progress=progress)
+        except Exception as exc:
+            if not changes or isinstance(exc, KitError):
+                raise
+            # Values the model only rejects when fitting (LightGBM checks num_leaves > 1 in fit): a usage error.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UsageError(f"{comp.name}/{recipe_name} failed with the params you gave "
+                             f"({', '.join(sorted(changes))}): {type(exc).__name__}: {first}") from exc
         for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
             log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
         submission.check_finite(result.oof, "out-of-fold predictions")

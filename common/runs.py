@@ -13,6 +13,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from common import paths
-from common.io import write_json_atomic
+from common.io import sweep_leftovers, temp_tag, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,13 @@ class RunWriter:
         self.run_id = f"{stamp}-{recipe}-{digest}"
         self.parent = paths.runs_dir(competition)
         self.final = self.parent / self.run_id
-        self.tmp = self.parent / f".tmp-{self.run_id}"
+        self.tmp = self.parent / f".{temp_tag()}{self.run_id}"
         self._handler: logging.Handler | None = None
 
     def __enter__(self) -> "RunWriter":
-        self.tmp.mkdir(parents=True)
+        self.parent.mkdir(parents=True, exist_ok=True)
+        sweep_leftovers(self.parent)  # what runs killed with kill -9 left behind
+        self.tmp.mkdir()
         self._handler = logging.FileHandler(self.tmp / "log.txt", encoding="utf-8")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(self._handler)
@@ -141,8 +144,24 @@ def update_record(folder: str | Path, changes: dict[str, Any]) -> dict[str, Any]
 
 
 def best_run(records: list[dict[str, Any]], greater_is_better: bool) -> dict[str, Any] | None:
-    """The run with the best CV mean in the metric's own direction."""
+    """The run with the best CV mean in the metric's own direction, among runs scored on the same folds.
+
+    CV means over different fold assignments (another k, another fold seed) are not comparable - 20 folds of a few
+    rows each can win by luck - so only the runs on the folds most runs used compete (the newest run breaks a tie).
+    """
     scored = [r for r in records if isinstance(r.get("cv", {}).get("mean"), int | float)]
     if not scored:
         return None
-    return (max if greater_is_better else min)(scored, key=lambda r: r["cv"]["mean"])
+
+    def folds_of(record: dict[str, Any]) -> str | None:
+        return (record.get("folds") or {}).get("hash")
+
+    counts = Counter(folds_of(r) for r in scored)
+    newest = {folds_of(r): r.get("started", "") for r in sorted(scored, key=lambda r: r.get("started", ""))}
+    common = max(counts, key=lambda h: (counts[h], newest[h]))
+    skipped = len(scored) - counts[common]
+    if skipped:
+        log.info("best run chosen among %d runs on the same folds; %d runs on other folds are not compared "
+                 "(pick one with --run)", counts[common], skipped)
+    same = [r for r in scored if folds_of(r) == common]
+    return (max if greater_is_better else min)(same, key=lambda r: r["cv"]["mean"])

@@ -7,6 +7,7 @@ one machine) or any SQLAlchemy URL - PostgreSQL first-class, with heartbeats so 
 retried. ``--trials`` is the study's total of finished trials, so re-running the same command resumes.
 """
 
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from common import paths
 from common.competition import Competition
 from common.errors import TuningError, UsageError
+from common.io import pid_alive
 
 log = logging.getLogger(__name__)
 # Heartbeats and the retry callback are marked experimental; they are the documented way and we test them.
@@ -59,13 +61,46 @@ def display_url(url: str) -> str:
         return url
 
 
+class FlockLock:
+    """The journal's write lock as a kernel file lock (``flock``; Optuna only calls acquire and release): the
+    kernel drops it when its process dies, so a killed worker can never leave a stale lock that the next run waits
+    on (Optuna's default symlink lock stays behind after ``kill -9`` and is broken only after a 30 s grace period)."""
+
+    def __init__(self, journal: Path):
+        self.path = Path(f"{journal}.flock")
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def remove_stale_symlink_lock(journal: Path) -> bool:
+    """Optuna's own journal lock (``<journal>.lock``) is never taken by this toolkit, so one that exists was left by
+    a killed process of an older version: remove it at once rather than wait out its grace period."""
+    lock = Path(f"{journal}.lock")
+    if not lock.is_symlink() and not lock.exists():
+        return False
+    lock.unlink()
+    log.warning("removed a stale journal lock %s left by a killed tuning run", lock)
+    return True
+
+
 def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
     """Build the storage for a URL (None = embedded journal file); fail with one line if it cannot be reached."""
     url = url or default_storage(comp)
     if "://" not in url or url.startswith("journal://"):
         path = Path(url.removeprefix("journal://"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path))), str(path)
+        remove_stale_symlink_lock(path)
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockLock(path))), str(path)
     try:
         if url.startswith("sqlite"):
             # SQLite serialises writers; a generous busy timeout keeps "database is locked" away.
@@ -107,16 +142,6 @@ def open_study(comp: Competition, recipe: str, storage: BaseStorage, seed: int =
     return study
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_dead_trials(study: optuna.Study) -> list[int]:
     """Fail (and re-queue once) trials left RUNNING by a worker process of this host that no longer exists.
 
@@ -126,7 +151,7 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
     host = socket.gethostname()
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get("host") != host or _pid_alive(int(trial.user_attrs.get("pid", -1))):
+        if trial.user_attrs.get("host") != host or pid_alive(int(trial.user_attrs.get("pid", -1))):
             continue
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         failed = study._storage.get_trial(trial._trial_id)
@@ -228,10 +253,16 @@ def _worker_main(comp_name: str, recipe: str, storage_url: str | None, n_trials:
                  threads: int) -> None:
     os.environ["KIT_THREADS"] = str(threads)
     import competitions
-    from common.cli import setup_logging
+    from common.cli import handle_errors, setup_logging
 
     setup_logging()
-    work(competitions.get(comp_name), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
+
+    def run() -> None:  # errors become one line and an exit code, as in the main process
+        work(competitions.get(comp_name), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
+
+    code = handle_errors(run)
+    if code:
+        raise SystemExit(code)
 
 
 def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: float | None = None,
@@ -254,10 +285,18 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
         procs = [ctx.Process(target=_worker_main, args=(comp.name, recipe, resolved, n_trials, deadline,
                                                         seed, n_folds, data_dir, i, threads))
                  for i in range(workers)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
+        try:
+            for proc in procs:
+                proc.start()
+            for proc in procs:
+                proc.join()
+        except BaseException:  # Ctrl-C or SIGTERM: stop the workers too, each fails its running trial cleanly
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                proc.join(timeout=30)
+            raise
         bad = [p.exitcode for p in procs if p.exitcode != 0]
         if bad:
             log.warning("%d of %d workers exited with codes %s", len(bad), workers, bad)

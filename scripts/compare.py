@@ -19,7 +19,7 @@ import numpy as np
 
 import competitions
 from common import runner, tuning
-from common.cli import run_main, setup_logging
+from common.cli import folds_arg, run_main, seed_arg, setup_logging
 from common.errors import UsageError
 from common.folds import Folds, RowFolds, folds_hash
 
@@ -28,15 +28,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipes", nargs="*", help="recipes to compare (default: all)")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0, help="model seed")
+    parser.add_argument("--folds", type=folds_arg, default=5)
+    parser.add_argument("--repeats", type=int, default=3, choices=range(1, 51), metavar="1..50")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="model seed")
     parser.add_argument("--data-dir")
     parser.add_argument("--tuned", action="store_true", help="also score each recipe's best tuned params")
     parser.add_argument("--storage", help="tuning storage for --tuned (default: the embedded journal)")
     parser.add_argument("--split", choices=["kfold", "stratified", "group", "stratified-group"],
                         help="fold kind instead of the competition's own (row-fold competitions only)")
-    parser.add_argument("--first-seed", type=int, default=None,
+    parser.add_argument("--first-seed", type=seed_arg, default=None,
                         help="fold seed of the first repeat (default: the competition's own + 1, so none of the "
                              "repeats reuses the persisted folds that tuning used)")
     args = parser.parse_args()

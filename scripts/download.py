@@ -22,8 +22,7 @@ def main() -> int:
     args = parser.parse_args()
     setup_logging(args.verbose)
     comp = competitions.get(args.competition)
-    files = data.fetch(comp, args.data_dir, force_download=args.force)
-    dataset = comp.load(files)  # validates files, columns and dtypes
+    files, dataset = data.load(comp, args.data_dir, force_download=args.force)  # files, columns, dtypes, ids
     print(f"{comp.name}: {len(dataset.train)} train rows, {len(dataset.test)} test rows in {files.folder} "
           f"(from {files.source})")
     for name, digest in files.sha256.items():

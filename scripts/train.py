@@ -12,7 +12,7 @@ import logging
 
 import competitions
 from common import tuning
-from common.cli import run_main, setup_logging
+from common.cli import folds_arg, run_main, seed_arg, setup_logging
 from common.runner import train
 
 
@@ -20,8 +20,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", default="default", help="named recipe of the competition (default: default)")
-    parser.add_argument("--seed", type=int, default=0, help="model seed (folds stay fixed per competition)")
-    parser.add_argument("--folds", type=int, default=5, help="number of CV folds (default: 5)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="model seed (folds stay fixed per competition)")
+    parser.add_argument("--folds", type=folds_arg, default=5, help="number of CV folds (default: 5)")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "
                         "/kaggle/input, the cache, the Kaggle API)")
     parser.add_argument("--params", help="'best' (best trial of the recipe's study) or a JSON file of params")

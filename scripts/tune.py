@@ -13,19 +13,20 @@ import argparse
 
 import competitions
 from common import tuning
-from common.cli import run_main, setup_logging
+from common.cli import folds_arg, positive_arg, run_main, seed_arg, setup_logging
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", required=True, help="a recipe with a search space")
-    parser.add_argument("--trials", type=int, help="stop when the study has this many finished trials")
+    parser.add_argument("--trials", type=positive_arg, help="stop when the study has this many finished trials")
     parser.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes on the study (default 1)")
+    parser.add_argument("--workers", type=positive_arg, default=1,
+                        help="local worker processes on the study (default 1)")
     parser.add_argument("--storage", help="SQLAlchemy URL or journal file (default runs/<competition>/optuna.journal)")
-    parser.add_argument("--seed", type=int, default=0, help="model seed; sampler seeds derive from it")
-    parser.add_argument("--folds", type=int, default=5, help="CV folds, the same persisted folds as train.py")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="model seed; sampler seeds derive from it")
+    parser.add_argument("--folds", type=folds_arg, default=5, help="CV folds, the same persisted folds as train.py")
     parser.add_argument("--data-dir")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()

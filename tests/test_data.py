@@ -102,8 +102,8 @@ def test_missing_data_dir(tmp_path):
     [
         (lambda t: t.replace("Survived,", "Survivd,", 1), r"missing column\(s\) Survived"),
         (lambda t: t.replace(",Sex,", ",Gender,", 1), r"missing column\(s\) Sex"),
-        (lambda t: t.replace("\n1,0,3,", "\n1,0,third,", 1), "Pclass should be int"),
-        (lambda t: t.replace("\n1,0,3,", "\n1,0.5,3,", 1), "Survived should hold whole numbers"),
+        (lambda t: t.replace("\n1,0,3,", "\n1,0,third,", 1), r"Pclass must be numeric; row 1 \(PassengerId 1\)"),
+        (lambda t: t.replace("\n1,0,3,", "\n1,0.5,3,", 1), r"Survived must be a whole number; row 1 "),
     ],
 )
 def test_wrong_columns_and_dtypes(shared_kaggle, tmp_path, edit, message):

@@ -38,7 +38,7 @@ def test_stratified_folds_are_persisted_and_reused(kit_home):
 
 def test_folds_made_for_other_data_are_refused(kit_home):
     RowFolds().split(make_data(200), 5, "toy")
-    with pytest.raises(DataError, match="different train data"):
+    with pytest.raises(DataError, match="the train data changed since"):
         RowFolds().split(make_data(150), 5, "toy")
 
 

@@ -5,8 +5,7 @@ import logging
 import pandas as pd
 
 from common.competition import Competition, Data, FileSpec, SubmissionSpec, binary_labels
-from common.data import DataFiles, read_table
-from common.errors import DataError
+from common.data import DataFiles, read_table, require
 from common.folds import RowFolds
 from common.metrics import F1
 from competitions.disaster_tweets import features
@@ -16,9 +15,9 @@ log = logging.getLogger(__name__)
 
 TWEET = {"id": "int", "keyword": "any", "location": "any", "text": "str"}
 FILES = {
-    "train.csv": FileSpec({**TWEET, "target": "int"}),
-    "test.csv": FileSpec(TWEET),
-    "sample_submission.csv": FileSpec({"id": "int", "target": "int"}),
+    "train.csv": FileSpec({**TWEET, "target": "int"}, unique=("id",)),
+    "test.csv": FileSpec(TWEET, unique=("id",)),
+    "sample_submission.csv": FileSpec({"id": "int", "target": "int"}, unique=("id",)),
 }
 # Tweets may hold bytes that are not UTF-8: replace them rather than refuse the file.
 READ = {"encoding": "utf-8", "encoding_errors": "replace", "keep_default_na": False, "na_values": [""]}
@@ -28,8 +27,7 @@ def load(files: DataFiles) -> Data:
     train = read_table(files, "train.csv", FILES["train.csv"], **READ)
     test = read_table(files, "test.csv", FILES["test.csv"], **READ)
     sample = read_table(files, "sample_submission.csv", FILES["sample_submission.csv"])
-    if not train["target"].isin([0, 1]).all():
-        raise DataError("train.csv: target must be 0 or 1")
+    require(train, train["target"].isin([0, 1]), "train.csv", "target", "0 or 1", "id")
     groups = features.duplicate_key(train["text"])
     conflicting = train.groupby(groups)["target"].nunique()
     if (conflicting > 1).any():

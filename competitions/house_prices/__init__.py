@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from common.competition import Competition, Data, FileSpec, SubmissionSpec
-from common.data import DataFiles, read_table
+from common.data import DataFiles, read_table, require
 from common.errors import DataError
 from common.folds import RowFolds
 from common.metrics import RMSLE
@@ -15,14 +15,21 @@ from competitions.house_prices.recipes import RECIPES
 
 log = logging.getLogger(__name__)
 
-HOUSE = {"Id": "int", "MSSubClass": "int", "Neighborhood": "str", "OverallQual": "int", "OverallCond": "int",
-         "YearBuilt": "int", "YearRemodAdd": "int", "YrSold": "int", "GrLivArea": "numeric", "LotArea": "numeric",
-         "TotalBsmtSF": "numeric", "1stFlrSF": "numeric", "2ndFlrSF": "numeric", "LotFrontage": "numeric",
-         "MasVnrArea": "numeric", "GarageArea": "numeric", "GarageYrBlt": "numeric"}
+# Every numeric column of the competition's files is declared, so a stray word turns into an error naming its row
+# instead of silently making the column categorical. Whole numbers where no row is missing; areas and counts >= 0.
+WHOLE = ["MSSubClass", "LotArea", "OverallQual", "OverallCond", "YearBuilt", "YearRemodAdd", "1stFlrSF", "2ndFlrSF",
+         "LowQualFinSF", "GrLivArea", "FullBath", "HalfBath", "BedroomAbvGr", "KitchenAbvGr", "TotRmsAbvGrd",
+         "Fireplaces", "WoodDeckSF", "OpenPorchSF", "EnclosedPorch", "3SsnPorch", "ScreenPorch", "PoolArea", "MiscVal",
+         "MoSold", "YrSold"]
+GAPPY = ["LotFrontage", "MasVnrArea", "BsmtFinSF1", "BsmtFinSF2", "BsmtUnfSF", "TotalBsmtSF", "BsmtFullBath",
+         "BsmtHalfBath", "GarageYrBlt", "GarageCars", "GarageArea"]
+HOUSE = {"Id": "int", "Neighborhood": "str", **{c: "int" for c in WHOLE}, **{c: "numeric" for c in GAPPY}}
+BOUNDS = {**{c: (0, None) for c in WHOLE + GAPPY}, "OverallQual": (1, 10), "OverallCond": (1, 10), "MoSold": (1, 12),
+          "YearBuilt": (1800, 2100), "YearRemodAdd": (1800, 2100), "YrSold": (1800, 2100)}
 FILES = {
-    "train.csv": FileSpec({**HOUSE, "SalePrice": "numeric"}),
-    "test.csv": FileSpec(HOUSE),
-    "sample_submission.csv": FileSpec({"Id": "int", "SalePrice": "numeric"}),
+    "train.csv": FileSpec({**HOUSE, "SalePrice": "numeric"}, unique=("Id",), bounds=BOUNDS),
+    "test.csv": FileSpec(HOUSE, unique=("Id",), bounds=BOUNDS),
+    "sample_submission.csv": FileSpec({"Id": "int", "SalePrice": "numeric"}, unique=("Id",)),
     "data_description.txt": FileSpec({}),
 }
 # Only "NA" is missing: the data uses "None" as a real value (MasVnrType), which pandas would otherwise eat.
@@ -41,8 +48,7 @@ def load(files: DataFiles) -> Data:
                         + "; ".join(p for p in (f"missing {', '.join(missing)}" if missing else "",
                                                 f"extra {', '.join(extra)}" if extra else "") if p))
     test = test[expected]
-    if (train["SalePrice"] <= 0).any() or train["SalePrice"].isna().any():
-        raise DataError("train.csv: SalePrice must be a positive number on every row")
+    require(train, train["SalePrice"] > 0, "train.csv", "SalePrice", "a positive number on every row", "Id")
     description = files.path("data_description.txt").read_text(encoding="utf-8", errors="replace")
     none_cols = features.none_columns(description)
     if not none_cols:

@@ -3,8 +3,7 @@
 import pandas as pd
 
 from common.competition import Competition, Data, FileSpec, SubmissionSpec, binary_labels
-from common.data import DataFiles, read_table
-from common.errors import DataError
+from common.data import DataFiles, read_table, require
 from common.folds import RowFolds
 from common.metrics import ACCURACY
 from competitions.titanic import features
@@ -12,18 +11,18 @@ from competitions.titanic.recipes import RECIPES
 
 PASSENGER = {"PassengerId": "int", "Pclass": "int", "Name": "str", "Sex": "str", "Age": "numeric", "SibSp": "int",
              "Parch": "int", "Ticket": "str", "Fare": "numeric", "Cabin": "any", "Embarked": "any"}
+BOUNDS = {"Pclass": (1, 3), "Age": (0, 120), "SibSp": (0, None), "Parch": (0, None), "Fare": (0, None)}
 FILES = {
-    "train.csv": FileSpec({**PASSENGER, "Survived": "int"}),
-    "test.csv": FileSpec(PASSENGER),
-    "gender_submission.csv": FileSpec({"PassengerId": "int", "Survived": "int"}),
+    "train.csv": FileSpec({**PASSENGER, "Survived": "int"}, unique=("PassengerId",), bounds=BOUNDS),
+    "test.csv": FileSpec(PASSENGER, unique=("PassengerId",), bounds=BOUNDS),
+    "gender_submission.csv": FileSpec({"PassengerId": "int", "Survived": "int"}, unique=("PassengerId",)),
 }
 
 
 def load(files: DataFiles) -> Data:
     tables = {name: read_table(files, name, spec) for name, spec in FILES.items()}
     train = tables["train.csv"]
-    if not train["Survived"].isin([0, 1]).all():
-        raise DataError("train.csv: Survived must be 0 or 1")
+    require(train, train["Survived"].isin([0, 1]), "train.csv", "Survived", "0 or 1", "PassengerId")
     return Data(train=train, test=tables["test.csv"], sample_submission=tables["gender_submission.csv"],
                 target="Survived", id_col="PassengerId")
 

@@ -1,0 +1,467 @@
+"""Issue 10's defects, one test each: bad input and faults end in one clear line with the documented exit code, and
+never replace a good cache, run or submission."""
+
+import errno
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import competitions
+from common import data, io, kaggle_api, runner
+from common.cli import handle_errors
+from common.competition import Data
+from common.errors import DataError, UsageError
+from common.folds import RowFolds
+from common.runs import best_run
+
+from conftest import ROOT, run_script
+from test_data import zip_folder
+
+TITANIC = competitions.get("titanic")
+HP = competitions.get("house-prices")
+
+
+def env_with(**extra: str) -> dict[str, str]:
+    return {**os.environ, **extra}
+
+
+def one_error_line(result: subprocess.CompletedProcess, code: int) -> str:
+    """The run failed with ``code`` and said why in one line, with no traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    return errors[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes (to prove nothing changed)."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def titanic_copy(shared_kaggle: Path, root: Path) -> Path:
+    target = root / "titanic"
+    shutil.copytree(shared_kaggle / "titanic", target)
+    return target
+
+
+# 1. A zip with bad data never replaces the good cache.
+def test_bad_zip_leaves_the_good_cache_in_place(shared_kaggle, tmp_path, kit_home):
+    good = tmp_path / "good"
+    good.mkdir()
+    zip_folder(shared_kaggle / "titanic", good / "titanic.zip")
+    files, _ = data.load(TITANIC, good)
+    cache_before = snapshot(files.folder)
+
+    bad_src = titanic_copy(shared_kaggle, tmp_path / "badsrc")
+    train = pd.read_csv(bad_src / "train.csv").drop(columns=["Survived"])
+    train.to_csv(bad_src / "train.csv", index=False)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    zip_folder(bad_src, bad / "titanic.zip")
+    result = run_script("train.py", "titanic", "--recipe", "fast", "--quiet",
+                        env=env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(bad)))
+    line = one_error_line(result, 3)
+    assert "Survived" in line and "cache was left as it was" in line
+    assert snapshot(files.folder) == cache_before
+    assert not [p for p in (kit_home / "data").iterdir() if p.name.startswith(".")]  # no temp folder left
+    # The next run without a data dir trains from the untouched cache.
+    again = run_script("train.py", "titanic", "--recipe", "fast", "--quiet", "--folds", "3",
+                       env={k: v for k, v in env_with(KIT_HOME=str(kit_home)).items() if k != "KAGGLE_DATA_DIR"})
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_zip_that_no_longer_fits_the_folds_leaves_the_cache(shared_kaggle, tmp_path, kit_home):
+    good = tmp_path / "good"
+    good.mkdir()
+    zip_folder(shared_kaggle / "titanic", good / "titanic.zip")
+    runner.train(TITANIC, "fast", n_folds=3, data_dir=good, progress=False)
+    cache_before = snapshot(kit_home / "data" / "titanic")
+    changed = titanic_copy(shared_kaggle, tmp_path / "src")
+    train = pd.read_csv(changed / "train.csv")
+    train.loc[0, "PassengerId"] = 5000  # every file check passes; only the persisted folds can tell
+    train.to_csv(changed / "train.csv", index=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    zip_folder(changed, other / "titanic.zip")
+    with pytest.raises(DataError, match=r"train data changed since .*\(1 ids gone, 1 new\).*cache was left as it was"):
+        runner.train(TITANIC, "fast", n_folds=3, data_dir=other, progress=False)
+    assert snapshot(kit_home / "data" / "titanic") == cache_before
+
+
+def test_a_cache_that_fails_the_checks_is_named(shared_kaggle, tmp_path, kit_home):
+    good = tmp_path / "good"
+    good.mkdir()
+    zip_folder(shared_kaggle / "titanic", good / "titanic.zip")
+    files, _ = data.load(TITANIC, good)
+    # A cache whose files and manifest were both edited (by hand, or checks made stricter by an update).
+    train = files.folder / "train.csv"
+    train.write_bytes(train.read_bytes().replace(b"\r\n1,0,3,", b"\r\n1,7,3,", 1))
+    manifest = json.loads((files.folder / data.MANIFEST).read_text())
+    manifest["files"]["train.csv"] = data.sha256_file(train)
+    (files.folder / data.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=r"Survived must be 0 or 1; row 1 \(PassengerId 1\).*in the cached copy"):
+        data.load(TITANIC)
+
+
+# 2. --params merges over the recipe's own params; unknown names and bad values are usage errors.
+def test_params_merge_over_the_recipes_own(data_dir):
+    record, _ = runner.train(TITANIC, "lgbm", n_folds=3, params={"num_leaves": 4}, progress=False)
+    assert record["params"] == {**TITANIC.recipes["lgbm"].params, "num_leaves": 4}
+    blend, _ = runner.train(TITANIC, "default", n_folds=3, params={"lgbm": {"n_estimators": 50}}, progress=False)
+    assert blend["params"]["lgbm"] == {**TITANIC.recipes["lgbm"].params, "n_estimators": 50}
+    assert blend["params"]["logreg"] == TITANIC.recipes["logreg"].params
+    stack, _ = runner.train(HP, "fast", n_folds=3, params={"members": {"ridge": {"alpha": 3.0}}}, progress=False)
+    assert stack["params"]["members"] == {"ridge": {"alpha": 3.0}, "lasso": HP.recipes["lasso"].params}
+
+
+@pytest.mark.parametrize(
+    ("recipe", "params", "message"),
+    [
+        ("lgbm", {"bogus": 1}, r"unknown param 'bogus' for recipe 'lgbm' of titanic; its params are: n_estimators"),
+        ("fast", {"bogus": 1}, r"unknown param 'bogus' for recipe 'fast' of titanic; its params are: C=0.3"),
+        ("fast", {"C": 0.3, "bogus": 1}, r"unknown param 'bogus'"),
+        ("fast", {"C": "strong"}, r"param 'C' of recipe 'fast' of titanic must be a number, got 'strong'"),
+        ("fast", {"C": -1}, r"recipe 'fast' of titanic cannot use these params: The 'C' parameter"),
+        ("lgbm", {"num_leaves": 1}, r"titanic/lgbm failed with the params you gave \(num_leaves\)"),
+        ("rule", {"C": 1}, r"unknown param 'C' for recipe 'rule' of titanic; its params are: none"),
+        ("default", {"members": {}}, r"unknown param 'members'.*sections: logreg, lgbm"),
+    ],
+)
+def test_bad_params_are_refused_before_anything_is_written(data_dir, kit_home, recipe, params, message):
+    with pytest.raises(UsageError, match=message):
+        runner.train(TITANIC, recipe, n_folds=3, params=params, progress=False)
+    assert not (kit_home / "submissions").exists()
+    assert not list((kit_home / "runs").rglob("run.json")) if (kit_home / "runs").exists() else True
+
+
+def test_bad_params_file_is_one_usage_line(data_dir, tmp_path, kit_home):
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"C": -1}))
+    result = run_script("train.py", "titanic", "--recipe", "fast", "--params", str(params),
+                        env=env_with(KIT_HOME=str(kit_home)))
+    assert "C" in one_error_line(result, 2)
+    assert not (kit_home / "submissions").exists()
+
+
+# 3. Damaged train data: truncation and duplicate ids refused at load; a folds mismatch says the data changed.
+def test_a_file_cut_mid_row_is_called_truncated(shared_kaggle, tmp_path):
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    raw = (folder / "train.csv").read_bytes()
+    cut = raw.index(b",", len(raw) // 2)  # right after a complete field, half-way through the file
+    (folder / "train.csv").write_bytes(raw[:cut])
+    line = raw[:cut].count(b"\n") + 1
+    with pytest.raises(DataError, match=rf"train\.csv ends mid-row at line {line} .*looks truncated"):
+        data.load(TITANIC, tmp_path)
+
+
+def test_a_quoted_field_cut_short_is_called_truncated(shared_kaggle, tmp_path):
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    raw = (folder / "train.csv").read_bytes()
+    cut = raw.index(b'"', len(raw) // 2) + 3  # inside a quoted name
+    (folder / "train.csv").write_bytes(raw[:cut] + b"\r\n")
+    with pytest.raises(DataError, match=r"train\.csv ends inside a quoted field .*looks truncated"):
+        data.load(TITANIC, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["train.csv", "test.csv"])
+def test_duplicate_ids_are_refused_at_load_naming_file_and_ids(shared_kaggle, tmp_path, name):
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    table = pd.read_csv(folder / name)
+    table.loc[5, "PassengerId"] = table.loc[2, "PassengerId"]
+    table.to_csv(folder / name, index=False)
+    dup = table.loc[2, "PassengerId"]
+    with pytest.raises(DataError, match=rf"{name}: PassengerId must be unique, but 1 value\(s\) appear more than "
+                                        rf"once: {dup} \(row 3, row 6\)"):
+        data.load(TITANIC, tmp_path)
+
+
+def test_folds_mismatch_says_the_data_changed(shared_kaggle, tmp_path, monkeypatch):
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    monkeypatch.setenv("KAGGLE_DATA_DIR", str(tmp_path))
+    prep = runner.prepare(TITANIC, 5)
+    lines = (folder / "train.csv").read_bytes().split(b"\r\n")
+    (folder / "train.csv").write_bytes(b"\r\n".join(lines[:444]) + b"\r\n")  # 443 complete rows
+    with pytest.raises(DataError, match=r"the train data changed since .*stratified-k5\.csv was made: the folds "
+                                        r"cover 891 rows, train now has 443 \(448 ids gone, 0 new\)"):
+        runner.prepare(TITANIC, 5)
+    # The same rows in another order keep their folds (matched by id).
+    (folder / "train.csv").write_bytes(b"\r\n".join([lines[0], *reversed(lines[1:892])]) + b"\r\n")
+    shuffled = runner.prepare(TITANIC, 5)
+    by_id = dict(zip(prep.data.train["PassengerId"], prep.folds.fold, strict=True))
+    assert [by_id[i] for i in shuffled.data.train["PassengerId"]] == list(shuffled.folds.fold)
+
+
+def test_a_damaged_folds_file_is_named_as_damaged(data_dir, kit_home):
+    prep = runner.prepare(TITANIC, 5)
+    prep.folds.path.write_text("PassengerId,fold\n1,9\n")
+    with pytest.raises(DataError, match=r"folds file .* is damaged \(its fold ids are not 0..4\)"):
+        runner.prepare(TITANIC, 5)
+
+
+# 4. OS errors are one line naming the path and what to do.
+def _without_root_powers() -> list[str]:
+    """A command prefix under which file permissions apply: nothing when we are not root; as root, util-linux's
+    setpriv drops the capabilities that let root ignore them (DAC override), so a read-only folder is read-only."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without util-linux setpriv; the in-process test covers this path")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.parametrize("script", [("train.py", "titanic", "--recipe", "fast"), ("download.py", "titanic"),
+                                    ("tune.py", "titanic", "--recipe", "logreg", "--trials", "1")])
+def test_read_only_home_is_one_line(shared_kaggle, script):
+    prefix = _without_root_powers()
+    home = Path(os.environ.get("TMPDIR", "/tmp")) / f"kit-ro-{os.getpid()}"
+    home.mkdir(mode=0o755, exist_ok=True)
+    try:
+        home.chmod(0o555)
+        # Titanic is read in place from the shared mirror: the failure is the first write under KIT_HOME.
+        env = {**os.environ, "KIT_HOME": str(home), "KAGGLE_DATA_DIR": str(shared_kaggle), "HOME": str(home),
+               "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": str(home)}
+        result = subprocess.run([*prefix, sys.executable, str(ROOT / "scripts" / script[0]), *script[1:]], env=env,
+                                capture_output=True, text=True, cwd=ROOT, timeout=300)
+        if script[0] == "download.py":  # reads the mirror in place: nothing to write, so it works
+            assert result.returncode == 0, result.stderr
+            return
+        line = one_error_line(result, 7)
+        assert str(home) in line and "Permission denied" in line and "KIT_HOME" in line
+    finally:
+        home.chmod(0o755)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_read_only_cache_folder_on_download_is_one_line(shared_kaggle, tmp_path):
+    prefix = _without_root_powers()
+    home = Path(os.environ.get("TMPDIR", "/tmp")) / f"kit-ro-dl-{os.getpid()}"
+    mirror = home / "mirror"
+    mirror.mkdir(parents=True, exist_ok=True)
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip")
+    try:
+        for folder in (home, mirror):
+            folder.chmod(0o555)
+        (mirror / "titanic.zip").chmod(0o444)
+        env = {**os.environ, "KIT_HOME": str(home), "KAGGLE_DATA_DIR": str(mirror), "HOME": str(home),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        result = subprocess.run([*prefix, sys.executable, str(ROOT / "scripts" / "download.py"), "titanic"],
+                                env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+        line = one_error_line(result, 7)
+        assert f"cannot use {home}/data" in line and "Permission denied" in line
+    finally:
+        for folder in (home, mirror):
+            folder.chmod(0o755)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_permission_denied_in_process_is_one_line(data_dir, kit_home, monkeypatch, capsys):
+    """The same path as a read-only KIT_HOME, in process (and on machines without setpriv)."""
+    real_mkdir = Path.mkdir
+
+    def denied(self, *args, **kwargs):
+        if str(self).startswith(str(kit_home)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    assert handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False)) == 7
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: cannot use {kit_home}") and "Permission denied" in line and "KIT_HOME" in line
+
+
+def test_disk_full_is_one_line_and_leaves_no_temp_file(data_dir, kit_home, monkeypatch, capsys):
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", full)
+    code = handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False))
+    assert code == 7
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: cannot use {kit_home}") and "disk is full" in err[-1]
+    leftovers = [p for p in kit_home.rglob(".*") if "tmp-" in p.name]
+    assert not leftovers
+    assert not (kit_home / "submissions").exists()
+
+
+# 5. Options are checked before any work, as usage errors with the valid range.
+@pytest.mark.parametrize(("args", "text"), [
+    (("--seed", "-1"), "seeds are 0..4294967295"),
+    (("--seed", "x"), "not a whole number"),
+    (("--folds", "1"), "use 2..20 folds"),
+    (("--folds", "100000"), "use 2..20 folds"),
+    (("--folds", "500"), "use 2..20 folds"),
+])
+def test_options_are_checked_before_any_work(kit_home, args, text):
+    started = time.perf_counter()
+    result = run_script("train.py", "titanic", *args, env=env_with(KIT_HOME=str(kit_home)))
+    assert result.returncode == 2 and text in result.stderr and "Traceback" not in result.stderr
+    assert not any(kit_home.iterdir())
+    assert time.perf_counter() - started < 60
+
+
+def test_fold_count_beyond_the_smallest_class_is_a_usage_error():
+    y = np.array([0] * 100 + [1] * 3)
+    dataset = Data(pd.DataFrame({"id": range(103), "t": y}), pd.DataFrame(), pd.DataFrame(), "t", "id")
+    with pytest.raises(UsageError, match=r"cannot make 5 stratified folds of 103 train rows: there are only 3 rows "
+                                         r"of the smallest class; choose --folds between 2 and 3"):
+        RowFolds("stratified").assign(dataset, 5)
+
+
+def test_best_run_compares_only_runs_on_the_same_folds():
+    def run(mean, folds, started):
+        return {"run_id": f"{started}", "cv": {"mean": mean}, "folds": {"hash": folds}, "started": started}
+
+    runs = [run(0.84, "a", "1"), run(0.85, "a", "2"), run(0.95, "b", "3")]  # "b": a lucky 20-fold CV
+    assert best_run(runs, greater_is_better=True)["run_id"] == "2"
+
+
+# 6. Signals and leftovers.
+def _start_and_wait_for(args: list[str], env: dict[str, str], marker: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]], env=env, cwd=ROOT,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 120
+    for line in proc.stderr:
+        if marker in line or time.time() > deadline:
+            break
+    return proc
+
+
+def test_sigterm_behaves_like_ctrl_c(data_dir, kit_home):
+    runner.train(TITANIC, "fast", n_folds=3, progress=False)
+    before = snapshot(kit_home / "runs") | snapshot(kit_home / "submissions")
+    env = env_with(KIT_HOME=str(kit_home))
+    proc = _start_and_wait_for(["train.py", "titanic", "--recipe", "default"], env, "cross-validating")
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 143
+    assert "terminated: nothing half-written was kept" in rest and "Traceback" not in rest
+    assert snapshot(kit_home / "runs") | snapshot(kit_home / "submissions") == before
+    assert not [p for p in (kit_home / "runs" / "titanic").iterdir() if p.name.startswith(".")]
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(data_dir, kit_home):
+    env = env_with(KIT_HOME=str(kit_home))
+    proc = _start_and_wait_for(["train.py", "titanic", "--recipe", "default"], env, "cross-validating")
+    proc.kill()
+    proc.wait()
+    runs = kit_home / "runs" / "titanic"
+    assert [p for p in runs.iterdir() if p.name.startswith(".tmp-")]  # kill -9 cannot clean up
+    runner.train(TITANIC, "fast", n_folds=3, progress=False)
+    assert not [p for p in runs.iterdir() if p.name.startswith(".")]
+    assert len([p for p in runs.iterdir() if (p / "run.json").is_file()]) == 1
+
+
+def test_a_live_processs_temp_files_are_kept(tmp_path):
+    live = tmp_path / f".x.csv.{io.temp_tag()}abc"
+    dead = tmp_path / f".x.csv.tmp-{2**22 + 5}-{io.host_tag()}-abc"
+    other_host = tmp_path / f".x.csv.tmp-{2**22 + 5}-00000000-abc"
+    for path in (live, dead, other_host):
+        path.write_text("x")
+    assert io.sweep_leftovers(tmp_path) == [dead]
+    assert live.exists() and other_host.exists()
+
+
+def test_stale_journal_lock_is_recovered_at_once(data_dir, kit_home):
+    journal = kit_home / "runs" / "titanic" / "optuna.journal"
+    journal.parent.mkdir(parents=True)
+    journal.touch()
+    os.symlink(journal, f"{journal}.lock")  # what Optuna's own lock leaves after kill -9
+    started = time.perf_counter()
+    result = run_script("tune.py", "titanic", "--recipe", "logreg", "--trials", "1", "--folds", "3",
+                        env=env_with(KIT_HOME=str(kit_home)))
+    assert result.returncode == 0, result.stderr
+    assert "removed a stale journal lock" in result.stderr
+    assert time.perf_counter() - started < 25  # Optuna alone would wait out a 30 s grace period
+    assert not os.path.lexists(f"{journal}.lock")
+
+
+# 7. A token file others can read gets the toolkit's own warning with the fix.
+def test_readable_kaggle_token_is_warned_about(fake_kaggle, kit_home):
+    from conftest import kaggle_env
+
+    env = kaggle_env(kit_home)
+    token = Path(env["KAGGLE_CONFIG_DIR"]) / "kaggle.json"
+    token.write_text(json.dumps({"username": fake_kaggle.state.username, "key": fake_kaggle.state.key}))
+    token.chmod(0o644)
+    result = run_script("download.py", "titanic", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"chmod 600 {token}" in result.stderr
+    token.chmod(0o600)
+    again = run_script("download.py", "titanic", env=env)
+    assert again.returncode == 0 and "chmod 600" not in again.stderr
+
+
+# 8. Atomically written files follow the umask.
+def test_atomic_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = io.write_text_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# 9. Smaller ones.
+@pytest.mark.parametrize(("value", "message"), [
+    ("-5", r"SalePrice must be a positive number on every row; row 3 \(Id 3\)"),
+    ("cheap", r"SalePrice must be numeric; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds 'cheap'\)"),
+])
+def test_value_errors_name_the_row(shared_kaggle, tmp_path, value, message):
+    folder = tmp_path / HP.slug
+    shutil.copytree(shared_kaggle / HP.slug, folder)
+    table = pd.read_csv(folder / "train.csv", keep_default_na=False, dtype=str)
+    table.loc[2, "SalePrice"] = value
+    table.to_csv(folder / "train.csv", index=False)
+    with pytest.raises(DataError, match=message):
+        data.load(HP, tmp_path)
+
+
+def test_duplicate_test_ids_fail_at_load_with_exit_3(shared_kaggle, tmp_path, kit_home):
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    test = pd.read_csv(folder / "test.csv")
+    test.loc[1, "PassengerId"] = test.loc[0, "PassengerId"]
+    test.to_csv(folder / "test.csv", index=False)
+    result = run_script("train.py", "titanic", "--recipe", "fast",
+                        env=env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(tmp_path)))
+    assert "test.csv: PassengerId must be unique" in one_error_line(result, 3)
+    assert not (kit_home / "runs").exists()
+
+
+def test_test_ids_must_match_the_sample_submission(shared_kaggle, tmp_path):
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    test = pd.read_csv(folder / "test.csv")
+    test.iloc[:-1].to_csv(folder / "test.csv", index=False)
+    with pytest.raises(DataError, match=r"1 sample-submission ids are not in test\.csv \(e\.g\. 1309\)"):
+        data.load(TITANIC, tmp_path)
+
+
+def test_zip_slip_message_names_the_archive(shared_kaggle, tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip", {"../evil.csv": b"x"})
+    with pytest.raises(DataError, match=rf"{mirror / 'titanic.zip'}: member '../evil.csv' would be written outside"):
+        data.fetch(TITANIC, mirror)
+
+
+def test_credentials_help_names_every_way():
+    for way in ("kaggle.json", "KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "chmod 600"):
+        assert way in kaggle_api.CREDENTIALS_HELP
+
+
+def test_reports_are_git_ignored():
+    result = subprocess.run(["git", "check-ignore", "reports/leaderboard.html"], cwd=ROOT, capture_output=True)
+    assert result.returncode == 0
