@@ -68,8 +68,8 @@ def test_outliers_are_dropped_from_training_rows_only(data_dir):
 
 def test_test_columns_differing_from_train_are_one_line(hp_copy):
     test = pd.read_csv(hp_copy / "test.csv", keep_default_na=False)
-    test.drop(columns=["PoolArea"]).assign(Extra=1).to_csv(hp_copy / "test.csv", index=False)
-    with pytest.raises(DataError, match="test.csv columns differ from train.csv: missing PoolArea; extra Extra"):
+    test.drop(columns=["PoolQC"]).assign(Extra=1).to_csv(hp_copy / "test.csv", index=False)
+    with pytest.raises(DataError, match="test.csv columns differ from train.csv: missing PoolQC; extra Extra"):
         HP.load(data.fetch(HP))
 
 
