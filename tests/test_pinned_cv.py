@@ -1,0 +1,50 @@
+"""Every existing recipe's CV on the persisted folds, pinned (1e-9) before the spine was reshaped for images and
+time series (issue 11): a refactor of splitters, CV, predictions or submissions must not move a single fold score.
+Recorded 2026-11-23 with scripts/train.py semantics: 5 persisted folds, seed 0."""
+
+import pytest
+
+import competitions
+from common import runner
+
+PINNED = {
+    "titanic/default": [
+        0.8547486033519553, 0.8370786516853933, 0.8314606741573034,
+        0.8370786516853933, 0.8595505617977528,
+    ],
+    "titanic/lgbm": [
+        0.8659217877094972, 0.848314606741573, 0.8258426966292135,
+        0.8370786516853933, 0.8707865168539326,
+    ],
+    "titanic/logreg": [
+        0.8491620111731844, 0.8426966292134831, 0.8314606741573034,
+        0.8314606741573034, 0.8539325842696629,
+    ],
+    "house-prices/ridge": [
+        0.12520326082259864, 0.10806381096570546, 0.17953731548137783,
+        0.11235512659804486, 0.10974166889204665,
+    ],
+    "house-prices/lgbm": [
+        0.12527807654795536, 0.10669756203250663, 0.15121214778253592,
+        0.11693677991580283, 0.10836479287421664,
+    ],
+    "house-prices/fast": [
+        0.12800926416915778, 0.10845902819527752, 0.17955468864209873,
+        0.11371989896813649, 0.10929484976864616,
+    ],
+    "disaster-tweets/tfidf": [
+        0.7588325652841782, 0.7709861450692747, 0.7580128205128205,
+        0.7675334909377463, 0.7601532567049808,
+    ],
+    "disaster-tweets/fast": [
+        0.762114537444934, 0.7662835249042146, 0.7594740912606341,
+        0.754803996925442, 0.7467680608365019,
+    ],
+}
+
+
+@pytest.mark.parametrize("key", list(PINNED))
+def test_fold_scores_are_unchanged(key, data_dir):
+    name, recipe = key.split("/")
+    record, _ = runner.train(competitions.get(name), recipe, seed=0, n_folds=5, progress=False)
+    assert record["cv"]["fold_scores"] == pytest.approx(PINNED[key], abs=1e-9)
