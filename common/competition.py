@@ -5,17 +5,18 @@ raw model output becomes submission values. Tabular, text, image and time-series
 sees a feature frame, a target and folds; what a "row" is stays the package's business.
 """
 
+import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from common.errors import UsageError
 from common.metrics import Metric
-
-if TYPE_CHECKING:
-    from common.data import DataFiles
 
 ColumnKind = Literal["int", "float", "numeric", "str", "any"]
 Task = Literal["binary", "regression", "multiclass", "forecast"]
@@ -33,6 +34,18 @@ class FileSpec:
     unique: tuple[str, ...] = ()
     # Plausible ranges (low, high; None = open) of numeric columns: a negative age or area is damage, not data.
     bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """Where a competition's files were found (what ``load`` reads), with their sha256 for the run record."""
+
+    folder: Path
+    source: str  # data-dir | kaggle-input | cache | kaggle-api
+    sha256: dict[str, str]
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
 
 
 @dataclass
@@ -84,7 +97,7 @@ class SubmissionSpec:
 
 def binary_labels(proba: np.ndarray) -> np.ndarray:
     """Probabilities -> 0/1 at 0.5. Recipes that want another cut-off (F1) shift their probabilities instead
-    (common.thresholds), so every binary competition decodes the same way."""
+    (common.blocks.text.thresholds), so every binary competition decodes the same way."""
     return (np.asarray(proba) >= 0.5).astype(int)
 
 
@@ -95,17 +108,15 @@ class Competition:
     task: Task
     metric: Metric
     files: dict[str, FileSpec]
-    load: Callable[["DataFiles"], Data]  # validated raw tables
+    load: Callable[[DataFiles], Data]  # validated raw tables
     features: Callable[[Data], tuple[pd.DataFrame, pd.DataFrame]]  # label-free features for train and test
-    folds: Any  # a splitter from common.folds
+    folds: Any  # a splitter from common.splitters
     recipes: dict[str, Recipe]
     submission: SubmissionSpec
     # Raw model output (probabilities, log-prices...) -> values in the submission's space, used for scoring too.
     decode: Callable[[np.ndarray], np.ndarray] = lambda p: p
 
     def recipe(self, name: str) -> Recipe:
-        from common.errors import UsageError
-
         if name not in self.recipes:
             known = ", ".join(sorted(self.recipes))
             raise UsageError(f"unknown recipe {name!r} for {self.name}; choose one of: {known}")
@@ -113,3 +124,17 @@ class Competition:
 
     def score(self, y_true: np.ndarray, raw_pred: np.ndarray) -> float:
         return self.metric(y_true, self.decode(raw_pred))
+
+
+def reference(comp: Competition) -> str:
+    """``module`` of the package that defines this spec as ``COMPETITION``: a picklable name a worker process (spawned,
+    so it shares nothing) imports to get the same spec - without the core ever importing competitions/ itself."""
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "COMPETITION", None) is comp:
+            return name
+    raise UsageError(f"competition {comp.name} is not a module-level COMPETITION of an importable package; "
+                     "worker processes cannot rebuild it")
+
+
+def from_reference(module: str) -> Competition:
+    return importlib.import_module(module).COMPETITION

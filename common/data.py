@@ -15,31 +15,20 @@ import shutil
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
 from common import paths
-from common.competition import Competition, Data, FileSpec
+from common.competition import Competition, Data, DataFiles, FileSpec
 from common.errors import DataError
-from common.io import make_temp_dir
+from common.io import make_temp_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 KAGGLE_INPUT = Path("/kaggle/input")
 MANIFEST = "MANIFEST.json"
-
-
-@dataclass(frozen=True)
-class DataFiles:
-    folder: Path
-    source: str  # data-dir | kaggle-input | cache | kaggle-api
-    sha256: dict[str, str]
-
-    def path(self, name: str) -> Path:
-        return self.folder / name
 
 
 def sha256_file(path: Path) -> str:
@@ -199,7 +188,7 @@ def _unpack_to_cache(comp: Competition, zip_path: Path, source: str, check: Chec
         except DataError as exc:
             raise DataError(f"{exc} (in {zip_path}; the cache was left as it was)") from exc
         manifest = {"source": str(zip_path), "zip_sha256": zip_sha, "files": sums}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        write_json_atomic(tmp / MANIFEST, manifest)
         if cache.exists():
             old = make_temp_dir(cache.parent, f"old-{comp.slug}")
             os.replace(cache, old / "cache")

@@ -14,8 +14,9 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -118,6 +119,11 @@ def make_temp_dir(parent: Path, prefix: str) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{prefix}.{temp_tag()}"))
     tmp.chmod(0o777 & ~current_umask())
     return tmp
+
+
+def write_with(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Atomically write whatever ``write(file)`` puts into a binary file (torch.save, a parquet writer...)."""
+    return _atomic(path, write)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:

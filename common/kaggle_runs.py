@@ -28,7 +28,7 @@ def pick_run(comp: Competition, run_id: str | None = None) -> dict[str, Any]:
         if len(matches) != 1:
             raise UsageError(f"{len(matches)} runs of {comp.name} match {run_id!r}; give more of the run id")
         return matches[0]
-    return best_run(runs, comp.metric.greater_is_better)
+    return best_run(runs, comp.metric)
 
 
 def message_for(run: dict[str, Any]) -> str:

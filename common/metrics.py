@@ -1,9 +1,13 @@
 """Kaggle-exact metrics, each carrying its direction so nothing downstream flips signs by hand."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cmp_to_key
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,11 @@ class Metric:
     def is_better(self, a: float, b: float) -> bool:
         """True when score ``a`` beats score ``b``."""
         return a > b if self.greater_is_better else a < b
+
+    def rank(self, items: Iterable["T"], score: Callable[["T"], float]) -> list["T"]:
+        """``items`` best first by ``score``, in this metric's direction (ties keep their order)."""
+        return sorted(items, key=cmp_to_key(lambda a, b: -1 if self.is_better(score(a), score(b))
+                                            else 1 if self.is_better(score(b), score(a)) else 0))
 
     @property
     def direction(self) -> str:
@@ -69,3 +78,12 @@ ACCURACY = Metric("accuracy", accuracy_score, greater_is_better=True)
 F1 = Metric("f1", f1_score, greater_is_better=True)
 RMSLE = Metric("rmsle", rmsle_score, greater_is_better=False)
 SMAPE = Metric("smape", smape_score, greater_is_better=False)
+
+METRICS = {m.name: m for m in (ACCURACY, F1, RMSLE, SMAPE)}
+
+
+def by_name(name: str, direction: str | None = None) -> Metric:
+    """The metric a run record names; an unknown name (a user's own metric) is rebuilt from its direction."""
+    if name in METRICS:
+        return METRICS[name]
+    return Metric(name, lambda y, p: float("nan"), greater_is_better=direction != "minimize")

@@ -15,6 +15,7 @@ from typing import Any
 
 from common import paths
 from common.io import write_text_atomic
+from common.metrics import Metric, by_name
 from common.runs import load_runs
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,7 @@ TOP_RUNS_PLOTTED = 20
 @dataclass
 class Section:
     name: str
-    metric: str
-    greater_is_better: bool
+    metric: Metric
     runs: list[dict[str, Any]]  # sorted best first
     studies: dict[str, list[tuple[int, float]]]  # study name -> (trial number, value) of finished trials
 
@@ -53,9 +53,9 @@ def collect(competitions: list[str] | None = None) -> list[Section]:
         mine = [r for r in runs if r.get("competition") == name and isinstance(r.get("cv", {}).get("mean"), float)]
         if not mine:
             continue
-        greater = mine[0].get("metric", {}).get("direction") == "maximize"
-        mine.sort(key=lambda r: r["cv"]["mean"], reverse=greater)
-        sections.append(Section(name, mine[0]["metric"]["name"], greater, mine, _studies(name)))
+        metric = by_name(mine[0]["metric"]["name"], mine[0].get("metric", {}).get("direction"))
+        sections.append(Section(name, metric, metric.rank(mine, lambda r: r["cv"]["mean"]),
+                                _studies(name)))
     return sections
 
 
@@ -103,8 +103,8 @@ def markdown(sections: list[Section]) -> str:
         return "# CV leaderboard\n\nNo runs yet: train one with `python scripts/train.py titanic`.\n"
     out = ["# CV leaderboard", ""]
     for s in sections:
-        better = "higher is better" if s.greater_is_better else "lower is better"
-        out += [f"## {s.name} — {s.metric} ({better})", "", "| " + " | ".join(HEADER) + " |",
+        better = "higher is better" if s.metric.greater_is_better else "lower is better"
+        out += [f"## {s.name} — {s.metric.name} ({better})", "", "| " + " | ".join(HEADER) + " |",
                 "|" + "---|" * len(HEADER)]
         out += ["| " + " | ".join(row) + " |" for row in _rows(s)]
         out.append("")
@@ -116,7 +116,7 @@ def terminal(sections: list[Section], limit: int = 10) -> str:
         return "no runs yet: train one with python scripts/train.py titanic"
     lines = []
     for s in sections:
-        lines.append(f"{s.name} ({s.metric}, {'higher' if s.greater_is_better else 'lower'} is better)")
+        lines.append(f"{s.name} ({s.metric.name}, {'higher' if s.metric.greater_is_better else 'lower'} is better)")
         for row in _rows(s)[:limit]:
             lb = f"  LB {row[8]}" if row[8] else ""
             lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}")
@@ -146,7 +146,7 @@ def _plots(section: Section) -> list[tuple[str, str]]:
     for i, r in enumerate(runs, 1):
         ax.scatter(r["cv"]["fold_scores"], [i] * len(r["cv"]["fold_scores"]), s=12, alpha=0.6)
     ax.invert_yaxis()
-    ax.set_xlabel(f"fold {section.metric}")
+    ax.set_xlabel(f"fold {section.metric.name}")
     ax.set_title(f"{section.name}: fold scores per run (best CV on top)")
     plots.append(("Fold-score spread per run", _png(fig)))
 
@@ -159,8 +159,8 @@ def _plots(section: Section) -> list[tuple[str, str]]:
         low, high = min(cv + lb), max(cv + lb)
         ax.plot([low, high], [low, high], linestyle="--", color="grey", label="LB = CV")
         gap = sum(b - a for a, b in zip(cv, lb, strict=True)) / len(cv)
-        ax.set_xlabel(f"CV {section.metric}")
-        ax.set_ylabel(f"public LB {section.metric}")
+        ax.set_xlabel(f"CV {section.metric.name}")
+        ax.set_ylabel(f"public LB {section.metric.name}")
         ax.set_title(f"{section.name}: CV vs leaderboard (mean LB-CV gap {gap:+.4f})")
         ax.legend()
         plots.append(("CV vs leaderboard", _png(fig)))
@@ -172,12 +172,12 @@ def _plots(section: Section) -> list[tuple[str, str]]:
         numbers, values = zip(*trials, strict=True)
         best, running = [], None
         for v in values:
-            running = v if running is None else (max(running, v) if section.greater_is_better else min(running, v))
+            running = v if running is None or section.metric.is_better(v, running) else running
             best.append(running)
         ax.scatter(numbers, values, s=8, alpha=0.5, label="trial")
         ax.plot(numbers, best, color="red", label="best so far")
         ax.set_xlabel("trial")
-        ax.set_ylabel(f"CV {section.metric}")
+        ax.set_ylabel(f"CV {section.metric.name}")
         ax.set_title(f"Optuna history: {study}")
         ax.legend()
         plots.append((f"Optuna optimisation history ({study})", _png(fig)))
@@ -192,8 +192,9 @@ def html_page(sections: list[Section]) -> str:
     if not sections:
         body.append("<p>No runs yet: train one with <code>python scripts/train.py titanic</code>.</p>")
     for s in sections:
-        better = "higher is better" if s.greater_is_better else "lower is better"
-        body.append(f"<h2 id='{html.escape(s.name)}'>{html.escape(s.name)} — {html.escape(s.metric)} ({better})</h2>")
+        better = "higher is better" if s.metric.greater_is_better else "lower is better"
+        name = html.escape(s.name)
+        body.append(f"<h2 id='{name}'>{name} — {html.escape(s.metric.name)} ({better})</h2>")
         body.append("<table class='runs'><tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>")
         for row in _rows(s):
             body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")

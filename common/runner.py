@@ -15,9 +15,9 @@ from common import submission
 from common.competition import Competition, Data
 from common.cv import CVResult, cross_validate
 from common.errors import KitError, UsageError
-from common.folds import Folds
 from common.params import check_buildable, resolve
 from common.runs import RunWriter, environment
+from common.splitters import Folds
 from common.stacking import prediction_columns, stack_cv
 
 log = logging.getLogger(__name__)

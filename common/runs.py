@@ -21,7 +21,8 @@ from typing import Any
 import pandas as pd
 
 from common import paths
-from common.io import sweep_leftovers, temp_tag, write_json_atomic
+from common.io import sweep_leftovers, temp_tag, write_json_atomic, write_with
+from common.metrics import Metric
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,7 @@ class RunWriter:
         return self.tmp / name
 
     def write_frame(self, name: str, df: pd.DataFrame) -> Path:
-        target = self.path(name)
-        df.to_parquet(target, index=False)
-        return target
+        return write_with(self.path(name), lambda fh: df.to_parquet(fh, index=False))
 
     def finish(self, record: dict[str, Any]) -> Path:
         """Write run.json and move the finished run into place; returns the final folder."""
@@ -143,7 +142,7 @@ def update_record(folder: str | Path, changes: dict[str, Any]) -> dict[str, Any]
     return record
 
 
-def best_run(records: list[dict[str, Any]], greater_is_better: bool) -> dict[str, Any] | None:
+def best_run(records: list[dict[str, Any]], metric: Metric) -> dict[str, Any] | None:
     """The run with the best CV mean in the metric's own direction, among runs scored on the same folds.
 
     CV means over different fold assignments (another k, another fold seed) are not comparable - 20 folds of a few
@@ -164,4 +163,4 @@ def best_run(records: list[dict[str, Any]], greater_is_better: bool) -> dict[str
         log.info("best run chosen among %d runs on the same folds; %d runs on other folds are not compared "
                  "(pick one with --run)", counts[common], skipped)
     same = [r for r in scored if folds_of(r) == common]
-    return (max if greater_is_better else min)(same, key=lambda r: r["cv"]["mean"])
+    return metric.rank(same, lambda r: r["cv"]["mean"])[0]

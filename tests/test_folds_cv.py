@@ -10,8 +10,8 @@ from sklearn.pipeline import make_pipeline
 from common.competition import Data
 from common.cv import cross_validate
 from common.errors import DataError
-from common.folds import RowFolds
 from common.metrics import ACCURACY
+from common.splitters import RowFolds
 
 
 def make_data(n=200, seed=0) -> Data:

@@ -6,7 +6,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import LinearRegression
 
 from common.cv import cross_validate
-from common.folds import Folds, folds_hash
+from common.splitters import Folds, folds_hash
 from common.stacking import prediction_frame, stack_cv
 
 

@@ -4,10 +4,10 @@ import logging
 
 import pandas as pd
 
-from common.competition import Competition, Data, FileSpec, SubmissionSpec, binary_labels
-from common.data import DataFiles, read_table, require
-from common.folds import RowFolds
+from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
+from common.data import read_table, require
 from common.metrics import F1
+from common.splitters import RowFolds
 from competitions.disaster_tweets import features
 from competitions.disaster_tweets.recipes import RECIPES
 

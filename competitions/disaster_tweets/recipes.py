@@ -1,5 +1,6 @@
-"""Disaster Tweets recipes. Every classifier picks its F1 threshold on its own training rows (common.thresholds),
-so the competition's 0.5 decode applies that threshold and the CV never sees the scored fold while choosing it.
+"""Disaster Tweets recipes. Every classifier picks its F1 threshold on its own training rows
+(common.blocks.text.thresholds), so the competition's 0.5 decode applies that threshold and the CV never sees the
+scored fold while choosing it.
 Inside the blend the members skip that step (``threshold: False``): the meta-model weighs their out-of-fold
 probabilities and places the one threshold that counts, and a member's own threshold would cost an inner
 cross-validation per fold (measured: same blend CV, 2 minutes less)."""
@@ -13,10 +14,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from common.blocks.text.embeddings import Embedder
+from common.blocks.text.hf_models import DEFAULT_MODEL
+from common.blocks.text.thresholds import F1Threshold
 from common.competition import Recipe
-from common.embeddings import Embedder
-from common.hf_models import DEFAULT_MODEL
-from common.thresholds import F1Threshold
 
 
 def _with_threshold(model: Pipeline, params: dict[str, Any], seed: int) -> F1Threshold | Pipeline:
@@ -51,7 +52,7 @@ def make_knn(params: dict[str, Any], seed: int) -> Pipeline:
 
 
 def make_finetune(params: dict[str, Any], seed: int):
-    from common.finetune import TransformerClassifier, default_checkpoint_root
+    from common.blocks.text.finetune import TransformerClassifier, default_checkpoint_root
 
     return TransformerClassifier(text_column="model_text", seed=seed,
                                  checkpoint_root=params.get("checkpoint_root") or default_checkpoint_root(

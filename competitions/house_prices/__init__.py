@@ -5,11 +5,11 @@ import logging
 import numpy as np
 import pandas as pd
 
-from common.competition import Competition, Data, FileSpec, SubmissionSpec
-from common.data import DataFiles, read_table, require
+from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec
+from common.data import read_table, require
 from common.errors import DataError
-from common.folds import RowFolds
 from common.metrics import RMSLE
+from common.splitters import RowFolds
 from competitions.house_prices import features
 from competitions.house_prices.recipes import RECIPES
 

@@ -14,9 +14,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVR
 
+from common.blocks.tabular import FitWithoutOutliers, GroupMedianImputer, GroupTargetMean, SkewCorrector
 from common.competition import Recipe
 from common.compute import n_threads
-from common.features import FitWithoutOutliers, GroupMedianImputer, GroupTargetMean, SkewCorrector
 
 
 def categorical_columns(X: pd.DataFrame) -> list[str]:

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from common.competition import Competition, Data, FileSpec, SubmissionSpec, binary_labels
-from common.data import DataFiles, read_table, require
-from common.folds import RowFolds
+from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
+from common.data import read_table, require
 from common.metrics import ACCURACY
+from common.splitters import RowFolds
 from competitions.titanic import features
 from competitions.titanic.recipes import RECIPES
 

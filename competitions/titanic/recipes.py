@@ -17,9 +17,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from common.blocks.tabular import GroupMedianImputer, GroupTargetMean
 from common.competition import Recipe
 from common.compute import n_threads
-from common.features import GroupMedianImputer, GroupTargetMean
 from competitions.titanic.features import CATEGORICAL, NUMERIC
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from common import paths
-from common.hf_models import DEFAULT_MODEL, load_error, resolve_model
+from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
 
 log = logging.getLogger(__name__)
 _ENCODERS: dict[str, object] = {}

@@ -8,7 +8,7 @@ uninterrupted one would.
 
 import copy
 import logging
-import os
+import operator
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from common.io import write_with
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +69,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_loop(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -81,7 +77,7 @@ def train_loop(
     evaluate: Callable[[torch.nn.Module], float] | None,
     epochs: int,
     scheduler: Any = None,
-    greater_is_better: bool = True,
+    is_better: Callable[[float, float], bool] = operator.gt,
     patience: int = 2,
     checkpoint_dir: Path | None = None,
     grad_clip: float | None = 1.0,
@@ -89,7 +85,8 @@ def train_loop(
     after_epoch: Callable[[int], None] | None = None,
 ) -> LoopResult:
     """Train for up to ``epochs``; keep the best weights by ``evaluate``; stop after ``patience`` epochs without
-    improvement (with ``evaluate=None`` every epoch runs and the last weights are kept). ``batches(epoch)`` must
+    improvement (``is_better``: the early-stopping metric's own, e.g. ``metrics.F1.is_better``; with
+    ``evaluate=None`` every epoch runs and the last weights are kept). ``batches(epoch)`` must
     give the same batches for the same epoch (seed the shuffle with it) so a resumed run sees what an
     uninterrupted one would."""
     start, best_score, best_epoch, bad_epochs, history, resumed = 0, None, -1, 0, [], None
@@ -132,7 +129,7 @@ def train_loop(
         else:
             with torch.no_grad():
                 score = entry["score"] = float(evaluate(model))
-            improved = best_score is None or (score > best_score if greater_is_better else score < best_score)
+            improved = best_score is None or is_better(score, best_score)
             if improved:
                 best_score = score
             log.info("epoch %d: loss %.4f, validation %.5f%s", epoch, entry["loss"], score,
@@ -145,10 +142,11 @@ def train_loop(
         history.append(entry)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": None if scheduler is None else scheduler.state_dict(),
-                          "best_state": best_state, "best_score": best_score, "best_epoch": best_epoch,
-                          "bad_epochs": bad_epochs, "history": history, "epoch": epoch, "rng": _rng_state()}, path)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": None if scheduler is None else scheduler.state_dict(),
+                     "best_state": best_state, "best_score": best_score, "best_epoch": best_epoch,
+                     "bad_epochs": bad_epochs, "history": history, "epoch": epoch, "rng": _rng_state()}
+            write_with(path, lambda fh, state=state: torch.save(state, fh))
         if after_epoch is not None:
             after_epoch(epoch)
     model.load_state_dict(best_state)

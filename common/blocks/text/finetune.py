@@ -3,7 +3,7 @@
 Mean-pooled encoder output -> dropout -> linear head, AdamW with linear warmup and decay, mixed-length batching
 (batches of similar length so padding stays short), early stopping on F1 of a validation split carved from the
 *training* rows (the CV fold being scored is never used to choose the epoch or threshold), a checkpoint per epoch
-through ``common.torch_loop`` so a killed fit resumes. GPU when present, CPU otherwise.
+through ``common.blocks.torch.loop`` so a killed fit resumes. GPU when present, CPU otherwise.
 
 On a CPU the encoder's matrix products are the whole cost, so ``frozen_layers=k`` keeps the embeddings and the
 first k layers at their pretrained weights and trains only the layers above. Their output depends on the text
@@ -25,10 +25,10 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from common import paths
+from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
+from common.blocks.text.thresholds import best_f1_threshold, shift_to_half
 from common.errors import UsageError
-from common.hf_models import DEFAULT_MODEL, load_error, resolve_model
 from common.metrics import f1_score
-from common.thresholds import best_f1_threshold, shift_to_half
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         stays at 0.5 - for use inside a blend, whose meta-model places the threshold on out-of-fold rows."""
         import torch
 
-        from common.torch_loop import pick_device, seed_everything, train_loop
+        from common.blocks.torch.loop import pick_device, seed_everything, train_loop
 
         seed_everything(self.seed)
         self.device_ = pick_device(self.device)
