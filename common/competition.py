@@ -58,10 +58,12 @@ class Data:
     target: str
     id_col: str
     extras: dict[str, Any] = field(default_factory=dict)
+    # The truth when it is not one column of train: series x days for forecasting (train is then one row a series).
+    labels: np.ndarray | None = None
 
     @property
     def y(self) -> np.ndarray:
-        return self.train[self.target].to_numpy()
+        return self.labels if self.labels is not None else self.train[self.target].to_numpy()
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ class Competition:
     submission: SubmissionSpec
     # Raw model output (probabilities, log-prices...) -> values in the submission's space, used for scoring too.
     decode: Callable[[np.ndarray], np.ndarray] = lambda p: p
+    # (data, decoded test predictions) -> the submission frame, for competitions that map through a key file;
+    # None: one prediction per test row, aligned to the sample submission by id.
+    submission_from: Callable[[Data, np.ndarray], pd.DataFrame] | None = None
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:
@@ -124,6 +129,15 @@ class Competition:
 
     def score(self, y_true: np.ndarray, raw_pred: np.ndarray) -> float:
         return self.metric(y_true, self.decode(raw_pred))
+
+    def to_submission(self, data: Data, test_pred: np.ndarray) -> pd.DataFrame:
+        """Test predictions -> the submission frame (validated and written by ``submission.write_validated``)."""
+        values = self.decode(test_pred)
+        if self.submission_from is not None:
+            return self.submission_from(data, values)
+        from common.submission import build  # the spec module stays below submission in the layers
+
+        return build(self.submission, data.sample_submission, data.test[data.id_col], values)
 
 
 def reference(comp: Competition) -> str:

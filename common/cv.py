@@ -1,7 +1,10 @@
 """Pure cross-validation: no files, no printing beyond a progress bar; the runner does the I/O.
 
-Every fold gets a fresh estimator from ``make_model`` and fits it on that fold's training rows only, so any
-preprocessing inside the estimator (a Pipeline) is fitted per fold and nothing from the validation rows leaks in.
+Every fold gets a fresh estimator from ``make_model`` and fits it on that fold's training part only, so any
+preprocessing inside the estimator (a Pipeline) is fitted per fold and nothing from the validation part leaks in.
+The folds come from a splitter (common.splitters): each part takes its slice of ``X`` and of the truth ``y`` and
+puts its predictions into the out-of-fold container, so rows (one prediction or one per class) and series x days
+(a forecast per window) run through the same loop.
 """
 
 import time
@@ -13,10 +16,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.splitters import Fold, Rows
+
 
 @dataclass
 class CVResult:
-    oof: np.ndarray  # raw out-of-fold predictions, one per train row
+    oof: np.ndarray  # raw out-of-fold predictions keyed like y: per train row (x classes), or series x days
     test_pred: np.ndarray | None  # raw test predictions averaged over the fold models
     fold_scores: list[float]
     fold_seconds: list[float] = field(default_factory=list)
@@ -40,15 +45,19 @@ def predict_raw(model: Any, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict(X))
 
 
-def _take(X, idx: np.ndarray):
-    return X.iloc[idx] if isinstance(X, pd.DataFrame | pd.Series) else X[idx]
+def as_fold(fold) -> Fold:
+    """A splitter's Fold, or a plain (train indices, valid indices) pair as any scikit-learn splitter yields."""
+    if isinstance(fold, Fold):
+        return fold
+    train_idx, valid_idx = fold
+    return Fold(Rows(np.asarray(train_idx)), Rows(np.asarray(valid_idx)))
 
 
 def cross_validate(
     make_model: Callable[[], Any],
     X,
     y: np.ndarray,
-    folds: Iterable[tuple[np.ndarray, np.ndarray]],
+    folds: Iterable[Fold | tuple[np.ndarray, np.ndarray]],
     score: Callable[[np.ndarray, np.ndarray], float],
     X_test=None,
     predict: Callable[[Any, Any], np.ndarray] = predict_raw,
@@ -60,7 +69,7 @@ def cross_validate(
     ``on_fold(k, score, scores_so_far)`` runs after each fold; the tuning layer uses it to report to a pruner
     (raising there stops the CV early).
     """
-    folds = list(folds)
+    folds = [as_fold(f) for f in folds]
     y = np.asarray(y)
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
@@ -68,15 +77,13 @@ def cross_validate(
     seconds: list[float] = []
     # disable=None: a bar on a terminal, none in logs and CI output
     bar = tqdm(folds, desc="cv", unit="fold", disable=None if progress else True, leave=False)
-    for k, (train_idx, valid_idx) in enumerate(bar):
+    for k, fold in enumerate(bar):
         started = time.perf_counter()
         model = make_model()
-        model.fit(_take(X, train_idx), y[train_idx])
-        valid_pred = predict(model, _take(X, valid_idx))
-        if oof is None:
-            oof = np.full((len(y), *valid_pred.shape[1:]), np.nan, dtype=float)
-        oof[valid_idx] = valid_pred
-        fold_score = float(score(y[valid_idx], valid_pred))
+        model.fit(fold.train.take(X), fold.train.truth(y))
+        valid_pred = predict(model, fold.valid.take(X))
+        oof = fold.valid.place(oof, y, valid_pred)
+        fold_score = float(score(fold.valid.truth(y), valid_pred))
         if X_test is not None:
             test_pred = predict(model, X_test)
             test_sum = test_pred.astype(float) if test_sum is None else test_sum + test_pred

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 
 from common import data as data_layer
-from common import submission
+from common import predictions, submission
 from common.competition import Competition, Data
 from common.cv import CVResult, cross_validate
 from common.errors import KitError, UsageError
 from common.params import check_buildable, resolve
 from common.runs import RunWriter, environment
 from common.splitters import Folds
-from common.stacking import prediction_columns, stack_cv
+from common.stacking import stack_cv
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = N
     log.info("%s: files from %s (%s)", comp.name, files.folder, files.source)
     X, X_test = comp.features(dataset)
     folds = comp.folds.split(dataset, n_folds, comp.name)
-    log.info("%s: %d train rows, %d test rows, %d features, %d folds (%s)", comp.name, len(X), len(X_test),
-             X.shape[1], folds.n_splits, folds.hash)
+    log.info("%s: %d train and %d test %s, %d folds (%s)", comp.name, len(X), len(X_test),
+             "rows" if folds.fold is not None else "series", folds.n_splits, folds.hash)
     return Prepared(comp, files, dataset, X, X_test, folds)
 
 
@@ -64,10 +64,12 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
                           progress=progress)
 
 
-def _prediction_frame(ids: pd.Series, name: str, values: np.ndarray, extra: dict | None = None,
-                      after: dict | None = None) -> pd.DataFrame:
-    columns = {ids.name: ids.to_numpy(), **(extra or {}), **prediction_columns(name, values), **(after or {})}
-    return pd.DataFrame(columns)
+def oof_score(comp: Competition, prep: Prepared, result: CVResult) -> float:
+    """The metric over every validated prediction at once (backtests: only the days some window validated)."""
+    if prep.folds.fold is not None:
+        return comp.score(prep.data.y, result.oof)
+    validated = ~np.isnan(result.oof)
+    return comp.score(prep.data.y[validated], result.oof[validated])
 
 
 def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int = 5,
@@ -93,20 +95,15 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
                              f"({', '.join(sorted(changes))}): {type(exc).__name__}: {first}") from exc
         for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
             log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
-        submission.check_finite(result.oof, "out-of-fold predictions")
+        submission.check_finite(result.oof[~np.isnan(result.oof)] if prep.folds.fold is None else result.oof,
+                                "out-of-fold predictions")
         submission.check_finite(result.test_pred)
-        sub = submission.build(comp.submission, prep.data.sample_submission,
-                               prep.data.test[prep.data.id_col], comp.decode(result.test_pred))
-        ids = prep.data.train[prep.data.id_col]
+        sub = comp.to_submission(prep.data, result.test_pred)
         # A stack's files also keep each member's predictions, so a blend can be studied without re-running it.
-        member_oof = {c: v for n, r in result.members.items() for c, v in prediction_columns(f"oof_{n}", r.oof).items()}
-        member_test = {c: v for n, r in result.members.items()
-                       for c, v in prediction_columns(f"pred_{n}", r.test_pred).items()}
-        run.write_frame("oof.parquet", _prediction_frame(ids, "oof", result.oof,
-                                                         {"target": prep.data.y, "fold": prep.folds.fold}, member_oof))
-        run.write_frame("test_pred.parquet", _prediction_frame(prep.data.test[prep.data.id_col], "pred",
-                                                               result.test_pred, after=member_test))
-        sub_path = submission.write(sub, run.path("submission.csv"))
+        run.write_frame("oof.parquet", predictions.oof_frame(prep.data, prep.folds, result, prep.X))
+        run.write_frame("test_pred.parquet", predictions.test_frame(prep.data, result, prep.X_test))
+        sub_path, sub_sha = submission.write_validated(sub, prep.data.sample_submission, comp.submission,
+                                                       run.path("submission.csv"))
         record = {
             **run.header(),
             "competition": comp.name,
@@ -120,15 +117,14 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
                 "mean": result.mean,
                 "std": result.std,
                 "fold_scores": result.fold_scores,
-                "oof_score": comp.score(prep.data.y, result.oof),
+                "oof_score": oof_score(comp, prep, result),
                 "members": {name: {"mean": r.mean, "std": r.std, "fold_scores": r.fold_scores}
                             for name, r in result.members.items()},
             },
-            "folds": {"n_splits": prep.folds.n_splits, "kind": getattr(comp.folds, "kind", None),
-                      "hash": prep.folds.hash, "path": str(prep.folds.path)},
+            "folds": {"n_splits": prep.folds.n_splits, "kind": prep.folds.spec.get("kind"),
+                      **prep.folds.spec, "hash": prep.folds.hash, "path": str(prep.folds.path)},
             "data": {"source": prep.files.source, "folder": str(prep.files.folder), "sha256": prep.files.sha256},
-            "submission": {"file": "submission.csv", "rows": len(sub),
-                           "sha256": data_layer.sha256_file(sub_path)},
+            "submission": {"file": sub_path.name, "rows": len(sub), "sha256": sub_sha},
             "kaggle_submissions": [],
             "seconds": {"total": round(time.perf_counter() - started, 3),
                         "folds": [round(s, 3) for s in result.fold_seconds]},

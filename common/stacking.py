@@ -13,13 +13,7 @@ import numpy as np
 import pandas as pd
 
 from common.cv import CVResult, cross_validate
-
-
-def prediction_columns(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
-    """``name`` for one prediction per row, ``name_0..name_k`` for class probabilities."""
-    if values.ndim == 1:
-        return {name: values}
-    return {f"{name}_{k}": values[:, k] for k in range(values.shape[1])}
+from common.predictions import prediction_columns
 
 
 def prediction_frame(results: dict[str, CVResult], test: bool = False) -> pd.DataFrame | None:

@@ -1,6 +1,7 @@
 """Submissions built from the sample submission's ids and column order, validated as Kaggle would, written
 atomically. A submission that Kaggle would reject is refused here, before anything is written."""
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 from common import paths
 from common.competition import SubmissionSpec
 from common.errors import SubmissionError
-from common.io import write_bytes_atomic, write_csv_atomic
+from common.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,20 @@ def validate(sub: pd.DataFrame, sample: pd.DataFrame, spec: SubmissionSpec) -> N
         raise SubmissionError(f"columns {list(sub.columns)} differ from the sample's {list(sample.columns)}")
     if len(sub) != len(sample):
         raise SubmissionError(f"{len(sub)} rows; the sample submission has {len(sample)}")
-    if not np.array_equal(sub[spec.id_col].to_numpy(), sample[spec.id_col].to_numpy()):
-        raise SubmissionError(f"{spec.id_col} values or their order differ from the sample submission")
+    ids, wanted = pd.Index(sub[spec.id_col]), pd.Index(sample[spec.id_col])
+    if ids.has_duplicates:
+        raise SubmissionError(f"{spec.id_col} repeats, e.g. {ids[ids.duplicated()][0]!r}")
+    if not ids.sort_values().equals(wanted.sort_values()):
+        missing = wanted.difference(ids)
+        raise SubmissionError(f"{spec.id_col} values differ from the sample submission's: {len(missing)} missing "
+                              f"(e.g. {list(missing[:3])}), {len(ids.difference(wanted))} unknown")
+    if not ids.equals(wanted):
+        raise SubmissionError(f"{spec.id_col} values are in another order than the sample submission's")
     values = sub[spec.value_col]
     if values.isna().any():
         raise SubmissionError(f"{int(values.isna().sum())} {spec.value_col} values are missing")
+    if pd.api.types.is_float_dtype(values) and not np.isfinite(values.to_numpy()).all():
+        raise SubmissionError(f"{int((~np.isfinite(values.to_numpy())).sum())} {spec.value_col} values are infinite")
     if spec.dtype == "int" and not pd.api.types.is_integer_dtype(values):
         raise SubmissionError(f"{spec.value_col} must be integers, got {values.dtype}")
     if not pd.api.types.is_numeric_dtype(values):
@@ -80,8 +90,27 @@ def validate(sub: pd.DataFrame, sample: pd.DataFrame, spec: SubmissionSpec) -> N
                                   f"got {values.min()} .. {values.max()}")
 
 
-def write(sub: pd.DataFrame, path: Path) -> Path:
-    return write_csv_atomic(path, sub)
+def write_validated(sub: pd.DataFrame, sample: pd.DataFrame, spec: SubmissionSpec, path: Path) -> tuple[Path, str]:
+    """The one way a submission reaches disk: validated as Kaggle would, written atomically; returns the path and
+    the sha256 that submit.py later checks."""
+    validate(sub, sample, spec)
+    data = sub.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    write_bytes_atomic(path, data)
+    return Path(path), hashlib.sha256(data).hexdigest()
+
+
+def forecast_for_keys(forecast: np.ndarray, series: np.ndarray, dates: pd.DatetimeIndex, key_series: pd.Series,
+                      key_dates: pd.Series) -> np.ndarray:
+    """The forecast value of each key row (series x day), looked up without per-row Python: a key-file competition
+    (``<page>_<date>`` -> Id) maps its series x horizon forecast to submission rows with this."""
+    row = pd.Index(series).get_indexer(key_series)
+    col = pd.DatetimeIndex(dates).get_indexer(pd.to_datetime(key_dates))
+    bad = (row < 0) | (col < 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise SubmissionError(f"{int(bad.sum())} key rows name a series or day that was not forecast, e.g. "
+                              f"{key_series.iloc[first]!r} on {key_dates.iloc[first]}")
+    return np.asarray(forecast)[row, col]
 
 
 def publish(run_submission: Path, name: str) -> Path:

@@ -21,7 +21,7 @@ import competitions
 from common import runner, tuning
 from common.cli import folds_arg, run_main, seed_arg, setup_logging
 from common.errors import UsageError
-from common.splitters import Folds, RowFolds, folds_hash
+from common.splitters import RowFolds
 
 
 def main() -> int:
@@ -57,14 +57,12 @@ def main() -> int:
     if args.split:
         if not isinstance(splitter, RowFolds):
             raise UsageError(f"--split works for row folds; {comp.name} uses {type(splitter).__name__}")
-        splitter = dataclasses.replace(splitter, kind=args.split)
+        splitter = splitter.with_kind(args.split)
     prep = runner.prepare(comp, args.folds, args.data_dir)
     first = splitter.seed + 1 if args.first_seed is None else args.first_seed
-    repeats = []
-    for repeat in range(args.repeats):
-        fold = dataclasses.replace(splitter, seed=first + repeat).assign(prep.data, args.folds)
-        repeats.append(dataclasses.replace(prep, folds=Folds(fold, None, folds_hash(fold))))
-    kind = getattr(splitter, "kind", type(splitter).__name__)
+    repeats = [dataclasses.replace(prep, folds=splitter.resplit(prep.data, args.folds, first + repeat))
+               for repeat in range(args.repeats)]
+    kind = repeats[0].folds.spec.get("kind")
     print(f"{comp.name}: {args.repeats} x {args.folds}-fold CV ({kind}), {comp.metric.name} ({comp.metric.direction})")
     for label, name, params in candidates:
         started = time.perf_counter()

@@ -28,12 +28,14 @@ def test_stratified_folds_are_persisted_and_reused(kit_home):
     assert first.path.is_file() and first.path.is_relative_to(kit_home)
     assert sorted(np.bincount(first.fold)) == [40] * 5
     # class balance kept in every fold
-    for _, valid in first:
+    for _, valid in first.pairs():
         assert abs(data.y[valid].mean() - data.y.mean()) < 0.05
-    # a different splitter seed would give other folds, but the persisted file wins
-    again = RowFolds("stratified", seed=999).split(data, 5, "toy")
-    assert again.hash == first.hash
-    assert np.array_equal(again.fold, first.fold)
+    again = RowFolds("stratified").split(data, 5, "toy")
+    assert again.path == first.path and np.array_equal(again.fold, first.fold)
+    # another seed is another assignment: it never shares the file
+    other = RowFolds("stratified", seed=999).split(data, 5, "toy")
+    assert other.path != first.path and other.hash != first.hash
+    assert first.path.name == "stratified-k5-seed42.csv" and other.path.name == "stratified-k5-seed999.csv"
 
 
 def test_folds_made_for_other_data_are_refused(kit_home):
@@ -44,8 +46,9 @@ def test_folds_made_for_other_data_are_refused(kit_home):
 
 def test_group_folds_keep_groups_together(kit_home):
     data = make_data()
-    folds = RowFolds("group", groups=lambda d: d.train["g"].to_numpy()).split(data, 5, "toy-groups")
-    for train_idx, valid_idx in folds:
+    folds = RowFolds("group", groups=lambda d: d.train["g"].to_numpy(), grouping="g").split(data, 5, "toy-groups")
+    assert folds.path.name == "group-k5-seed42-by-g.csv"
+    for train_idx, valid_idx in folds.pairs():
         assert not set(data.train["g"].iloc[train_idx]) & set(data.train["g"].iloc[valid_idx])
 
 
@@ -72,7 +75,7 @@ def test_cross_validate_fits_each_fold_on_its_own_rows(kit_home):
                             lambda y, p: ACCURACY(y, (p >= 0.5).astype(int)), X_test=data.test[["x"]],
                             progress=False)
     assert len(RecordingScaler.seen) == 4
-    for seen, (train_idx, valid_idx) in zip(RecordingScaler.seen, folds, strict=True):
+    for seen, (train_idx, valid_idx) in zip(RecordingScaler.seen, folds.pairs(), strict=True):
         assert seen == set(train_idx)
         assert not seen & set(valid_idx)
     assert not np.isnan(result.oof).any()
@@ -80,7 +83,7 @@ def test_cross_validate_fits_each_fold_on_its_own_rows(kit_home):
     assert result.test_pred.shape == (10,)
     # test predictions are the average of the fold models' predictions
     manual = np.mean([make_pipeline(RecordingScaler(), LogisticRegression()).fit(X.iloc[t], data.y[t])
-                      .predict_proba(data.test[["x"]])[:, 1] for t, _ in folds], axis=0)
+                      .predict_proba(data.test[["x"]])[:, 1] for t, _ in folds.pairs()], axis=0)
     assert np.allclose(result.test_pred, manual)
 
 

@@ -6,7 +6,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import LinearRegression
 
 from common.cv import cross_validate
-from common.splitters import Folds, folds_hash
+from common.splitters import row_folds
 from common.stacking import prediction_frame, stack_cv
 
 
@@ -28,7 +28,7 @@ def test_meta_model_is_fitted_without_the_fold_it_scores():
     X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
     y = 2 * X["a"].to_numpy() + rng.normal(scale=0.1, size=n)
     fold = np.arange(n) % 5
-    folds = Folds(fold, None, folds_hash(fold))
+    folds = row_folds(fold)
 
     def rmse(t, p):
         return float(np.sqrt(np.mean((t - p) ** 2)))
@@ -37,7 +37,7 @@ def test_meta_model_is_fitted_without_the_fold_it_scores():
     noise = cross_validate(LinearRegression, X[["b"]], y, folds, rmse, X_test=X[["b"]].head(7), progress=False)
     RecordingMeta.seen = []
     stacked = stack_cv({"good": good, "noise": noise}, RecordingMeta, y, folds, rmse, progress=False)
-    for seen, (train_idx, valid_idx) in zip(RecordingMeta.seen, folds, strict=True):
+    for seen, (train_idx, valid_idx) in zip(RecordingMeta.seen, folds.pairs(), strict=True):
         assert seen == set(train_idx) and not seen & set(valid_idx)
     assert stacked.mean <= noise.mean and stacked.mean < 0.2
     assert set(stacked.members) == {"good", "noise"}

@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -46,7 +48,7 @@ def test_bounds_for_continuous_values():
 
 def test_validate_catches_edited_files():
     good = submission.build(SPEC, SAMPLE, ids=[1, 2, 3], values=np.array([1, 0, 1]))
-    with pytest.raises(SubmissionError, match="order differ"):
+    with pytest.raises(SubmissionError, match="another order"):
         submission.validate(good.iloc[[1, 0, 2]].reset_index(drop=True), SAMPLE, SPEC)
     with pytest.raises(SubmissionError, match="rows"):
         submission.validate(good.head(2), SAMPLE, SPEC)
@@ -56,7 +58,8 @@ def test_validate_catches_edited_files():
 
 def test_write_and_publish_are_atomic(tmp_path, kit_home):
     sub = submission.build(SPEC, SAMPLE, ids=[1, 2, 3], values=np.array([1, 0, 1]))
-    path = submission.write(sub, tmp_path / "run" / "submission.csv")
+    path, digest = submission.write_validated(sub, SAMPLE, SPEC, tmp_path / "run" / "submission.csv")
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
     published = submission.publish(path, "toy")
     assert published == kit_home / "submissions" / "toy.csv"
     assert published.read_text() == "Id,Label\n3,1\n1,1\n2,0\n"
