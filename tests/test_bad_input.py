@@ -195,7 +195,7 @@ def test_folds_mismatch_says_the_data_changed(shared_kaggle, tmp_path, monkeypat
     prep = runner.prepare(TITANIC, 5)
     lines = (folder / "train.csv").read_bytes().split(b"\r\n")
     (folder / "train.csv").write_bytes(b"\r\n".join(lines[:444]) + b"\r\n")  # 443 complete rows
-    with pytest.raises(DataError, match=r"the train data changed since .*stratified-k5\.csv was made: the folds "
+    with pytest.raises(DataError, match=r"the train data changed since .*stratified-k5-seed42\.csv was made: the folds "
                                         r"cover 891 rows, train now has 443 \(448 ids gone, 0 new\)"):
         runner.prepare(TITANIC, 5)
     # The same rows in another order keep their folds (matched by id).

@@ -11,24 +11,18 @@ alone, so it is computed once per text and kept in memory (``_FrozenStates``) fo
 prediction: with k=4 of MiniLM's 6 layers an epoch over 6 000 tweets takes ~43 s on 2 CPU cores instead of ~130 s.
 """
 
-import hashlib
-import json
 import logging
-import math
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from common import paths
 from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
 from common.blocks.text.thresholds import best_f1_threshold, shift_to_half
+from common.blocks.torch.estimator import TorchClassifier
 from common.errors import UsageError
-from common.metrics import f1_score
+from common.metrics import F1, Metric
 
 log = logging.getLogger(__name__)
 
@@ -127,51 +121,51 @@ def _batches(lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray
     return batches
 
 
-class TransformerClassifier(ClassifierMixin, BaseEstimator):
+class TransformerClassifier(TorchClassifier):
+    """A pretrained encoder with a mean-pooling head, on the generic torch classifier: only the backbone, how
+    texts become inputs (token ids, or the cached frozen bottom's states), padded batches of similar lengths, and an
+    F1 threshold placed on the validation split are its own."""
+
+    predict_batch = 128
+
     def __init__(self, model: str = DEFAULT_MODEL, text_column: str = "text", epochs: int = 3,
                  learning_rate: float = 5e-5, batch_size: int = 32, max_length: int = 64, warmup: float = 0.1,
                  weight_decay: float = 0.01, patience: int = 1, valid_fraction: float = 0.1, frozen_layers: int = 0,
                  seed: int = 0, device: str | None = None, checkpoint_root: str | None = None,
-                 max_steps_per_epoch: int | None = None, keep_checkpoints: bool = False):
+                 max_steps_per_epoch: int | None = None, keep_checkpoints: bool = False,
+                 label_smoothing: float = 0.0, early_stopping: Metric | None = F1, progress: bool = True):
+        super().__init__(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, warmup=warmup,
+                         weight_decay=weight_decay, patience=patience, valid_fraction=valid_fraction,
+                         label_smoothing=label_smoothing, early_stopping=early_stopping, seed=seed, device=device,
+                         checkpoint_root=checkpoint_root, max_steps_per_epoch=max_steps_per_epoch,
+                         keep_checkpoints=keep_checkpoints, progress=progress)
         self.model = model
         self.text_column = text_column
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
         self.max_length = max_length
-        self.warmup = warmup
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.valid_fraction = valid_fraction
         self.frozen_layers = frozen_layers
-        self.seed = seed
-        self.device = device
-        self.checkpoint_root = checkpoint_root
-        self.max_steps_per_epoch = max_steps_per_epoch
-        self.keep_checkpoints = keep_checkpoints
 
-    # -- building blocks -------------------------------------------------------------------------------------
-    def _load_backbone(self):
-        """(tokenizer, trainable network, frozen bottom or None)."""
+    def build_network(self, n_outputs: int):
+        """The trainable network; the tokenizer and the frozen bottom (or None) are kept beside it."""
         import torch
         from transformers import AutoModel, AutoTokenizer
 
         location = resolve_model(self.model)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(location)
+            self.tokenizer_ = AutoTokenizer.from_pretrained(location)
             encoder = AutoModel.from_pretrained(location)
         except Exception as exc:  # noqa: BLE001 - hub, file and format errors all mean "cannot load it"
             raise load_error(self.model, exc) from exc
-        bottom = None
+        self.bottom_ = None
         if self.frozen_layers:
-            bottom, encoder = _split_backbone(encoder, self.frozen_layers)
+            self.bottom_, encoder = _split_backbone(encoder, self.frozen_layers)
+            self.bottom_.to(self.device_)
 
         class Classifier(torch.nn.Module):
             def __init__(self, encoder):
                 super().__init__()
                 self.encoder = encoder
                 self.dropout = torch.nn.Dropout(0.1)
-                self.head = torch.nn.Linear(encoder.config.hidden_size, 2)
+                self.head = torch.nn.Linear(encoder.config.hidden_size, n_outputs)
 
             def forward(self, inputs, attention_mask):
                 key = "input_ids" if inputs.dtype == torch.long else "inputs_embeds"
@@ -180,106 +174,44 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 return self.head(self.dropout(pooled))
 
-        return tokenizer, Classifier(encoder), bottom
+        return Classifier(encoder)
 
-    def _inputs(self, texts: list[str]) -> list:
+    def _texts(self, X: pd.DataFrame) -> list[str]:
+        return X[self.text_column].astype(str).tolist()
+
+    def encode(self, X: pd.DataFrame) -> list:
         """Per text: its token ids, or (with frozen layers) the frozen bottom's hidden states."""
+        texts = self._texts(X)
         if self.bottom_ is None:
             return self.tokenizer_(texts, truncation=True, max_length=self.max_length)["input_ids"]
         key = (resolve_model(self.model), self.frozen_layers, self.max_length)
         return _FrozenStates.get(key, self.bottom_, self.tokenizer_, texts, self.max_length, self.device_)
 
-    def _collate(self, items: list, rows: np.ndarray):
+    def collate(self, items, rows: np.ndarray, train: bool):
         inputs, mask = _pad(items, rows, self.tokenizer_.pad_token_id or 0)
         return inputs.to(self.device_), mask.to(self.device_)
 
-    def _proba(self, items: list) -> np.ndarray:
-        import torch
+    def batch_order(self, items, epoch: int) -> list[np.ndarray]:
+        return _batches(np.array([len(x) for x in items]), self.batch_size, self.seed * 1000 + epoch)
 
-        lengths = np.array([len(x) for x in items])
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty(len(items))
-        self.net_.eval()
-        with torch.no_grad():
-            for start in range(0, len(order), 128):
-                rows = order[start:start + 128]
-                logits = self.net_(*self._collate(items, rows))
-                out[rows] = torch.softmax(logits, dim=-1)[:, 1].cpu().numpy()
-        return out
+    def predict_order(self, items) -> np.ndarray:
+        return np.argsort(np.array([len(x) for x in items]), kind="stable")  # similar lengths: little padding
 
-    def _checkpoint_dir(self, texts: list[str], y: np.ndarray) -> Path | None:
-        if self.checkpoint_root is None:
-            return None
-        params = {k: v for k, v in self.get_params().items() if k not in ("checkpoint_root", "keep_checkpoints")}
-        digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-        for text, label in zip(texts, y, strict=True):
-            digest.update(f"{label}\t{text}\n".encode("utf-8", errors="replace"))
-        return Path(self.checkpoint_root) / digest.hexdigest()[:20]
+    def checkpoint_key(self, X: pd.DataFrame, y) -> bytes:
+        return "".join(f"{label}\t{text}\n" for text, label in zip(self._texts(X), y, strict=True)).encode(
+            "utf-8", errors="replace")
 
-    # -- scikit-learn API ---------------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y) -> "TransformerClassifier":
         """Without a validation split (``valid_fraction=0``) every row trains, all epochs run and the threshold
         stays at 0.5 - for use inside a blend, whose meta-model places the threshold on out-of-fold rows."""
-        import torch
+        return super().fit(X, np.asarray(y).astype(int))
 
-        from common.blocks.torch.loop import pick_device, seed_everything, train_loop
-
-        seed_everything(self.seed)
-        self.device_ = pick_device(self.device)
-        texts = X[self.text_column].astype(str).tolist()
-        y = np.asarray(y).astype(int)
-        self.classes_ = np.array([0, 1])
-        self.tokenizer_, self.net_, self.bottom_ = self._load_backbone()
-        self.net_.to(self.device_)
-        if self.bottom_ is not None:
-            self.bottom_.to(self.device_)
-        rows = np.arange(len(texts))
-        if self.valid_fraction:
-            train_rows, valid_rows = train_test_split(rows, test_size=self.valid_fraction, stratify=y,
-                                                      random_state=self.seed)
-        else:
-            train_rows, valid_rows = rows, rows[:0]
-        items = self._inputs(texts)
-        train_items = [items[i] for i in train_rows]
-        valid_items = [items[i] for i in valid_rows]
-        y_train, y_valid = y[train_rows], y[valid_rows]
-        lengths = np.array([len(x) for x in train_items])
-        steps = math.ceil(len(train_items) / self.batch_size)
-        if self.max_steps_per_epoch:
-            steps = min(steps, self.max_steps_per_epoch)
-        total = max(1, steps * self.epochs)
-        warm = max(1, int(self.warmup * total))
-        trainable = [p for p in self.net_.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
-        labels = torch.tensor(y_train)
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def batches(epoch: int):
-            return _batches(lengths, self.batch_size, self.seed * 1000 + epoch)[:steps]
-
-        def loss_of(net, rows):
-            return loss_fn(net(*self._collate(train_items, rows)), labels[rows].to(self.device_))
-
-        def evaluate(net) -> float:
-            return f1_score(y_valid, (self._proba(valid_items) >= 0.5).astype(int))
-
-        checkpoint_dir = self._checkpoint_dir(texts, y)
-        self.loop_ = train_loop(self.net_, optimizer, batches, loss_of, evaluate if len(valid_rows) else None,
-                                self.epochs, scheduler=scheduler, patience=self.patience,
-                                checkpoint_dir=checkpoint_dir)
-        self.threshold_ = best_f1_threshold(y_valid, self._proba(valid_items)) if len(valid_rows) else 0.5
-        if checkpoint_dir is not None and not self.keep_checkpoints:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        return self
+    def after_fit(self, valid_y: np.ndarray, valid_proba: np.ndarray) -> None:
+        self.threshold_ = best_f1_threshold(valid_y, valid_proba[:, 1]) if len(valid_y) else 0.5
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = shift_to_half(self._proba(self._inputs(X[self.text_column].astype(str).tolist())), self.threshold_)
+        p = shift_to_half(super().predict_proba(X)[:, 1], self.threshold_)
         return np.c_[1 - p, p]
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
 def default_checkpoint_root(competition: str) -> str:

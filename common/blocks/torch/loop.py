@@ -83,12 +83,14 @@ def train_loop(
     grad_clip: float | None = 1.0,
     progress: bool = True,
     after_epoch: Callable[[int], None] | None = None,
+    scaler: Any = None,
 ) -> LoopResult:
     """Train for up to ``epochs``; keep the best weights by ``evaluate``; stop after ``patience`` epochs without
     improvement (``is_better``: the early-stopping metric's own, e.g. ``metrics.F1.is_better``; with
     ``evaluate=None`` every epoch runs and the last weights are kept). ``batches(epoch)`` must
     give the same batches for the same epoch (seed the shuffle with it) so a resumed run sees what an
-    uninterrupted one would."""
+    uninterrupted one would. ``scaler`` (a ``torch.amp.GradScaler``) scales the loss for mixed precision on a GPU.
+    """
     start, best_score, best_epoch, bad_epochs, history, resumed = 0, None, -1, 0, [], None
     best_state = copy.deepcopy(model.state_dict())
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT
@@ -98,6 +100,8 @@ def train_loop(
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler") is not None:
+            scaler.load_state_dict(ckpt["scaler"])
         best_state, best_score, best_epoch = ckpt["best_state"], ckpt["best_score"], ckpt["best_epoch"]
         bad_epochs, history, start = ckpt["bad_epochs"], ckpt["history"], ckpt["epoch"] + 1
         _set_rng_state(ckpt["rng"])
@@ -113,10 +117,18 @@ def train_loop(
                           disable=None if progress else True):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_of(model, batch)
-            loss.backward()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             if scheduler is not None:
                 scheduler.step()
             total += float(loss.detach())
@@ -144,6 +156,7 @@ def train_loop(
             path.parent.mkdir(parents=True, exist_ok=True)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": None if scheduler is None else scheduler.state_dict(),
+                     "scaler": None if scaler is None else scaler.state_dict(),
                      "best_state": best_state, "best_score": best_score, "best_epoch": best_epoch,
                      "bad_epochs": bad_epochs, "history": history, "epoch": epoch, "rng": _rng_state()}
             write_with(path, lambda fh, state=state: torch.save(state, fh))

@@ -1,0 +1,204 @@
+"""A torch classifier with scikit-learn's contract, generic over the network and the batches.
+
+Everything a network competition would otherwise rewrite lives here once: classes taken from ``y`` (binary or
+multiclass), a validation split carved from the *training* rows for early stopping on a metric passed in (the
+scored CV fold is never used to pick the epoch), device choice (CUDA with mixed precision when present, else the
+CPU with the toolkit's thread count), seeding, AdamW with linear warm-up and decay, label smoothing, a checkpoint
+after every epoch with exact resume (common.blocks.torch.loop), and a progress bar.
+
+A subclass says only what is specific to it:
+
+- ``build_network(n_outputs)``: the ``torch.nn.Module`` (logits out);
+- ``encode(X)``: one item per row (an image tensor, a token list...), indexable by row number;
+- ``collate(items, rows, train)``: the network's input tensors for those rows (``train``: augment here);
+- optionally ``batch_order(items, epoch)`` (default: a seeded shuffle), ``predict_order(items)``, ``after_fit``.
+"""
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+
+from common.competition import binary_labels
+from common.compute import n_threads
+from common.metrics import ACCURACY, Metric
+
+log = logging.getLogger(__name__)
+
+
+class TorchClassifier(ClassifierMixin, BaseEstimator):
+    """Subclasses add their own ``__init__`` params and must pass these through (scikit-learn clones by them)."""
+
+    predict_batch = 256
+
+    def __init__(self, epochs: int = 10, learning_rate: float = 1e-3, batch_size: int = 64, warmup: float = 0.1,
+                 weight_decay: float = 0.01, patience: int = 2, valid_fraction: float = 0.1,
+                 label_smoothing: float = 0.0, early_stopping: Metric | None = None, seed: int = 0,
+                 device: str | None = None, checkpoint_root: str | None = None,
+                 max_steps_per_epoch: int | None = None, keep_checkpoints: bool = False, progress: bool = True):
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.warmup = warmup
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.valid_fraction = valid_fraction
+        self.label_smoothing = label_smoothing
+        self.early_stopping = early_stopping
+        self.seed = seed
+        self.device = device
+        self.checkpoint_root = checkpoint_root
+        self.max_steps_per_epoch = max_steps_per_epoch
+        self.keep_checkpoints = keep_checkpoints
+        self.progress = progress
+
+    # -- what a subclass provides -----------------------------------------------------------------------------
+    def build_network(self, n_outputs: int):
+        raise NotImplementedError
+
+    def encode(self, X) -> Sequence:
+        raise NotImplementedError
+
+    def collate(self, items: Sequence, rows: np.ndarray, train: bool) -> tuple:
+        raise NotImplementedError
+
+    def batch_order(self, items: Sequence, epoch: int) -> list[np.ndarray]:
+        """Row numbers of each batch of one epoch; the same epoch must give the same batches (exact resume)."""
+        order = np.random.default_rng(self.seed * 1000 + epoch).permutation(len(items))
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def predict_order(self, items: Sequence) -> np.ndarray:
+        return np.arange(len(items))
+
+    def after_fit(self, valid_y: np.ndarray, valid_proba: np.ndarray) -> None:
+        """Called once with the validation split's truth and probabilities (e.g. to place a threshold)."""
+
+    def checkpoint_key(self, X, y) -> bytes:
+        """What identifies this fit's data for its checkpoint folder (default: the encoded rows' bytes)."""
+        return np.asarray(y).tobytes() + str(len(y)).encode()
+
+    # -- the shared machinery -------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        import torch
+
+        from common.blocks.torch.loop import pick_device, seed_everything
+
+        seed_everything(self.seed)
+        self.device_ = pick_device(self.device)
+        if self.device_.type == "cpu":
+            torch.set_num_threads(n_threads())
+        self.amp_ = self.device_.type == "cuda"  # mixed precision where it pays: on a GPU
+
+    def _checkpoint_dir(self, X, y) -> Path | None:
+        if self.checkpoint_root is None:
+            return None
+        params = {k: v for k, v in self.get_params().items()
+                  if k not in ("checkpoint_root", "keep_checkpoints", "progress")}
+        # A metric is named by its name: its function's repr holds a memory address that differs per process.
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=lambda v: getattr(v, "name", str(v)))
+                                .encode())
+        digest.update(self.checkpoint_key(X, y))
+        return Path(self.checkpoint_root) / digest.hexdigest()[:20]
+
+    def _split(self, y_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.arange(len(y_idx))
+        if not self.valid_fraction:
+            return rows, rows[:0]
+        return train_test_split(rows, test_size=self.valid_fraction, stratify=y_idx, random_state=self.seed)
+
+    def _logits(self, inputs: tuple):
+        import torch
+
+        with torch.autocast(device_type=self.device_.type, enabled=self.amp_):
+            return self.net_(*inputs)
+
+    def _proba(self, items: Sequence) -> np.ndarray:
+        import torch
+
+        order = self.predict_order(items)
+        out = np.empty((len(items), len(self.classes_)))
+        self.net_.eval()
+        with torch.no_grad():
+            for start in range(0, len(order), self.predict_batch):
+                rows = order[start:start + self.predict_batch]
+                logits = self._logits(self.collate(items, rows, train=False)).float()
+                out[rows] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+    def decode(self, proba: np.ndarray) -> np.ndarray:
+        """Class indices from probabilities: the toolkit's one binary decode (0.5) for two classes, else argmax."""
+        return binary_labels(proba[:, 1]) if proba.shape[1] == 2 else proba.argmax(axis=1)
+
+    def _score(self, y_idx: np.ndarray, proba: np.ndarray) -> float:
+        return (self.early_stopping or ACCURACY)(y_idx, self.decode(proba))
+
+    def fit(self, X, y) -> "TorchClassifier":
+        import torch
+
+        from common.blocks.torch.loop import train_loop
+
+        self._setup()
+        y = np.asarray(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        self.net_ = self.build_network(len(self.classes_)).to(self.device_)
+        train_rows, valid_rows = self._split(y_idx)
+        items = self.encode(X)
+        train_items = _Subset(items, train_rows)
+        valid_items = _Subset(items, valid_rows)
+        y_train, y_valid = y_idx[train_rows], y_idx[valid_rows]
+        steps = math.ceil(len(train_rows) / self.batch_size)
+        if self.max_steps_per_epoch:
+            steps = min(steps, self.max_steps_per_epoch)
+        total = max(1, steps * self.epochs)
+        warm = max(1, int(self.warmup * total))
+        trainable = [p for p in self.net_.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=self.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
+        labels = torch.tensor(y_train)
+        loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+
+        def loss_of(net, rows):
+            logits = self._logits(self.collate(train_items, rows, train=True))
+            return loss_fn(logits.float(), labels[rows].to(self.device_))
+
+        def evaluate(net) -> float:
+            return self._score(y_valid, self._proba(valid_items))
+
+        metric = self.early_stopping or ACCURACY
+        checkpoint_dir = self._checkpoint_dir(X, y)
+        self.loop_ = train_loop(self.net_, optimizer, lambda epoch: self.batch_order(train_items, epoch)[:steps],
+                                loss_of, evaluate if len(valid_rows) else None, self.epochs, scheduler=scheduler,
+                                is_better=metric.is_better, patience=self.patience, checkpoint_dir=checkpoint_dir,
+                                progress=self.progress, scaler=torch.amp.GradScaler("cuda") if self.amp_ else None)
+        self.after_fit(y_valid, self._proba(valid_items) if len(valid_rows) else np.empty((0, len(self.classes_))))
+        if checkpoint_dir is not None and not self.keep_checkpoints:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self._proba(self.encode(X))
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.decode(self.predict_proba(X))]
+
+
+class _Subset(Sequence):
+    """Rows of an encoded sequence, without copying it (items may be large tensors)."""
+
+    def __init__(self, items: Sequence, rows: np.ndarray):
+        self.items, self.rows = items, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any):
+        return self.items[self.rows[i]]

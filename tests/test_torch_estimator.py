@@ -1,0 +1,56 @@
+"""The generic torch classifier: a CNN needs only its network and how a batch is built; classes come from y
+(multiclass, any labels), early stopping uses the metric passed in, and a fit is reproducible by seed."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+
+from common.blocks.torch.estimator import TorchClassifier
+from common.metrics import ACCURACY, F1
+
+
+class TinyCNN(TorchClassifier):
+    """8x8 digits: two conv layers with batch norm and dropout - all this subclass says is the net and the batch."""
+
+    def build_network(self, n_outputs: int):
+        import torch.nn as nn
+
+        return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                             nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Dropout(0.2), nn.Linear(32 * 16, n_outputs))
+
+    def encode(self, X):
+        import torch
+
+        return torch.tensor(np.asarray(X, dtype=np.float32).reshape(-1, 1, 8, 8) / 16.0)
+
+    def collate(self, items, rows, train):
+        return (items[rows].to(self.device_),)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    return X[:1200], names[y[:1200]], X[1200:], names[y[1200:]]
+
+
+def test_a_cnn_is_a_network_and_a_batch(digits):
+    X, y, X_test, y_test = digits
+    model = TinyCNN(epochs=4, learning_rate=3e-3, batch_size=64, early_stopping=ACCURACY, progress=False)
+    model.fit(X, y)
+    assert sorted(model.classes_) == sorted(set(y))  # classes taken from y, labels kept
+    proba = model.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert ACCURACY(y_test, model.predict(X_test)) > 0.9
+    assert model.loop_.epochs_run >= 1 and all("score" in h for h in model.loop_.history)
+
+
+def test_binary_fit_is_reproducible_by_seed_and_clonable(digits):
+    X, y, X_test, _ = digits
+    binary = (y == "seven").astype(int)
+    first = TinyCNN(epochs=2, early_stopping=F1, seed=3, progress=False).fit(X, binary)
+    second = clone(first).fit(X, binary)
+    assert list(first.classes_) == [0, 1]
+    assert np.allclose(first.predict_proba(X_test), second.predict_proba(X_test), atol=1e-6)
