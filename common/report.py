@@ -42,7 +42,7 @@ def _params_source(run: dict[str, Any]) -> str:
     return src.get("kind", "recipe")
 
 
-def collect(competitions: list[str] | None = None) -> list[Section]:
+def collect(competitions: list[str] | None = None, storage: str | None = None) -> list[Section]:
     """Runs grouped by competition (only those present, or the ones asked for), best CV first."""
     runs = load_runs()
     names = sorted({r.get("competition") for r in runs if r.get("competition")})
@@ -55,27 +55,23 @@ def collect(competitions: list[str] | None = None) -> list[Section]:
             continue
         metric = by_name(mine[0]["metric"]["name"], mine[0].get("metric", {}).get("direction"))
         sections.append(Section(name, metric, metric.rank(mine, lambda r: r["cv"]["mean"]),
-                                _studies(name)))
+                                _studies(name, storage)))
     return sections
 
 
-def _studies(name: str) -> dict[str, list[tuple[int, float]]]:
-    journal = paths.runs_dir(name) / "optuna.journal"
-    if not journal.is_file():
+def _studies(name: str, storage: str | None) -> dict[str, list[tuple[int, float]]]:
+    """Finished trials of this competition's studies, from ``storage`` (a journal file or any database URL, as for
+    tune.py) or, by default, the competition's own journal."""
+    from common import tuning
+
+    url = storage or str(paths.runs_dir(name) / "optuna.journal")
+    if "://" not in url and not Path(url).is_file():
         return {}
     try:
-        import optuna
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        storage = JournalStorage(JournalFileBackend(str(journal)))
-        out = {}
-        for summary in optuna.get_all_study_summaries(storage):
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            out[summary.study_name] = [(t.number, t.value) for t in study.get_trials(deepcopy=False)
-                                       if t.value is not None and t.state.name == "COMPLETE"]
-        return out
-    except Exception as exc:  # noqa: BLE001 - a broken journal must not stop the report
-        log.warning("skipping the Optuna history of %s: %s", name, exc)
+        return tuning.histories(url, prefix=f"{name}:")
+    except Exception as exc:  # noqa: BLE001 - an unreadable storage must not stop the report
+        log.warning("skipping the Optuna history of %s from %s: %s", name, tuning.display_url(url),
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return {}
 
 
@@ -205,8 +201,8 @@ def html_page(sections: list[Section]) -> str:
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
 
 
-def write(competitions: list[str] | None = None) -> tuple[Path, Path, list[Section]]:
-    sections = collect(competitions)
+def write(competitions: list[str] | None = None, storage: str | None = None) -> tuple[Path, Path, list[Section]]:
+    sections = collect(competitions, storage)
     folder = paths.home() / "reports"
     md = write_text_atomic(folder / "leaderboard.md", markdown(sections))
     page = write_text_atomic(folder / "leaderboard.html", html_page(sections))

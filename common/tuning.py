@@ -125,6 +125,23 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
     return storage, url
 
 
+def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
+    """(trial number, value) of every complete trial of each study whose name starts with ``prefix``, read from a
+    journal file or any SQLAlchemy URL (PostgreSQL included), for the report."""
+    if "://" not in url or url.startswith("journal://"):
+        path = Path(url.removeprefix("journal://"))
+        storage: BaseStorage = JournalStorage(JournalFileBackend(str(path), lock_obj=FlockLock(path)))
+    else:
+        storage = RDBStorage(url, skip_compatibility_check=True)
+    out = {}
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name.startswith(prefix):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            out[summary.study_name] = [(t.number, t.value) for t in study.get_trials(deepcopy=False,
+                                                                                    states=(TrialState.COMPLETE,))]
+    return out
+
+
 def open_study(comp: Competition, recipe: str, storage: BaseStorage, seed: int = 0) -> optuna.Study:
     """Create or load the study; refuse one that was created to optimise in the other direction."""
     # Prune from the second fold on: one fold alone is too noisy to call a setting hopeless.

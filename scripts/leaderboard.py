@@ -4,6 +4,7 @@ reports/leaderboard.html with plots, and a compact table here.
 
     python scripts/leaderboard.py                    # every competition with runs
     python scripts/leaderboard.py titanic --sync     # first read your titanic submissions' scores from Kaggle
+    python scripts/leaderboard.py --storage postgresql://user@host/optuna   # studies tuned on a shared database
 """
 
 import argparse
@@ -17,6 +18,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competitions", nargs="*", help=f"any of: {', '.join(competitions.names())}")
     parser.add_argument("--sync", action="store_true", help="fill in scores of your submissions from Kaggle")
+    parser.add_argument("--storage", help="tuning storage to plot studies from (a journal file or a database URL, "
+                        "as for tune.py; default: each competition's own journal)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     setup_logging(args.verbose)
@@ -27,7 +30,7 @@ def main() -> int:
         for name in names or [s.name for s in report.collect()]:
             updated = kaggle_runs.sync(competitions.get(name))
             print(f"{name}: scores synced for {updated} run(s)")
-    md, page, sections = report.write(names)
+    md, page, sections = report.write(names, args.storage)
     print(report.terminal(sections))
     print(f"report: {md} and {page}")
     return 0

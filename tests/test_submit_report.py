@@ -208,12 +208,13 @@ def test_html_report_renders_in_headless_chromium(trained, kit_home, tmp_path):
     assert coloured > 20, "no coloured pixels: the embedded matplotlib plot did not render"
 
 
-def test_report_plots_the_optuna_history_of_each_study(data_dir, kit_home):
+def test_report_plots_the_optuna_history_of_each_study(data_dir, kit_home, storage_url):
+    """Over every storage backend: the default journal and a real PostgreSQL."""
     from common import report, tuning
 
-    tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3)
+    tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3, storage_url=storage_url)
     runner.train(TITANIC, "fast", n_folds=3, progress=False)
-    _, page, sections = report.write(["titanic"])
+    _, page, sections = report.write(["titanic"], storage_url)
     assert len(sections[0].studies["titanic:logreg"]) == 3
     text = page.read_text()
     assert "Optuna optimisation history (titanic:logreg)" in text
