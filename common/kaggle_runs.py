@@ -13,36 +13,36 @@ from common import kaggle_api, submission
 from common.competition import Competition
 from common.data import load, sha256_file
 from common.errors import KaggleApiError, SubmissionError, UsageError
-from common.runs import best_run, load_runs, update_record
+from common.runs import RunRecord, best_run, load_runs, update_record
 
 log = logging.getLogger(__name__)
 DONE = ("COMPLETE", "ERROR")
 
 
-def pick_run(comp: Competition, run_id: str | None = None) -> dict[str, Any]:
+def pick_run(comp: Competition, run_id: str | None = None) -> RunRecord:
     runs = load_runs(comp.name)
     if not runs:
         raise UsageError(f"no runs of {comp.name} yet; run: python scripts/train.py {comp.name}")
     if run_id:
-        matches = [r for r in runs if r.get("run_id", "").startswith(run_id)]
+        matches = [r for r in runs if r.run_id.startswith(run_id)]
         if len(matches) != 1:
             raise UsageError(f"{len(matches)} runs of {comp.name} match {run_id!r}; give more of the run id")
         return matches[0]
     return best_run(runs, comp.metric)
 
 
-def message_for(run: dict[str, Any]) -> str:
-    cv = run["cv"]
-    return (f"{run['run_id']} {run['recipe']} CV {run['metric']['name']} {cv['mean']:.5f}±{cv['std']:.5f} "
-            f"seed {run['seed']}")
+def message_for(run: RunRecord) -> str:
+    cv = run.cv
+    return (f"{run.run_id} {run.recipe} CV {run.metric['name']} {cv['mean']:.5f}±{cv['std']:.5f} "
+            f"seed {run.seed}")
 
 
-def verified_submission(comp: Competition, run: dict[str, Any], data_dir: str | None = None) -> Path:
+def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None = None) -> Path:
     """The run's submission.csv, refused if it changed since the run validated it or no longer validates."""
-    path = Path(run["path"]) / run["submission"]["file"]
+    path = run.path / run.submission["file"]
     if not path.is_file():
         raise SubmissionError(f"{path} is missing; the run cannot be submitted")
-    if sha256_file(path) != run["submission"]["sha256"]:
+    if sha256_file(path) != run.submission["sha256"]:
         raise SubmissionError(f"{path} was edited after the run validated it (sha256 differs); refusing to submit "
                               "it - train again to get a fresh one")
     sample = load(comp, data_dir)[1].sample_submission
@@ -50,37 +50,35 @@ def verified_submission(comp: Competition, run: dict[str, Any], data_dir: str | 
     return path
 
 
-def submit_run(comp: Competition, run: dict[str, Any], path: Path) -> dict[str, Any]:
+def submit_run(comp: Competition, run: RunRecord, path: Path) -> dict[str, Any]:
     message = message_for(run)
     ref = kaggle_api.submit(comp.slug, path, message)
     entry = {"ref": ref, "message": message, "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
              "status": "PENDING", "public_score": None, "private_score": None}
-    update_record(run["path"], {"kaggle_submissions": [*run.get("kaggle_submissions", []), entry]})
+    update_record(run.path, kaggle_submissions=[*run.kaggle_submissions, entry])
     return entry
 
 
-def _matching(run: dict[str, Any], remote: list[dict]) -> dict[int, dict]:
+def _matching(run: RunRecord, remote: list[dict]) -> dict[int, dict]:
     """Remote submissions of this run: by recorded ref, or by the run id in the message."""
-    refs = {s["ref"] for s in run.get("kaggle_submissions", [])}
-    return {s["ref"]: s for s in remote if s["ref"] in refs or s["description"].startswith(run["run_id"] + " ")}
+    refs = {s["ref"] for s in run.kaggle_submissions}
+    return {s["ref"]: s for s in remote if s["ref"] in refs or s["description"].startswith(run.run_id + " ")}
 
 
-def apply_scores(run: dict[str, Any], remote: list[dict]) -> dict[str, Any]:
+def apply_scores(run: RunRecord, remote: list[dict]) -> RunRecord:
     """Fill in status and scores of this run's submissions from Kaggle's list; returns the updated record."""
     found = _matching(run, remote)
     if not found:
         return run
-    entries = {e["ref"]: dict(e) for e in run.get("kaggle_submissions", [])}
+    entries = {e["ref"]: dict(e) for e in run.kaggle_submissions}
     for ref, s in found.items():
         entry = entries.setdefault(ref, {"ref": ref, "message": s["description"], "submitted": s["date"]})
         entry.update({"status": s["status"], "public_score": s["public_score"], "private_score": s["private_score"],
                       "error": s.get("error")})
-    record = update_record(run["path"], {"kaggle_submissions": sorted(entries.values(), key=lambda e: e["ref"])})
-    record["path"] = run["path"]
-    return record
+    return update_record(run.path, kaggle_submissions=sorted(entries.values(), key=lambda e: e["ref"]))
 
 
-def wait_for_score(comp: Competition, run: dict[str, Any], ref: int, timeout: float = 600,
+def wait_for_score(comp: Competition, run: RunRecord, ref: int, timeout: float = 600,
                    poll: float = 10) -> dict[str, Any]:
     deadline = time.time() + timeout
     while True:

@@ -11,12 +11,11 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from common import paths
 from common.io import write_text_atomic
 from common.metrics import Metric, by_name
-from common.runs import load_runs
+from common.runs import RunRecord, load_runs
 
 log = logging.getLogger(__name__)
 TOP_RUNS_PLOTTED = 20
@@ -26,17 +25,17 @@ TOP_RUNS_PLOTTED = 20
 class Section:
     name: str
     metric: Metric
-    runs: list[dict[str, Any]]  # sorted best first
+    runs: list[RunRecord]  # sorted best first
     studies: dict[str, list[tuple[int, float]]]  # study name -> (trial number, value) of finished trials
 
 
-def _lb(run: dict[str, Any], key: str) -> float | None:
-    scores = [s.get(key) for s in run.get("kaggle_submissions", []) if s.get(key) is not None]
+def _lb(run: RunRecord, key: str) -> float | None:
+    scores = [s.get(key) for s in run.kaggle_submissions if s.get(key) is not None]
     return scores[-1] if scores else None
 
 
-def _params_source(run: dict[str, Any]) -> str:
-    src = run.get("params_source") or {"kind": "recipe"}
+def _params_source(run: RunRecord) -> str:
+    src = run.params_source or {"kind": "recipe"}
     if src.get("kind") == "study":
         return f"study #{src.get('trial')}"
     return src.get("kind", "recipe")
@@ -45,16 +44,16 @@ def _params_source(run: dict[str, Any]) -> str:
 def collect(competitions: list[str] | None = None, storage: str | None = None) -> list[Section]:
     """Runs grouped by competition (only those present, or the ones asked for), best CV first."""
     runs = load_runs()
-    names = sorted({r.get("competition") for r in runs if r.get("competition")})
+    names = sorted({r.competition for r in runs})
     if competitions:
         names = [n for n in competitions if n in names]
     sections = []
     for name in names:
-        mine = [r for r in runs if r.get("competition") == name and isinstance(r.get("cv", {}).get("mean"), float)]
+        mine = [r for r in runs if r.competition == name]
         if not mine:
             continue
-        metric = by_name(mine[0]["metric"]["name"], mine[0].get("metric", {}).get("direction"))
-        sections.append(Section(name, metric, metric.rank(mine, lambda r: r["cv"]["mean"]),
+        metric = by_name(mine[0].metric["name"], mine[0].metric.get("direction"))
+        sections.append(Section(name, metric, metric.rank(mine, lambda r: r.cv["mean"]),
                                 _studies(name, storage)))
     return sections
 
@@ -83,10 +82,10 @@ def _rows(section: Section) -> list[list[str]]:
     rows = []
     for rank, r in enumerate(section.runs, 1):
         public, private = _lb(r, "public_score"), _lb(r, "private_score")
-        gap = None if public is None else public - r["cv"]["mean"]
-        rows.append([str(rank), r["run_id"], r["recipe"], f"{r['cv']['mean']:.5f} ± {r['cv']['std']:.5f}",
-                     str(len(r["cv"].get("fold_scores", []))), _params_source(r),
-                     f"{r.get('seconds', {}).get('total', 0):.1f}", r.get("started", "")[:16].replace("T", " "),
+        gap = None if public is None else public - r.cv["mean"]
+        rows.append([str(rank), r.run_id, r.recipe, f"{r.cv['mean']:.5f} ± {r.cv['std']:.5f}",
+                     str(len(r.cv.get("fold_scores", []))), _params_source(r),
+                     f"{r.seconds.get('total', 0):.1f}", r.started[:16].replace("T", " "),
                      _fmt(public), _fmt(private), _fmt(gap, 4)])
     return rows
 
@@ -137,10 +136,10 @@ def _plots(section: Section) -> list[tuple[str, str]]:
     plots = []
     runs = section.runs[:TOP_RUNS_PLOTTED]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(runs) + 1.5))
-    labels = [f"{r['recipe']} {r['run_id'][:15]}" for r in runs]
-    ax.boxplot([r["cv"]["fold_scores"] for r in runs], orientation="horizontal", tick_labels=labels)
+    labels = [f"{r.recipe} {r.run_id[:15]}" for r in runs]
+    ax.boxplot([r.cv["fold_scores"] for r in runs], orientation="horizontal", tick_labels=labels)
     for i, r in enumerate(runs, 1):
-        ax.scatter(r["cv"]["fold_scores"], [i] * len(r["cv"]["fold_scores"]), s=12, alpha=0.6)
+        ax.scatter(r.cv["fold_scores"], [i] * len(r.cv["fold_scores"]), s=12, alpha=0.6)
     ax.invert_yaxis()
     ax.set_xlabel(f"fold {section.metric.name}")
     ax.set_title(f"{section.name}: fold scores per run (best CV on top)")
@@ -149,7 +148,7 @@ def _plots(section: Section) -> list[tuple[str, str]]:
     scored = [r for r in section.runs if _lb(r, "public_score") is not None]
     if scored:
         fig, ax = plt.subplots(figsize=(5.5, 5))
-        cv = [r["cv"]["mean"] for r in scored]
+        cv = [r.cv["mean"] for r in scored]
         lb = [_lb(r, "public_score") for r in scored]
         ax.scatter(cv, lb)
         low, high = min(cv + lb), max(cv + lb)

@@ -16,7 +16,7 @@ from common.competition import Competition, Data
 from common.cv import CVResult, cross_validate
 from common.errors import KitError, UsageError
 from common.params import check_buildable, resolve
-from common.runs import RunWriter, environment
+from common.runs import RunRecord, RunWriter, environment
 from common.splitters import Folds
 from common.stacking import stack_cv
 
@@ -74,7 +74,7 @@ def oof_score(comp: Competition, prep: Prepared, result: CVResult) -> float:
 
 def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int = 5,
           data_dir: str | Path | None = None, params: dict[str, Any] | None = None,
-          params_source: dict[str, Any] | None = None, progress: bool = True) -> tuple[dict[str, Any], Path]:
+          params_source: dict[str, Any] | None = None, progress: bool = True) -> tuple[RunRecord, Path]:
     """Cross-validate a recipe, write a complete run folder and publish its submission; returns (record, folder)."""
     started = time.perf_counter()
     changes = params
@@ -104,16 +104,16 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
         run.write_frame("test_pred.parquet", predictions.test_frame(prep.data, result, prep.X_test))
         sub_path, sub_sha = submission.write_validated(sub, prep.data.sample_submission, comp.submission,
                                                        run.path("submission.csv"))
-        record = {
+        record = RunRecord(
             **run.header(),
-            "competition": comp.name,
-            "slug": comp.slug,
-            "recipe": recipe_name,
-            "params": params,
-            "params_source": params_source or {"kind": "recipe"},
-            "seed": seed,
-            "metric": {"name": comp.metric.name, "direction": comp.metric.direction},
-            "cv": {
+            competition=comp.name,
+            slug=comp.slug,
+            recipe=recipe_name,
+            params=params,
+            params_source=params_source or {"kind": "recipe"},
+            seed=seed,
+            metric={"name": comp.metric.name, "direction": comp.metric.direction},
+            cv={
                 "mean": result.mean,
                 "std": result.std,
                 "fold_scores": result.fold_scores,
@@ -121,16 +121,14 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
                 "members": {name: {"mean": r.mean, "std": r.std, "fold_scores": r.fold_scores}
                             for name, r in result.members.items()},
             },
-            "folds": {"n_splits": prep.folds.n_splits, "kind": prep.folds.spec.get("kind"),
-                      **prep.folds.spec, "hash": prep.folds.hash, "path": str(prep.folds.path)},
-            "data": {"source": prep.files.source, "folder": str(prep.files.folder), "sha256": prep.files.sha256},
-            "submission": {"file": sub_path.name, "rows": len(sub), "sha256": sub_sha},
-            "kaggle_submissions": [],
-            "seconds": {"total": round(time.perf_counter() - started, 3),
-                        "folds": [round(s, 3) for s in result.fold_seconds]},
-            **environment(),
-        }
-        final = run.finish(record)
-    submission.publish(final / "submission.csv", comp.name)
-    record["path"] = str(final)
-    return record, final
+            folds={"n_splits": prep.folds.n_splits, **prep.folds.spec, "hash": prep.folds.hash,
+                   "path": str(prep.folds.path)},
+            data={"source": prep.files.source, "folder": str(prep.files.folder), "sha256": prep.files.sha256},
+            submission={"file": sub_path.name, "rows": len(sub), "sha256": sub_sha},
+            seconds={"total": round(time.perf_counter() - started, 3),
+                     "folds": [round(s, 3) for s in result.fold_seconds]},
+            environment=environment(),
+        )
+        record.path = run.finish(record)
+    submission.publish(record.path / "submission.csv", comp.name)
+    return record, record.path

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,10 @@ class RunWriter:
     def write_frame(self, name: str, df: pd.DataFrame) -> Path:
         return write_with(self.path(name), lambda fh: df.to_parquet(fh, index=False))
 
-    def finish(self, record: dict[str, Any]) -> Path:
+    def finish(self, record: "RunRecord") -> Path:
         """Write run.json and move the finished run into place; returns the final folder."""
         self._close_log()
-        write_json_atomic(self.tmp / "run.json", record)
+        record.write(self.tmp)
         if self.final.exists():
             raise FileExistsError(f"run folder {self.final} already exists; refusing to overwrite it")
         os.rename(self.tmp, self.final)
@@ -114,8 +115,83 @@ class RunWriter:
         return self.final
 
 
-def load_runs(competition: str | None = None) -> list[dict[str, Any]]:
-    """Every complete run's record (with its folder as ``path``); unreadable records are skipped with a warning."""
+ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "libraries", "git_commit")
+
+
+@dataclass
+class RunRecord:
+    """What a run folder's run.json holds: written and read only here (``write`` / ``read``), one typed structure.
+
+    Records written by earlier versions read the same way (optional fields take their defaults, unknown fields are
+    kept and written back untouched). Mapping-style reads (``record["cv"]``) work too, for scripts of users.
+    """
+
+    run_id: str
+    started: str
+    competition: str
+    recipe: str
+    metric: dict[str, str]  # name, direction
+    cv: dict[str, Any]  # mean, std, fold_scores, oof_score, members
+    slug: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    params_source: dict[str, Any] = field(default_factory=lambda: {"kind": "recipe"})
+    seed: int = 0
+    folds: dict[str, Any] = field(default_factory=dict)  # kind, n_splits, seed, grouping / windows, hash, path
+    data: dict[str, Any] = field(default_factory=dict)  # source, folder, sha256 of every file
+    submission: dict[str, Any] = field(default_factory=dict)  # file, rows, sha256
+    kaggle_submissions: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)  # python, platform, cpu count, libraries, git commit
+    extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know
+    path: Path | None = None  # the run folder (not written)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("environment", "extra", "path")}
+        return {**out, **self.environment, **self.extra}
+
+    @classmethod
+    def from_json(cls, obj: Any, path: Path | None = None) -> "RunRecord":
+        """Refuse what is not a run record (ValueError naming the first problem)."""
+        if not isinstance(obj, dict):
+            raise ValueError("it is not a JSON object")
+        for key, kind in (("run_id", str), ("competition", str), ("recipe", str), ("metric", dict), ("cv", dict)):
+            if not isinstance(obj.get(key), kind):
+                raise ValueError(f"its {key!r} is missing or not a {kind.__name__}")
+        if not isinstance(obj["cv"].get("mean"), int | float):
+            raise ValueError("it has no CV mean")
+        known = {f.name for f in fields(cls)} - {"environment", "extra", "path"}
+        return cls(**{k: v for k, v in obj.items() if k in known},
+                   environment={k: obj[k] for k in ENVIRONMENT_KEYS if k in obj},
+                   extra={k: v for k, v in obj.items() if k not in known and k not in ENVIRONMENT_KEYS}, path=path)
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "RunRecord":
+        folder = Path(folder)
+        return cls.from_json(json.loads((folder / "run.json").read_text()), folder)
+
+    def write(self, folder: str | Path) -> None:
+        write_json_atomic(Path(folder) / "run.json", self.to_json())
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "path":
+            return None if self.path is None else str(self.path)
+        value = self.to_json().get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+_MISSING = object()
+
+
+def load_runs(competition: str | None = None) -> list[RunRecord]:
+    """Every complete run's record; unreadable ones are skipped with a warning that names the folder."""
     root = paths.home() / "runs"
     parents = [root / competition] if competition else sorted(p for p in root.glob("*") if p.is_dir())
     records = []
@@ -124,43 +200,40 @@ def load_runs(competition: str | None = None) -> list[dict[str, Any]]:
             if not folder.is_dir() or folder.name.startswith("."):
                 continue
             try:
-                record = json.loads((folder / "run.json").read_text())
-                record["path"] = str(folder)
-                records.append(record)
+                records.append(RunRecord.read(folder))
             except (OSError, ValueError) as exc:
-                log.warning("skipping %s: run.json is missing or unreadable (%s)", folder, exc)
+                log.warning("skipping %s: run.json is missing or not a run record (%s); move the folder away if "
+                            "it is not a run", folder, exc)
     return records
 
 
-def update_record(folder: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``changes`` into a finished run's run.json, atomically (used to add Kaggle submission refs and
-    scores; nothing else of a run is ever rewritten)."""
-    path = Path(folder) / "run.json"
-    record = json.loads(path.read_text())
-    record.update(changes)
-    write_json_atomic(path, record)
+def update_record(folder: str | Path, **changes: Any) -> RunRecord:
+    """Change fields of a finished run's record, atomically (used to add Kaggle submission refs and scores;
+    nothing else of a run is ever rewritten)."""
+    record = replace(RunRecord.read(folder), **changes)
+    record.write(folder)
     return record
 
 
-def best_run(records: list[dict[str, Any]], metric: Metric) -> dict[str, Any] | None:
+def best_run(records: list[RunRecord], metric: Metric) -> RunRecord | None:
     """The run with the best CV mean in the metric's own direction, among runs scored on the same folds.
 
     CV means over different fold assignments (another k, another fold seed) are not comparable - 20 folds of a few
     rows each can win by luck - so only the runs on the folds most runs used compete (the newest run breaks a tie).
     """
-    scored = [r for r in records if isinstance(r.get("cv", {}).get("mean"), int | float)]
+    scored = [r for r in records if isinstance(r.cv.get("mean"), int | float)]
     if not scored:
         return None
 
-    def folds_of(record: dict[str, Any]) -> str | None:
-        return (record.get("folds") or {}).get("hash")
+    def folds_of(record: RunRecord) -> str | None:
+        return record.folds.get("hash")
 
     counts = Counter(folds_of(r) for r in scored)
-    newest = {folds_of(r): r.get("started", "") for r in sorted(scored, key=lambda r: r.get("started", ""))}
+    newest = {folds_of(r): r.started for r in sorted(scored, key=lambda r: r.started)}
     common = max(counts, key=lambda h: (counts[h], newest[h]))
     skipped = len(scored) - counts[common]
     if skipped:
         log.info("best run chosen among %d runs on the same folds; %d runs on other folds are not compared "
                  "(pick one with --run)", counts[common], skipped)
     same = [r for r in scored if folds_of(r) == common]
-    return metric.rank(same, lambda r: r["cv"]["mean"])[0]
+    return metric.rank(same, lambda r: r.cv["mean"])[0]

@@ -34,9 +34,9 @@ def main() -> int:
     run = kaggle_runs.pick_run(comp, args.run)
     path = kaggle_runs.verified_submission(comp, run, args.data_dir)
     message = kaggle_runs.message_for(run)
-    print(f"{comp.name}: run {run['run_id']} ({run['recipe']}), CV {comp.metric.name} {run['cv']['mean']:.5f} "
-          f"± {run['cv']['std']:.5f}")
-    print(f"file {path} is valid ({run['submission']['rows']} rows)")
+    print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv['mean']:.5f} "
+          f"± {run.cv['std']:.5f}")
+    print(f"file {path} is valid ({run.submission['rows']} rows)")
     if args.dry_run:
         print(f"dry run: would submit to {comp.slug} with message: {message}")
         return 0
@@ -48,7 +48,7 @@ def main() -> int:
         scored = kaggle_runs.wait_for_score(comp, run, entry["ref"], args.timeout, args.poll)
         private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
         print(f"scored: public {comp.metric.name} {scored['public_score']}{private} "
-              f"(CV {run['cv']['mean']:.5f})")
+              f"(CV {run.cv['mean']:.5f})")
     return 0
 
 

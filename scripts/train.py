@@ -39,11 +39,11 @@ def main() -> int:
         params, source = tuning.params_from_file(args.params)
     record, folder = train(comp, args.recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
                            params=params, params_source=source, progress=not args.quiet)
-    cv = record["cv"]
+    cv = record.cv
     logging.getLogger(__name__).info("run folder: %s", folder)
     print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {cv['mean']:.5f} ± {cv['std']:.5f} "
-          f"over {len(cv['fold_scores'])} folds (oof {cv['oof_score']:.5f}) in {record['seconds']['total']:.1f}s")
-    print(f"submission: submissions/{comp.name}.csv  (run {record['run_id']})")
+          f"over {len(cv['fold_scores'])} folds (oof {cv['oof_score']:.5f}) in {record.seconds['total']:.1f}s")
+    print(f"submission: submissions/{comp.name}.csv  (run {record.run_id})")
     return 0
 
 

@@ -22,7 +22,7 @@ from common.cli import handle_errors
 from common.competition import Data
 from common.errors import DataError, UsageError
 from common.metrics import ACCURACY
-from common.runs import best_run
+from common.runs import RunRecord, best_run
 from common.splitters import RowFolds
 
 from conftest import ROOT, run_script
@@ -324,10 +324,10 @@ def test_fold_count_beyond_the_smallest_class_is_a_usage_error():
 
 def test_best_run_compares_only_runs_on_the_same_folds():
     def run(mean, folds, started):
-        return {"run_id": f"{started}", "cv": {"mean": mean}, "folds": {"hash": folds}, "started": started}
+        return RunRecord(started, started, "titanic", "x", {}, {"mean": mean}, folds={"hash": folds})
 
     runs = [run(0.84, "a", "1"), run(0.85, "a", "2"), run(0.95, "b", "3")]  # "b": a lucky 20-fold CV
-    assert best_run(runs, ACCURACY)["run_id"] == "2"
+    assert best_run(runs, ACCURACY).run_id == "2"
 
 
 # 6. Signals and leftovers.

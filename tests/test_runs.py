@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from common.runs import RunWriter, environment, load_runs
+from common.runs import RunRecord, RunWriter, environment, load_runs
 
 
 def test_run_folder_appears_only_when_complete(kit_home):
     with RunWriter("toy", "fast", {"a": 1}) as run:
         (run.path("note.txt")).write_text("x")
         assert not run.final.exists() and run.tmp.exists()
-        final = run.finish({**run.header(), "cv": {"mean": 1.0}})
+        final = run.finish(toy_record(run, cv={"mean": 1.0}))
     assert final.is_dir() and not run.tmp.exists()
     record = json.loads((final / "run.json").read_text())
     assert record["run_id"] == final.name and record["cv"]["mean"] == 1.0
@@ -29,13 +29,13 @@ def test_existing_run_is_never_overwritten(kit_home):
         run.final.mkdir(parents=True)
         (run.final / "run.json").write_text("{}")
         with pytest.raises(FileExistsError):
-            run.finish({})
+            run.finish(toy_record(run))
     assert (run.final / "run.json").read_text() == "{}"
 
 
 def test_corrupt_run_json_is_skipped_with_a_warning(kit_home, caplog):
     with RunWriter("toy", "fast", {}) as run:
-        good = run.finish(run.header())
+        good = run.finish(toy_record(run))
     bad = good.parent / "20000101-000000-fast-bad"
     bad.mkdir()
     (bad / "run.json").write_text("{not json")
@@ -49,3 +49,41 @@ def test_environment_records_versions_and_commit():
     assert {"numpy", "pandas", "scikit-learn", "lightgbm"} <= set(env["libraries"])
     assert env["python"].startswith("3.")
     assert "git_commit" in env
+
+
+def toy_record(run: RunWriter, **changes) -> RunRecord:
+    fields = {"competition": "toy", "recipe": "fast", "metric": {"name": "accuracy", "direction": "maximize"},
+              "cv": {"mean": 0.5, "std": 0.0}, **changes}
+    return RunRecord(**run.header(), **fields)
+
+
+# A run.json exactly as the toolkit wrote it before the record became a typed structure (2026-11-22 layout).
+OLD_RECORD = {
+    "run_id": "20261122-212844-lgbm-25503d", "started": "2026-11-22T21:28:44+00:00", "competition": "titanic",
+    "slug": "titanic", "recipe": "lgbm", "params": {"n_estimators": 300}, "params_source": {"kind": "recipe"},
+    "seed": 0, "metric": {"name": "accuracy", "direction": "maximize"},
+    "cv": {"mean": 0.84959, "std": 0.017, "fold_scores": [0.85] * 5, "oof_score": 0.8496, "members": {}},
+    "folds": {"n_splits": 5, "kind": "stratified", "hash": "abc", "path": "folds/titanic/stratified-k5.csv"},
+    "data": {"source": "data-dir", "folder": "x", "sha256": {}},
+    "submission": {"file": "submission.csv", "rows": 418, "sha256": "0" * 64}, "kaggle_submissions": [],
+    "seconds": {"total": 3.2, "folds": [0.6] * 5}, "python": "3.11.7", "platform": "Linux", "cpu_count": 2,
+    "libraries": {"numpy": "2.0"}, "git_commit": "eda0b0a", "a_field_from_the_future": 1,
+}
+
+
+def test_records_of_earlier_versions_read_and_round_trip(kit_home):
+    folder = kit_home / "runs" / "titanic" / OLD_RECORD["run_id"]
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps(OLD_RECORD))
+    (record,) = load_runs("titanic")
+    assert record.cv["mean"] == 0.84959 and record.environment["git_commit"] == "eda0b0a"
+    assert record.path == folder and record["run_id"] == OLD_RECORD["run_id"]
+    assert record.to_json() == OLD_RECORD  # nothing lost, unknown fields kept
+
+
+def test_a_json_that_is_not_a_run_record_is_skipped_naming_the_problem(kit_home, caplog):
+    folder = kit_home / "runs" / "titanic" / "20261122-000000-x-000000"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"run_id": "x", "competition": "titanic", "recipe": "x"}))
+    assert load_runs("titanic") == []
+    assert "its 'metric' is missing" in caplog.text

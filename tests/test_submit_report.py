@@ -12,7 +12,7 @@ import pytest
 import competitions
 from common import runner
 from common.metrics import ACCURACY, RMSLE
-from common.runs import best_run, load_runs
+from common.runs import RunRecord, best_run, load_runs
 
 from conftest import kaggle_env, run_script, skip_or_fail
 
@@ -46,9 +46,9 @@ def test_dry_run_validates_the_best_run_and_sends_nothing(trained, fake_kaggle, 
 
 
 def test_best_run_follows_the_metric_direction():
-    runs = [{"cv": {"mean": 0.12}}, {"cv": {"mean": 0.11}}, {"cv": {"mean": 0.13}}]
-    assert best_run(runs, RMSLE)["cv"]["mean"] == 0.11
-    assert best_run(runs, ACCURACY)["cv"]["mean"] == 0.13
+    runs = [RunRecord(str(m), "", "toy", "x", {}, {"mean": m}) for m in (0.12, 0.11, 0.13)]
+    assert best_run(runs, RMSLE).cv["mean"] == 0.11
+    assert best_run(runs, ACCURACY).cv["mean"] == 0.13
 
 
 def test_submit_wait_records_the_reference_and_the_score(trained, fake_kaggle, kit_home, data_dir):
