@@ -13,11 +13,13 @@ from competitions.disaster_tweets.recipes import RECIPES
 
 log = logging.getLogger(__name__)
 
-TWEET = {"id": "int", "keyword": "any", "location": "any", "text": "str"}
+ID, TARGET = "id", "target"  # stated once; everything below refers to these
+
+TWEET = {ID: "int", "keyword": "any", "location": "any", "text": "str"}
 FILES = {
-    "train.csv": FileSpec({**TWEET, "target": "int"}, unique=("id",)),
-    "test.csv": FileSpec(TWEET, unique=("id",)),
-    "sample_submission.csv": FileSpec({"id": "int", "target": "int"}, unique=("id",)),
+    "train.csv": FileSpec({**TWEET, TARGET: "int"}, unique=(ID,)),
+    "test.csv": FileSpec(TWEET, unique=(ID,)),
+    "sample_submission.csv": FileSpec({ID: "int", TARGET: "int"}, unique=(ID,)),
 }
 # Tweets may hold bytes that are not UTF-8: replace them rather than refuse the file.
 READ = {"encoding": "utf-8", "encoding_errors": "replace", "keep_default_na": False, "na_values": [""]}
@@ -27,13 +29,13 @@ def load(files: DataFiles) -> Data:
     train = read_table(files, "train.csv", FILES["train.csv"], **READ)
     test = read_table(files, "test.csv", FILES["test.csv"], **READ)
     sample = read_table(files, "sample_submission.csv", FILES["sample_submission.csv"])
-    require(train, train["target"].isin([0, 1]), "train.csv", "target", "0 or 1", "id")
+    require(train, train[TARGET].isin([0, 1]), "train.csv", TARGET, "0 or 1", ID)
     groups = features.duplicate_key(train["text"])
-    conflicting = train.groupby(groups)["target"].nunique()
+    conflicting = train.groupby(groups)[TARGET].nunique()
     if (conflicting > 1).any():
         log.info("%d duplicate tweets carry conflicting labels; they share a fold so CV never splits them",
                  int((conflicting > 1).sum()))
-    return Data(train=train, test=test, sample_submission=sample, target="target", id_col="id",
+    return Data(train=train, test=test, sample_submission=sample, target=TARGET, id_col=ID,
                 extras={"duplicate_groups": groups.to_numpy()})
 
 
@@ -51,7 +53,7 @@ COMPETITION = Competition(
     features=make_features,
     folds=RowFolds("stratified-group", groups=lambda data: data.extras["duplicate_groups"]),
     recipes=RECIPES,
-    submission=SubmissionSpec("sample_submission.csv", id_col="id", value_col="target", dtype="int",
+    submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col=TARGET, dtype="int",
                               allowed=(0, 1)),
     decode=binary_labels,
 )

@@ -15,6 +15,8 @@ from competitions.house_prices.recipes import RECIPES
 
 log = logging.getLogger(__name__)
 
+ID, TARGET = "Id", "SalePrice"  # stated once; everything below refers to these
+
 # Every numeric column of the competition's files is declared, so a stray word turns into an error naming its row
 # instead of silently making the column categorical. Whole numbers where no row is missing; areas and counts >= 0.
 WHOLE = ["MSSubClass", "LotArea", "OverallQual", "OverallCond", "YearBuilt", "YearRemodAdd", "1stFlrSF", "2ndFlrSF",
@@ -23,13 +25,13 @@ WHOLE = ["MSSubClass", "LotArea", "OverallQual", "OverallCond", "YearBuilt", "Ye
          "MoSold", "YrSold"]
 GAPPY = ["LotFrontage", "MasVnrArea", "BsmtFinSF1", "BsmtFinSF2", "BsmtUnfSF", "TotalBsmtSF", "BsmtFullBath",
          "BsmtHalfBath", "GarageYrBlt", "GarageCars", "GarageArea"]
-HOUSE = {"Id": "int", "Neighborhood": "str", **{c: "int" for c in WHOLE}, **{c: "numeric" for c in GAPPY}}
+HOUSE = {ID: "int", "Neighborhood": "str", **{c: "int" for c in WHOLE}, **{c: "numeric" for c in GAPPY}}
 BOUNDS = {**{c: (0, None) for c in WHOLE + GAPPY}, "OverallQual": (1, 10), "OverallCond": (1, 10), "MoSold": (1, 12),
           "YearBuilt": (1800, 2100), "YearRemodAdd": (1800, 2100), "YrSold": (1800, 2100)}
 FILES = {
-    "train.csv": FileSpec({**HOUSE, "SalePrice": "numeric"}, unique=("Id",), bounds=BOUNDS),
-    "test.csv": FileSpec(HOUSE, unique=("Id",), bounds=BOUNDS),
-    "sample_submission.csv": FileSpec({"Id": "int", "SalePrice": "numeric"}, unique=("Id",)),
+    "train.csv": FileSpec({**HOUSE, TARGET: "numeric"}, unique=(ID,), bounds=BOUNDS),
+    "test.csv": FileSpec(HOUSE, unique=(ID,), bounds=BOUNDS),
+    "sample_submission.csv": FileSpec({ID: "int", TARGET: "numeric"}, unique=(ID,)),
     "data_description.txt": FileSpec({}),
 }
 # Only "NA" is missing: the data uses "None" as a real value (MasVnrType), which pandas would otherwise eat.
@@ -40,7 +42,7 @@ def load(files: DataFiles) -> Data:
     train = read_table(files, "train.csv", FILES["train.csv"], **READ)
     test = read_table(files, "test.csv", FILES["test.csv"], **READ)
     sample = read_table(files, "sample_submission.csv", FILES["sample_submission.csv"])
-    expected = [c for c in train.columns if c != "SalePrice"]
+    expected = [c for c in train.columns if c != TARGET]
     missing = [c for c in expected if c not in test.columns]
     extra = [c for c in test.columns if c not in expected]
     if missing or extra:
@@ -48,17 +50,17 @@ def load(files: DataFiles) -> Data:
                         + "; ".join(p for p in (f"missing {', '.join(missing)}" if missing else "",
                                                 f"extra {', '.join(extra)}" if extra else "") if p))
     test = test[expected]
-    require(train, train["SalePrice"] > 0, "train.csv", "SalePrice", "a positive number on every row", "Id")
+    require(train, train[TARGET] > 0, "train.csv", TARGET, "a positive number on every row", ID)
     description = files.path("data_description.txt").read_text(encoding="utf-8", errors="replace")
     none_cols = features.none_columns(description)
     if not none_cols:
         raise DataError("data_description.txt lists no 'NA' values; is it the competition's file?")
-    return Data(train=train, test=test, sample_submission=sample, target="SalePrice", id_col="Id",
+    return Data(train=train, test=test, sample_submission=sample, target=TARGET, id_col=ID,
                 extras={"none_columns": sorted(none_cols)})
 
 
 def make_features(data: Data) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return features.build(data.train, data.test, set(data.extras["none_columns"]))
+    return features.build(data.train, data.test, set(data.extras["none_columns"]), data.target, data.id_col)
 
 
 def decode(prices: np.ndarray) -> np.ndarray:
@@ -81,7 +83,7 @@ COMPETITION = Competition(
     features=make_features,
     folds=RowFolds("kfold"),
     recipes=RECIPES,
-    submission=SubmissionSpec("sample_submission.csv", id_col="Id", value_col="SalePrice", dtype="float",
+    submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col=TARGET, dtype="float",
                               bounds=(0, None)),
     decode=decode,
 )

@@ -43,8 +43,9 @@ def none_columns(description: str) -> set[str]:
     return columns
 
 
-def build(train: pd.DataFrame, test: pd.DataFrame, none_cols: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    full = pd.concat([train.drop(columns=["SalePrice"]), test], ignore_index=True).drop(columns=["Id"])
+def build(train: pd.DataFrame, test: pd.DataFrame, none_cols: set[str], target: str, id_col: str
+          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    full = pd.concat([train.drop(columns=[target]), test], ignore_index=True).drop(columns=[id_col])
     for col in none_cols & set(full.columns):
         if not pd.api.types.is_numeric_dtype(full[col]):
             full[col] = full[col].fillna("None")

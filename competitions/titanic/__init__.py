@@ -9,26 +9,28 @@ from common.splitters import RowFolds
 from competitions.titanic import features
 from competitions.titanic.recipes import RECIPES
 
-PASSENGER = {"PassengerId": "int", "Pclass": "int", "Name": "str", "Sex": "str", "Age": "numeric", "SibSp": "int",
+ID, TARGET = "PassengerId", "Survived"  # stated once; everything below refers to these
+
+PASSENGER = {ID: "int", "Pclass": "int", "Name": "str", "Sex": "str", "Age": "numeric", "SibSp": "int",
              "Parch": "int", "Ticket": "str", "Fare": "numeric", "Cabin": "any", "Embarked": "any"}
 BOUNDS = {"Pclass": (1, 3), "Age": (0, 120), "SibSp": (0, None), "Parch": (0, None), "Fare": (0, None)}
 FILES = {
-    "train.csv": FileSpec({**PASSENGER, "Survived": "int"}, unique=("PassengerId",), bounds=BOUNDS),
-    "test.csv": FileSpec(PASSENGER, unique=("PassengerId",), bounds=BOUNDS),
-    "gender_submission.csv": FileSpec({"PassengerId": "int", "Survived": "int"}, unique=("PassengerId",)),
+    "train.csv": FileSpec({**PASSENGER, TARGET: "int"}, unique=(ID,), bounds=BOUNDS),
+    "test.csv": FileSpec(PASSENGER, unique=(ID,), bounds=BOUNDS),
+    "gender_submission.csv": FileSpec({ID: "int", TARGET: "int"}, unique=(ID,)),
 }
 
 
 def load(files: DataFiles) -> Data:
     tables = {name: read_table(files, name, spec) for name, spec in FILES.items()}
     train = tables["train.csv"]
-    require(train, train["Survived"].isin([0, 1]), "train.csv", "Survived", "0 or 1", "PassengerId")
+    require(train, train[TARGET].isin([0, 1]), "train.csv", TARGET, "0 or 1", ID)
     return Data(train=train, test=tables["test.csv"], sample_submission=tables["gender_submission.csv"],
-                target="Survived", id_col="PassengerId")
+                target=TARGET, id_col=ID)
 
 
 def make_features(data: Data) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return features.build(data.train, data.test)
+    return features.build(data.train, data.test, data.target)
 
 
 COMPETITION = Competition(
@@ -41,7 +43,7 @@ COMPETITION = Competition(
     features=make_features,
     folds=RowFolds("stratified"),
     recipes=RECIPES,
-    submission=SubmissionSpec("gender_submission.csv", id_col="PassengerId", value_col="Survived", dtype="int",
+    submission=SubmissionSpec("gender_submission.csv", id_col=ID, value_col=TARGET, dtype="int",
                               allowed=(0, 1)),
     decode=binary_labels,
 )

@@ -19,10 +19,10 @@ def title(names: pd.Series) -> pd.Series:
     return raw.map(TITLES).fillna("Rare")
 
 
-def build(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build(train: pd.DataFrame, test: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features for train and test. Counts (ticket sizes) use both files' passenger lists - no labels involved -
     because a test passenger's travelling party is visible in the competition data."""
-    full = pd.concat([train.drop(columns=["Survived"]), test], ignore_index=True)
+    full = pd.concat([train.drop(columns=[target]), test], ignore_index=True)
     out = pd.DataFrame(index=full.index)
     out["Pclass"] = full["Pclass"].astype(int)
     out["Sex"] = full["Sex"].astype(str)

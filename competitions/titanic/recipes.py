@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from common.blocks.tabular import GroupMedianImputer, GroupTargetMean
-from common.competition import Recipe
+from common.competition import Recipe, binary_labels
 from common.compute import n_threads
 from competitions.titanic.features import CATEGORICAL, NUMERIC
 
@@ -53,7 +53,7 @@ class WcgRule(ClassifierMixin, BaseEstimator):
         return np.c_[1 - p, p]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+        return binary_labels(self.predict_proba(X)[:, 1])
 
 
 GROUP_FEATURES = ["FamilyKey_mean", "FamilyKey_count", "TicketKey_mean", "TicketKey_count",

@@ -10,6 +10,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
 
+from common.competition import binary_labels
+
 
 def shift_to_half(proba: np.ndarray, threshold: float) -> np.ndarray:
     """Monotone map of probabilities sending ``threshold`` to 0.5 (a shift in logit space)."""
@@ -55,4 +57,4 @@ class F1Threshold(ClassifierMixin, BaseEstimator):
         return np.c_[1 - p, p]
 
     def predict(self, X) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+        return binary_labels(self.predict_proba(X)[:, 1])
