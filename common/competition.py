@@ -82,6 +82,9 @@ class Recipe:
     params: dict[str, Any] = field(default_factory=dict)
     space: Callable[[Any], dict[str, Any]] | None = None
     members: tuple[str, ...] = ()
+    # How many of the persisted folds a run scores by default (None: all). A model too slow to fit k times within
+    # its budget scores one whole fold it never trained on; --folds-scored all runs the full CV.
+    folds_scored: int | None = None
 
 
 @dataclass(frozen=True)

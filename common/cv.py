@@ -63,13 +63,15 @@ def cross_validate(
     predict: Callable[[Any, Any], np.ndarray] = predict_raw,
     on_fold: Callable[[int, float, list[float]], None] | None = None,
     progress: bool = True,
+    max_folds: int | None = None,
 ) -> CVResult:
     """Fit one model per fold; return out-of-fold predictions, fold-averaged test predictions and fold scores.
 
-    ``on_fold(k, score, scores_so_far)`` runs after each fold; the tuning layer uses it to report to a pruner
+    ``max_folds`` scores only the first folds (the others' rows stay NaN in ``oof``). ``on_fold(k, score,
+    scores_so_far)`` runs after each fold; the tuning layer uses it to report to a pruner
     (raising there stops the CV early).
     """
-    folds = [as_fold(f) for f in folds]
+    folds = [as_fold(f) for f in folds][:max_folds]
     y = np.asarray(y)
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None

@@ -46,8 +46,10 @@ def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = N
 
 
 def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, progress: bool = True,
-           on_fold=None, with_test: bool = True) -> CVResult:
+           on_fold=None, with_test: bool = True, folds_scored: int | None = None) -> CVResult:
+    """``folds_scored``: how many folds to score (None: the recipe's own default, then all)."""
     recipe = prep.competition.recipe(recipe_name)
+    folds_scored = folds_scored or recipe.folds_scored
     params = resolve(prep.competition, recipe_name, params)
     if recipe.members:
         members = {}
@@ -61,20 +63,28 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
                         prep.competition.score, progress=progress, on_fold=on_fold)
     return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
                           prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
-                          progress=progress)
+                          progress=progress, max_folds=folds_scored)
+
+
+def validated(oof: np.ndarray, cells: bool) -> np.ndarray:
+    """Where the out-of-fold container holds a prediction: the rows of the scored folds (all of a row's class
+    probabilities), or with ``cells`` (series x days) the days some backtest window validated."""
+    missing = np.isnan(oof)
+    if cells or oof.ndim == 1:
+        return ~missing
+    return ~missing.all(axis=tuple(range(1, oof.ndim)))
 
 
 def oof_score(comp: Competition, prep: Prepared, result: CVResult) -> float:
     """The metric over every validated prediction at once (backtests: only the days some window validated)."""
-    if prep.folds.fold is not None:
-        return comp.score(prep.data.y, result.oof)
-    validated = ~np.isnan(result.oof)
-    return comp.score(prep.data.y[validated], result.oof[validated])
+    scored = validated(result.oof, prep.folds.fold is None)
+    return comp.score(prep.data.y[scored], result.oof[scored])
 
 
 def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int = 5,
           data_dir: str | Path | None = None, params: dict[str, Any] | None = None,
-          params_source: dict[str, Any] | None = None, progress: bool = True) -> tuple[RunRecord, Path]:
+          params_source: dict[str, Any] | None = None, progress: bool = True,
+          folds_scored: int | None = None) -> tuple[RunRecord, Path]:
     """Cross-validate a recipe, write a complete run folder and publish its submission; returns (record, folder)."""
     started = time.perf_counter()
     changes = params
@@ -85,7 +95,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     with RunWriter(comp.name, recipe_name, config) as run:
         log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
         try:
-            result = run_cv(prep, recipe_name, params, seed, progress=progress)
+            result = run_cv(prep, recipe_name, params, seed, progress=progress, folds_scored=folds_scored)
         except Exception as exc:
             if not changes or isinstance(exc, KitError):
                 raise
@@ -95,7 +105,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
                              f"({', '.join(sorted(changes))}): {type(exc).__name__}: {first}") from exc
         for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
             log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
-        submission.check_finite(result.oof[~np.isnan(result.oof)] if prep.folds.fold is None else result.oof,
+        submission.check_finite(result.oof[validated(result.oof, prep.folds.fold is None)],
                                 "out-of-fold predictions")
         submission.check_finite(result.test_pred)
         sub = comp.to_submission(prep.data, result.test_pred)
@@ -117,6 +127,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
                 "mean": result.mean,
                 "std": result.std,
                 "fold_scores": result.fold_scores,
+                "folds_scored": len(result.fold_scores),
                 "oof_score": oof_score(comp, prep, result),
                 "members": {name: {"mean": r.mean, "std": r.std, "fold_scores": r.fold_scores}
                             for name, r in result.members.items()},

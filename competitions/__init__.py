@@ -12,6 +12,7 @@ REGISTRY: dict[str, str] = {
     "titanic": "competitions.titanic",
     "house-prices": "competitions.house_prices",
     "disaster-tweets": "competitions.disaster_tweets",
+    "digit-recognizer": "competitions.digit_recognizer",
 }
 
 

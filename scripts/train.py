@@ -5,6 +5,7 @@
     python scripts/train.py titanic --recipe lgbm --seed 3 --folds 10
     python scripts/train.py titanic --recipe lgbm --params best          # the best trial of scripts/tune.py
     python scripts/train.py titanic --recipe lgbm --params my-params.json
+    python scripts/train.py digit-recognizer --folds-scored all           # the full 5-fold CV of a slow model
 """
 
 import argparse
@@ -12,7 +13,7 @@ import logging
 
 import competitions
 from common import tuning
-from common.cli import folds_arg, run_main, seed_arg, setup_logging
+from common.cli import folds_arg, run_main, scored_arg, seed_arg, setup_logging
 from common.runner import train
 
 
@@ -24,6 +25,9 @@ def main() -> int:
     parser.add_argument("--folds", type=folds_arg, default=5, help="number of CV folds (default: 5)")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "
                         "/kaggle/input, the cache, the Kaggle API)")
+    parser.add_argument("--folds-scored", type=scored_arg,
+                        help="folds to score: a number or 'all' (default: the recipe's own - all, except for slow "
+                        "models such as the digit CNN, which score one whole held-out fold)")
     parser.add_argument("--params", help="'best' (best trial of the recipe's study) or a JSON file of params")
     parser.add_argument("--storage", help="tuning storage for --params best (default: the embedded journal)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -37,12 +41,16 @@ def main() -> int:
         params, source = tuning.best_params(comp, args.recipe, args.storage)
     elif args.params:
         params, source = tuning.params_from_file(args.params)
+    scored = args.folds if args.folds_scored == "all" else args.folds_scored
+    if scored is not None and scored > args.folds:
+        parser.error(f"--folds-scored {scored} is more than --folds {args.folds}")
     record, folder = train(comp, args.recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
-                           params=params, params_source=source, progress=not args.quiet)
+                           params=params, params_source=source, progress=not args.quiet, folds_scored=scored)
     cv = record.cv
     logging.getLogger(__name__).info("run folder: %s", folder)
     print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {cv['mean']:.5f} ± {cv['std']:.5f} "
-          f"over {len(cv['fold_scores'])} folds (oof {cv['oof_score']:.5f}) in {record.seconds['total']:.1f}s")
+          f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
+          f"in {record.seconds['total']:.1f}s")
     print(f"submission: submissions/{comp.name}.csv  (run {record.run_id})")
     return 0
 

@@ -11,7 +11,8 @@ A subclass says only what is specific to it:
 - ``build_network(n_outputs)``: the ``torch.nn.Module`` (logits out);
 - ``encode(X)``: one item per row (an image tensor, a token list...), indexable by row number;
 - ``collate(items, rows, train)``: the network's input tensors for those rows (``train``: augment here);
-- optionally ``batch_order(items, epoch)`` (default: a seeded shuffle), ``predict_order(items)``, ``after_fit``.
+- optionally ``batch_order(items, epoch)`` (default: a seeded shuffle), ``predict_order(items)``, ``views``
+  (test-time augmentation), ``after_fit``.
 """
 
 import hashlib
@@ -75,6 +76,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         order = np.random.default_rng(self.seed * 1000 + epoch).permutation(len(items))
         return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
+    def views(self, inputs: tuple) -> list[tuple]:
+        """Test-time augmentation: the inputs as they are; a subclass may add transformed copies, whose
+        probabilities are averaged."""
+        return [inputs]
+
     def predict_order(self, items: Sequence) -> np.ndarray:
         return np.arange(len(items))
 
@@ -129,8 +135,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         with torch.no_grad():
             for start in range(0, len(order), self.predict_batch):
                 rows = order[start:start + self.predict_batch]
-                logits = self._logits(self.collate(items, rows, train=False)).float()
-                out[rows] = torch.softmax(logits, dim=-1).cpu().numpy()
+                views = self.views(self.collate(items, rows, train=False))
+                proba = [torch.softmax(self._logits(view).float(), dim=-1) for view in views]
+                out[rows] = torch.stack(proba).mean(dim=0).cpu().numpy()
         return out
 
     def decode(self, proba: np.ndarray) -> np.ndarray:

@@ -1,0 +1,143 @@
+"""Digit Recognizer: the real files end to end with the fast CNN, one held-out fold scored and recorded, bad input
+named by file, column and row, and a killed CNN fit that resumes where an uninterrupted one would end."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import competitions
+from common import data, runner
+from common.errors import DataError
+
+from conftest import ROOT, run_script
+
+DR = competitions.get("digit-recognizer")
+
+
+@pytest.fixture(scope="module")
+def small_tables(shared_kaggle):
+    """The first rows of the real files (a small replica for the bad-input tests)."""
+    with zipfile.ZipFile(shared_kaggle / DR.slug / f"{DR.slug}.zip") as zf:
+        train = pd.read_csv(io.BytesIO(zf.read("train.csv")), nrows=300)
+        test = pd.read_csv(io.BytesIO(zf.read("test.csv")), nrows=200)
+    return train, test
+
+
+def write_mirror(root, train: pd.DataFrame, test: pd.DataFrame, raw_test: str | None = None):
+    folder = root / DR.slug
+    folder.mkdir(parents=True, exist_ok=True)
+    train.to_csv(folder / "train.csv", index=False)
+    if raw_test is None:
+        test.to_csv(folder / "test.csv", index=False)
+    else:
+        (folder / "test.csv").write_text(raw_test)
+    pd.DataFrame({"ImageId": range(1, len(test) + 1), "Label": 0}).to_csv(folder / "sample_submission.csv",
+                                                                          index=False)
+    return root
+
+
+def test_fast_cnn_on_the_real_files_scores_one_held_out_fold(data_dir, kit_home):
+    record, folder = runner.train(DR, "fast", progress=False)
+    assert record.cv["folds_scored"] == 1 and record.folds["n_splits"] == 5
+    assert record.cv["mean"] > 0.5  # 60 steps of a narrow CNN already learn most digits
+    oof = pd.read_parquet(folder / "oof.parquet")
+    scored = oof["oof_0"].notna()
+    assert scored.sum() == (oof["fold"] == 0).sum() == 8400  # exactly the held-out fold, never trained on
+    sub = pd.read_csv(kit_home / "submissions" / "digit-recognizer.csv")
+    assert list(sub.columns) == ["ImageId", "Label"] and list(sub["ImageId"]) == list(range(1, 28001))
+    assert sub["Label"].between(0, 9).all() and sub["Label"].nunique() == 10
+
+
+def test_folds_scored_option_runs_more_folds(small_tables, tmp_path, kit_home):
+    train, test = small_tables
+    mirror = write_mirror(tmp_path / "mirror", train, test)
+    result = run_script("train.py", "digit-recognizer", "--recipe", "fast", "--folds", "3", "--folds-scored", "2",
+                        "--data-dir", str(mirror), "--quiet", env={**os.environ, "KIT_HOME": str(kit_home)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "over 2 of 3 folds" in result.stdout
+    bad = run_script("train.py", "digit-recognizer", "--folds", "3", "--folds-scored", "4",
+                     env={**os.environ, "KIT_HOME": str(kit_home)})
+    assert bad.returncode == 2 and "more than --folds 3" in bad.stderr
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda tr, te: (tr.assign(pixel300=tr["pixel300"].where(tr.index != 2, 300)), te),
+     r"train\.csv: pixel300 must be in 0\.\.255; row 3 "),
+    (lambda tr, te: (tr.assign(pixel5=tr["pixel5"].where(tr.index != 0, -1)), te),
+     r"train\.csv: pixel5 must be in 0\.\.255; row 1 "),
+    (lambda tr, te: (tr, te.assign(pixel7=te["pixel7"].where(te.index != 4, np.nan))),
+     r"test\.csv: pixel7 must be a whole number on every row \(no gaps\); row 5 "),
+    (lambda tr, te: (tr.drop(columns=["pixel783"]), te), r"train\.csv is missing column\(s\) pixel783"),
+    (lambda tr, te: (tr.assign(label=tr["label"].where(tr.index != 1, 10)), te),
+     r"train\.csv: label must be in 0\.\.9; row 2 "),
+    (lambda tr, te: (tr, te.assign(label=0)), r"test\.csv has unexpected column\(s\) label \(test\.csv must not "
+                                              r"have a label column\)"),
+])
+def test_bad_input_is_one_line_naming_file_column_and_row(small_tables, tmp_path, damage, message):
+    train, test = damage(*small_tables)
+    mirror = write_mirror(tmp_path / "mirror", train, test)
+    with pytest.raises(DataError, match=message):
+        data.load(DR, mirror)
+
+
+def test_empty_test_file_is_one_line_and_nothing_is_written(small_tables, tmp_path, kit_home):
+    train, test = small_tables
+    mirror = write_mirror(tmp_path / "mirror", train, test, raw_test="")
+    result = run_script("train.py", "digit-recognizer", "--recipe", "fast", "--data-dir", str(mirror),
+                        env={**os.environ, "KIT_HOME": str(kit_home)})
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: test.csv is empty")
+    assert not (kit_home / "runs").exists() and not (kit_home / "submissions").exists()
+
+
+CNN_SCRIPT = """
+import sys, json, numpy as np, pandas as pd
+from competitions.digit_recognizer.recipes import DigitCNN
+train = pd.read_csv(sys.argv[1])
+X, y = train.drop(columns="label").to_numpy(np.uint8), train["label"].to_numpy()
+clf = DigitCNN(width=8, epochs=3, batch_size=32, checkpoint_root=sys.argv[2], keep_checkpoints=True, seed=0,
+               tta_shifts=1, progress=False)
+clf.fit(X, y)
+print(json.dumps({"proba": clf.predict_proba(X[:16]).tolist(), "resumed": clf.loop_.resumed_from,
+                  "epochs": [h["epoch"] for h in clf.loop_.history]}))
+"""
+
+
+def test_a_killed_cnn_fit_resumes_and_ends_where_an_uninterrupted_one_would(small_tables, tmp_path):
+    train, _ = small_tables
+    csv = tmp_path / "train.csv"
+    train.to_csv(csv, index=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+
+    def run(root):
+        return subprocess.run([sys.executable, "-c", CNN_SCRIPT, str(csv), str(root)], capture_output=True,
+                              text=True, env=env, cwd=ROOT, timeout=600)
+
+    clean = run(tmp_path / "uninterrupted")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    expected = json.loads(clean.stdout.strip().splitlines()[-1])
+    assert expected["resumed"] is None and expected["epochs"] == [0, 1, 2]
+
+    root = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", CNN_SCRIPT, str(csv), str(root)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(root.glob("*/checkpoint.pt")):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(root.glob("*/checkpoint.pt")), "no checkpoint was written before the kill"
+    resumed = run(root)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    result = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert result["resumed"] is not None and result["epochs"] == [0, 1, 2]
+    assert np.allclose(result["proba"], expected["proba"], atol=1e-5)  # augmentation RNG restored too
