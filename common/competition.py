@@ -123,6 +123,8 @@ class Competition:
     # (data, decoded test predictions) -> the submission frame, for competitions that map through a key file;
     # None: one prediction per test row, aligned to the sample submission by id.
     submission_from: Callable[[Data, np.ndarray], pd.DataFrame] | None = None
+    # The competition's own pictures of a run for the report: run record -> [(title, matplotlib figure)].
+    figures: Callable[[Any], list[tuple[str, Any]]] | None = None
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

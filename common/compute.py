@@ -1,9 +1,46 @@
-"""How many CPU threads a model may use: all cores, unless ``KIT_THREADS`` says otherwise (the tuning layer sets it
-so K parallel workers share the cores instead of each grabbing all of them)."""
+"""Compute resources: how many CPU threads a model may use, and which process of a ``torchrun`` job this is.
 
+Threads: all cores, unless ``KIT_THREADS`` says otherwise (the tuning layer sets it so K parallel workers share the
+cores instead of each grabbing all of them); under torchrun the cores are shared by the local processes.
+
+Processes: ``torchrun --nproc_per_node=N scripts/train.py ...`` starts N copies; each learns its rank from the
+environment. Only rank 0 writes (cache, folds, run, submission); the others wait for it where they would race, and
+train on their shard. torch is imported only when there is more than one process.
+"""
+
+import atexit
 import os
+
+
+def world() -> tuple[int, int]:
+    """(rank, number of processes) of this process; (0, 1) when not started by torchrun."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def n_threads() -> int:
     value = os.environ.get("KIT_THREADS")
-    return max(1, int(value)) if value else (os.cpu_count() or 1)
+    if value:
+        return max(1, int(value))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, (os.cpu_count() or 1) // local)
+
+
+def init_distributed() -> str | None:
+    """Join the torchrun job's process group (NCCL on GPUs, gloo on CPUs); the backend, or None when alone."""
+    if world()[1] <= 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return dist.get_backend()
+
+
+def barrier() -> None:
+    """Wait until every process of the job gets here (nothing to wait for when alone)."""
+    if init_distributed() is not None:
+        import torch.distributed as dist
+
+        dist.barrier()

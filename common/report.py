@@ -9,8 +9,10 @@ import base64
 import html
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common import paths
 from common.io import write_text_atomic
@@ -127,6 +129,21 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+Figures = Callable[[RunRecord], list[tuple[str, Any]]]
+
+
+def _competition_figures(section: Section, figures: Figures | None) -> list[tuple[str, str]]:
+    """A competition's own pictures of its best run (e.g. what a digit model gets wrong), as embedded PNGs."""
+    if figures is None or not section.runs:
+        return []
+    best = section.runs[0]
+    try:
+        return [(f"{title} ({best.run_id})", _png(fig)) for title, fig in figures(best)]
+    except Exception as exc:  # noqa: BLE001 - a competition's pictures must not stop the report
+        log.warning("skipping the %s pictures of run %s: %s", section.name, best.run_id, exc)
+        return []
+
+
 def _plots(section: Section) -> list[tuple[str, str]]:
     import matplotlib
 
@@ -179,7 +196,7 @@ def _plots(section: Section) -> list[tuple[str, str]]:
     return plots
 
 
-def html_page(sections: list[Section]) -> str:
+def html_page(sections: list[Section], figures: dict[str, Figures] | None = None) -> str:
     style = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
              "th{background:#f0f0f0}td:nth-child(2),td:nth-child(3){text-align:left}img{max-width:100%}")
@@ -194,15 +211,17 @@ def html_page(sections: list[Section]) -> str:
         for row in _rows(s):
             body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
         body.append("</table>")
-        for title, uri in _plots(s):
+        for title, uri in _plots(s) + _competition_figures(s, (figures or {}).get(s.name)):
             body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>CV leaderboard</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
 
 
-def write(competitions: list[str] | None = None, storage: str | None = None) -> tuple[Path, Path, list[Section]]:
+def write(competitions: list[str] | None = None, storage: str | None = None,
+          figures: dict[str, Figures] | None = None) -> tuple[Path, Path, list[Section]]:
+    """``figures``: per competition, its own pictures of a run (the Competition spec's ``figures``)."""
     sections = collect(competitions, storage)
     folder = paths.home() / "reports"
     md = write_text_atomic(folder / "leaderboard.md", markdown(sections))
-    page = write_text_atomic(folder / "leaderboard.html", html_page(sections))
+    page = write_text_atomic(folder / "leaderboard.html", html_page(sections, figures))
     return md, page, sections

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from common import data as data_layer
 from common import predictions, submission
 from common.competition import Competition, Data
+from common.compute import barrier, world
 from common.cv import CVResult, cross_validate
 from common.errors import KitError, UsageError
 from common.params import check_buildable, resolve
@@ -30,8 +30,8 @@ class Prepared:
     competition: Competition
     files: data_layer.DataFiles
     data: Data
-    X: pd.DataFrame
-    X_test: pd.DataFrame
+    X: Any  # the model input: a feature frame, an array of images, a Panel of series
+    X_test: Any
     folds: Folds
 
 
@@ -84,13 +84,23 @@ def oof_score(comp: Competition, prep: Prepared, result: CVResult) -> float:
 def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int = 5,
           data_dir: str | Path | None = None, params: dict[str, Any] | None = None,
           params_source: dict[str, Any] | None = None, progress: bool = True,
-          folds_scored: int | None = None) -> tuple[RunRecord, Path]:
-    """Cross-validate a recipe, write a complete run folder and publish its submission; returns (record, folder)."""
+          folds_scored: int | None = None) -> tuple[RunRecord | None, Path | None]:
+    """Cross-validate a recipe, write a complete run folder and publish its submission; returns (record, folder).
+
+    Under torchrun only rank 0 writes and returns the record; the other processes return (None, None).
+    """
     started = time.perf_counter()
     changes = params
     params = resolve(comp, recipe_name, changes)
     check_buildable(comp, recipe_name, params, seed)
+    rank, processes = world()
+    if rank > 0:  # another process of a torchrun job: train its shard in step with rank 0, write nothing
+        barrier()  # rank 0 has checked and cached the files and made the folds
+        run_cv(prepare(comp, n_folds, data_dir), recipe_name, params, seed, progress=False, with_test=False,
+               folds_scored=folds_scored)
+        return None, None
     prep = prepare(comp, n_folds, data_dir)
+    barrier()
     config = {"competition": comp.name, "recipe": recipe_name, "params": params, "seed": seed, "n_folds": n_folds}
     with RunWriter(comp.name, recipe_name, config) as run:
         log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
@@ -138,7 +148,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
             submission={"file": sub_path.name, "rows": len(sub), "sha256": sub_sha},
             seconds={"total": round(time.perf_counter() - started, 3),
                      "folds": [round(s, 3) for s in result.fold_seconds]},
-            environment=environment(),
+            environment={**environment(), "processes": processes},
         )
         record.path = run.finish(record)
     submission.publish(record.path / "submission.csv", comp.name)

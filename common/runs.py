@@ -115,7 +115,7 @@ class RunWriter:
         return self.final
 
 
-ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "libraries", "git_commit")
+ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "libraries", "git_commit", "processes")
 
 
 @dataclass

@@ -30,7 +30,9 @@ def main() -> int:
         for name in names or [s.name for s in report.collect()]:
             updated = kaggle_runs.sync(competitions.get(name))
             print(f"{name}: scores synced for {updated} run(s)")
-    md, page, sections = report.write(names, args.storage)
+    shown = names or [s.name for s in report.collect()]
+    figures = {n: competitions.get(n).figures for n in shown if n in competitions.names()}
+    md, page, sections = report.write(names, args.storage, {n: f for n, f in figures.items() if f is not None})
     print(report.terminal(sections))
     print(f"report: {md} and {page}")
     return 0

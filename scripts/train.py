@@ -6,6 +6,7 @@
     python scripts/train.py titanic --recipe lgbm --params best          # the best trial of scripts/tune.py
     python scripts/train.py titanic --recipe lgbm --params my-params.json
     python scripts/train.py digit-recognizer --folds-scored all           # the full 5-fold CV of a slow model
+    torchrun --nproc_per_node=2 scripts/train.py digit-recognizer         # data-parallel training (DDP)
 """
 
 import argparse
@@ -46,6 +47,8 @@ def main() -> int:
         parser.error(f"--folds-scored {scored} is more than --folds {args.folds}")
     record, folder = train(comp, args.recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
                            params=params, params_source=source, progress=not args.quiet, folds_scored=scored)
+    if record is None:  # a torchrun process other than rank 0: rank 0 reports
+        return 0
     cv = record.cv
     logging.getLogger(__name__).info("run folder: %s", folder)
     print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {cv['mean']:.5f} ± {cv['std']:.5f} "

@@ -141,3 +141,49 @@ def test_a_killed_cnn_fit_resumes_and_ends_where_an_uninterrupted_one_would(smal
     result = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert result["resumed"] is not None and result["epochs"] == [0, 1, 2]
     assert np.allclose(result["proba"], expected["proba"], atol=1e-5)  # augmentation RNG restored too
+
+
+def test_torchrun_with_two_cpu_processes_makes_one_normal_run(small_tables, tmp_path, kit_home):
+    """DistributedDataParallel over gloo: each process trains on its shard of every batch, only rank 0 writes."""
+    from pathlib import Path
+
+    train, test = small_tables
+    mirror = write_mirror(tmp_path / "mirror", train, test)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "KIT_HOME": str(kit_home), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(ROOT / "scripts" / "train.py"),
+                             "digit-recognizer", "--recipe", "fast", "--folds", "3", "--data-dir", str(mirror),
+                             "--quiet"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("digit-recognizer fast: CV accuracy") == 1  # rank 0 alone reports
+    runs = [p for p in (kit_home / "runs" / "digit-recognizer").iterdir() if (p / "run.json").is_file()]
+    assert len(runs) == 1 and not [p for p in runs[0].parent.iterdir() if p.name.startswith(".tmp-")]
+    record = json.loads((runs[0] / "run.json").read_text())
+    assert record["processes"] == 2 and record["cv"]["folds_scored"] == 1
+    assert "data-parallel training on 2 processes (gloo), this is rank 0" in (runs[0] / "log.txt").read_text()
+    assert (kit_home / "submissions" / "digit-recognizer.csv").is_file()
+
+
+def test_report_shows_the_confusion_matrix_and_the_most_confidently_wrong_digits(small_tables, tmp_path, kit_home):
+    train, test = small_tables
+    mirror = write_mirror(tmp_path / "mirror", train, test)
+    env = {**os.environ, "KIT_HOME": str(kit_home), "KAGGLE_DATA_DIR": str(mirror)}
+    trained = run_script("train.py", "digit-recognizer", "--recipe", "fast", "--folds", "3", "--quiet", env=env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    result = run_script("leaderboard.py", "digit-recognizer", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = (kit_home / "reports" / "leaderboard.html").read_text()
+    assert "Out-of-fold confusion matrix" in page and "Most confidently wrong held-out digits" in page
+    assert page.count("data:image/png;base64,") == 3  # fold spread + the two pictures
+
+
+def test_most_confidently_wrong_ranks_by_confidence():
+    from competitions.digit_recognizer.figures import confusion, most_confidently_wrong
+
+    proba = np.full((4, 10), 0.0)
+    proba[0, 3], proba[1, 5], proba[2, 7], proba[3] = 0.9, 0.6, 1.0, np.nan  # row 3: not in a scored fold
+    oof = pd.DataFrame({"target": [3, 1, 2, 4], **{f"oof_{k}": proba[:, k] for k in range(10)}})
+    wrong = most_confidently_wrong(oof)
+    assert list(wrong["row"]) == [2, 1] and list(wrong["predicted"]) == [7, 5]
+    counts, truth, _ = confusion(oof)
+    assert counts.sum() == 3 and counts[3, 3] == 1 and counts[2, 7] == 1

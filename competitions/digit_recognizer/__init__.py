@@ -12,6 +12,7 @@ from common.data import read_table
 from common.errors import DataError
 from common.metrics import ACCURACY
 from common.splitters import RowFolds
+from competitions.digit_recognizer import figures
 from competitions.digit_recognizer.recipes import RECIPES
 
 ID, TARGET = "ImageId", "label"  # stated once; ImageId is a row number (train rows get one too, for the folds)
@@ -71,4 +72,5 @@ COMPETITION = Competition(
     submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col="Label", dtype="int",
                               allowed=tuple(range(10))),
     decode=decode,
+    figures=lambda run: figures.figures(run),
 )

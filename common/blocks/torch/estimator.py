@@ -3,8 +3,10 @@
 Everything a network competition would otherwise rewrite lives here once: classes taken from ``y`` (binary or
 multiclass), a validation split carved from the *training* rows for early stopping on a metric passed in (the
 scored CV fold is never used to pick the epoch), device choice (CUDA with mixed precision when present, else the
-CPU with the toolkit's thread count), seeding, AdamW with linear warm-up and decay, label smoothing, a checkpoint
-after every epoch with exact resume (common.blocks.torch.loop), and a progress bar.
+CPU with the toolkit's thread count), data-parallel training under ``torchrun`` (DistributedDataParallel, NCCL on
+GPUs, gloo on CPUs: each process trains on its shard of every batch), seeding, AdamW with linear warm-up and
+decay, label smoothing, a checkpoint after every epoch with exact resume (common.blocks.torch.loop), and a progress
+bar.
 
 A subclass says only what is specific to it:
 
@@ -19,6 +21,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 
 from common.competition import binary_labels
-from common.compute import n_threads
+from common.compute import init_distributed, n_threads, world
 from common.metrics import ACCURACY, Metric
 
 log = logging.getLogger(__name__)
@@ -98,7 +101,12 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         from common.blocks.torch.loop import pick_device, seed_everything
 
         seed_everything(self.seed)
-        self.device_ = pick_device(self.device)
+        self.rank_, self.processes_ = world()
+        self.backend_ = init_distributed()
+        device = self.device
+        if self.backend_ == "nccl" and device is None:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        self.device_ = pick_device(device)
         if self.device_.type == "cpu":
             torch.set_num_threads(n_threads())
         self.amp_ = self.device_.type == "cuda"  # mixed precision where it pays: on a GPU
@@ -120,11 +128,18 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             return rows, rows[:0]
         return train_test_split(rows, test_size=self.valid_fraction, stratify=y_idx, random_state=self.seed)
 
-    def _logits(self, inputs: tuple):
+    def _logits(self, inputs: tuple, net=None):
         import torch
 
         with torch.autocast(device_type=self.device_.type, enabled=self.amp_):
-            return self.net_(*inputs)
+            return (net or self.net_)(*inputs)
+
+    def _shard(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """This process's part of every global batch (all of it when alone). Every process draws the same global
+        batches from the same seed, so the shards never overlap and together cover the epoch."""
+        if self.processes_ <= 1:
+            return batches
+        return [b[self.rank_::self.processes_] for b in batches if len(b) >= self.processes_]
 
     def _proba(self, items: Sequence) -> np.ndarray:
         import torch
@@ -156,6 +171,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         self.net_ = self.build_network(len(self.classes_)).to(self.device_)
+        trainer = self.net_
+        if self.processes_ > 1:  # gradients averaged over the processes after every batch
+            from torch.nn.parallel import DistributedDataParallel
+
+            trainer = DistributedDataParallel(self.net_, device_ids=[self.device_] if self.amp_ else None)
+            log.info("data-parallel training on %d processes (%s), this is rank %d", self.processes_,
+                     self.backend_, self.rank_)
         train_rows, valid_rows = self._split(y_idx)
         items = self.encode(X)
         train_items = _Subset(items, train_rows)
@@ -174,7 +196,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
 
         def loss_of(net, rows):
-            logits = self._logits(self.collate(train_items, rows, train=True))
+            logits = self._logits(self.collate(train_items, rows, train=True), trainer)
             return loss_fn(logits.float(), labels[rows].to(self.device_))
 
         def evaluate(net) -> float:
@@ -182,12 +204,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
         metric = self.early_stopping or ACCURACY
         checkpoint_dir = self._checkpoint_dir(X, y)
-        self.loop_ = train_loop(self.net_, optimizer, lambda epoch: self.batch_order(train_items, epoch)[:steps],
+        self.loop_ = train_loop(self.net_, optimizer,
+                                lambda epoch: self._shard(self.batch_order(train_items, epoch)[:steps]),
                                 loss_of, evaluate if len(valid_rows) else None, self.epochs, scheduler=scheduler,
                                 is_better=metric.is_better, patience=self.patience, checkpoint_dir=checkpoint_dir,
-                                progress=self.progress, scaler=torch.amp.GradScaler("cuda") if self.amp_ else None)
+                                progress=self.progress and self.rank_ == 0,
+                                scaler=torch.amp.GradScaler("cuda") if self.amp_ else None,
+                                save_checkpoints=self.rank_ == 0)
         self.after_fit(y_valid, self._proba(valid_items) if len(valid_rows) else np.empty((0, len(self.classes_))))
-        if checkpoint_dir is not None and not self.keep_checkpoints:
+        if checkpoint_dir is not None and not self.keep_checkpoints and self.rank_ == 0:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return self
 

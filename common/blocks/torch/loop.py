@@ -84,12 +84,14 @@ def train_loop(
     progress: bool = True,
     after_epoch: Callable[[int], None] | None = None,
     scaler: Any = None,
+    save_checkpoints: bool = True,
 ) -> LoopResult:
     """Train for up to ``epochs``; keep the best weights by ``evaluate``; stop after ``patience`` epochs without
     improvement (``is_better``: the early-stopping metric's own, e.g. ``metrics.F1.is_better``; with
     ``evaluate=None`` every epoch runs and the last weights are kept). ``batches(epoch)`` must
     give the same batches for the same epoch (seed the shuffle with it) so a resumed run sees what an
     uninterrupted one would. ``scaler`` (a ``torch.amp.GradScaler``) scales the loss for mixed precision on a GPU.
+    ``save_checkpoints=False``: read a checkpoint to resume, never write one (the other processes of a DDP job).
     """
     start, best_score, best_epoch, bad_epochs, history, resumed = 0, None, -1, 0, [], None
     best_state = copy.deepcopy(model.state_dict())
@@ -152,7 +154,7 @@ def train_loop(
         else:
             bad_epochs += 1
         history.append(entry)
-        if path is not None:
+        if path is not None and save_checkpoints:
             path.parent.mkdir(parents=True, exist_ok=True)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": None if scheduler is None else scheduler.state_dict(),
