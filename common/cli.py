@@ -34,51 +34,36 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def seed_arg(text: str) -> int:
-    """argparse type of --seed: refused before any work starts rather than deep inside a model."""
+def _whole(text: str, low: int, high: int | None, out_of_range: str) -> int:
+    """A whole number in [low, high] from an option's text, or argparse's usage error saying what is allowed."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (0..{MAX_SEED})") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; seeds are 0..{MAX_SEED}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"{value} is out of range; {out_of_range}")
     return value
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of --seed: refused before any work starts rather than deep inside a model."""
+    return _whole(text, 0, MAX_SEED, f"seeds are 0..{MAX_SEED}")
 
 
 def folds_arg(text: str) -> int:
     """argparse type of --folds: 2..20. More folds than that score a handful of rows each, and such a noisy CV
     could win "best run" by luck."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({MIN_FOLDS}..{MAX_FOLDS})") from None
-    if not MIN_FOLDS <= value <= MAX_FOLDS:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; use {MIN_FOLDS}..{MAX_FOLDS} folds")
-    return value
+    return _whole(text, MIN_FOLDS, MAX_FOLDS, f"use {MIN_FOLDS}..{MAX_FOLDS} folds")
 
 
 def scored_arg(text: str) -> int | str:
     """argparse type of --folds-scored: 'all' or a number of folds (1..20)."""
-    if text == "all":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither 'all' nor a whole number") from None
-    if not 1 <= value <= MAX_FOLDS:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; use 1..{MAX_FOLDS} or 'all'")
-    return value
+    return text if text == "all" else _whole(text, 1, MAX_FOLDS, f"use 1..{MAX_FOLDS} or 'all'")
 
 
 def positive_arg(text: str) -> int:
     """argparse type of counts such as --trials and --workers."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+    return _whole(text, 1, None, "it must be at least 1")
 
 
 def handle_errors(main: Callable[[], int | None]) -> int:

@@ -88,6 +88,23 @@ def run_script(script: str, *args: str, env: dict[str, str] | None = None, timeo
                           env=env, timeout=timeout, cwd=ROOT)
 
 
+def kill_at_first_checkpoint(script: str, args: list[str], root: Path, env: dict[str, str],
+                             timeout: float = 600) -> None:
+    """Run ``python -c script *args`` (a fit writing checkpoints under ``root``) and kill -9 it as soon as its first
+    checkpoint exists: the kill half of every kill-and-resume test."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not list(root.glob("*/checkpoint.pt")):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(root.glob("*/checkpoint.pt")), "no checkpoint was written before the kill"
+
+
 def _free_port() -> int:
     import socket
 

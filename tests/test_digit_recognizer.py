@@ -4,10 +4,8 @@ named by file, column and row, and a killed CNN fit that resumes where an uninte
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 
 import numpy as np
@@ -18,7 +16,7 @@ import competitions
 from common import data, runner
 from common.errors import DataError
 
-from conftest import ROOT, run_script
+from conftest import ROOT, kill_at_first_checkpoint, run_script
 
 DR = competitions.get("digit-recognizer")
 
@@ -128,14 +126,7 @@ def test_a_killed_cnn_fit_resumes_and_ends_where_an_uninterrupted_one_would(smal
     assert expected["resumed"] is None and expected["epochs"] == [0, 1, 2]
 
     root = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", CNN_SCRIPT, str(csv), str(root)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(root.glob("*/checkpoint.pt")):
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert list(root.glob("*/checkpoint.pt")), "no checkpoint was written before the kill"
+    kill_at_first_checkpoint(CNN_SCRIPT, [str(csv), str(root)], root, env)
     resumed = run(root)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     result = json.loads(resumed.stdout.strip().splitlines()[-1])

@@ -2,10 +2,8 @@
 input, and the fine-tune loop for a few steps on a tiny slice - including kill -9 and resume from a checkpoint."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -17,7 +15,7 @@ from common.errors import DataError, UsageError
 from common.metrics import f1_score
 from competitions.disaster_tweets import features
 
-from conftest import ROOT
+from conftest import ROOT, kill_at_first_checkpoint
 
 TW = competitions.get("disaster-tweets")
 SLUG = "nlp-getting-started"
@@ -130,15 +128,7 @@ def test_finetune_loop_resumes_after_kill_and_matches_an_uninterrupted_run(data_
     assert expected["resumed"] is None and expected["epochs"] == 3
 
     root = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", FINETUNE_SCRIPT, str(train_csv), str(root)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while time.time() < deadline and not list(root.glob("*/checkpoint.pt")):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    checkpoints = list(root.glob("*/checkpoint.pt"))
-    assert checkpoints, "no checkpoint was written before the kill"
+    kill_at_first_checkpoint(FINETUNE_SCRIPT, [str(train_csv), str(root)], root, env)
     resumed = _run_finetune(train_csv, root, env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     result = json.loads(resumed.stdout.strip().splitlines()[-1])
