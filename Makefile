@@ -12,7 +12,7 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: setup titanic house-prices disaster-tweets digit-recognizer report test lint clean-venv tune tune-titanic dashboard
+.PHONY: setup titanic house-prices disaster-tweets digit-recognizer web-traffic report test lint clean-venv tune tune-titanic dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ disaster-tweets: setup
 
 digit-recognizer: setup
 	$(PY) scripts/train.py digit-recognizer --recipe default
+
+web-traffic: setup
+	$(PY) scripts/train.py web-traffic --recipe default
 
 # The CV leaderboard of every run: reports/leaderboard.md and .html
 report: setup

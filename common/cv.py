@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from common.splitters import Fold, Rows
+from common.splitters import Fold, Rows, refit_input
 
 
 @dataclass
@@ -64,12 +64,15 @@ def cross_validate(
     on_fold: Callable[[int, float, list[float]], None] | None = None,
     progress: bool = True,
     max_folds: int | None = None,
+    refit: bool = False,
 ) -> CVResult:
     """Fit one model per fold; return out-of-fold predictions, fold-averaged test predictions and fold scores.
 
     ``max_folds`` scores only the first folds (the others' rows stay NaN in ``oof``). ``on_fold(k, score,
     scores_so_far)`` runs after each fold; the tuning layer uses it to report to a pruner
-    (raising there stops the CV early).
+    (raising there stops the CV early). ``refit``: the test prediction comes from one more model fitted on all of
+    train (forecasters: on the whole history, which holds the newest weeks no fold model saw) instead of the
+    average of the fold models.
     """
     folds = [as_fold(f) for f in folds][:max_folds]
     y = np.asarray(y)
@@ -86,7 +89,7 @@ def cross_validate(
         valid_pred = predict(model, fold.valid.take(X))
         oof = fold.valid.place(oof, y, valid_pred)
         fold_score = float(score(fold.valid.truth(y), valid_pred))
-        if X_test is not None:
+        if X_test is not None and not refit:
             test_pred = predict(model, X_test)
             test_sum = test_pred.astype(float) if test_sum is None else test_sum + test_pred
         scores.append(fold_score)
@@ -96,4 +99,8 @@ def cross_validate(
             on_fold(k, fold_score, list(scores))
     bar.close()
     test_mean = None if test_sum is None else test_sum / len(folds)
+    if refit and X_test is not None:
+        model = make_model()
+        model.fit(refit_input(X, X_test), y)
+        test_mean = np.asarray(predict(model, X_test), dtype=float)
     return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds)

@@ -63,7 +63,7 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
                         prep.competition.score, progress=progress, on_fold=on_fold)
     return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
                           prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
-                          progress=progress, max_folds=folds_scored)
+                          progress=progress, max_folds=folds_scored, refit=recipe.refit)
 
 
 def validated(oof: np.ndarray, cells: bool) -> np.ndarray:

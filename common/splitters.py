@@ -59,29 +59,33 @@ class Rows:
 
 @dataclass(frozen=True)
 class Window:
-    """Days ``[start, stop)`` of every series, forecast from the history before ``history_end``. A training part
-    has no days to forecast (``start == stop == history_end``): it is the history itself."""
+    """Days ``[start, stop)`` of every series, forecast from the history before ``history_end``. Both sides of a
+    backtest fold are windows: the training side (``fit``) is the history, told which days it will have to forecast
+    (their dates, never their values: a forecaster needs the horizon and the gap to build its training targets)."""
 
     history_end: int  # the model sees days [0, history_end)
-    start: int  # first validated day (history_end + gap)
+    start: int  # first forecast day (history_end + gap)
     stop: int
+    fit: bool = False
 
-    def take(self, X):
-        """A training part gets the history; a validation part a forecast task (history + days to forecast)."""
-        history = X.until(self.history_end)
-        if self.start == self.stop:
-            return history
-        return ForecastTask(history, X.dates[self.start:self.stop])
+    def take(self, X) -> "ForecastTask":
+        return ForecastTask(X.until(self.history_end), X.dates[self.start:self.stop])
 
     def truth(self, y):
         y = np.asarray(y)
-        return y[:, : self.history_end] if self.start == self.stop else y[:, self.start:self.stop]
+        return y[:, : self.history_end] if self.fit else y[:, self.start:self.stop]
 
     def place(self, oof: np.ndarray | None, y, pred: np.ndarray) -> np.ndarray:
         if oof is None:
             oof = np.full(np.shape(y), np.nan, dtype=np.float32)
         oof[:, self.start:self.stop] = pred
         return oof
+
+
+def refit_input(X, X_test):
+    """What a model refitted on all of train sees: every train row, or for forecasting the whole history with the
+    days to forecast (the test task itself)."""
+    return X_test if isinstance(X_test, ForecastTask) else X
 
 
 @dataclass(frozen=True)
@@ -326,6 +330,7 @@ class Backtest:
     step: int | None = None
     min_history: int = 28
     seed: int = 42
+    min_splits: int = 1  # a competition may insist on several windows (one window is one draw of the weather)
 
     def windows(self, data: Data, n_splits: int, shift: int = 0) -> list[tuple[pd.Timestamp, pd.Timestamp,
                                                                               pd.Timestamp]]:
@@ -333,6 +338,9 @@ class Backtest:
         dates = self.dates(data)
         horizon, gap = _days(self.horizon, data), _days(self.gap, data)
         step = self.step or horizon
+        if n_splits < self.min_splits:
+            raise UsageError(f"a backtest of this competition needs at least {self.min_splits} windows; choose "
+                             f"--folds {self.min_splits} or more")
         if n_splits < 1 or horizon < 1 or gap < 0:
             raise UsageError(f"a backtest needs at least 1 window and horizon >= 1, gap >= 0 (got {n_splits}, "
                              f"{horizon}, {gap})")
@@ -363,8 +371,8 @@ class Backtest:
                 raise DataError(f"the train days changed since {path} was made: {', '.join(missing)} no longer "
                                 f"in train; if the new train file is right, move {path} away to make new windows")
             history_end = position[last_history] + 1
-            parts.append(Fold(Window(history_end, history_end, history_end),
-                              Window(history_end, position[first], position[last] + 1)))
+            valid = Window(history_end, position[first], position[last] + 1)
+            parts.append(Fold(replace(valid, fit=True), valid))
         table = _windows_frame(windows)
         digest = hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()[:16]
         spec = {"kind": "backtest", "n_splits": n_splits, "horizon": _days(self.horizon, data),

@@ -110,7 +110,19 @@ def forecast_for_keys(forecast: np.ndarray, series: np.ndarray, dates: pd.Dateti
         first = int(np.flatnonzero(bad)[0])
         raise SubmissionError(f"{int(bad.sum())} key rows name a series or day that was not forecast, e.g. "
                               f"{key_series.iloc[first]!r} on {key_dates.iloc[first]}")
-    return np.asarray(forecast)[row, col]
+    return forecast_at(forecast, row, col)
+
+
+def forecast_at(forecast: np.ndarray, row: np.ndarray, col: np.ndarray, missing: float | None = None) -> np.ndarray:
+    """``forecast[row, col]`` per key row; rows of series that were not forecast (-1) get ``missing`` (None:
+    refused)."""
+    unknown = np.asarray(row) < 0
+    if (np.asarray(col) < 0).any() or (unknown.any() and missing is None):
+        raise SubmissionError(f"{int(unknown.sum() + (np.asarray(col) < 0).sum())} key rows name a series or day "
+                              "that was not forecast")
+    out = np.asarray(forecast)[np.where(unknown, 0, row), col].astype(np.float64)
+    out[unknown] = missing if missing is not None else np.nan
+    return out
 
 
 def publish(run_submission: Path, name: str) -> Path:

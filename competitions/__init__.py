@@ -13,6 +13,8 @@ REGISTRY: dict[str, str] = {
     "house-prices": "competitions.house_prices",
     "disaster-tweets": "competitions.disaster_tweets",
     "digit-recognizer": "competitions.digit_recognizer",
+    "web-traffic": "competitions.web_traffic",
+    "web-traffic-stage2": "competitions.web_traffic.stage2",
 }
 
 

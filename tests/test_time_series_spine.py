@@ -28,8 +28,8 @@ class LastWeeksMedian(RegressorMixin, BaseEstimator):
     def __init__(self, days: int = 14):
         self.days = days
 
-    def fit(self, history: Panel, y=None) -> "LastWeeksMedian":
-        LastWeeksMedian.seen.append(len(history.dates))
+    def fit(self, task: ForecastTask, y=None) -> "LastWeeksMedian":
+        LastWeeksMedian.seen.append(len(task.history.dates))
         return self
 
     def predict(self, task: ForecastTask) -> np.ndarray:

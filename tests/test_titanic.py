@@ -170,8 +170,8 @@ def test_every_recipe_param_is_a_real_model_parameter():
     for name in competitions.names():
         comp = competitions.get(name)
         for recipe_name, recipe in comp.recipes.items():
-            if "lgbm" not in recipe_name:
-                continue
+            if "lgbm" not in recipe_name or recipe.make_model.__module__.startswith("competitions.web_traffic"):
+                continue  # web traffic's global LightGBM forecaster takes its own params (its __init__ checks them)
             sampled = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
             for params in (recipe.params, recipe.space(sampled) if recipe.space else {}):
                 unknown = set(params) - known

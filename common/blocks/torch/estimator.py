@@ -1,16 +1,17 @@
-"""A torch classifier with scikit-learn's contract, generic over the network and the batches.
+"""Torch estimators with scikit-learn's contract, generic over the network, the batches and the kind of target.
 
-Everything a network competition would otherwise rewrite lives here once: classes taken from ``y`` (binary or
-multiclass), a validation split carved from the *training* rows for early stopping on a metric passed in (the
-scored CV fold is never used to pick the epoch), device choice (CUDA with mixed precision when present, else the
-CPU with the toolkit's thread count), data-parallel training under ``torchrun`` (DistributedDataParallel, NCCL on
-GPUs, gloo on CPUs: each process trains on its shard of every batch), seeding, AdamW with linear warm-up and
-decay, label smoothing, a checkpoint after every epoch with exact resume (common.blocks.torch.loop), and a progress
-bar.
+Everything a network competition would otherwise rewrite lives here once (``TorchEstimator``): the target's own
+head (``TorchClassifier``: classes from ``y``, binary or multiclass, cross-entropy, softmax; ``TorchRegressor``:
+real values, one or many per row, L1 on the known ones - NaN targets are skipped), a validation split carved from
+the *training* rows for early stopping on a metric passed in (the scored CV fold is never used to pick the epoch),
+device choice (CUDA with mixed precision when present, else the CPU with the toolkit's thread count), data-parallel
+training under ``torchrun`` (DistributedDataParallel, NCCL on GPUs, gloo on CPUs: each process trains on its shard
+of every batch), seeding, AdamW with linear warm-up and decay, label smoothing, a checkpoint after every epoch with
+exact resume (common.blocks.torch.loop), and a progress bar.
 
 A subclass says only what is specific to it:
 
-- ``build_network(n_outputs)``: the ``torch.nn.Module`` (logits out);
+- ``build_network(n_outputs)``: the ``torch.nn.Module`` (logits or values out);
 - ``encode(X)``: one item per row (an image tensor, a token list...), indexable by row number;
 - ``collate(items, rows, train)``: the network's input tensors for those rows (``train``: augment here);
 - optionally ``batch_order(items, epoch)`` (default: a seeded shuffle), ``predict_order(items)``, ``views``
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 
 from common.competition import binary_labels
@@ -38,7 +39,15 @@ from common.metrics import ACCURACY, Metric
 log = logging.getLogger(__name__)
 
 
-class TorchClassifier(ClassifierMixin, BaseEstimator):
+def masked_mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    known = ~np.isnan(y_true)
+    return float(np.abs(y_true[known] - y_pred[known]).mean()) if known.any() else float("nan")
+
+
+MAE = Metric("mae", masked_mae, greater_is_better=False)
+
+
+class TorchEstimator(BaseEstimator):
     """Subclasses add their own ``__init__`` params and must pass these through (scikit-learn clones by them)."""
 
     predict_batch = 256
@@ -94,6 +103,24 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         """What identifies this fit's data for its checkpoint folder (default: the encoded rows' bytes)."""
         return np.asarray(y).tobytes() + str(len(y)).encode()
 
+    # -- the kind of target (a classifier or a regressor head) ----------------------------------------------------
+    def _targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """(targets the loss sees, labels to stratify the validation split by or None, number of outputs)."""
+        raise NotImplementedError
+
+    def _loss(self, outputs, targets):
+        raise NotImplementedError
+
+    def _transform(self, outputs):
+        """Network outputs -> predictions (probabilities for a classifier)."""
+        return outputs
+
+    def _metric(self) -> Metric:
+        raise NotImplementedError
+
+    def _score(self, targets: np.ndarray, outputs: np.ndarray) -> float:
+        return self._metric()(targets, outputs)
+
     # -- the shared machinery -------------------------------------------------------------------------------------
     def _setup(self) -> None:
         import torch
@@ -122,11 +149,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         digest.update(self.checkpoint_key(X, y))
         return Path(self.checkpoint_root) / digest.hexdigest()[:20]
 
-    def _split(self, y_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.arange(len(y_idx))
+    def _split(self, n: int, stratify: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.arange(n)
         if not self.valid_fraction:
             return rows, rows[:0]
-        return train_test_split(rows, test_size=self.valid_fraction, stratify=y_idx, random_state=self.seed)
+        return train_test_split(rows, test_size=self.valid_fraction, stratify=stratify, random_state=self.seed)
 
     def _logits(self, inputs: tuple, net=None):
         import torch
@@ -141,36 +168,30 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             return batches
         return [b[self.rank_::self.processes_] for b in batches if len(b) >= self.processes_]
 
-    def _proba(self, items: Sequence) -> np.ndarray:
+    def _outputs(self, items: Sequence) -> np.ndarray:
+        """Predictions for every item (the views of test-time augmentation averaged), in item order."""
         import torch
 
         order = self.predict_order(items)
-        out = np.empty((len(items), len(self.classes_)))
+        out = np.empty((len(items), self.n_outputs_))
         self.net_.eval()
         with torch.no_grad():
             for start in range(0, len(order), self.predict_batch):
                 rows = order[start:start + self.predict_batch]
                 views = self.views(self.collate(items, rows, train=False))
-                proba = [torch.softmax(self._logits(view).float(), dim=-1) for view in views]
-                out[rows] = torch.stack(proba).mean(dim=0).cpu().numpy()
+                outputs = [self._transform(self._logits(view).float()) for view in views]
+                out[rows] = torch.stack(outputs).mean(dim=0).reshape(len(rows), -1).cpu().numpy()
         return out
 
-    def decode(self, proba: np.ndarray) -> np.ndarray:
-        """Class indices from probabilities: the toolkit's one binary decode (0.5) for two classes, else argmax."""
-        return binary_labels(proba[:, 1]) if proba.shape[1] == 2 else proba.argmax(axis=1)
-
-    def _score(self, y_idx: np.ndarray, proba: np.ndarray) -> float:
-        return (self.early_stopping or ACCURACY)(y_idx, self.decode(proba))
-
-    def fit(self, X, y) -> "TorchClassifier":
+    def fit(self, X, y) -> "TorchEstimator":
         import torch
 
         from common.blocks.torch.loop import train_loop
 
         self._setup()
         y = np.asarray(y)
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        self.net_ = self.build_network(len(self.classes_)).to(self.device_)
+        targets, stratify, self.n_outputs_ = self._targets(y)
+        self.net_ = self.build_network(self.n_outputs_).to(self.device_)
         trainer = self.net_
         if self.processes_ > 1:  # gradients averaged over the processes after every batch
             from torch.nn.parallel import DistributedDataParallel
@@ -178,11 +199,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             trainer = DistributedDataParallel(self.net_, device_ids=[self.device_] if self.amp_ else None)
             log.info("data-parallel training on %d processes (%s), this is rank %d", self.processes_,
                      self.backend_, self.rank_)
-        train_rows, valid_rows = self._split(y_idx)
+        train_rows, valid_rows = self._split(len(targets), stratify)
         items = self.encode(X)
         train_items = _Subset(items, train_rows)
         valid_items = _Subset(items, valid_rows)
-        y_train, y_valid = y_idx[train_rows], y_idx[valid_rows]
+        y_train, y_valid = targets[train_rows], targets[valid_rows]
         steps = math.ceil(len(train_rows) / self.batch_size)
         if self.max_steps_per_epoch:
             steps = min(steps, self.max_steps_per_epoch)
@@ -193,16 +214,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
         labels = torch.tensor(y_train)
-        loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
 
         def loss_of(net, rows):
-            logits = self._logits(self.collate(train_items, rows, train=True), trainer)
-            return loss_fn(logits.float(), labels[rows].to(self.device_))
+            outputs = self._logits(self.collate(train_items, rows, train=True), trainer)
+            return self._loss(outputs.float(), labels[rows].to(self.device_))
 
         def evaluate(net) -> float:
-            return self._score(y_valid, self._proba(valid_items))
+            return self._score(y_valid, self._outputs(valid_items))
 
-        metric = self.early_stopping or ACCURACY
+        metric = self._metric()
         checkpoint_dir = self._checkpoint_dir(X, y)
         self.loop_ = train_loop(self.net_, optimizer,
                                 lambda epoch: self._shard(self.batch_order(train_items, epoch)[:steps]),
@@ -211,16 +231,68 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                                 progress=self.progress and self.rank_ == 0,
                                 scaler=torch.amp.GradScaler("cuda") if self.amp_ else None,
                                 save_checkpoints=self.rank_ == 0)
-        self.after_fit(y_valid, self._proba(valid_items) if len(valid_rows) else np.empty((0, len(self.classes_))))
+        self.after_fit(y_valid, self._outputs(valid_items) if len(valid_rows) else np.empty((0, self.n_outputs_)))
         if checkpoint_dir is not None and not self.keep_checkpoints and self.rank_ == 0:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return self
 
+
+class TorchClassifier(ClassifierMixin, TorchEstimator):
+    """Classes from ``y``; cross-entropy with label smoothing; early stopping on ``early_stopping`` (accuracy)."""
+
+    def _targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        return y_idx, y_idx, len(self.classes_)
+
+    def _loss(self, outputs, targets):
+        import torch
+
+        return torch.nn.functional.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
+
+    def _transform(self, outputs):
+        import torch
+
+        return torch.softmax(outputs, dim=-1)
+
+    def _metric(self) -> Metric:
+        return self.early_stopping or ACCURACY
+
+    def _score(self, y_idx: np.ndarray, proba: np.ndarray) -> float:
+        return self._metric()(y_idx, self.decode(proba))
+
+    def decode(self, proba: np.ndarray) -> np.ndarray:
+        """Class indices from probabilities: the toolkit's one binary decode (0.5) for two classes, else argmax."""
+        return binary_labels(proba[:, 1]) if proba.shape[1] == 2 else proba.argmax(axis=1)
+
     def predict_proba(self, X) -> np.ndarray:
-        return self._proba(self.encode(X))
+        return self._outputs(self.encode(X))
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.decode(self.predict_proba(X))]
+
+
+class TorchRegressor(RegressorMixin, TorchEstimator):
+    """Real-valued targets, one or several per row (a forecast horizon); L1 loss on the known targets (NaN ones
+    are skipped, so gaps in a series need no filling); early stopping on ``early_stopping`` (masked MAE)."""
+
+    def _targets(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
+        y = np.asarray(y, dtype=np.float32)
+        return y, None, 1 if y.ndim == 1 else y.shape[1]
+
+    def _loss(self, outputs, targets):
+        outputs = outputs.reshape(targets.shape)
+        known = ~targets.isnan()
+        return (outputs - targets.nan_to_num()).abs().mul(known).sum() / known.sum().clamp(min=1)
+
+    def _metric(self) -> Metric:
+        return self.early_stopping or MAE
+
+    def _score(self, targets: np.ndarray, outputs: np.ndarray) -> float:
+        return self._metric()(targets, outputs.reshape(targets.shape))
+
+    def predict(self, X) -> np.ndarray:
+        out = self._outputs(self.encode(X))
+        return out[:, 0] if self.n_outputs_ == 1 else out
 
 
 class _Subset(Sequence):

@@ -1,0 +1,69 @@
+"""Web Traffic Time Series Forecasting: daily visits of Wikipedia pages, forecast for the days a key file names.
+
+train_N.csv is ``Page`` + one column per day (empty = missing); key_N.csv maps ``<Page>_<YYYY-MM-DD>`` to an
+``Id``; the submission is ``Id,Visits``; the metric SMAPE. Stage 1 forecasts the 60 days right after train,
+stage 2 (``web-traffic-stage2``) starts two days after train ends: horizon and gap come from the key file.
+"""
+
+import numpy as np
+import pandas as pd
+
+from common.competition import Competition, Data, SubmissionSpec
+from common.metrics import SMAPE
+from common.splitters import Backtest, ForecastTask, Panel
+from common.submission import forecast_at
+from competitions.web_traffic import figures
+from competitions.web_traffic.files import STAGES, Stage, load_stage
+from competitions.web_traffic.recipes import RECIPES
+
+ID, TARGET = "Page", "Visits"
+SLUG = "web-traffic-time-series-forecasting"
+
+
+def features(data: Data) -> tuple[Panel, ForecastTask]:
+    """The panel of every page's visits with its project / access / agent, and the days the key asks for."""
+    panel = Panel(data.train[ID].to_numpy(), data.extras["dates"], data.labels,
+                  data.train[["project", "access", "agent"]].reset_index(drop=True))
+    return panel, ForecastTask(panel, data.extras["future"])
+
+
+def horizon(data: Data) -> int:
+    return len(data.extras["future"])
+
+
+def gap(data: Data) -> int:
+    return int((data.extras["future"][0] - data.extras["dates"][-1]).days) - 1
+
+
+def to_submission(data: Data, forecast: np.ndarray) -> pd.DataFrame:
+    """Each key row gets its page's forecast for its day (pages not in train: 0), in the sample's Id order."""
+    key = data.test
+    day = data.extras["future"].get_indexer(pd.DatetimeIndex(key["day"]))
+    values = forecast_at(forecast, key["series"].to_numpy(), day, missing=0.0)
+    sample_ids = data.sample_submission["Id"]
+    if not np.array_equal(sample_ids.to_numpy(), key["Id"].to_numpy()):
+        values = pd.Series(values, index=key["Id"].to_numpy()).reindex(sample_ids.to_numpy()).to_numpy()
+    return pd.DataFrame({"Id": sample_ids.to_numpy(), "Visits": values})
+
+
+def make(stage: Stage, name: str) -> Competition:
+    def pictures(run):  # the report's pictures need the truth of the backtest days: the files, loaded again
+        from common import data as data_layer
+
+        return figures.figures(run, lambda: data_layer.load(comp)[1])
+
+    comp = Competition(
+        name=name, slug=SLUG, task="forecast", metric=SMAPE, files=stage.specs,
+        load=lambda files: load_stage(files, stage), features=features,
+        # windows as long as the key's horizon, after the key's gap, the newest ending on the last train day
+        folds=Backtest(horizon=horizon, gap=gap, dates=lambda data: data.extras["dates"], min_history=56,
+                       min_splits=3),
+        recipes=RECIPES,
+        submission=SubmissionSpec(stage.sample, id_col="Id", value_col="Visits", dtype="float", bounds=(0, None)),
+        submission_from=to_submission,
+        figures=pictures,
+    )
+    return comp
+
+
+COMPETITION = make(STAGES[1], "web-traffic")

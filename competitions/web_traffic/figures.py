@@ -1,0 +1,83 @@
+"""Where the forecaster errs, as pictures for the report: backtest SMAPE per forecast day and per project, and a
+few pages' recent history with the backtest forecast and the test forecast."""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common.metrics import smape_score
+from competitions.web_traffic.files import PAGE_PATTERN
+
+
+def cells(run: Any, data) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(oof frame, truth and forecast pages x validated days) of a run, aligned on the run's days."""
+    oof = pd.read_parquet(run.path / "oof.parquet")
+    days = pd.DatetimeIndex(pd.to_datetime(oof.columns[1:]))
+    position = data.extras["dates"].get_indexer(days)
+    rows = pd.Index(data.train["Page"]).get_indexer(oof["Page"])
+    return oof, data.labels[rows][:, position], oof.iloc[:, 1:].to_numpy(np.float32)
+
+
+def per_step(run: Any, oof: pd.DataFrame, truth: np.ndarray, forecast: np.ndarray) -> pd.Series:
+    """SMAPE of each forecast day (1 = the first day after the gap), pooled over the backtest windows."""
+    days = pd.DatetimeIndex(pd.to_datetime(oof.columns[1:]))
+    step = np.zeros(len(days), dtype=int)
+    for w in run.folds["windows"]:
+        inside = (days >= pd.Timestamp(w["first_day"])) & (days <= pd.Timestamp(w["last_day"]))
+        step[inside] = (days[inside] - pd.Timestamp(w["first_day"])).days + 1
+    return pd.Series({s: smape_score(truth[:, step == s].ravel(), forecast[:, step == s].ravel())
+                      for s in sorted(set(step) - {0})})
+
+
+def per_project(oof: pd.DataFrame, truth: np.ndarray, forecast: np.ndarray) -> pd.Series:
+    project = oof["Page"].str.extract(PAGE_PATTERN)["project"].fillna("unknown").to_numpy()
+    return pd.Series({p: smape_score(truth[project == p].ravel(), forecast[project == p].ravel())
+                      for p in sorted(set(project))}).sort_values()
+
+
+def figures(run: Any, load_data: Callable[[], Any], pages: int = 4) -> list[tuple[str, Any]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = load_data()
+    oof, truth, forecast = cells(run, data)
+    steps = per_step(run, oof, truth, forecast)
+    projects = per_project(oof, truth, forecast)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    left.plot(steps.index, steps.to_numpy(), marker=".", lw=1)
+    left.set_xlabel("forecast day")
+    left.set_ylabel("SMAPE %")
+    left.set_title(f"backtest SMAPE per forecast day ({len(run.folds['windows'])} windows)")
+    right.barh(projects.index, projects.to_numpy(), color="tab:blue")
+    right.set_xlabel("SMAPE %")
+    right.set_title("per project")
+    fig.tight_layout()
+    out = [("Backtest SMAPE per forecast day and per project", fig)]
+
+    test = pd.read_parquet(run.path / "test_pred.parquet")
+    level = np.nan_to_num(np.nanmedian(np.where(np.isnan(truth), np.nan, truth), axis=1)) if truth.size else None
+    if level is not None and len(level):
+        order = np.argsort(level)
+        chosen = order[np.linspace(len(order) // 4, len(order) - 1, pages).astype(int)]
+        dates = data.extras["dates"]
+        fig, axes = plt.subplots(pages, 1, figsize=(11, 2.1 * pages), sharex=True)
+        oof_days = pd.DatetimeIndex(pd.to_datetime(oof.columns[1:]))
+        test_days = pd.DatetimeIndex(pd.to_datetime(test.columns[1:]))
+        for ax, i in zip(np.atleast_1d(axes), chosen, strict=False):
+            page = oof["Page"].iloc[i]
+            row = int(pd.Index(data.train["Page"]).get_loc(page))
+            shown = dates >= oof_days[0] - pd.Timedelta(days=60)
+            ax.plot(dates[shown], data.labels[row, shown], color="grey", lw=0.8, label="visits")
+            ax.plot(oof_days, forecast[i], color="tab:blue", lw=1.2, label="backtest forecast")
+            ax.plot(test_days, test.iloc[int(np.flatnonzero(test["Page"].to_numpy() == page)[0]), 1:].to_numpy(
+                np.float32), color="tab:red", lw=1.2, label="test forecast")
+            ax.set_title(page, fontsize=8)
+            ax.set_yscale("symlog")
+        np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
+        fig.tight_layout()
+        out.append(("A few pages: history, backtest forecast and test forecast", fig))
+    return out

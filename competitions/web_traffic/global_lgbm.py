@@ -1,0 +1,91 @@
+"""One LightGBM model for every page: trained on many past cut-offs of the history, it learns how a page's level
+moves over the forecast window from its recent medians, trend, zeros, weekday profile, last year's change over the
+same weeks and its project / access / agent.
+
+Direct multi-horizon: one row per (page, forecast day) with the step ahead as a feature, so there is no recursion
+and no error feedback. The target is log1p visits minus the page's median of medians, with an L1 loss (a median
+in log space is what SMAPE rewards). Training rows are sampled to ``max_rows`` so the full competition fits a
+laptop.
+"""
+
+import logging
+
+import lightgbm as lgb
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from common.compute import n_threads
+from common.splitters import ForecastTask
+from competitions.web_traffic.baselines import log_history
+from competitions.web_traffic.features import Cut, cut_rows
+
+log = logging.getLogger(__name__)
+
+
+def static_codes(task: ForecastTask) -> np.ndarray:
+    """project / access / agent as integer codes (categorical features); zeros when the panel has none."""
+    static = task.history.static
+    if static is None:
+        return np.zeros((len(task), 3), dtype=np.int32)
+    return np.column_stack([static[c].cat.codes.to_numpy() for c in ("project", "access", "agent")])
+
+
+class GlobalLGBM(RegressorMixin, BaseEstimator):
+    def __init__(self, n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 63,
+                 min_child_samples: int = 200, feature_fraction: float = 0.8, stride: int = 14,
+                 max_cuts: int = 16, min_history: int = 56, max_rows: int = 3_000_000, seed: int = 0):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.feature_fraction = feature_fraction
+        self.stride = stride
+        self.max_cuts = max_cuts
+        self.min_history = min_history
+        self.max_rows = max_rows
+        self.seed = seed
+
+    def cuts(self, task: ForecastTask) -> list[Cut]:
+        """Training cut-offs: the newest leaves exactly gap + horizon known days after it, older ones step back."""
+        horizon, gap, length = len(task.dates), task.gap, len(task.history.dates)
+        ends = [length - gap - horizon - k * self.stride for k in range(self.max_cuts)]
+        return [Cut(end, gap, horizon) for end in ends if end >= self.min_history]
+
+    def fit(self, task: ForecastTask, y=None) -> "GlobalLGBM":
+        logged = log_history(task.history)
+        codes = static_codes(task)
+        cuts = self.cuts(task)
+        if not cuts:
+            raise ValueError(f"history of {len(task.history.dates)} days is too short to train on")
+        rng = np.random.default_rng(self.seed)
+        n, horizon = logged.shape[0], cuts[0].horizon
+        share = min(1.0, self.max_rows / (n * horizon * len(cuts)))
+        parts, targets = [], []
+        for cut in cuts:
+            pick = np.flatnonzero(rng.random(n * horizon) < share)
+            series, steps = pick // horizon, pick % horizon
+            X, level, series, steps, names = cut_rows(logged, task.history.dates, cut, codes, (series, steps))
+            target = logged[series, cut.end + cut.gap + steps] - level
+            known = ~np.isnan(target) & ~np.isnan(logged[series, :cut.end]).all(axis=1)
+            parts.append(X[known])
+            targets.append(target[known])
+        X, target = np.vstack(parts), np.concatenate(targets)
+        log.info("global lgbm: %d rows from %d cut-offs, %d features", len(X), len(cuts), X.shape[1])
+        self.names_ = names
+        self.model_ = lgb.LGBMRegressor(
+            objective="l1", n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
+            colsample_bytree=self.feature_fraction,
+            subsample=0.8, subsample_freq=1, random_state=self.seed, n_jobs=n_threads(), verbose=-1)
+        categorical = [names.index(c) for c in ("project", "access", "agent", "weekday")]
+        self.model_.fit(X, target, feature_name=names, categorical_feature=categorical)
+        return self
+
+    def predict(self, task: ForecastTask) -> np.ndarray:
+        logged = log_history(task.history)
+        cut = Cut(len(task.history.dates), task.gap, len(task.dates))
+        X, level, series, steps, _ = cut_rows(logged, task.history.dates, cut, static_codes(task))
+        pred = level + self.model_.booster_.predict(X, num_threads=n_threads())
+        out = np.clip(np.expm1(pred), 0, None).reshape(len(task), len(task.dates)).astype(np.float32)
+        out[np.isnan(logged).all(axis=1)] = 0  # no history at all: 0
+        return out

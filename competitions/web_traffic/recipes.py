@@ -1,0 +1,50 @@
+"""Named forecasting recipes, like AutoGluon presets: plain params plus a factory. Every recipe refits on the
+whole history for the test forecast (the newest weeks carry the level the forecast starts from)."""
+
+from typing import Any
+
+from common.competition import Recipe
+from competitions.web_traffic.baselines import FIBONACCI_WINDOWS, MedianForecaster
+from competitions.web_traffic.blend import Blend
+from competitions.web_traffic.global_lgbm import GlobalLGBM
+
+LGBM = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 63, "min_child_samples": 200,
+        "feature_fraction": 0.8, "stride": 14, "max_cuts": 16, "min_history": 56, "max_rows": 3_000_000}
+RNN = {"epochs": 12, "hidden": 64, "encoder_days": 112, "batch_size": 256, "learning_rate": 3e-3,
+       "samples_per_series": 4, "max_series": 40_000}
+
+
+def _rnn(params: dict[str, Any], seed: int):
+    from competitions.web_traffic.rnn import Seq2SeqForecaster  # torch only when asked for
+
+    return Seq2SeqForecaster(**params, seed=seed)
+
+
+MEMBERS = {"median": lambda p, seed: MedianForecaster(**p), "lgbm": lambda p, seed: GlobalLGBM(**p, seed=seed),
+           "rnn": _rnn}
+
+
+def _blend(params: dict[str, Any], seed: int) -> Blend:
+    members = {name: MEMBERS[name](params.get(name, {}), seed) for name, w in params["weights"].items() if w > 0}
+    return Blend(members, params["weights"], params["round"])
+
+
+RECIPES: dict[str, Recipe] = {
+    "median": Recipe("median of the medians of 8 trailing windows (11 to 329 days), the classic public kernel",
+                     lambda p, seed: MedianForecaster(**p), {"windows": FIBONACCI_WINDOWS}, refit=True),
+    "weekday": Recipe("median of medians shaped by each page's day-of-week profile (last 8 weeks, half strength)",
+                      lambda p, seed: MedianForecaster(**p),
+                      {"windows": FIBONACCI_WINDOWS, "weekday": 0.5, "weeks": 8}, refit=True),
+    "lgbm": Recipe("one global LightGBM over all pages: direct multi-horizon, log1p visits relative to the page's "
+                   "level, L1 loss, trained on 16 past cut-offs", lambda p, seed: GlobalLGBM(**p, seed=seed), LGBM,
+                   refit=True),
+    "rnn": Recipe("GRU encoder-decoder on log1p series with page features (the family that won), torch, GPU when "
+                  "present", _rnn, RNN, refit=True),
+    "default": Recipe("global LightGBM, rounded to whole visits (the best blend on backtest SMAPE, see "
+                      "BENCHMARKS.md)", _blend, {"weights": {"lgbm": 1.0}, "round": True, "lgbm": LGBM},
+                      refit=True),
+    "fast": Recipe("for tests: a small LightGBM blended with the median, rounded", _blend,
+                   {"weights": {"lgbm": 0.5, "median": 0.5}, "round": True, "median": {"windows": (7, 14, 28)},
+                    "lgbm": {"n_estimators": 30, "num_leaves": 15, "max_cuts": 3, "max_rows": 60_000}},
+                   refit=True),
+}

@@ -1,0 +1,6 @@
+"""Stage 2 of Web Traffic: ``train_2.csv`` / ``key_2.csv``, whose forecast starts two days after train ends (the
+gap and horizon are read off the key file)."""
+
+from competitions.web_traffic import STAGES, make
+
+COMPETITION = make(STAGES[2], "web-traffic-stage2")

@@ -1,0 +1,277 @@
+"""Web Traffic: the real replica's files (plain and as Kaggle nests them), backtests read off the key file,
+forecasters, key-file submissions, stage 2's gap, and the bad inputs of issue 13."""
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import competitions
+from common import data, runner
+from common.errors import DataError, UsageError
+from common.metrics import smape_score
+from common.splitters import ForecastTask, Panel
+from competitions.web_traffic.baselines import MedianForecaster, median_of_medians
+from competitions.web_traffic.blend import Blend
+from competitions.web_traffic.global_lgbm import GlobalLGBM
+
+from conftest import run_script
+from test_bad_input import env_with, one_error_line, snapshot
+
+WT = competitions.get("web-traffic")
+WT2 = competitions.get("web-traffic-stage2")
+SLUG = "web-traffic-time-series-forecasting"
+STAGE1 = ("train_1.csv", "key_1.csv", "sample_submission_1.csv")
+
+
+@pytest.fixture(scope="module")
+def replica(shared_kaggle, tmp_path_factory) -> Path:
+    """The real replica's three csv files, unpacked once."""
+    folder = tmp_path_factory.mktemp("replica")
+    with zipfile.ZipFile(shared_kaggle / SLUG / f"{SLUG}.zip") as zf:
+        zf.extractall(folder)
+    return folder
+
+
+def small_copy(replica: Path, target: Path, pages: int = 120, stage: int = 1, **changes) -> Path:
+    """The first ``pages`` real pages with their key and sample rows, as ``<target>/<slug>/`` files."""
+    folder = target / SLUG
+    folder.mkdir(parents=True)
+    train = pd.read_csv(replica / "train_1.csv", nrows=pages)
+    key = pd.read_csv(replica / "key_1.csv")
+    key = key[key["Page"].str[:-11].isin(set(train["Page"]))]
+    sample = pd.DataFrame({"Id": key["Id"], "Visits": 0})
+    train, key, sample = (changes.get(name, lambda f: f)(f) for name, f in
+                          (("train", train), ("key", key), ("sample", sample)))
+    train.to_csv(folder / f"train_{stage}.csv", index=False)
+    key.to_csv(folder / f"key_{stage}.csv", index=False)
+    sample.to_csv(folder / f"sample_submission_{stage}.csv", index=False)
+    return target
+
+
+# -- the metric ---------------------------------------------------------------------------------------------------
+def test_smape_follows_kaggles_rules():
+    assert smape_score(np.array([0.0, 0.0]), np.array([0.0, 0.0])) == 0  # both 0: no error
+    assert smape_score(np.array([1.0]), np.array([0.0])) == pytest.approx(200)  # percent, at most 200
+    assert smape_score(np.array([100.0]), np.array([50.0])) == pytest.approx(200 * 50 / 150)
+    assert smape_score(np.array([100.0]), np.array([50.0])) == smape_score(np.array([50.0]), np.array([100.0]))
+    # missing actuals are skipped, not counted as 0
+    assert smape_score(np.array([np.nan, 10.0]), np.array([3.0, 10.0])) == 0
+    assert smape_score(np.array([0.0, 4.0, np.nan]), np.array([0.0, 2.0, 9.0])) == pytest.approx((0 + 200 / 3) / 2)
+
+
+# -- the real replica ---------------------------------------------------------------------------------------------
+def test_fast_recipe_on_the_real_replica_writes_a_valid_key_file_submission(data_dir, kit_home, replica):
+    record, folder = runner.train(WT, "fast", n_folds=3, progress=False)
+    folds = record.folds
+    assert folds["kind"] == "backtest" and folds["horizon"] == 60 and folds["gap"] == 0  # read off key_1.csv
+    assert [w["last_day"] for w in folds["windows"]][-1] == "2016-11-01"  # the newest ends on the last train day
+    assert len(folds["windows"]) == 3 and all(0 < s < 200 for s in record.cv["fold_scores"])
+
+    sub = pd.read_csv(folder / "submission.csv")
+    sample = pd.read_csv(replica / "sample_submission_1.csv")
+    assert list(sub.columns) == ["Id", "Visits"] and sub["Id"].equals(sample["Id"])
+    assert (sub["Visits"] >= 0).all() and (sub["Visits"] == sub["Visits"].round()).all()  # rounded counts
+    test_pred = pd.read_parquet(folder / "test_pred.parquet")
+    assert test_pred.columns[1] == "2016-11-02" and test_pred.columns[-1] == "2016-12-31"
+    # a key row carries its page's forecast for its day
+    key = pd.read_csv(replica / "key_1.csv", nrows=5000)
+    row = key.iloc[4321]
+    page, day = row["Page"][:-11], row["Page"][-10:]
+    expected = round(float(test_pred.loc[test_pred["Page"] == page, day].iloc[0]))
+    assert sub.set_index("Id").loc[row["Id"], "Visits"] == expected
+    assert (Path(kit_home) / "submissions" / "web-traffic.csv").is_file()
+
+
+def test_a_backtest_needs_three_windows(data_dir, kit_home):
+    with pytest.raises(UsageError, match="at least 3 windows"):
+        runner.train(WT, "median", n_folds=2, progress=False)
+
+
+def test_nested_zips_as_kaggle_ships_them_load_like_the_plain_files(replica, tmp_path, kit_home):
+    plain = small_copy(replica, tmp_path / "plain")
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    with zipfile.ZipFile(nested / f"{SLUG}.zip", "w") as outer:
+        for name in STAGE1:
+            inner = tmp_path / f"{name}.zip"
+            with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.write(plain / SLUG / name, name)
+            outer.write(inner, f"{name}.zip")
+    _, from_zip = data.load(WT, nested)
+    _, from_csv = data.load(WT, plain)
+    assert np.array_equal(from_zip.labels, from_csv.labels, equal_nan=True)
+    assert from_zip.test.equals(from_csv.test) and len(from_zip.train) == 120
+
+
+def test_stage_two_forecasts_after_the_key_files_gap(tmp_path, kit_home):
+    """Stage 2 style: train ends, one day is skipped, then the key's days; windows keep the same gap."""
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2016-01-01", periods=200)
+    pages = [f"Page_{i}_de.wikipedia.org_all-access_spider" for i in range(8)]
+    weekly = 1 + 0.5 * (days.day_of_week >= 5)
+    values = rng.poisson(rng.uniform(5, 80, (8, 1)) * weekly).astype(float)
+    train = pd.DataFrame(values, columns=[d.date().isoformat() for d in days])
+    train.insert(0, "Page", pages)
+    future = pd.date_range(days[-1] + pd.Timedelta(days=2), periods=14)
+    key = pd.DataFrame({"Page": [f"{p}_{d.date()}" for p in pages for d in future],
+                        "Id": [f"k{i:05d}" for i in range(8 * 14)]})
+    folder = tmp_path / "mirror" / SLUG
+    folder.mkdir(parents=True)
+    train.to_csv(folder / "train_2.csv", index=False)
+    key.to_csv(folder / "key_2.csv", index=False)
+    key[["Id"]].assign(Visits=0).to_csv(folder / "sample_submission_2.csv", index=False)
+
+    record, run = runner.train(WT2, "weekday", n_folds=3, data_dir=tmp_path / "mirror", progress=False)
+    assert record.folds["gap"] == 1 and record.folds["horizon"] == 14
+    for w in record.folds["windows"]:
+        assert (pd.Timestamp(w["first_day"]) - pd.Timestamp(w["last_history_day"])).days == 2
+    test_pred = pd.read_parquet(run / "test_pred.parquet")
+    assert test_pred.columns[1] == future[0].date().isoformat()
+    sub = pd.read_csv(run / "submission.csv")
+    assert len(sub) == 8 * 14 and (sub["Visits"] >= 0).all()
+    weekend = pd.DatetimeIndex(pd.to_datetime(test_pred.columns[1:])).day_of_week >= 5
+    # the weekday recipe carries the weekend lift into the forecast
+    assert (test_pred.iloc[:, 1:].to_numpy()[:, weekend].mean() > test_pred.iloc[:, 1:].to_numpy()[:, ~weekend].mean())
+
+
+# -- forecasters --------------------------------------------------------------------------------------------------
+def synthetic_panel(n: int = 300, days: int = 400, seed: int = 0) -> tuple[Panel, np.ndarray]:
+    """Pages whose level drifts (a trend the medians lag behind) with weekly seasonality and Poisson noise."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2015-07-01", periods=days)
+    level = rng.uniform(1, 6, (n, 1)) + rng.normal(0, 0.004, (n, 1)) * np.arange(days)
+    weekly = 0.4 * (dates.day_of_week.to_numpy() >= 5)
+    values = rng.poisson(np.expm1(np.clip(level + weekly, 0, 12))).astype(np.float32)
+    static = pd.DataFrame({c: pd.Categorical(rng.choice(["a", "b"], n)) for c in ("project", "access", "agent")})
+    return Panel(np.array([f"p{i}" for i in range(n)]), dates, values, static), values
+
+
+def backtest_score(model, panel: Panel, values: np.ndarray, horizon: int = 28) -> float:
+    history = panel.until(len(panel.dates) - horizon)
+    task = ForecastTask(history, panel.dates[-horizon:])
+    model.fit(task, values[:, :-horizon])
+    forecast = model.predict(task)
+    assert forecast.shape == (len(panel), horizon) and (forecast >= 0).all()
+    return smape_score(values[:, -horizon:].ravel(), forecast.ravel())
+
+
+def test_median_of_medians_reads_each_window():
+    logged = np.log1p(np.array([[1, 1, 1, 1, 50, 50, 50]], dtype=np.float32))
+    # windows of the last 3, 5 and 7 days: medians 50, 50, 1 -> 50
+    assert np.expm1(median_of_medians(logged, (3, 5, 7)))[0] == pytest.approx(50)
+
+
+def test_global_lgbm_and_weekday_beat_the_flat_median_on_trending_weekly_pages():
+    panel, values = synthetic_panel()
+    flat = backtest_score(MedianForecaster(), panel, values)
+    weekday = backtest_score(MedianForecaster(weekday=1.0), panel, values)
+    lgbm = backtest_score(GlobalLGBM(n_estimators=120, max_cuts=8, stride=7), panel, values)
+    assert weekday < flat and lgbm < weekday, (flat, weekday, lgbm)
+
+
+def test_rnn_trains_on_the_torch_estimator_and_beats_the_flat_median():
+    from competitions.web_traffic.rnn import Seq2SeqForecaster
+
+    panel, values = synthetic_panel(n=200)
+    flat = backtest_score(MedianForecaster(), panel, values)
+    rnn = backtest_score(Seq2SeqForecaster(epochs=6, hidden=32, encoder_days=56, samples_per_series=8,
+                                           progress=False), panel, values)
+    assert rnn < flat, (flat, rnn)
+
+
+def test_blend_rounds_to_whole_visits_and_refuses_unknown_members():
+    panel, values = synthetic_panel(n=20, days=120)
+    task = ForecastTask(panel.until(100), panel.dates[100:])
+    blend = Blend({"median": MedianForecaster(), "weekday": MedianForecaster(weekday=1.0)},
+                  {"median": 0.5, "weekday": 0.5}).fit(task)
+    forecast = blend.predict(task)
+    assert (forecast == np.round(forecast)).all()
+    with pytest.raises(ValueError, match="unknown members"):
+        Blend({"median": MedianForecaster()}, {"lgbm": 1.0}).fit(task)
+
+
+# -- bad input ----------------------------------------------------------------------------------------------------
+def _drop_day(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=frame.columns[10])
+
+
+def _swap_days(frame: pd.DataFrame) -> pd.DataFrame:
+    cols = list(frame.columns)
+    cols[10], cols[11] = cols[11], cols[10]
+    return frame[cols]
+
+
+def _repeat_day(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.rename(columns={frame.columns[11]: frame.columns[10]})
+
+
+def _text_visits(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype({frame.columns[20]: object})
+    frame.iloc[5, 20] = "lots"
+    return frame
+
+
+def _negative(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.iloc[7, 30] = -4
+    return frame
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"train": _swap_days}, "comes before the column before it"),
+    ({"train": _repeat_day}, "repeated day"),
+    ({"train": _drop_day}, "skips 1 day"),
+    ({"train": _text_visits}, "a number of visits or empty"),
+    ({"train": _negative}, "counts >= 0"),
+    ({"train": lambda f: f.iloc[:0]}, "train_1.csv has 0 rows"),
+    ({"key": lambda k: k[~k["Page"].str.startswith(k["Page"].iloc[0][:-11])]}, "asks for no forecast of 1 train"),
+], ids=["days-out-of-order", "day-repeated", "day-missing", "text-visits", "negative", "empty-train",
+        "page-missing-from-key"])
+def test_bad_files_give_one_line_and_write_nothing(replica, tmp_path, kit_home, changes, message):
+    mirror = small_copy(replica, tmp_path / "mirror", pages=30, **changes)
+    result = run_script("train.py", "web-traffic", "--recipe", "median", "--quiet",
+                        env=env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(mirror)))
+    line = one_error_line(result, 3)
+    assert message in line, line
+    assert snapshot(kit_home / "runs") == {} and snapshot(kit_home / "submissions") == {}
+
+
+def test_key_pages_without_history_are_forecast_as_zero_with_a_warning(replica, tmp_path, kit_home):
+    stranger = "Nobody_es.wikipedia.org_all-access_spider"
+
+    def add_stranger(key: pd.DataFrame) -> pd.DataFrame:
+        days = pd.date_range("2016-11-02", periods=60)
+        extra = pd.DataFrame({"Page": [f"{stranger}_{d.date()}" for d in days],
+                              "Id": [f"zz{i:010d}" for i in range(60)]})
+        return pd.concat([key, extra], ignore_index=True)
+
+    mirror = small_copy(replica, tmp_path / "mirror", pages=30, key=add_stranger,
+                        sample=lambda s: pd.concat([s, pd.DataFrame({"Id": [f"zz{i:010d}" for i in range(60)],
+                                                                     "Visits": 0})], ignore_index=True))
+    result = run_script("train.py", "web-traffic", "--recipe", "median", "--quiet",
+                        env=env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(mirror)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "60 key rows (1 page(s)" in result.stderr and "forecast as 0" in result.stderr
+    sub = pd.read_csv(kit_home / "submissions" / "web-traffic.csv")
+    assert (sub.loc[sub["Id"].str.startswith("zz"), "Visits"] == 0).all() and len(sub) == 30 * 60 + 60
+
+
+def test_sample_ids_must_match_the_key(replica, tmp_path, kit_home):
+    mirror = small_copy(replica, tmp_path / "mirror", pages=30, sample=lambda s: s.iloc[:-1])
+    with pytest.raises(DataError, match="list different Ids"):
+        data.load(WT, mirror)
+
+
+def test_report_shows_the_backtest_pictures(replica, tmp_path, kit_home):
+    mirror = small_copy(replica, tmp_path / "mirror", pages=40)
+    env = env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(mirror))
+    trained = run_script("train.py", "web-traffic", "--recipe", "median", "--folds", "3", "--quiet", env=env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    result = run_script("leaderboard.py", "web-traffic", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = (kit_home / "reports" / "leaderboard.html").read_text()
+    assert "Backtest SMAPE per forecast day and per project" in page
+    assert "A few pages: history, backtest forecast and test forecast" in page
+    assert page.count("data:image/png;base64,") == 3  # fold spread + the two pictures
