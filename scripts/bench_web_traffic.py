@@ -65,7 +65,7 @@ def build(shared: Path, out: Path, n_pages: int, n_days: int, horizon: int, seed
     table = {"Page": unique}
     for j, day in enumerate(dates):
         column = values[:, j]
-        table[day.date().isoformat()] = pa.array(column.astype(np.int64), mask=np.isnan(column))
+        table[day.date().isoformat()] = pa.array(np.nan_to_num(column).astype(np.int64), mask=np.isnan(column))
     pacsv.write_csv(pa.table(table), folder / "train_2.csv")
     del table
     log.info("train_2.csv: %d pages x %d days, %.1f%% missing", n_pages, n_days, 100 * np.isnan(values).mean())
@@ -89,7 +89,7 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=803)
     parser.add_argument("--horizon", type=int, default=62)
     parser.add_argument("--recipe", default="default")
-    parser.add_argument("--folds", default="3")
+    parser.add_argument("--folds", default="5")
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
     setup_logging(False)

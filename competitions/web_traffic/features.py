@@ -59,6 +59,9 @@ def _series_features(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, code
         cols.append(nan_median(history[:, -w:]) - level)
         names.append(f"median_{w}")
     recent = history[:, -56:]
+    cols += [nan_median(history[:, -3:]) - level, np.nanquantile(history[:, -28:], 0.25, axis=1) - level,
+             np.nanquantile(history[:, -28:], 0.75, axis=1) - level]
+    names += ["median_3", "q25_28", "q75_28"]
     cols += [np.nanmean(history[:, -7:], axis=1) - level,
              np.nanstd(recent, axis=1), np.nanmax(recent, axis=1) - level,
              np.mean(recent == 0, axis=1), np.mean(np.isnan(recent), axis=1),
@@ -93,19 +96,14 @@ def day_features(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, days: pd
                                                                                 "year_ago_day", "day_of_year"]
 
 
-def cut_rows(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, codes: np.ndarray,
-             rows: tuple[np.ndarray, np.ndarray] | None = None
+def cut_rows(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, codes: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """The feature rows of one cut-off: (X, level per row, series per row, step per row, names).
-
-    ``rows`` = (series, step) picks a sample of the n x horizon rows (training); None takes them all (forecast)."""
+    """The feature rows of one cut-off, every series x every forecast day: (X, level per row, series per row, step
+    per row, names)."""
     level, per_series, names, profile = series_features(logged, dates, cut, codes)
     days = pd.date_range(dates[0] + pd.Timedelta(days=cut.end + cut.gap), periods=cut.horizon)
-    if rows is None:
-        series_rows = np.repeat(np.arange(logged.shape[0]), cut.horizon)
-        steps = np.tile(np.arange(cut.horizon), logged.shape[0])
-    else:
-        series_rows, steps = rows
+    series_rows = np.repeat(np.arange(logged.shape[0]), cut.horizon)
+    steps = np.tile(np.arange(cut.horizon), logged.shape[0])
     year_base = nan_median(_window(logged, cut.end - YEAR - 56, cut.end - YEAR))
     per_day, day_names = day_features(logged, dates, cut, days, series_rows, steps, level, profile, year_base)
     X = np.hstack([per_series[series_rows], per_day])

@@ -4,8 +4,8 @@ same weeks and its project / access / agent.
 
 Direct multi-horizon: one row per (page, forecast day) with the step ahead as a feature, so there is no recursion
 and no error feedback. The target is log1p visits minus the page's median of medians, with an L1 loss (a median
-in log space is what SMAPE rewards). Training rows are sampled to ``max_rows`` so the full competition fits a
-laptop.
+in log space is what SMAPE rewards). Training rows are sampled to ``max_rows`` (whole pages per cut-off, so
+features are computed only for the pages used) so the full competition fits a laptop.
 """
 
 import logging
@@ -59,14 +59,16 @@ class GlobalLGBM(RegressorMixin, BaseEstimator):
             raise ValueError(f"history of {len(task.history.dates)} days is too short to train on")
         rng = np.random.default_rng(self.seed)
         n, horizon = logged.shape[0], cuts[0].horizon
-        share = min(1.0, self.max_rows / (n * horizon * len(cuts)))
+        # at full size a cut-off has millions of (page, day) rows: each cut-off takes its share of max_rows as a
+        # random set of whole pages, so features are computed only for the pages it uses
+        per_cut = min(n, max(1, self.max_rows // (horizon * len(cuts))))
         parts, targets = [], []
         for cut in cuts:
-            pick = np.flatnonzero(rng.random(n * horizon) < share)
-            series, steps = pick // horizon, pick % horizon
-            X, level, series, steps, names = cut_rows(logged, task.history.dates, cut, codes, (series, steps))
-            target = logged[series, cut.end + cut.gap + steps] - level
-            known = ~np.isnan(target) & ~np.isnan(logged[series, :cut.end]).all(axis=1)
+            pages = np.sort(rng.choice(n, per_cut, replace=False)) if per_cut < n else np.arange(n)
+            sub = logged[pages]
+            X, level, series, steps, names = cut_rows(sub, task.history.dates, cut, codes[pages])
+            target = sub[series, cut.end + cut.gap + steps] - level
+            known = ~np.isnan(target) & ~np.isnan(sub[:, :cut.end]).all(axis=1)[series]
             parts.append(X[known])
             targets.append(target[known])
         X, target = np.vstack(parts), np.concatenate(targets)

@@ -10,8 +10,8 @@ from competitions.web_traffic.global_lgbm import GlobalLGBM
 
 LGBM = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 63, "min_child_samples": 200,
         "feature_fraction": 0.8, "stride": 14, "max_cuts": 16, "min_history": 56, "max_rows": 3_000_000}
-RNN = {"epochs": 12, "hidden": 64, "encoder_days": 112, "batch_size": 256, "learning_rate": 3e-3,
-       "samples_per_series": 4, "max_series": 40_000}
+RNN = {"epochs": 3, "hidden": 64, "encoder_days": 112, "batch_size": 256, "learning_rate": 3e-3,
+       "samples_per_series": 8, "max_series": 40_000}
 
 
 def _rnn(params: dict[str, Any], seed: int):
