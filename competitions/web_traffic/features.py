@@ -82,7 +82,7 @@ def _series_features(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, code
 
 def day_features(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, days: pd.DatetimeIndex,
                  series_rows: np.ndarray, steps: np.ndarray, level: np.ndarray, profile: np.ndarray,
-                 year_base: np.ndarray) -> tuple[np.ndarray, list[str]]:
+                 year_base: np.ndarray, calendar: bool = False) -> tuple[np.ndarray, list[str]]:
     """Per-(series, day) features for the chosen rows: forecast step, weekday, the weekday offset, the day a year
     before (relative to that year's level), day of year."""
     target = cut.end + cut.gap + steps  # position of the forecast day (may lie beyond the panel)
@@ -91,12 +91,15 @@ def day_features(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, days: pd
     inside = (ago >= 0) & (ago < cut.end)
     year_ago = np.full(len(series_rows), np.nan, dtype=np.float32)
     year_ago[inside] = logged[series_rows[inside], ago[inside]] - year_base[series_rows[inside]]
-    cols = [cut.gap + steps, dow, profile[series_rows, dow], year_ago, days.day_of_year.to_numpy()[steps]]
-    return np.column_stack([np.asarray(c, dtype=np.float32) for c in cols]), ["step", "weekday", "weekday_offset",
-                                                                                "year_ago_day", "day_of_year"]
+    cols = [cut.gap + steps, dow, profile[series_rows, dow], year_ago]
+    names = ["step", "weekday", "weekday_offset", "year_ago_day"]
+    if calendar:  # day of year: only safe when training targets cover the forecast's season in an earlier year
+        cols.append(days.day_of_year.to_numpy()[steps])
+        names.append("day_of_year")
+    return np.column_stack([np.asarray(c, dtype=np.float32) for c in cols]), names
 
 
-def cut_rows(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, codes: np.ndarray
+def cut_rows(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, codes: np.ndarray, calendar: bool = False
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """The feature rows of one cut-off, every series x every forecast day: (X, level per row, series per row, step
     per row, names)."""
@@ -105,6 +108,7 @@ def cut_rows(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, codes: np.nd
     series_rows = np.repeat(np.arange(logged.shape[0]), cut.horizon)
     steps = np.tile(np.arange(cut.horizon), logged.shape[0])
     year_base = nan_median(_window(logged, cut.end - YEAR - 56, cut.end - YEAR))
-    per_day, day_names = day_features(logged, dates, cut, days, series_rows, steps, level, profile, year_base)
+    per_day, day_names = day_features(logged, dates, cut, days, series_rows, steps, level, profile, year_base,
+                                      calendar)
     X = np.hstack([per_series[series_rows], per_day])
     return X, level[series_rows], series_rows, steps, names + day_names

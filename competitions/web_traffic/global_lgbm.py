@@ -33,7 +33,8 @@ def static_codes(task: ForecastTask) -> np.ndarray:
 class GlobalLGBM(RegressorMixin, BaseEstimator):
     def __init__(self, n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 63,
                  min_child_samples: int = 200, feature_fraction: float = 0.8, stride: int = 14,
-                 max_cuts: int = 16, min_history: int = 56, max_rows: int = 3_000_000, seed: int = 0):
+                 max_cuts: int = 16, min_history: int = 56, max_rows: int = 3_000_000, calendar: bool = True,
+                 seed: int = 0):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -43,6 +44,7 @@ class GlobalLGBM(RegressorMixin, BaseEstimator):
         self.max_cuts = max_cuts
         self.min_history = min_history
         self.max_rows = max_rows
+        self.calendar = calendar
         self.seed = seed
 
     def cuts(self, task: ForecastTask) -> list[Cut]:
@@ -66,7 +68,8 @@ class GlobalLGBM(RegressorMixin, BaseEstimator):
         for cut in cuts:
             pages = np.sort(rng.choice(n, per_cut, replace=False)) if per_cut < n else np.arange(n)
             sub = logged[pages]
-            X, level, series, steps, names = cut_rows(sub, task.history.dates, cut, codes[pages])
+            X, level, series, steps, names = cut_rows(sub, task.history.dates, cut, codes[pages],
+                                                     self.calendar)
             target = sub[series, cut.end + cut.gap + steps] - level
             known = ~np.isnan(target) & ~np.isnan(sub[:, :cut.end]).all(axis=1)[series]
             parts.append(X[known])
@@ -86,7 +89,8 @@ class GlobalLGBM(RegressorMixin, BaseEstimator):
     def predict(self, task: ForecastTask) -> np.ndarray:
         logged = log_history(task.history)
         cut = Cut(len(task.history.dates), task.gap, len(task.dates))
-        X, level, series, steps, _ = cut_rows(logged, task.history.dates, cut, static_codes(task))
+        X, level, series, steps, _ = cut_rows(logged, task.history.dates, cut, static_codes(task),
+                                            self.calendar)
         pred = level + self.model_.booster_.predict(X, num_threads=n_threads())
         out = np.clip(np.expm1(pred), 0, None).reshape(len(task), len(task.dates)).astype(np.float32)
         out[np.isnan(logged).all(axis=1)] = 0  # no history at all: 0
