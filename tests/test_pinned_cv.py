@@ -8,7 +8,7 @@ import competitions
 from common import runner
 
 PINNED = {
-    "titanic/default": [
+    "titanic/blend": [
         0.8547486033519553, 0.8370786516853933, 0.8314606741573034,
         0.8370786516853933, 0.8595505617977528,
     ],

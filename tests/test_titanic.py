@@ -137,6 +137,33 @@ def test_compare_script_scores_recipes_on_repeated_folds(data_dir, kit_home):
     assert not (kit_home / "runs").exists()  # comparing writes no run
 
 
+def test_compare_pairs_recipes_with_a_baseline_and_counts_flipped_rows(data_dir, kit_home):
+    result = run_script("compare.py", "titanic", "--recipes", "fast", "default", "--baseline", "rule",
+                        "--repeats", "2", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()[1:]
+    assert [line.split()[0] for line in lines] == ["rule", "fast", "default"] and "[baseline]" in lines[0]
+    flipped = {line.split()[0]: float(line.split("; ")[1].split()[0]) for line in lines[1:]}
+    assert 0 < flipped["default"] < flipped["fast"]  # the default departs from the rule on the boys only
+    bad = run_script("compare.py", "titanic", "--baseline", "nope")
+    assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_default_departs_from_the_rule_only_for_boys_no_family_outcome_decided(data_dir):
+    prep = runner.prepare(TITANIC, 5, data_dir)
+    X, y = prep.X, prep.data.y
+    rule = TITANIC.recipe("rule").make_model({}, 0).fit(X, y).predict(prep.X_test)
+    default = TITANIC.recipe("default")
+    model = default.make_model(default.params, 0).fit(X, y)
+    flipped = model.predict(prep.X_test) != rule
+    assert 0 < flipped.sum() < 20
+    assert (prep.X_test["Title"][flipped] == "Master").all()
+    wide = default.make_model({**default.params, "decide": ["boy", "woman", "man"]}, 0).fit(X, y)
+    assert (wide.predict(prep.X_test) != rule).sum() > flipped.sum()
+    with pytest.raises(ValueError, match="unknown segments"):
+        default.make_model({**default.params, "decide": ["girl"]}, 0).fit(X, y)
+
+
 def test_compare_scores_stacks_and_other_fold_kinds(data_dir, kit_home):
     stack = run_script("compare.py", "house-prices", "--recipes", "fast", "--repeats", "1", "--folds", "3",
                        "--split", "kfold")
