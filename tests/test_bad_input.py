@@ -121,7 +121,7 @@ def test_a_cache_that_fails_the_checks_is_named(shared_kaggle, tmp_path, kit_hom
 def test_params_merge_over_the_recipes_own(data_dir):
     record, _ = runner.train(TITANIC, "lgbm", n_folds=3, params={"num_leaves": 4}, progress=False)
     assert record["params"] == {**TITANIC.recipes["lgbm"].params, "num_leaves": 4}
-    blend, _ = runner.train(TITANIC, "default", n_folds=3, params={"lgbm": {"n_estimators": 50}}, progress=False)
+    blend, _ = runner.train(TITANIC, "blend", n_folds=3, params={"lgbm": {"n_estimators": 50}}, progress=False)
     assert blend["params"]["lgbm"] == {**TITANIC.recipes["lgbm"].params, "n_estimators": 50}
     assert blend["params"]["logreg"] == TITANIC.recipes["logreg"].params
     stack, _ = runner.train(HP, "fast", n_folds=3, params={"members": {"ridge": {"alpha": 3.0}}}, progress=False)
@@ -138,7 +138,7 @@ def test_params_merge_over_the_recipes_own(data_dir):
         ("fast", {"C": -1}, r"recipe 'fast' of titanic cannot use these params: The 'C' parameter"),
         ("lgbm", {"num_leaves": 1}, r"titanic/lgbm failed with the params you gave \(num_leaves\)"),
         ("rule", {"C": 1}, r"unknown param 'C' for recipe 'rule' of titanic; its params are: none"),
-        ("default", {"members": {}}, r"unknown param 'members'.*sections: logreg, lgbm"),
+        ("blend", {"members": {}}, r"unknown param 'members'.*sections: logreg, lgbm"),
     ],
 )
 def test_bad_params_are_refused_before_anything_is_written(data_dir, kit_home, recipe, params, message):
@@ -345,7 +345,7 @@ def test_sigterm_behaves_like_ctrl_c(data_dir, kit_home):
     runner.train(TITANIC, "fast", n_folds=3, progress=False)
     before = snapshot(kit_home / "runs") | snapshot(kit_home / "submissions")
     env = env_with(KIT_HOME=str(kit_home))
-    proc = _start_and_wait_for(["train.py", "titanic", "--recipe", "default"], env, "cross-validating")
+    proc = _start_and_wait_for(["train.py", "titanic", "--recipe", "blend"], env, "cross-validating")
     proc.send_signal(signal.SIGTERM)
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 143
@@ -356,7 +356,7 @@ def test_sigterm_behaves_like_ctrl_c(data_dir, kit_home):
 
 def test_leftovers_of_a_killed_run_are_removed_by_the_next(data_dir, kit_home):
     env = env_with(KIT_HOME=str(kit_home))
-    proc = _start_and_wait_for(["train.py", "titanic", "--recipe", "default"], env, "cross-validating")
+    proc = _start_and_wait_for(["train.py", "titanic", "--recipe", "blend"], env, "cross-validating")
     proc.kill()
     proc.wait()
     runs = kit_home / "runs" / "titanic"

@@ -143,7 +143,7 @@ def test_unknown_recipe_is_one_line(data_dir):
     result = run_script("tune.py", "titanic", "--recipe", "nope", "--trials", "1")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: unknown recipe 'nope' for titanic; choose one of: default, fast, lgbm, logreg, rule")
+        "error: unknown recipe 'nope' for titanic; choose one of: blend, default, fast, lgbm, logreg, rule")
 
 
 def test_recipe_without_search_space_is_refused():
