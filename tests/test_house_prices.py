@@ -66,6 +66,41 @@ def test_outliers_are_dropped_from_training_rows_only(data_dir):
     assert len(model.predict(X)) == len(X)  # but every row is still predicted (and scored in CV)
 
 
+def test_a_kept_partial_sale_teaches_the_linear_model_the_others_discount(data_dir):
+    """Train with one of the two huge partial sales, predict the other: kept with its flag, ridge learns the
+    discount; dropped (the classic notebook move), it prices the house as if sold finished."""
+    from competitions.house_prices.recipes import RIDGE, make_ridge
+
+    loaded = HP.load(data.fetch(HP))
+    X, _ = HP.features(loaded)
+    y = loaded.y
+    partial = np.flatnonzero(X["HugePartialSale"].to_numpy() == 1)
+    assert len(partial) == 2 and (y[partial] < 300_000).all()
+    train = np.setdiff1d(np.arange(len(y)), partial[1:])
+    errors = {}
+    for drop in (True, False):
+        model = make_ridge({**RIDGE, "drop_partial_sales": drop}, 0).fit(X.iloc[train], y[train])
+        errors[drop] = abs(np.log1p(model.predict(X.iloc[partial[1:]]))[0] - np.log1p(y[partial[1]]))
+    assert errors[True] > 1.0 and errors[False] < 0.5 * errors[True]
+
+
+def test_meta_model_is_fitted_without_sales_no_member_explains():
+    from competitions.house_prices.recipes import make_meta
+
+    rng = np.random.default_rng(0)
+    price = rng.uniform(1e5, 4e5, 300)
+    members = pd.DataFrame({"a": price * rng.lognormal(0, 0.05, 300), "b": price * rng.lognormal(0, 0.1, 300)})
+    y = price.copy()
+    y[:3] = price[:3] / 4  # sales no member explains
+    robust = make_meta({"far": 0.5}, 0).fit(members, y)
+    plain = make_meta({}, 0).fit(members, y)
+    assert robust.regressor_.n_dropped_ == 3
+    ordinary = slice(3, None)
+    err = {name: np.sqrt(np.mean((np.log1p(m.predict(members))[ordinary] - np.log1p(y[ordinary])) ** 2))
+           for name, m in (("robust", robust), ("plain", plain))}
+    assert err["robust"] < err["plain"]
+
+
 def test_test_columns_differing_from_train_are_one_line(hp_copy):
     test = pd.read_csv(hp_copy / "test.csv", keep_default_na=False)
     test.drop(columns=["PoolQC"]).assign(Extra=1).to_csv(hp_copy / "test.csv", index=False)
