@@ -4,6 +4,7 @@ input, and the fine-tune loop for a few steps on a tiny slice - including kill -
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,31 @@ def test_duplicates_share_a_fold(data_dir):
     per_group = pd.Series(folds.fold).groupby(groups).nunique()
     assert (per_group == 1).all()
     assert (groups.value_counts() > 1).sum() > 50  # the real data has many duplicates
+
+
+def test_repeats_of_labelled_tweets_take_their_label(data_dir):
+    """Grouped folds: no validated tweet repeats a training tweet, so the lookup changes nothing. Random folds (as
+    Kaggle split train from test): exactly the validated repeats of training tweets change, to the majority label of
+    their training repeats."""
+    prep = runner.prepare(TW, 5, data_dir)
+    oof = {}
+    for kind in ("stratified-group", "stratified"):
+        folds = TW.folds.with_kind(kind).resplit(prep.data, 3, 7)
+        for known in (False, True):
+            result = runner.run_cv(replace(prep, folds=folds), "fast", {"known_duplicates": known}, 0,
+                                   progress=False, with_test=False)
+            oof[kind, known] = result.oof
+        oof[kind, "folds"] = folds.fold
+    assert np.array_equal(oof["stratified-group", False], oof["stratified-group", True])
+    y, key, fold = np.asarray(prep.data.y), prep.X["duplicate_key"].to_numpy(), oof["stratified", "folds"]
+    expected = np.full(len(y), np.nan)
+    for k in range(3):
+        train = pd.Series(y[fold != k]).groupby(key[fold != k]).mean()
+        expected[fold == k] = pd.Series(key[fold == k]).map(train).to_numpy(float)
+    looked_up = ~np.isnan(expected) & (expected != 0.5)
+    changed = oof["stratified", True] != oof["stratified", False]
+    assert looked_up.sum() > 300 and not (changed & ~looked_up).any()
+    assert np.array_equal(oof["stratified", True][looked_up], expected[looked_up])
 
 
 def test_fast_recipe_end_to_end(data_dir, kit_home):

@@ -206,10 +206,14 @@ def test_every_recipe_param_is_a_real_model_parameter():
 
 
 def test_every_recipe_builds_from_its_params_and_stack_overrides():
-    """A recipe whose params do not fit its model (a typo, a removed option) fails here, not after minutes of CV."""
+    """A recipe whose params do not fit its model (a typo, a removed option) fails here, not after minutes of CV -
+    including a stack's changes to its members, which must name params the member declares."""
+    from common.params import resolve
+
     for name in competitions.names():
         comp = competitions.get(name)
         for recipe_name, recipe in comp.recipes.items():
+            assert resolve(comp, recipe_name) is not None, f"{name}/{recipe_name}"
             if recipe.members:
                 assert set(recipe.params.get("members", {})) <= set(recipe.members), f"{name}/{recipe_name}"
                 for member in recipe.members:

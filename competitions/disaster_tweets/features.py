@@ -41,4 +41,5 @@ def build(frame: pd.DataFrame) -> pd.DataFrame:
     out["has_location"] = frame["location"].notna().astype(int)
     # What the pretrained models read: the keyword gives context the tweet may not spell out.
     out["model_text"] = out["keyword"].where(out["keyword"] != "none", "") + " | " + out["clean_text"]
+    out["duplicate_key"] = duplicate_key(frame["text"])  # repeats of a labelled tweet take its label (recipes.py)
     return out

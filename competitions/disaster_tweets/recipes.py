@@ -14,6 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from common.blocks.tabular import KnownDuplicates
 from common.blocks.text.embeddings import Embedder
 from common.blocks.text.hf_models import DEFAULT_MODEL
 from common.blocks.text.thresholds import F1Threshold
@@ -21,7 +22,12 @@ from common.competition import Recipe
 
 
 def _with_threshold(model: Pipeline, params: dict[str, Any], seed: int) -> F1Threshold | Pipeline:
-    return F1Threshold(model, random_state=seed) if params.get("threshold", True) else model
+    return _known(F1Threshold(model, random_state=seed) if params.get("threshold", True) else model, params)
+
+
+def _known(model, params: dict[str, Any]):
+    """``known_duplicates``: tweets that repeat a labelled training tweet take its label (common.blocks.tabular)."""
+    return KnownDuplicates(model, "duplicate_key") if params.get("known_duplicates", False) else model
 
 
 def make_tfidf(params: dict[str, Any], seed: int) -> F1Threshold | Pipeline:
@@ -47,17 +53,19 @@ def make_embed(params: dict[str, Any], seed: int) -> F1Threshold | Pipeline:
 def make_knn(params: dict[str, Any], seed: int) -> Pipeline:
     """Labels of the nearest training tweets in embedding space: catches near-duplicates (retweets, one headline
     shared by many accounts) that the linear heads smooth over."""
-    return Pipeline([("embedding", Embedder("model_text", params.get("model", DEFAULT_MODEL))),
-                     ("model", KNeighborsClassifier(params["neighbors"], metric="cosine", weights="distance"))])
+    return _known(Pipeline([("embedding", Embedder("model_text", params.get("model", DEFAULT_MODEL))),
+                            ("model", KNeighborsClassifier(params["neighbors"], metric="cosine",
+                                                           weights="distance"))]), params)
 
 
 def make_finetune(params: dict[str, Any], seed: int):
     from common.blocks.text.finetune import TransformerClassifier, default_checkpoint_root
 
-    return TransformerClassifier(text_column="model_text", seed=seed,
-                                 checkpoint_root=params.get("checkpoint_root") or default_checkpoint_root(
-                                     "disaster-tweets"),
-                                 **{k: v for k, v in params.items() if k != "checkpoint_root"})
+    own = {"checkpoint_root", "known_duplicates"}
+    return _known(TransformerClassifier(text_column="model_text", seed=seed,
+                                        checkpoint_root=params.get("checkpoint_root") or default_checkpoint_root(
+                                            "disaster-tweets"),
+                                        **{k: v for k, v in params.items() if k not in own}), params)
 
 
 def make_meta(params: dict[str, Any], seed: int) -> F1Threshold:
@@ -82,16 +90,19 @@ def finetune_space(trial) -> dict[str, Any]:
             "frozen_layers": trial.suggest_int("frozen_layers", 0, 4)}
 
 
-TFIDF = {"C": 3.0, "max_char_features": 100_000}
-EMBED = {"C": 1.0, "model": DEFAULT_MODEL}
+# known_duplicates: tweets that repeat a labelled training tweet take its label. Off: on random folds the models
+# already match the lookup on those tweets (BENCHMARKS.md, Disaster Tweets).
+TFIDF = {"C": 3.0, "max_char_features": 100_000, "threshold": True, "known_duplicates": False}
+KNN = {"neighbors": 25, "model": DEFAULT_MODEL, "known_duplicates": False}
+EMBED = {"C": 1.0, "model": DEFAULT_MODEL, "threshold": True, "known_duplicates": False}
 # Embeddings + first 2 of 6 layers frozen (computed once per text), lr 1e-4: CV 0.7896 in 20 min, where the whole
 # backbone at lr 5e-5 scored 0.7872 in 31 min (BENCHMARKS.md). frozen_layers=0 fine-tunes every layer.
 FINETUNE = {"model": DEFAULT_MODEL, "epochs": 3, "learning_rate": 1e-4, "batch_size": 32, "max_length": 64,
-            "warmup": 0.1, "patience": 1, "frozen_layers": 2}
+            "warmup": 0.1, "patience": 1, "frozen_layers": 2, "known_duplicates": False}
 # The blend member: only the top 2 of 6 layers train (the frozen bottom is computed once per text), two passes
 # over every training row, no validation split and no threshold of its own - the blend's meta-model places that.
 FINETUNE_TOP = {"model": DEFAULT_MODEL, "frozen_layers": 4, "epochs": 2, "learning_rate": 2e-4, "batch_size": 32,
-                "max_length": 64, "warmup": 0.1, "valid_fraction": 0.0}
+                "max_length": 64, "warmup": 0.1, "valid_fraction": 0.0, "known_duplicates": False}
 
 RECIPES: dict[str, Recipe] = {
     "default": Recipe("blend of tfidf, embed, knn and finetune-top: logistic regression on their out-of-fold "
@@ -103,12 +114,12 @@ RECIPES: dict[str, Recipe] = {
                     tfidf_space),
     "embed": Recipe("sentence embeddings of the pretrained backbone (cached) + keyword, logistic regression",
                     make_embed, EMBED, embed_space),
-    "knn": Recipe("nearest training tweets by sentence embedding (cosine, distance-weighted)", make_knn,
-                  {"neighbors": 25, "model": DEFAULT_MODEL}),
+    "knn": Recipe("nearest training tweets by sentence embedding (cosine, distance-weighted)", make_knn, KNN),
     "finetune": Recipe("fine-tuned transformer backbone above its 2 frozen bottom layers, early stop on a split of "
                        "the training rows (torch; GPU if present)", make_finetune, FINETUNE,
                        finetune_space),
     "finetune-top": Recipe("top 2 of the backbone's 6 layers fine-tuned over its cached frozen bottom, 2 epochs: the "
                            "CPU-sized fine-tune inside default", make_finetune, FINETUNE_TOP),
-    "fast": Recipe("word TF-IDF logistic regression, for tests", make_tfidf, {"C": 3.0, "chars": False}),
+    "fast": Recipe("word TF-IDF logistic regression, for tests", make_tfidf,
+                   {"C": 3.0, "chars": False, "known_duplicates": False}),
 }
