@@ -125,7 +125,8 @@ def test_params_merge_over_the_recipes_own(data_dir):
     assert blend["params"]["lgbm"] == {**TITANIC.recipes["lgbm"].params, "n_estimators": 50}
     assert blend["params"]["logreg"] == TITANIC.recipes["logreg"].params
     stack, _ = runner.train(HP, "fast", n_folds=3, params={"members": {"ridge": {"alpha": 3.0}}}, progress=False)
-    assert stack["params"]["members"] == {"ridge": {"alpha": 3.0}, "lasso": HP.recipes["lasso"].params}
+    assert stack["params"]["members"] == {"ridge": {**HP.recipes["ridge"].params, "alpha": 3.0},
+                                          "lasso": HP.recipes["lasso"].params}
 
 
 @pytest.mark.parametrize(
