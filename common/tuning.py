@@ -356,10 +356,19 @@ def best_params(comp: Competition, recipe: str, storage_url: str | None = None) 
 
 
 def params_from_file(path: str | Path) -> tuple[dict, dict]:
-    """Params from a JSON file: either the params themselves or a run.json / export holding ``params``."""
+    """Params from a JSON file (the params themselves or a run.json / export holding ``params``), or written inline
+    as a JSON object (``--params '{"C": 0.5}'``)."""
     import hashlib
     import json
 
+    if isinstance(path, str) and path.lstrip().startswith("{"):
+        try:
+            inline = json.loads(path)
+        except ValueError as exc:
+            raise UsageError(f"--params {path} is not valid JSON: {exc}") from exc
+        if not isinstance(inline, dict):
+            raise UsageError("--params must be a JSON object of params")
+        return inline, {"kind": "inline", "sha256": hashlib.sha256(path.encode()).hexdigest()}
     path = Path(path)
     try:
         raw = path.read_bytes()

@@ -29,7 +29,8 @@ def main() -> int:
     parser.add_argument("--folds-scored", type=scored_arg,
                         help="folds to score: a number or 'all' (default: the recipe's own - all, except for slow "
                         "models such as the digit CNN, which score one whole held-out fold)")
-    parser.add_argument("--params", help="'best' (best trial of the recipe's study) or a JSON file of params")
+    parser.add_argument("--params", help="'best' (best trial of the recipe's study), a JSON file of params, or "
+                        "a JSON object written inline: '{\"C\": 0.5}'")
     parser.add_argument("--storage", help="tuning storage for --params best (default: the embedded journal)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="debug logging")

@@ -185,6 +185,17 @@ def test_params_from_a_json_file(data_dir, tmp_path, kit_home):
     assert record["params_source"]["kind"] == "file" and record["params_source"]["sha256"]
 
 
+def test_params_written_inline(data_dir, kit_home):
+    result = run_script("train.py", "titanic", "--recipe", "logreg", "--params", '{"C": 0.05}', "--folds", "3",
+                        "--quiet")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(next((kit_home / "runs" / "titanic").glob("*/run.json")).read_text())
+    assert record["params"] == {"C": 0.05} and record["params_source"]["kind"] == "inline"
+    bad = run_script("train.py", "titanic", "--recipe", "logreg", "--params", '{"C": 0.05')
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in bad.stderr
+
+
 def test_postgres_heartbeat_fails_and_retries_a_trial_of_a_worker_on_another_machine(data_dir, postgres_url,
                                                                                      kit_home, monkeypatch):
     """A dead worker on another host cannot be detected by pid: Optuna's heartbeat must catch it."""
