@@ -9,6 +9,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin, clone
 from sklearn.model_selection import KFold
 
+from common.competition import binary_labels
+
 
 class GroupTargetMean(TransformerMixin, BaseEstimator):
     """Target mean of the *other* labelled rows sharing a group (family, ticket, neighbourhood...).
@@ -160,9 +162,8 @@ class KnownDuplicates(ClassifierMixin, BaseEstimator):
         p = self.estimator_.predict_proba(X)[:, 1].astype(float)
         known = X[self.key].map(self.labels_).to_numpy(float)
         use = ~np.isnan(known) & (np.abs(known - 0.5) > self.min_agreement - 0.5)
-        self.n_looked_up_ = int(use.sum())
         p[use] = known[use]
         return np.c_[1 - p, p]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+        return binary_labels(self.predict_proba(X)[:, 1])
