@@ -127,6 +127,9 @@ class Competition:
     submission_from: Callable[[Data, np.ndarray], pd.DataFrame] | None = None
     # The competition's own pictures of a run for the report: run record -> [(title, matplotlib figure)].
     figures: Callable[[Any], list[tuple[str, Any]]] | None = None
+    # (data, X, X_test) -> the DriftView that adversarial validation classifies (common.drift); None: the feature
+    # frames less the id column, for competitions whose features are a frame.
+    drift: Callable[[Data, Any, Any], Any] | None = None
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

@@ -26,6 +26,7 @@ class CVResult:
     fold_scores: list[float]
     fold_seconds: list[float] = field(default_factory=list)
     members: dict[str, "CVResult"] = field(default_factory=dict)  # base recipes of a stack
+    importance: list[Any] = field(default_factory=list)  # per fold: what ``explain`` said of its model
 
     @property
     def mean(self) -> float:
@@ -65,6 +66,7 @@ def cross_validate(
     progress: bool = True,
     max_folds: int | None = None,
     refit: bool = False,
+    explain: Callable[[Any, Any, np.ndarray, float], Any] | None = None,
 ) -> CVResult:
     """Fit one model per fold; return out-of-fold predictions, fold-averaged test predictions and fold scores.
 
@@ -72,7 +74,8 @@ def cross_validate(
     scores_so_far)`` runs after each fold; the tuning layer uses it to report to a pruner
     (raising there stops the CV early). ``refit``: the test prediction comes from one more model fitted on all of
     train (forecasters: on the whole history, which holds the newest weeks no fold model saw) instead of the
-    average of the fold models.
+    average of the fold models. ``explain(model, X_valid, y_valid, fit_seconds)`` says what each fold model relied
+    on (common.importance); its answers go into ``importance``.
     """
     folds = [as_fold(f) for f in folds][:max_folds]
     y = np.asarray(y)
@@ -80,18 +83,23 @@ def cross_validate(
     test_sum: np.ndarray | None = None
     scores: list[float] = []
     seconds: list[float] = []
+    importance: list[Any] = []
     # disable=None: a bar on a terminal, none in logs and CI output
     bar = tqdm(folds, desc="cv", unit="fold", disable=None if progress else True, leave=False)
     for k, fold in enumerate(bar):
         started = time.perf_counter()
         model = make_model()
         model.fit(fold.train.take(X), fold.train.truth(y))
-        valid_pred = predict(model, fold.valid.take(X))
+        fit_seconds = time.perf_counter() - started
+        X_valid = fold.valid.take(X)
+        valid_pred = predict(model, X_valid)
         oof = fold.valid.place(oof, y, valid_pred)
         fold_score = float(score(fold.valid.truth(y), valid_pred))
         if X_test is not None and not refit:
             test_pred = predict(model, X_test)
             test_sum = test_pred.astype(float) if test_sum is None else test_sum + test_pred
+        if explain is not None:
+            importance.append(explain(model, X_valid, fold.valid.truth(y), fit_seconds))
         scores.append(fold_score)
         seconds.append(time.perf_counter() - started)
         bar.set_postfix(score=f"{fold_score:.5f}", mean=f"{np.mean(scores):.5f}")
@@ -103,4 +111,4 @@ def cross_validate(
         model = make_model()
         model.fit(refit_input(X, X_test), y)
         test_mean = np.asarray(predict(model, X_test), dtype=float)
-    return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds)
+    return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds, importance=importance)

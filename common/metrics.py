@@ -15,6 +15,8 @@ class Metric:
     name: str
     fn: Callable[[np.ndarray, np.ndarray], float]
     greater_is_better: bool
+    # Scores only the order of the predictions (ROC AUC): a rank average of models is then a fair blend.
+    ranking: bool = False
 
     def __call__(self, y_true, y_pred) -> float:
         return float(self.fn(np.asarray(y_true), np.asarray(y_pred)))
@@ -74,12 +76,26 @@ def smape_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(200.0 * ratio.mean())
 
 
+def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Area under the ROC curve of binary labels against scores (ties count half), via the rank-sum statistic."""
+    _check_lengths(y_true, y_score)
+    positive = np.asarray(y_true) == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC AUC needs both classes in y_true")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(y_score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 ACCURACY = Metric("accuracy", accuracy_score, greater_is_better=True)
 F1 = Metric("f1", f1_score, greater_is_better=True)
 RMSLE = Metric("rmsle", rmsle_score, greater_is_better=False)
 SMAPE = Metric("smape", smape_score, greater_is_better=False)
+ROC_AUC = Metric("roc_auc", roc_auc, greater_is_better=True, ranking=True)
 
-METRICS = {m.name: m for m in (ACCURACY, F1, RMSLE, SMAPE)}
+METRICS = {m.name: m for m in (ACCURACY, F1, RMSLE, SMAPE, ROC_AUC)}
 
 
 def by_name(name: str, direction: str | None = None) -> Metric:

@@ -1,8 +1,9 @@
 """The CV leaderboard report: every run ranked by CV (in its metric's own direction) beside its Kaggle score.
 
 Writes ``reports/leaderboard.md`` and a self-contained ``reports/leaderboard.html`` (plots embedded as PNG data
-URIs, no network resources) and returns a compact table for the terminal. Plots per competition: fold-score spread
-per run, CV against leaderboard score with the CV-LB gap, and the Optuna optimisation history of each study.
+URIs, no network resources) and returns a compact table for the terminal. Per competition: fold-score spread per
+run, CV against leaderboard score with the CV-LB gap, the Optuna optimisation history of each study, the ensemble
+runs with their members, the train/test drift check (scripts/drift.py) and what the best run relied on.
 """
 
 import base64
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import paths
+from common import drift, paths
 from common.io import write_text_atomic
 from common.metrics import Metric, by_name
 from common.runs import RunRecord, load_runs
@@ -29,6 +30,16 @@ class Section:
     metric: Metric
     runs: list[RunRecord]  # sorted best first
     studies: dict[str, list[tuple[int, float]]]  # study name -> (trial number, value) of finished trials
+    drift: dict[str, Any] | None = None  # the saved adversarial validation (common.drift), if any
+
+    @property
+    def ensembles(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.ensemble]
+
+    @property
+    def explained(self) -> RunRecord | None:
+        """The best run whose record says what its model relied on."""
+        return next((r for r in self.runs if r.importance.get("features")), None)
 
 
 def _lb(run: RunRecord, key: str) -> float | None:
@@ -56,7 +67,7 @@ def collect(competitions: list[str] | None = None, storage: str | None = None) -
             continue
         metric = by_name(mine[0].metric["name"], mine[0].metric.get("direction"))
         sections.append(Section(name, metric, metric.rank(mine, lambda r: r.cv["mean"]),
-                                _studies(name, storage)))
+                                _studies(name, storage), drift.load(name)))
     return sections
 
 
@@ -105,7 +116,55 @@ def markdown(sections: list[Section]) -> str:
                 "|" + "---|" * len(HEADER)]
         out += ["| " + " | ".join(row) + " |" for row in _rows(s)]
         out.append("")
+        out += _markdown_extras(s)
     return "\n".join(out)
+
+
+def _ensemble_rows(section: Section) -> list[list[str]]:
+    rows = []
+    for r in section.ensembles:
+        e = r.ensemble
+        members = ", ".join(f"{m['run_id']} × {m['weight']:.2f}"
+                            for m in sorted(e.get("members", []), key=lambda m: -m.get("weight", 0))
+                            if m.get("weight", 0) > 0)
+        best = e.get("best_member", {})
+        rows.append([r.run_id, e.get("method", "?"), f"{r.cv['mean']:.5f} ± {r.cv['std']:.5f}",
+                     _fmt(best.get("cv_mean")), members])
+    return rows
+
+
+ENSEMBLE_HEADER = ["run", "method", "CV (nested)", "best member", "members × weight"]
+
+
+def _drift_lines(section: Section) -> list[str]:
+    d = section.drift
+    if not d:
+        return [f"Not checked yet: `python scripts/drift.py {section.name}`."]
+    top = ", ".join(f"{name} ({share:.0%})" for name, share in d.get("top", [])[:8])
+    return [f"Adversarial ROC AUC **{d['auc']:.3f} ± {d['auc_std']:.3f}** ({d['what']}; {d.get('created', '')[:10]}):"
+            f" {d['verdict']}.", f"Top drifting features: {top or 'none'}."]
+
+
+def _importance_lines(section: Section) -> list[str]:
+    run = section.explained
+    if run is None:
+        return ["No run of this competition records feature importance."]
+    imp = run.importance
+    top = ", ".join(f"{name} ({value:.3g})" for name, value in list(imp["features"].items())[:10])
+    return [f"Best run with importance: {run.recipe} {run.run_id} ({imp['kind']}, {imp['folds']} folds): {top}."]
+
+
+def _markdown_extras(section: Section) -> list[str]:
+    out = ["### Ensembles", ""]
+    rows = _ensemble_rows(section)
+    if rows:
+        out += ["| " + " | ".join(ENSEMBLE_HEADER) + " |", "|" + "---|" * len(ENSEMBLE_HEADER)]
+        out += ["| " + " | ".join(row) + " |" for row in rows]
+    else:
+        out.append(f"None yet: `python scripts/ensemble.py {section.name}`.")
+    out += ["", "### Train/test drift", "", *_drift_lines(section), "", "### What the best run relied on", "",
+            *_importance_lines(section), ""]
+    return out
 
 
 def terminal(sections: list[Section], limit: int = 10) -> str:
@@ -177,6 +236,8 @@ def _plots(section: Section) -> list[tuple[str, str]]:
         ax.legend()
         plots.append(("CV vs leaderboard", _png(fig)))
 
+    plots += _importance_plot(section, plt) + _drift_plot(section, plt)
+
     for study, trials in section.studies.items():
         if not trials:
             continue
@@ -196,6 +257,67 @@ def _plots(section: Section) -> list[tuple[str, str]]:
     return plots
 
 
+TOP_FEATURES_PLOTTED = 20
+
+
+def _bars(plt, names: list[str], values: list[float], xlabel: str, title: str):
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.2))
+    ax.barh(range(len(names)), values, color="#4c72b0")
+    ax.set_yticks(range(len(names)), labels=names)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return fig
+
+
+def _importance_plot(section: Section, plt) -> list[tuple[str, str]]:
+    run = section.explained
+    if run is None:
+        return []
+    imp = run.importance
+    items = list(imp["features"].items())[:TOP_FEATURES_PLOTTED]
+    label = "total split gain" if imp["kind"] == "gain" else f"{section.metric.name} lost when shuffled"
+    fig = _bars(plt, [n for n, _ in items], [v for _, v in items], label,
+                f"{section.name}: {run.recipe} {run.run_id[:15]} ({imp['kind']}, mean of {imp['folds']} folds)")
+    return [(f"Feature importance of the best run that has it ({run.run_id})", _png(fig))]
+
+
+def _drift_plot(section: Section, plt) -> list[tuple[str, str]]:
+    d = section.drift
+    if not d or not d.get("top"):
+        return []
+    fig = _bars(plt, [n for n, _ in d["top"]], [v for _, v in d["top"]], "share of the classifier's gain",
+                f"{section.name}: what separates train from test (AUC {d['auc']:.3f})")
+    return [("Drifting features (adversarial validation)", _png(fig))]
+
+
+def _html_table(header: list[str], rows: list[list[str]], css: str) -> str:
+    return (f"<table class='{css}'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+            + "</table>")
+
+
+def _html_extras(section: Section) -> list[str]:
+    out = ["<h3>Ensembles</h3>"]
+    rows = _ensemble_rows(section)
+    out.append(_html_table(ENSEMBLE_HEADER, rows, "ensembles") if rows else
+               f"<p>None yet: <code>python scripts/ensemble.py {html.escape(section.name)}</code>.</p>")
+    out.append("<h3>Train/test drift</h3>")
+    out += [f"<p class='drift'>{_inline(line)}</p>" for line in _drift_lines(section)]
+    out.append("<h3>What the best run relied on</h3>")
+    out += [f"<p class='importance'>{_inline(line)}</p>" for line in _importance_lines(section)]
+    return out
+
+
+def _inline(markdown_line: str) -> str:
+    """The few markdown marks the report's lines use (**bold**, `code`), as HTML."""
+    import re
+
+    text = html.escape(markdown_line)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
 def html_page(sections: list[Section], figures: dict[str, Figures] | None = None) -> str:
     style = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
@@ -207,10 +329,8 @@ def html_page(sections: list[Section], figures: dict[str, Figures] | None = None
         better = "higher is better" if s.metric.greater_is_better else "lower is better"
         name = html.escape(s.name)
         body.append(f"<h2 id='{name}'>{name} — {html.escape(s.metric.name)} ({better})</h2>")
-        body.append("<table class='runs'><tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>")
-        for row in _rows(s):
-            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-        body.append("</table>")
+        body.append(_html_table(HEADER, _rows(s), "runs"))
+        body += _html_extras(s)
         for title, uri in _plots(s) + _competition_figures(s, (figures or {}).get(s.name)):
             body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>CV leaderboard</title>"

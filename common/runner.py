@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from common import data as data_layer
-from common import predictions, submission
+from common import importance, predictions, submission
 from common.competition import Competition, Data
 from common.compute import barrier, world
-from common.cv import CVResult, cross_validate
+from common.cv import CVResult, cross_validate, predict_raw
 from common.errors import KitError, UsageError
 from common.params import check_buildable, resolve
 from common.runs import RunRecord, RunWriter, environment
@@ -46,9 +46,12 @@ def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = N
 
 
 def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, progress: bool = True,
-           on_fold=None, with_test: bool = True, folds_scored: int | None = None) -> CVResult:
-    """``folds_scored``: how many folds to score (None: the recipe's own default, then all)."""
+           on_fold=None, with_test: bool = True, folds_scored: int | None = None, explain: bool = False) -> CVResult:
+    """``folds_scored``: how many folds to score (None: the recipe's own default, then all). ``explain``: measure
+    what each fold model relied on (common.importance; a stack's meta-model: its members)."""
     recipe = prep.competition.recipe(recipe_name)
+    comp = prep.competition
+    explainer = importance.explainer(comp.score, comp.metric.greater_is_better, predict_raw) if explain else None
     folds_scored = folds_scored or recipe.folds_scored
     params = resolve(prep.competition, recipe_name, params)
     if recipe.members:
@@ -60,10 +63,10 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
                      members[name].std)
         meta_params = params.get("meta", {})
         return stack_cv(members, lambda: recipe.make_model(meta_params, seed), prep.data.y, prep.folds,
-                        prep.competition.score, progress=progress, on_fold=on_fold)
+                        prep.competition.score, progress=progress, on_fold=on_fold, explain=explainer)
     return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
                           prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
-                          progress=progress, max_folds=folds_scored, refit=recipe.refit)
+                          progress=progress, max_folds=folds_scored, refit=recipe.refit, explain=explainer)
 
 
 def validated(oof: np.ndarray, cells: bool) -> np.ndarray:
@@ -105,7 +108,8 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     with RunWriter(comp.name, recipe_name, config) as run:
         log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
         try:
-            result = run_cv(prep, recipe_name, params, seed, progress=progress, folds_scored=folds_scored)
+            result = run_cv(prep, recipe_name, params, seed, progress=progress, folds_scored=folds_scored,
+                            explain=True)
         except Exception as exc:
             if not changes or isinstance(exc, KitError):
                 raise
@@ -113,43 +117,56 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise UsageError(f"{comp.name}/{recipe_name} failed with the params you gave "
                              f"({', '.join(sorted(changes))}): {type(exc).__name__}: {first}") from exc
-        for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
-            log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
-        submission.check_finite(result.oof[validated(result.oof, prep.folds.fold is None)],
-                                "out-of-fold predictions")
-        submission.check_finite(result.test_pred)
-        sub = comp.to_submission(prep.data, result.test_pred)
-        # A stack's files also keep each member's predictions, so a blend can be studied without re-running it.
-        run.write_frame("oof.parquet", predictions.oof_frame(prep.data, prep.folds, result, prep.X))
-        run.write_frame("test_pred.parquet", predictions.test_frame(prep.data, result, prep.X_test))
-        sub_path, sub_sha = submission.write_validated(sub, prep.data.sample_submission, comp.submission,
-                                                       run.path("submission.csv"))
-        record = RunRecord(
-            **run.header(),
-            competition=comp.name,
-            slug=comp.slug,
-            recipe=recipe_name,
-            params=params,
-            params_source=params_source or {"kind": "recipe"},
-            seed=seed,
-            metric={"name": comp.metric.name, "direction": comp.metric.direction},
-            cv={
-                "mean": result.mean,
-                "std": result.std,
-                "fold_scores": result.fold_scores,
-                "folds_scored": len(result.fold_scores),
-                "oof_score": oof_score(comp, prep, result),
-                "members": {name: {"mean": r.mean, "std": r.std, "fold_scores": r.fold_scores}
-                            for name, r in result.members.items()},
-            },
-            folds={"n_splits": prep.folds.n_splits, **prep.folds.spec, "hash": prep.folds.hash,
-                   "path": str(prep.folds.path)},
-            data={"source": prep.files.source, "folder": str(prep.files.folder), "sha256": prep.files.sha256},
-            submission={"file": sub_path.name, "rows": len(sub), "sha256": sub_sha},
-            seconds={"total": round(time.perf_counter() - started, 3),
-                     "folds": [round(s, 3) for s in result.fold_seconds]},
-            environment={**environment(), "processes": processes},
-        )
-        record.path = run.finish(record)
+        record = finish_run(run, prep, recipe_name, result, params=params,
+                            params_source=params_source or {"kind": "recipe"}, seed=seed, started=started,
+                            processes=processes)
     submission.publish(record.path / "submission.csv", comp.name)
     return record, record.path
+
+
+def finish_run(run: RunWriter, prep: Prepared, recipe_name: str, result: CVResult, *, params: dict[str, Any],
+               params_source: dict[str, Any], seed: int, started: float, processes: int = 1,
+               **fields: Any) -> RunRecord:
+    """Check a CV result, write its predictions, submission and record into the run folder and move it into place
+    (training runs and ensembles alike). ``fields``: more RunRecord fields (an ensemble's members)."""
+    comp = prep.competition
+    for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
+        log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
+    submission.check_finite(result.oof[validated(result.oof, prep.folds.fold is None)], "out-of-fold predictions")
+    submission.check_finite(result.test_pred)
+    sub = comp.to_submission(prep.data, result.test_pred)
+    # A stack's files also keep each member's predictions, so a blend can be studied without re-running it.
+    run.write_frame("oof.parquet", predictions.oof_frame(prep.data, prep.folds, result, prep.X))
+    run.write_frame("test_pred.parquet", predictions.test_frame(prep.data, result, prep.X_test))
+    sub_path, sub_sha = submission.write_validated(sub, prep.data.sample_submission, comp.submission,
+                                                   run.path("submission.csv"))
+    record = RunRecord(
+        **run.header(),
+        competition=comp.name,
+        slug=comp.slug,
+        recipe=recipe_name,
+        params=params,
+        params_source=params_source,
+        seed=seed,
+        metric={"name": comp.metric.name, "direction": comp.metric.direction},
+        cv={
+            "mean": result.mean,
+            "std": result.std,
+            "fold_scores": result.fold_scores,
+            "folds_scored": len(result.fold_scores),
+            "oof_score": oof_score(comp, prep, result),
+            "members": {name: {"mean": r.mean, "std": r.std, "fold_scores": r.fold_scores}
+                        for name, r in result.members.items()},
+        },
+        folds={"n_splits": prep.folds.n_splits, **prep.folds.spec, "hash": prep.folds.hash,
+               "path": str(prep.folds.path)},
+        data={"source": prep.files.source, "folder": str(prep.files.folder), "sha256": prep.files.sha256},
+        submission={"file": sub_path.name, "rows": len(sub), "sha256": sub_sha},
+        seconds={"total": round(time.perf_counter() - started, 3),
+                 "folds": [round(s, 3) for s in result.fold_seconds]},
+        importance=importance.summarise(result.importance),
+        environment={**environment(), "processes": processes},
+        **fields,
+    )
+    record.path = run.finish(record)
+    return record

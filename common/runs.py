@@ -115,6 +115,8 @@ class RunWriter:
         return self.final
 
 
+# Fields that only some runs have: left out of run.json when empty, so older records round-trip unchanged.
+OMITTED_WHEN_EMPTY = ("importance", "ensemble")
 ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "libraries", "git_commit", "processes")
 
 
@@ -141,12 +143,15 @@ class RunRecord:
     submission: dict[str, Any] = field(default_factory=dict)  # file, rows, sha256
     kaggle_submissions: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, Any] = field(default_factory=dict)
+    importance: dict[str, Any] = field(default_factory=dict)  # kind (gain | permutation), folds, features
+    ensemble: dict[str, Any] = field(default_factory=dict)  # an ensemble's method, members, weights (honest CV)
     environment: dict[str, Any] = field(default_factory=dict)  # python, platform, cpu count, libraries, git commit
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know
     path: Path | None = None  # the run folder (not written)
 
     def to_json(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("environment", "extra", "path")}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("environment", "extra", "path")
+               and not (f.name in OMITTED_WHEN_EMPTY and not getattr(self, f.name))}
         return {**out, **self.environment, **self.extra}
 
     @classmethod
@@ -215,6 +220,13 @@ def update_record(folder: str | Path, **changes: Any) -> RunRecord:
     return record
 
 
+def common_folds(records: list[RunRecord]) -> str | None:
+    """The folds hash most runs share (the newest run breaks a tie): the folds on which runs can be compared."""
+    counts = Counter(r.folds.get("hash") for r in records)
+    newest = {r.folds.get("hash"): r.started for r in sorted(records, key=lambda r: r.started)}
+    return max(counts, key=lambda h: (counts[h], newest[h]))
+
+
 def best_run(records: list[RunRecord], metric: Metric) -> RunRecord | None:
     """The run with the best CV mean in the metric's own direction, among runs scored on the same folds.
 
@@ -224,16 +236,10 @@ def best_run(records: list[RunRecord], metric: Metric) -> RunRecord | None:
     scored = [r for r in records if isinstance(r.cv.get("mean"), int | float)]
     if not scored:
         return None
-
-    def folds_of(record: RunRecord) -> str | None:
-        return record.folds.get("hash")
-
-    counts = Counter(folds_of(r) for r in scored)
-    newest = {folds_of(r): r.started for r in sorted(scored, key=lambda r: r.started)}
-    common = max(counts, key=lambda h: (counts[h], newest[h]))
-    skipped = len(scored) - counts[common]
+    common = common_folds(scored)
+    skipped = sum(r.folds.get("hash") != common for r in scored)
     if skipped:
         log.info("best run chosen among %d runs on the same folds; %d runs on other folds are not compared "
-                 "(pick one with --run)", counts[common], skipped)
-    same = [r for r in scored if folds_of(r) == common]
+                 "(pick one with --run)", len(scored) - skipped, skipped)
+    same = [r for r in scored if r.folds.get("hash") == common]
     return metric.rank(same, lambda r: r.cv["mean"])[0]

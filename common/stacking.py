@@ -28,8 +28,11 @@ def prediction_frame(results: dict[str, CVResult], test: bool = False) -> pd.Dat
 
 
 def stack_cv(members: dict[str, CVResult], make_meta: Callable[[], Any], y: np.ndarray, folds,
-             score: Callable[[np.ndarray, np.ndarray], float], progress: bool = True, on_fold=None) -> CVResult:
+             score: Callable[[np.ndarray, np.ndarray], float], progress: bool = True, on_fold=None,
+             explain=None) -> CVResult:
+    """``explain``: as for ``cross_validate`` - here it says which members the meta-model relied on."""
     result = cross_validate(make_meta, prediction_frame(members), y, folds, score,
-                            prediction_frame(members, test=True), on_fold=on_fold, progress=progress)
+                            prediction_frame(members, test=True), on_fold=on_fold, progress=progress,
+                            explain=explain)
     result.members = dict(members)
     return result

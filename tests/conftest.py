@@ -83,6 +83,14 @@ def kaggle_env(home: Path, fake=None, username: str | None = None, key: str | No
     return env
 
 
+def env_for(kit_home: Path, fake=None, data_dir: Path | None = None, **kw) -> dict[str, str]:
+    """A script's environment: the isolated home, the fake Kaggle (if any), the local mirror (if given)."""
+    env = kaggle_env(kit_home, fake, **kw)
+    if data_dir is not None:
+        env["KAGGLE_DATA_DIR"] = str(data_dir)
+    return env
+
+
 def run_script(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
     return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)

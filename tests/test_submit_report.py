@@ -14,7 +14,7 @@ from common import runner
 from common.metrics import ACCURACY, RMSLE
 from common.runs import RunRecord, best_run, load_runs
 
-from conftest import kaggle_env, run_script, skip_or_fail
+from conftest import env_for, run_script, skip_or_fail
 
 TITANIC = competitions.get("titanic")
 
@@ -25,13 +25,6 @@ def trained(data_dir, kit_home):
     runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False)
     runner.train(TITANIC, "rule", seed=0, n_folds=3, progress=False)
     return sorted(load_runs("titanic"), key=lambda r: r["cv"]["mean"], reverse=True)
-
-
-def env_for(kit_home, fake=None, data_dir=None, **kw):
-    env = kaggle_env(kit_home, fake, **kw)
-    if data_dir is not None:
-        env["KAGGLE_DATA_DIR"] = str(data_dir)
-    return env
 
 
 def last_line(result) -> str:
@@ -185,15 +178,22 @@ def test_html_report_renders_in_headless_chromium(trained, kit_home, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if chromium is None:
         skip_or_fail("chromium is not installed (apt-get install chromium)")
-    from common import report
+    from common import drift, ensemble_runs, report
 
+    ensemble, _, _ = ensemble_runs.build(TITANIC)
+    drift.check(TITANIC)
     _, page, _ = report.write()
     flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120)
     assert dom.returncode == 0, dom.stderr[-1000:]
-    assert dom.stdout.count("<tr>") >= 3  # header + two runs
+    assert dom.stdout.count("<tr>") >= 6  # header + two runs + the ensemble; the ensembles table
     assert "fast" in dom.stdout and "rule" in dom.stdout
+    # the new sections: the ensemble with its members, the drift check, what the best run relied on
+    ensembles = dom.stdout.split("class=\"ensembles\"")[1].split("</table>")[0]
+    assert ensemble.run_id in ensembles and all(run_id in ensembles for run_id in ensemble.ensemble["weights"])
+    assert "Adversarial ROC AUC" in dom.stdout and "Drifting features (adversarial validation)" in dom.stdout
+    assert "Feature importance of the best run that has it" in dom.stdout
     shot = tmp_path / "report.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
@@ -218,4 +218,5 @@ def test_report_plots_the_optuna_history_of_each_study(data_dir, kit_home, stora
     assert len(sections[0].studies["titanic:logreg"]) == 3
     text = page.read_text()
     assert "Optuna optimisation history (titanic:logreg)" in text
-    assert text.count("data:image/png;base64,") == 2  # fold spread + history (no LB scores yet)
+    # fold spread + importance of the fast run + history (no LB scores, no drift check yet)
+    assert text.count("data:image/png;base64,") == 3

@@ -6,6 +6,7 @@ import pandas as pd
 
 from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
 from common.data import read_table, require
+from common.drift import DriftView, tabular_view, with_terms
 from common.metrics import F1
 from common.splitters import RowFolds
 from competitions.disaster_tweets import features
@@ -43,6 +44,11 @@ def make_features(data: Data) -> tuple[pd.DataFrame, pd.DataFrame]:
     return features.build(data.train), features.build(data.test)
 
 
+def drift_view(data: Data, X: pd.DataFrame, X_test: pd.DataFrame) -> DriftView:
+    """Keyword and location flag, plus TF-IDF words and word pairs of the cleaned text."""
+    return with_terms(tabular_view(X, X_test), X["clean_text"], X_test["clean_text"])
+
+
 COMPETITION = Competition(
     name="disaster-tweets",
     slug="nlp-getting-started",
@@ -56,4 +62,5 @@ COMPETITION = Competition(
     submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col=TARGET, dtype="int",
                               allowed=(0, 1)),
     decode=binary_labels,
+    drift=drift_view,
 )

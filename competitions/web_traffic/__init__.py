@@ -8,6 +8,7 @@ stage 2 (``web-traffic-stage2``) starts two days after train ends: horizon and g
 import numpy as np
 import pandas as pd
 
+from common.blocks.series import last_window_view
 from common.competition import Competition, Data, SubmissionSpec
 from common.metrics import SMAPE
 from common.splitters import Backtest, ForecastTask, Panel
@@ -46,6 +47,11 @@ def to_submission(data: Data, forecast: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"Id": sample_ids.to_numpy(), "Visits": values})
 
 
+def drift_view(data: Data, X: Panel, X_test: ForecastTask):
+    """The last forecast-length window of every page against its earlier windows."""
+    return last_window_view(X, len(X_test.dates))
+
+
 def make(stage: Stage, name: str) -> Competition:
     def pictures(run):  # the report's pictures need the truth of the backtest days: the files, loaded again
         from common import data as data_layer
@@ -62,6 +68,7 @@ def make(stage: Stage, name: str) -> Competition:
         submission=SubmissionSpec(stage.sample, id_col="Id", value_col="Visits", dtype="float", bounds=(0, None)),
         submission_from=to_submission,
         figures=pictures,
+        drift=drift_view,
     )
     return comp
 

@@ -1,0 +1,227 @@
+"""Ensembles of finished runs: read the members' out-of-fold and test predictions from their run folders, blend
+them with honest nested CV (common.blending) and write the result as an ordinary run (CV, submission, a record
+naming its members and weights) that submit.py and the report treat like any other.
+
+Only runs on the same persisted folds can be blended: their out-of-fold predictions are then keyed alike and each
+fold's rows were predicted by models that never saw them. Runs that cannot take part are listed with the reason.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common import blending, runner, submission
+from common.competition import Competition
+from common.cv import CVResult
+from common.errors import DataError, UsageError
+from common.runs import RunRecord, RunWriter, common_folds, load_runs
+
+log = logging.getLogger(__name__)
+RECIPE = "ensemble"
+
+
+@dataclass
+class Member:
+    record: RunRecord
+    oof: np.ndarray  # keyed like the truth
+    test: np.ndarray
+
+
+@dataclass
+class Selection:
+    records: list[RunRecord]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run id, reason)
+
+
+def select(comp: Competition, run_ids: list[str] | None = None) -> Selection:
+    """The runs to blend: the ones named (else every run of the competition), less ensembles and runs on other
+    folds or other data files than the most common ones."""
+    runs = load_runs(comp.name)
+    if not runs:
+        raise UsageError(f"no runs of {comp.name} yet: train some first (python scripts/train.py {comp.name} "
+                         f"--recipe ...)")
+    if run_ids:
+        known = {r.run_id: r for r in runs}
+        unknown = [i for i in run_ids if i not in known]
+        if unknown:
+            raise UsageError(f"no run {', '.join(unknown)} under runs/{comp.name}/ (see python scripts/leaderboard.py "
+                             f"{comp.name})")
+        runs = [known[i] for i in dict.fromkeys(run_ids)]
+    chosen, skipped = [], []
+    for r in runs:
+        if r.ensemble:
+            skipped.append((r.run_id, "an ensemble itself (its weights already saw every fold's labels)"))
+        else:
+            chosen.append(r)
+    if chosen:
+        folds = common_folds(chosen)
+        for r in [r for r in chosen if r.folds.get("hash") != folds]:
+            skipped.append((r.run_id, f"on other folds ({_describe_folds(r)}) than the runs on folds {folds}"))
+        chosen = [r for r in chosen if r.folds.get("hash") == folds]
+        data = _sha(chosen[0])
+        for r in [r for r in chosen if _sha(r) != data]:
+            skipped.append((r.run_id, "trained on other data files (their sha256 differ)"))
+        chosen = [r for r in chosen if _sha(r) == data]
+    return Selection(chosen, skipped)
+
+
+def _sha(record: RunRecord) -> tuple:
+    return tuple(sorted(record.data.get("sha256", {}).items()))
+
+
+def _describe_folds(record: RunRecord) -> str:
+    f = record.folds
+    return f"{f.get('kind', '?')}, k={f.get('n_splits', '?')}, seed {f.get('seed', '?')}, hash {f.get('hash')}"
+
+
+class Unreadable(Exception):
+    """A member's prediction files are missing or not what a run writes: it is skipped with a warning."""
+
+
+def _values(frame: pd.DataFrame, prefix: str) -> np.ndarray:
+    """``prefix`` alone (one value per row) or ``prefix_0..k`` (class probabilities); members' columns of a stack
+    (``prefix_<member>``) are not the run's own prediction."""
+    if prefix in frame.columns:
+        return frame[prefix].to_numpy(dtype=float)
+    classes = sorted((c for c in frame.columns if c.startswith(f"{prefix}_") and c[len(prefix) + 1:].isdigit()),
+                     key=lambda c: int(c[len(prefix) + 1:]))
+    if not classes:
+        raise Unreadable(f"it has no {prefix!r} column")
+    return frame[classes].to_numpy(dtype=float)
+
+
+def _by_id(frame: pd.DataFrame, id_col: str, ids: np.ndarray, what: str) -> pd.DataFrame:
+    if id_col not in frame.columns:
+        raise Unreadable(f"its {what} has no {id_col!r} column")
+    if len(frame) != len(ids) or frame[id_col].duplicated().any() or not frame[id_col].isin(ids).all():
+        raise Unreadable(f"its {what} rows are not the competition's {len(ids)} {id_col} values")
+    return frame.set_index(id_col).loc[ids].reset_index()
+
+
+def _by_day(frame: pd.DataFrame, id_col: str, ids: np.ndarray, dates: pd.DatetimeIndex, what: str,
+            require_all: bool) -> np.ndarray:
+    """Series x days: the days a frame holds, put in place among ``dates`` (NaN elsewhere)."""
+    frame = _by_id(frame, id_col, ids, what)
+    position = {d.date().isoformat(): i for i, d in enumerate(dates)}
+    days = [c for c in frame.columns if c != id_col]
+    unknown = [d for d in days if d not in position]
+    if unknown or (require_all and len(days) != len(dates)):
+        raise Unreadable(f"its {what} days do not match the competition's ({unknown[:3] or 'some are missing'})")
+    out = np.full((len(ids), len(dates)), np.nan)
+    out[:, [position[d] for d in days]] = frame[days].to_numpy(dtype=float)
+    return out
+
+
+def read_member(record: RunRecord, prep: runner.Prepared) -> Member:
+    """A run's predictions keyed like the truth; Unreadable when its files are missing or damaged."""
+    data = prep.data
+    try:
+        oof = pd.read_parquet(record.path / "oof.parquet")
+        test = pd.read_parquet(record.path / "test_pred.parquet")
+    except Exception as exc:  # noqa: BLE001 - any way a file can be missing or damaged
+        raise Unreadable(f"its prediction files cannot be read ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if prep.folds.fold is None:  # series x days
+        return Member(record,
+                      _by_day(oof, data.id_col, np.asarray(prep.X.series), prep.X.dates, "out-of-fold file", False),
+                      _by_day(test, data.id_col, np.asarray(prep.X_test.history.series), prep.X_test.dates,
+                              "test file", True))
+    oof_values = _values(_by_id(oof, data.id_col, data.train[data.id_col].to_numpy(), "out-of-fold file"), "oof")
+    test_values = _values(_by_id(test, data.id_col, data.test[data.id_col].to_numpy(), "test file"), "pred")
+    return Member(record, oof_values, test_values)
+
+
+def coverage(part, y: np.ndarray) -> np.ndarray:
+    """Where a fold's validation part sits in a container keyed like ``y``: a row mask, or for a backtest window
+    the mask of its cells."""
+    placed = part.place(None, y, np.ones(np.shape(part.truth(y)), dtype=float))
+    return ~np.isnan(placed)
+
+
+def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hill",
+          max_members: int | None = None, data_dir=None) -> tuple[RunRecord, list[tuple[str, str]], dict[str, Any]]:
+    """Blend the runs, write the ensemble run and publish its submission; returns (record, skipped runs, the best
+    member on the same folds)."""
+    started = time.perf_counter()
+    if method not in blending.METHODS:
+        raise UsageError(f"unknown method {method!r}; choose one of: {', '.join(blending.METHODS)}")
+    if method == "rank" and not comp.metric.ranking:
+        raise UsageError(f"--method rank averages ranks, which only suits metrics that score order (roc_auc); "
+                         f"{comp.name} is scored by {comp.metric.name}: use hill or nnls")
+    selection = select(comp, run_ids)
+    for run_id, reason in selection.skipped:
+        log.warning("skipping run %s: %s", run_id, reason)
+    _enough(comp, selection.records)
+    n_splits = selection.records[0].folds.get("n_splits", 5)
+    prep = runner.prepare(comp, n_splits, data_dir)
+    if prep.folds.hash != selection.records[0].folds.get("hash"):
+        raise DataError(f"the persisted folds of {comp.name} (hash {prep.folds.hash}) are not the ones these runs "
+                        f"used ({selection.records[0].folds.get('hash')}): the data or folds changed since; "
+                        "train the runs again")
+    members, skipped = [], list(selection.skipped)
+    for record in selection.records:
+        try:
+            members.append(read_member(record, prep))
+        except Unreadable as exc:
+            log.warning("skipping run %s: %s", record.run_id, exc)
+            skipped.append((record.run_id, str(exc)))
+    _enough(comp, [m.record for m in members])
+    y = np.asarray(prep.data.y)
+    scored = min(_folds_scored(m.record) for m in members)
+    if scored < 2:
+        few = ", ".join(m.record.run_id for m in members if _folds_scored(m.record) < 2)
+        raise UsageError(f"an honest blend needs at least two folds every member scored (each fold's weights are "
+                         f"chosen on the others); {few} scored one: train it again with --folds-scored all, or "
+                         "leave it out with --runs")
+    masks = [coverage(fold.valid, y) for fold in prep.folds.folds[:scored]]
+    every = np.logical_or.reduce(masks)
+    for m in members:
+        if np.isnan(m.oof[every]).any() or np.isnan(m.test).any():
+            where = "test" if not np.isnan(m.oof[every]).any() else "out-of-fold"
+            raise DataError(f"run {m.record.run_id} has NaN among its {where} predictions; an ensemble cannot use "
+                            f"it: leave it out with --runs, or move its folder away")
+    log.info("blending %d runs of %s (%s) on %d folds", len(members), comp.name, method, len(masks))
+    blend = blending.nested(method, [m.oof for m in members], [m.test for m in members], y, masks, comp.score,
+                            comp.metric, max_members)
+    member_results = {m.record.run_id: CVResult(m.oof, m.test, [comp.score(y[k], m.oof[k]) for k in masks])
+                      for m in members}
+    best_id = comp.metric.rank(list(member_results), lambda i: member_results[i].mean)[0]
+    result = CVResult(blend.oof, blend.test_pred, blend.fold_scores,
+                      [(time.perf_counter() - started) / len(masks)] * len(masks), members=member_results)
+    ids = [m.record.run_id for m in members]
+
+    def weights(values: np.ndarray) -> dict[str, float]:
+        return {i: round(float(v), 6) for i, v in zip(ids, values, strict=True) if v > 0}
+
+    ensemble = {
+        "method": method,
+        "space": blending.space_for(comp.metric).name if method != "rank" else "rank",
+        "members": [{"run_id": m.record.run_id, "recipe": m.record.recipe, "cv_mean": member_results[i].mean,
+                     "weight": float(w)} for m, i, w in zip(members, ids, blend.weights, strict=True)],
+        "weights": weights(blend.weights),
+        "fold_weights": [weights(w) for w in blend.fold_weights],
+        "folds_used": len(masks),
+        "best_member": {"run_id": best_id, "cv_mean": member_results[best_id].mean},
+        "skipped": [{"run_id": i, "reason": r} for i, r in skipped],
+    }
+    params = {"method": method, "max_members": max_members, "runs": ids}
+    with RunWriter(comp.name, RECIPE, params) as run:
+        record = runner.finish_run(run, prep, RECIPE, result, params=params, params_source={"kind": "ensemble"},
+                                   seed=0, started=started, ensemble=ensemble)
+    submission.publish(record.path / "submission.csv", comp.name)
+    return record, skipped, ensemble["best_member"]
+
+
+def _folds_scored(record: RunRecord) -> int:
+    return int(record.cv.get("folds_scored", len(record.cv["fold_scores"])))
+
+
+def _enough(comp: Competition, records: list[RunRecord]) -> None:
+    if len(records) < 2:
+        have = f"only {records[0].run_id}" if records else "none"
+        raise UsageError(f"an ensemble needs at least two runs of {comp.name} on the same folds ({have} can take "
+                         f"part): train more recipes or seeds with python scripts/train.py {comp.name} --recipe ...")

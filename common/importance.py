@@ -1,0 +1,120 @@
+"""What a fitted fold model relied on, for the run record and the report.
+
+LightGBM models (found inside pipelines, target transforms and the toolkit's wrappers) give their total split gain
+per feature. Any other model on a feature frame gets permutation importance on the fold's held-out rows: how much
+the metric worsens when one column's values are shuffled - bounded in time, since a slow model (text embeddings)
+could otherwise spend longer explaining than fitting. Models on arrays of images or series without a LightGBM
+inside have none.
+"""
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# Attributes under which fitted estimators keep the estimator they wrap (scikit-learn's and the toolkit's own).
+INNER = ("regressor_", "estimator_", "model_", "classifier_", "final_estimator_", "best_estimator_")
+MAX_DEPTH = 6
+PERMUTATION_SHARE = 0.25  # of the fold's fit time, at most
+PERMUTATION_CAP_S = 30.0
+PERMUTATION_FLOOR_S = 1.0
+
+
+def _find_lightgbm(model: Any, depth: int = 0) -> tuple[Any, Any] | None:
+    """(the LightGBM estimator, the pipeline steps before it or None) somewhere inside ``model``."""
+    if depth > MAX_DEPTH or model is None:
+        return None
+    if hasattr(model, "booster_") and hasattr(model.booster_, "feature_importance"):
+        return model, None
+    steps = getattr(model, "steps", None)
+    if steps:
+        found = _find_lightgbm(steps[-1][1], depth + 1)
+        if found is not None:
+            head = model[:-1] if found[1] is None and len(steps) > 1 else found[1]
+            return found[0], head
+        return None
+    for name in INNER:
+        found = _find_lightgbm(getattr(model, name, None), depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def gain(model: Any) -> dict[str, float] | None:
+    """Total split gain per feature of a LightGBM model inside ``model``, or None."""
+    found = _find_lightgbm(model)
+    if found is None:
+        return None
+    lgbm, head = found
+    values = lgbm.booster_.feature_importance(importance_type="gain")
+    names = list(lgbm.booster_.feature_name())
+    if all(re.fullmatch(r"Column_\d+", n) for n in names) and head is not None:
+        names = _names_from(head, len(names)) or names
+    return {str(n): float(v) for n, v in zip(names, values, strict=True)}
+
+
+def _names_from(head: Any, count: int) -> list[str] | None:
+    """Feature names a numpy step lost, from the last step before the model that can tell them (an encoder's
+    ColumnTransformer can; a custom imputer before it need not)."""
+    for _, step in reversed(getattr(head, "steps", [("", head)])):
+        try:
+            names = [str(n) for n in step.get_feature_names_out()]
+        except (AttributeError, ValueError, TypeError):
+            continue
+        return names if len(names) == count else None
+    return None
+
+
+def permutation(model: Any, X: pd.DataFrame, y: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
+                predict: Callable[[Any, Any], np.ndarray], greater_is_better: bool, budget_s: float,
+                seed: int = 0) -> dict[str, float]:
+    """Metric loss when each column is shuffled (positive: the model relied on it), columns in a random order until
+    ``budget_s`` is spent (the first is always measured); the columns the budget did not reach are left out."""
+    rng = np.random.default_rng(seed)
+    base = score(y, predict(model, X))
+    started = time.perf_counter()
+    out: dict[str, float] = {}
+    for column in rng.permutation(np.asarray(X.columns, dtype=object)):
+        if out and time.perf_counter() - started > budget_s:
+            log.info("permutation importance: the %.0fs budget covered %d of %d columns", budget_s, len(out),
+                     X.shape[1])
+            break
+        shuffled = X.copy()
+        shuffled[column] = X[column].to_numpy()[rng.permutation(len(X))]
+        loss = base - score(y, predict(model, shuffled))
+        out[str(column)] = float(loss if greater_is_better else -loss)
+    return out
+
+
+def explainer(score: Callable[[np.ndarray, np.ndarray], float], greater_is_better: bool,
+              predict: Callable[[Any, Any], np.ndarray]) -> Callable[..., tuple[str, dict[str, float]] | None]:
+    """The per-fold hook of ``cross_validate``: (kind, importance per feature) of a fitted fold model, or None."""
+
+    def explain(model: Any, X_valid: Any, y_valid: np.ndarray, fit_seconds: float) -> tuple[str, dict] | None:
+        found = gain(model)
+        if found is not None:
+            return "gain", found
+        if not isinstance(X_valid, pd.DataFrame) or X_valid.shape[1] == 0:
+            return None
+        budget = min(PERMUTATION_CAP_S, max(PERMUTATION_FLOOR_S, PERMUTATION_SHARE * fit_seconds))
+        return "permutation", permutation(model, X_valid, y_valid, score, predict, greater_is_better, budget)
+
+    return explain
+
+
+def summarise(per_fold: list[tuple[str, dict[str, float]] | None]) -> dict[str, Any]:
+    """The run record's ``importance``: the kind and each feature's mean over the folds that measured it, largest
+    first (empty when no fold model had any)."""
+    measured = [p for p in per_fold if p is not None]
+    if not measured:
+        return {}
+    kind = measured[0][0]
+    frame = pd.DataFrame([values for k, values in measured if k == kind])
+    mean = frame.mean(axis=0, skipna=True).sort_values(ascending=False)
+    return {"kind": kind, "folds": len(frame), "features": {str(k): float(v) for k, v in mean.items()}}

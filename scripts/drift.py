@@ -1,0 +1,39 @@
+#!/usr/bin/env python
+"""How different is test from train? Adversarial validation: a classifier told to separate train rows from test
+rows on the competition's features, cross-validated. ROC AUC 0.5 = no drift; the top features say what differs.
+Text competitions add TF-IDF terms; Web Traffic compares the last window of each page with its earlier windows.
+The result goes to reports/drift/<competition>.json and into the report (python scripts/leaderboard.py).
+
+    python scripts/drift.py titanic
+    python scripts/drift.py disaster-tweets
+"""
+
+import argparse
+
+import competitions
+from common import drift
+from common.cli import run_main, seed_arg, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
+    parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the folds and the classifier")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    comp = competitions.get(args.competition)
+    result, path = drift.check(comp, args.data_dir, args.seed)
+    print(f"{comp.name}: adversarial ROC AUC {result.auc:.3f} ± {result.auc_std:.3f} ({result.what})")
+    print(f"  {result.verdict}")
+    for name, share in result.top[:10]:
+        print(f"  {share:6.1%}  {name}")
+    for note in result.left_out:
+        print(f"  left out: {note}")
+    print(f"saved: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

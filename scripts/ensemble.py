@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Blend the runs you already have into an ensemble run, with honest nested CV: the weights that score fold k are
+chosen on the other folds' out-of-fold rows only. The result is an ordinary run (CV, submission, a record naming
+its members and weights) that submit.py and the report treat like any other.
+
+    python scripts/ensemble.py house-prices                         # every run on the persisted folds, hill climb
+    python scripts/ensemble.py titanic --runs RUN_ID RUN_ID ...     # these runs only
+    python scripts/ensemble.py disaster-tweets --method nnls        # non-negative least-squares weights
+    python scripts/ensemble.py house-prices --max-members 4         # at most 4 distinct runs in the blend
+
+Methods: hill (greedy forward selection with replacement, Caruana et al.), nnls (non-negative weights), rank (rank
+average: only for metrics that score order, such as ROC AUC). Ensembles are not blended again.
+"""
+
+import argparse
+
+import competitions
+from common import blending, ensemble_runs
+from common.cli import positive_arg, run_main, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
+    parser.add_argument("--runs", nargs="+", metavar="RUN_ID", help="run ids to blend (default: every run of the "
+                        "competition on the most used folds)")
+    parser.add_argument("--method", default="hill", choices=blending.METHODS)
+    parser.add_argument("--max-members", type=positive_arg, help="most distinct runs in the blend")
+    parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    comp = competitions.get(args.competition)
+    record, skipped, best = ensemble_runs.build(comp, args.runs, args.method, args.max_members, args.data_dir)
+    for run_id, reason in skipped:
+        print(f"skipped {run_id}: {reason}")
+    cv, metric = record.cv, comp.metric.name
+    print(f"{comp.name} ensemble ({args.method}) of {len(record.ensemble['members'])} runs: CV {metric} "
+          f"{cv['mean']:.5f} ± {cv['std']:.5f} over {len(cv['fold_scores'])} folds (nested: each fold's weights "
+          f"chosen on the others); best single run {best['cv_mean']:.5f} ({best['run_id']})")
+    for run_id, weight in sorted(record.ensemble["weights"].items(), key=lambda kv: -kv[1]):
+        member = next(m for m in record.ensemble["members"] if m["run_id"] == run_id)
+        print(f"  {weight:6.3f}  {member['recipe']:<14} {run_id}  (CV {member['cv_mean']:.5f})")
+    print(f"submission: submissions/{comp.name}.csv  (run {record.run_id})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,105 @@
+"""Adversarial validation (scripts/drift.py) on the real files of every kind of competition, and what run records
+say their models relied on."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import competitions
+from common import drift, runner
+from common.blocks.series import last_window_view
+from common.splitters import Panel
+
+from conftest import env_for, run_script
+
+TITANIC = competitions.get("titanic")
+
+
+def test_a_shifted_feature_is_found_and_named():
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"size": rng.normal(0, 1, 800), "colour": rng.choice(list("abc"), 800),
+                          "name": [f"n{i}" for i in range(800)]})
+    test = pd.DataFrame({"size": rng.normal(1.5, 1, 400), "colour": rng.choice(list("abc"), 400),
+                         "name": [f"m{i}" for i in range(400)]})
+    result = drift.adversarial(drift.tabular_view(train, test), "synthetic")
+    assert result.auc > 0.8 and result.top[0][0] == "size" and "strong drift" in result.verdict
+    assert any(note.startswith("name (a key") for note in result.left_out)  # one value per row: not a feature
+    same = drift.adversarial(drift.tabular_view(train, train.sample(frac=0.5, random_state=1)), "same")
+    assert same.auc < 0.6
+
+
+def test_titanic_drift_check_is_saved_and_shown(data_dir, kit_home):
+    env = env_for(kit_home, data_dir=data_dir)
+    result = run_script("drift.py", "titanic", env=env)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((kit_home / "reports" / "drift" / "titanic.json").read_text())
+    assert 0.4 < saved["auc"] < 0.65 and len(saved["fold_aucs"]) == 5  # test passengers look like train ones
+    assert saved["rows"] == {"train side": 891, "test side": 418}
+    assert any(n.startswith("FamilyKey (a key") for n in saved["left_out"])
+    assert "adversarial ROC AUC" in result.stdout and saved["top"][0][0] in result.stdout
+    runner.train(TITANIC, "lgbm", n_folds=3, progress=False)
+    report = run_script("leaderboard.py", "titanic", env=env)
+    assert report.returncode == 0, report.stderr
+    md = (kit_home / "reports" / "leaderboard.md").read_text()
+    assert f"Adversarial ROC AUC **{saved['auc']:.3f}" in md and "Top drifting features" in md
+
+
+def test_text_drift_uses_the_words(data_dir, kit_home):
+    result, path = drift.check(competitions.get("disaster-tweets"))
+    assert path.is_file() and 0.4 < result.auc < 0.6
+    assert any(name.startswith("word: ") for name, _ in result.top)
+    assert "TF-IDF terms" in result.what
+
+
+def test_series_drift_compares_the_last_window_with_the_earlier_ones():
+    days = pd.date_range("2020-01-01", periods=360)
+    rng = np.random.default_rng(3)
+    values = rng.poisson(50, (300, 360)).astype(np.float32)
+    values[:150, -60:] *= 3  # half the series jump in the last window
+    view = last_window_view(Panel(np.arange(300), days, values), 60)
+    assert view.X.shape == (300 * 6, 9) and view.is_test.sum() == 300 and len(np.unique(view.groups)) == 300
+    result = drift.adversarial(view, "synthetic")
+    assert result.auc > 0.7 and result.top[0][0] in ("change", "mean", "median", "peak")
+
+
+def test_web_traffic_drift_on_the_replica(data_dir, kit_home):
+    result, _ = drift.check(competitions.get("web-traffic"))
+    assert "the last 60 days against the" in result.what and result.rows["test side"] == 4519
+    assert 0.5 < result.auc < 1
+
+
+# -- importance in run records -------------------------------------------------------------------------------------
+def test_lightgbm_runs_record_gain_by_feature_name_others_permutation(data_dir, kit_home):
+    lgbm, _ = runner.train(TITANIC, "lgbm", n_folds=3, progress=False)
+    assert lgbm.importance["kind"] == "gain" and lgbm.importance["folds"] == 3
+    names = list(lgbm.importance["features"])
+    assert any("Sex" in n or "Title" in n or "IsWomanOrChild" in n for n in names[:5])  # names, not Column_7
+    logreg, _ = runner.train(TITANIC, "logreg", n_folds=3, progress=False)
+    imp = logreg.importance
+    assert imp["kind"] == "permutation" and set(imp["features"]) <= set(runner.prepare(TITANIC, 3).X.columns)
+    values = list(imp["features"].values())
+    assert values == sorted(values, reverse=True) and values[0] > 0.02  # the model relies on something
+
+
+def test_a_stacks_importance_names_its_members(data_dir, kit_home):
+    record, _ = runner.train(competitions.get("house-prices"), "fast", n_folds=3, progress=False)
+    assert set(record.importance["features"]) == {"ridge", "lasso"}
+
+
+@pytest.mark.parametrize("budget", [0.0])
+def test_permutation_importance_stops_at_its_time_budget(budget):
+    from sklearn.linear_model import LinearRegression
+
+    from common.importance import permutation
+
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 6)), columns=list("abcdef"))
+    y = X["a"] * 3 + X["b"]
+    model = LinearRegression().fit(X, y)
+    out = permutation(model, X, y.to_numpy(), lambda t, p: -float(np.mean((t - p) ** 2)),
+                      lambda m, x: m.predict(x), True, budget_s=budget)
+    assert len(out) == 1  # the first column is always measured, then the budget is spent
+    full = permutation(model, X, y.to_numpy(), lambda t, p: -float(np.mean((t - p) ** 2)),
+                       lambda m, x: m.predict(x), True, budget_s=60)
+    assert max(full, key=full.get) == "a" and full["a"] > full["b"] > abs(full["c"])

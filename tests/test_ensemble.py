@@ -1,0 +1,190 @@
+"""Ensembles of finished runs: honest nested CV, every prediction shape (rows, class probabilities, series x days),
+the result as an ordinary run, and the bad inputs of scripts/ensemble.py."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import competitions
+from common import blending, ensemble_runs, runner
+from common.metrics import ACCURACY, RMSLE, ROC_AUC, SMAPE
+from common.runs import RunRecord, load_runs
+
+from conftest import env_for, run_script
+
+TITANIC = competitions.get("titanic")
+HP = competitions.get("house-prices")
+
+
+def last_line(result) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+# -- the pure blending ---------------------------------------------------------------------------------------------
+def _masks(n: int, k: int) -> list[np.ndarray]:
+    fold = np.arange(n) % k
+    return [fold == j for j in range(k)]
+
+
+def test_nested_weights_never_see_the_fold_they_score():
+    """A member that is perfect on fold 0 only (it saw those labels) and noise elsewhere: the weights that score
+    fold 0 come from the other folds, where it is useless, so the blend does not inherit its fold-0 perfection."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    masks = _masks(600, 3)
+    honest = np.clip(y * 0.4 + 0.3 + rng.normal(0, 0.25, 600), 0, 1)
+    leaky = rng.random(600)
+    leaky[masks[0]] = y[masks[0]]
+    score = ACCURACY
+    result = blending.nested("hill", [honest, leaky], [honest[:10], leaky[:10]], y, masks,
+                             lambda t, p: score(t, (p >= 0.5).astype(int)), ACCURACY)
+    assert result.fold_weights[0][1] <= 0.1  # chosen on folds 1-2, where the leaky member is noise
+    honest_fold0 = ACCURACY(y[masks[0]], (honest[masks[0]] >= 0.5).astype(int))
+    assert result.fold_scores[0] < 0.95 and abs(result.fold_scores[0] - honest_fold0) < 0.03
+
+
+def test_hill_climb_beats_its_members_when_they_err_differently():
+    rng = np.random.default_rng(1)
+    y = rng.lognormal(12, 0.4, 900)
+    a = y * rng.lognormal(0, 0.15, 900)
+    b = y * rng.lognormal(0, 0.15, 900)
+    result = blending.nested("hill", [a, b], [a[:5], b[:5]], y, _masks(900, 3), RMSLE, RMSLE)
+    singles = [np.mean([RMSLE(y[m], p[m]) for m in _masks(900, 3)]) for p in (a, b)]
+    assert np.mean(result.fold_scores) < min(singles) - 0.02
+    assert result.weights.sum() == pytest.approx(1) and (result.weights > 0.3).all()
+    # averaged on the log scale RMSLE scores: the blend of two prices is their geometric mean
+    even = blending.Blend(np.array([0.5, 0.5])).apply([np.array([100.0]), np.array([400.0])], blending.LOG1P)
+    assert even[0] == pytest.approx(np.expm1((np.log1p(100) + np.log1p(400)) / 2))
+
+
+def test_class_probabilities_and_series_blend_alike():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 300)
+    onehot = np.eye(3)[y]
+    a = 0.6 * onehot + 0.4 * rng.dirichlet(np.ones(3), 300)
+    b = 0.6 * onehot + 0.4 * rng.dirichlet(np.ones(3), 300)
+    for method in ("hill", "nnls"):
+        result = blending.nested(method, [a, b], [a[:4], b[:4]], y, _masks(300, 3),
+                                 lambda t, p: ACCURACY(t, p.argmax(axis=1)), ACCURACY)
+        assert result.oof.shape == (300, 3) and result.test_pred.shape == (4, 3)
+        assert np.allclose(result.test_pred.sum(axis=1), 1)
+    truth = rng.poisson(20, (50, 30)).astype(float)
+    truth[0, :5] = np.nan  # missing actuals are skipped
+    cells = [np.zeros((50, 30), bool) for _ in range(3)]
+    for k in range(3):
+        cells[k][:, k * 10:(k + 1) * 10] = True  # windows of days, as a backtest cuts them
+    f1, f2 = truth * rng.lognormal(0, 0.3, truth.shape), truth * rng.lognormal(0, 0.3, truth.shape)
+    f1[0, :5] = f2[0, :5] = 7
+    result = blending.nested("nnls", [f1, f2], [f1[:, :4], f2[:, :4]], truth, cells, SMAPE, SMAPE)
+    assert result.oof.shape == (50, 30) and np.mean(result.fold_scores) < min(SMAPE(truth, f1), SMAPE(truth, f2))
+
+
+def test_rank_averages_only_for_ranking_metrics():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    a, b = y + rng.normal(0, 1, 400), 100 * (y + rng.normal(0, 1, 400))  # different scales: ranks make them alike
+    result = blending.nested("rank", [a, b], [a[:5], b[:5]], y, _masks(400, 4), ROC_AUC, ROC_AUC)
+    assert np.mean(result.fold_scores) > max(ROC_AUC(y, a), ROC_AUC(y, b)) - 0.01
+    with pytest.raises(Exception, match="only suits metrics that score order"):
+        blending.nested("rank", [a, b], [a, b], y, _masks(400, 4), ACCURACY, ACCURACY)
+
+
+# -- on real runs --------------------------------------------------------------------------------------------------
+def test_house_prices_ensemble_is_an_ordinary_run_that_beats_its_members(data_dir, kit_home):
+    for recipe in ("svr", "lgbm"):
+        runner.train(HP, recipe, n_folds=5, progress=False)
+    result = run_script("ensemble.py", "house-prices", env=env_for(kit_home, data_dir=data_dir))
+    assert result.returncode == 0, result.stderr
+    record = next(r for r in load_runs("house-prices") if r.ensemble)
+    members = {r.run_id: r for r in load_runs("house-prices") if not r.ensemble}
+    assert set(record.params["runs"]) == set(members)
+    assert {r.folds["hash"] for r in members.values()} == {record.folds["hash"]}
+    assert record.cv["mean"] < min(r.cv["mean"] for r in members.values())  # kernel and trees err differently
+    assert sum(record.ensemble["weights"].values()) == pytest.approx(1)
+    assert len(record.ensemble["fold_weights"]) == 5 and record.ensemble["space"] == "log1p"
+    # each fold is the blend of the members' out-of-fold prices with that fold's own weights
+    oof = pd.read_parquet(record.path / "oof.parquet")
+    for k, weights in enumerate(record.ensemble["fold_weights"]):
+        rows = oof["fold"] == k
+        blended = np.expm1(sum(w * np.log1p(oof.loc[rows, f"oof_{i}"]) for i, w in weights.items()))
+        assert np.allclose(blended, oof.loc[rows, "oof"])
+        assert record.cv["fold_scores"][k] == pytest.approx(HP.score(oof.loc[rows, "target"], blended))
+    sub = pd.read_csv(record.path / "submission.csv")
+    assert len(sub) == 1459 and (sub["SalePrice"] > 0).all()
+    published = (kit_home / "submissions" / "house-prices.csv").read_bytes()
+    assert published == (record.path / "submission.csv").read_bytes()
+    assert "best single run" in result.stdout
+
+
+def test_forecast_runs_blend_by_day(data_dir, kit_home):
+    wt = competitions.get("web-traffic")
+    runner.train(wt, "median", n_folds=3, progress=False)
+    runner.train(wt, "fast", n_folds=3, progress=False)
+    record, skipped, best = ensemble_runs.build(wt, method="nnls")
+    assert not skipped and record.cv["folds_scored"] == 3
+    oof = pd.read_parquet(record.path / "oof.parquet")
+    assert oof.shape == (4519, 1 + 180)  # three 60-day windows
+    sub = pd.read_csv(record.path / "submission.csv")
+    assert list(sub.columns) == ["Id", "Visits"] and (sub["Visits"] >= 0).all()
+    assert record.cv["mean"] <= best["cv_mean"] + 0.5
+
+
+# -- bad input -----------------------------------------------------------------------------------------------------
+def test_no_runs_and_one_run_are_one_line_errors(data_dir, kit_home):
+    env = env_for(kit_home, data_dir=data_dir)
+    result = run_script("ensemble.py", "titanic", env=env)
+    assert result.returncode == 2 and "no runs of titanic yet" in last_line(result)
+    runner.train(TITANIC, "fast", n_folds=5, progress=False)
+    result = run_script("ensemble.py", "titanic", env=env)
+    assert result.returncode == 2 and "at least two runs" in last_line(result) and "Traceback" not in result.stderr
+    result = run_script("ensemble.py", "titanic", "--runs", "20990101-000000-nope-000000", env=env)
+    assert result.returncode == 2 and "no run 20990101-000000-nope-000000" in last_line(result)
+    # a slow model's run that scored one held-out fold (the digit CNN's default) cannot be blended honestly
+    one_fold, _ = runner.train(TITANIC, "logreg", n_folds=5, progress=False, folds_scored=1)
+    result = run_script("ensemble.py", "titanic", env=env)
+    assert result.returncode == 2 and one_fold.run_id in last_line(result) and "--folds-scored all" in last_line(result)
+
+
+def test_runs_on_other_folds_and_broken_members_are_skipped_with_the_reason(data_dir, kit_home):
+    env = env_for(kit_home, data_dir=data_dir)
+    for recipe in ("fast", "logreg", "rule"):
+        runner.train(TITANIC, recipe, n_folds=5, progress=False)
+    other, _ = runner.train(TITANIC, "fast", n_folds=3, progress=False)
+    fast, logreg, rule = sorted((r for r in load_runs("titanic") if r.folds["n_splits"] == 5),
+                                key=lambda r: ["fast", "logreg", "rule"].index(r.recipe))
+    (rule.path / "oof.parquet").write_bytes(b"not parquet")
+    result = run_script("ensemble.py", "titanic", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"skipped {other.run_id}: on other folds" in result.stdout
+    assert f"skipped {rule.run_id}: its prediction files cannot be read" in result.stdout
+    assert "WARNING" in result.stderr and rule.run_id in result.stderr
+    record = next(r for r in load_runs("titanic") if r.ensemble)
+    assert set(record.params["runs"]) == {fast.run_id, logreg.run_id}
+
+    # NaN in a member's predictions: refused, naming the run, and no ensemble run written
+    oof = pd.read_parquet(logreg.path / "oof.parquet")
+    oof.loc[3, "oof"] = np.nan
+    oof.to_parquet(logreg.path / "oof.parquet")
+    before = len(load_runs("titanic"))
+    result = run_script("ensemble.py", "titanic", "--runs", fast.run_id, logreg.run_id, env=env)
+    assert result.returncode == 3 and logreg.run_id in last_line(result) and "NaN" in last_line(result)
+    assert len(load_runs("titanic")) == before
+
+    result = run_script("ensemble.py", "titanic", "--method", "rank", env=env)
+    assert result.returncode == 2 and "use hill or nnls" in last_line(result)
+
+
+def test_an_ensemble_is_not_blended_again_and_its_record_reads_back(data_dir, kit_home):
+    for recipe in ("fast", "logreg"):
+        runner.train(TITANIC, recipe, n_folds=5, progress=False)
+    first, _, _ = ensemble_runs.build(TITANIC)
+    second, skipped, _ = ensemble_runs.build(TITANIC, max_members=1)
+    assert (first.run_id, "an ensemble itself (its weights already saw every fold's labels)") in skipped
+    assert len(second.ensemble["weights"]) == 1
+    again = RunRecord.read(second.path)
+    assert again.ensemble == json.loads((second.path / "run.json").read_text())["ensemble"]
+    assert again.params_source == {"kind": "ensemble"} and again.recipe == "ensemble"
+    shutil.rmtree(second.path)
