@@ -130,6 +130,8 @@ class Competition:
     # (data, X, X_test) -> the DriftView that adversarial validation classifies (common.drift); None: the feature
     # frames less the id column, for competitions whose features are a frame.
     drift: Callable[[Data, Any, Any], Any] | None = None
+    # The target is a whole-number count (visits): an ensemble of runs also tries its blend rounded.
+    counts: bool = False
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

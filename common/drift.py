@@ -160,13 +160,21 @@ def save(result: DriftResult) -> Path:
     return write_json_atomic(result_path(result.competition), result.to_json())
 
 
+REQUIRED = {"auc": float, "auc_std": float, "what": str, "verdict": str, "top": list}
+
+
 def load(competition: str) -> dict[str, Any] | None:
-    """The saved drift check of a competition, or None (missing or unreadable: the report says so)."""
+    """The saved drift check of a competition, or None (missing, or damaged: skipped with a warning naming it)."""
     path = result_path(competition)
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
+        missing = [k for k, kind in REQUIRED.items()
+                   if not isinstance(saved.get(k), kind if kind is not float else (int, float))]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+        return saved
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        log.warning("skipping the drift check in %s: %s", path, exc)
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("skipping the drift check in %s (%s); run scripts/drift.py %s again", path, exc, competition)
         return None

@@ -186,7 +186,7 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
                             f"it: leave it out with --runs, or move its folder away")
     log.info("blending %d runs of %s (%s) on %d folds", len(members), comp.name, method, len(masks))
     blend = blending.nested(method, [m.oof for m in members], [m.test for m in members], y, masks, comp.score,
-                            comp.metric, max_members)
+                            comp.metric, max_members, counts=comp.counts)
     member_results = {m.record.run_id: CVResult(m.oof, m.test, [comp.score(y[k], m.oof[k]) for k in masks])
                       for m in members}
     best_id = comp.metric.rank(list(member_results), lambda i: member_results[i].mean)[0]
@@ -205,6 +205,8 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
         "weights": weights(blend.weights),
         "fold_weights": [weights(w) for w in blend.fold_weights],
         "folds_used": len(masks),
+        "rounded": blend.rounded,
+        "fold_rounded": blend.fold_rounded,
         "best_member": {"run_id": best_id, "cv_mean": member_results[best_id].mean},
         "skipped": [{"run_id": i, "reason": r} for i, r in skipped],
     }

@@ -46,6 +46,15 @@ def test_titanic_drift_check_is_saved_and_shown(data_dir, kit_home):
     assert f"Adversarial ROC AUC **{saved['auc']:.3f}" in md and "Top drifting features" in md
 
 
+def test_a_damaged_drift_file_is_skipped_with_a_warning(kit_home, caplog):
+    path = drift.result_path("titanic")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"auc": "high"}')
+    assert drift.load("titanic") is None and "lacks auc" in caplog.text and str(path) in caplog.text
+    path.write_text("[1, 2")
+    assert drift.load("titanic") is None
+
+
 def test_text_drift_uses_the_words(data_dir, kit_home):
     result, path = drift.check(competitions.get("disaster-tweets"))
     assert path.is_file() and 0.4 < result.auc < 0.6

@@ -69,6 +69,7 @@ def make(stage: Stage, name: str) -> Competition:
         submission_from=to_submission,
         figures=pictures,
         drift=drift_view,
+        counts=True,
     )
     return comp
 
