@@ -12,8 +12,9 @@ Methods:
 - ``rank``: equal-weight average of the ranks of the best members (only for metrics that score order, ROC AUC).
 
 Blends are averaged in the metric's own space (``SPACES``): probabilities as they are, prices on the log scale that
-RMSLE scores, forecasts of visits on log1p (and, for counts, rounded where that scores better). Honest CV: the weights that score fold k are chosen on the other folds' rows
-only; the weights for the test prediction are chosen on all of them (``nested``).
+RMSLE scores, forecasts of visits on log1p (and, for counts, rounded where that scores better). Honest CV: the
+weights that score fold k are chosen on the other folds' rows only; the weights for the test prediction are chosen
+on all of them (``nested``).
 """
 
 from collections.abc import Callable
