@@ -321,7 +321,8 @@ def _inline(markdown_line: str) -> str:
 def html_page(sections: list[Section], figures: dict[str, Figures] | None = None) -> str:
     style = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
-             "th{background:#f0f0f0}td:nth-child(2),td:nth-child(3){text-align:left}img{max-width:100%}")
+             "th{background:#f0f0f0}td:nth-child(2),td:nth-child(3){text-align:left}img{max-width:100%}"
+             "table.ensembles td{text-align:left}")
     body = ["<h1>CV leaderboard</h1>"]
     if not sections:
         body.append("<p>No runs yet: train one with <code>python scripts/train.py titanic</code>.</p>")
