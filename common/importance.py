@@ -1,9 +1,9 @@
 """What a fitted fold model relied on, for the run record and the report.
 
-LightGBM models (found inside pipelines, target transforms and the toolkit's wrappers) give their total split gain
-per feature. Any other model on a feature frame gets permutation importance on the fold's held-out rows: how much
-the metric worsens when one column's values are shuffled - bounded in time, since a slow model (text embeddings)
-could otherwise spend longer explaining than fitting. Models on arrays of images or series without a LightGBM
+LightGBM models (found inside pipelines, target transforms and the toolkit's wrappers; in a blend, its LightGBM
+member) give their total split gain per feature. Any other model on a feature frame gets permutation importance on
+the fold's held-out rows: how much the metric worsens when one column's values are shuffled - bounded in time, since
+a slow model (text embeddings) could otherwise spend longer explaining than fitting. Models on arrays of images or series without a LightGBM
 inside have none.
 """
 
@@ -43,6 +43,12 @@ def _find_lightgbm(model: Any, depth: int = 0) -> tuple[Any, Any] | None:
         found = _find_lightgbm(getattr(model, name, None), depth + 1)
         if found is not None:
             return found
+    fitted = getattr(model, "fitted_", None)  # a blend's fitted members by name (Web Traffic's Blend)
+    if isinstance(fitted, dict):
+        for member in fitted.values():
+            found = _find_lightgbm(member, depth + 1)
+            if found is not None:
+                return found
     return None
 
 

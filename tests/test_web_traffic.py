@@ -11,6 +11,7 @@ import pytest
 import competitions
 from common import data, runner
 from common.errors import DataError, UsageError
+from common.importance import gain
 from common.metrics import smape_score
 from common.splitters import ForecastTask, Panel
 from competitions.web_traffic.baselines import MedianForecaster, median_of_medians
@@ -168,8 +169,15 @@ def test_global_lgbm_and_weekday_beat_the_flat_median_on_trending_weekly_pages()
     panel, values = synthetic_panel()
     flat = backtest_score(MedianForecaster(), panel, values)
     weekday = backtest_score(MedianForecaster(weekday=1.0), panel, values)
-    lgbm = backtest_score(GlobalLGBM(n_estimators=120, max_cuts=8, stride=7), panel, values)
+    model = GlobalLGBM(n_estimators=120, max_cuts=8, stride=7)
+    lgbm = backtest_score(model, panel, values)
     assert weekday < flat and lgbm < weekday, (flat, weekday, lgbm)
+    # what it relied on, by feature name, for the run record (also when it is a blend's member)
+    relied = gain(model)
+    assert len(relied) > 5 and not any(name.startswith("Column_") for name in relied)
+    assert gain(Blend({"lgbm": model, "median": MedianForecaster()}, {"lgbm": 0.7, "median": 0.3})) is None
+    assert gain(Blend({"lgbm": model}, {"lgbm": 1.0}).fit(ForecastTask(panel.until(300), panel.dates[300:328]))) \
+        is not None
 
 
 def test_rnn_trains_on_the_torch_estimator_and_beats_the_flat_median():
