@@ -3,8 +3,8 @@
 LightGBM models (found inside pipelines, target transforms and the toolkit's wrappers; in a blend, its LightGBM
 member) give their total split gain per feature. Any other model on a feature frame gets permutation importance on
 the fold's held-out rows: how much the metric worsens when one column's values are shuffled - bounded in time, since
-a slow model (text embeddings) could otherwise spend longer explaining than fitting. Models on arrays of images, or on series without a
-LightGBM inside, have none.
+a slow model (text embeddings) could otherwise spend longer explaining than fitting. Models on arrays of images,
+or on series without a LightGBM inside, have none.
 """
 
 import logging
