@@ -162,28 +162,10 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
         raise DataError(f"the persisted folds of {comp.name} (hash {prep.folds.hash}) are not the ones these runs "
                         f"used ({selection.records[0].folds.get('hash')}): the data or folds changed since; "
                         "train the runs again")
-    members, skipped = [], list(selection.skipped)
-    for record in selection.records:
-        try:
-            members.append(read_member(record, prep))
-        except Unreadable as exc:
-            log.warning("skipping run %s: %s", record.run_id, exc)
-            skipped.append((record.run_id, str(exc)))
+    members, skipped = load_members(selection, prep)
     _enough(comp, [m.record for m in members])
     y = np.asarray(prep.data.y)
-    scored = min(_folds_scored(m.record) for m in members)
-    if scored < 2:
-        few = ", ".join(m.record.run_id for m in members if _folds_scored(m.record) < 2)
-        raise UsageError(f"an honest blend needs at least two folds every member scored (each fold's weights are "
-                         f"chosen on the others); {few} scored one: train it again with --folds-scored all, or "
-                         "leave it out with --runs")
-    masks = [coverage(fold.valid, y) for fold in prep.folds.folds[:scored]]
-    every = np.logical_or.reduce(masks)
-    for m in members:
-        if np.isnan(m.oof[every]).any() or np.isnan(m.test).any():
-            where = "test" if not np.isnan(m.oof[every]).any() else "out-of-fold"
-            raise DataError(f"run {m.record.run_id} has NaN among its {where} predictions; an ensemble cannot use "
-                            f"it: leave it out with --runs, or move its folder away")
+    masks = shared_folds(members, prep, y)
     log.info("blending %d runs of %s (%s) on %d folds", len(members), comp.name, method, len(masks))
     blend = blending.nested(method, [m.oof for m in members], [m.test for m in members], y, masks, comp.score,
                             comp.metric, max_members, counts=comp.counts)
@@ -216,6 +198,37 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
                                    seed=0, started=started, ensemble=ensemble)
     submission.publish(record.path / "submission.csv", comp.name)
     return record, skipped, ensemble["best_member"]
+
+
+def load_members(selection: Selection, prep: runner.Prepared) -> tuple[list[Member], list[tuple[str, str]]]:
+    """The selected runs' predictions; runs whose files are missing or damaged are skipped with a warning."""
+    members, skipped = [], list(selection.skipped)
+    for record in selection.records:
+        try:
+            members.append(read_member(record, prep))
+        except Unreadable as exc:
+            log.warning("skipping run %s: %s", record.run_id, exc)
+            skipped.append((record.run_id, str(exc)))
+    return members, skipped
+
+
+def shared_folds(members: list[Member], prep: runner.Prepared, y: np.ndarray) -> list[np.ndarray]:
+    """The masks of the folds every member scored (at least two: each fold's weights come from the others); a
+    member with NaN where it should have predictions is refused, naming it."""
+    scored = min(_folds_scored(m.record) for m in members)
+    if scored < 2:
+        few = ", ".join(m.record.run_id for m in members if _folds_scored(m.record) < 2)
+        raise UsageError(f"an honest blend needs at least two folds every member scored (each fold's weights are "
+                         f"chosen on the others); {few} scored one: train it again with --folds-scored all, or "
+                         "leave it out with --runs")
+    masks = [coverage(fold.valid, y) for fold in prep.folds.folds[:scored]]
+    every = np.logical_or.reduce(masks)
+    for m in members:
+        if np.isnan(m.oof[every]).any() or np.isnan(m.test).any():
+            where = "test" if not np.isnan(m.oof[every]).any() else "out-of-fold"
+            raise DataError(f"run {m.record.run_id} has NaN among its {where} predictions; an ensemble cannot use "
+                            f"it: leave it out with --runs, or move its folder away")
+    return masks
 
 
 def _folds_scored(record: RunRecord) -> int:
