@@ -12,7 +12,7 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: setup titanic house-prices disaster-tweets digit-recognizer web-traffic report test lint clean-venv tune tune-titanic dashboard
+.PHONY: setup titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift test lint clean-venv tune tune-titanic dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ web-traffic: setup
 # The CV leaderboard of every run: reports/leaderboard.md and .html
 report: setup
 	$(PY) scripts/leaderboard.py
+
+# Blend the competition's runs (nested CV, hill climbing) into an ensemble run: make ensemble COMP=house-prices
+ensemble: setup
+	$(PY) scripts/ensemble.py $(COMP)
+
+# How different is test from train (adversarial validation): make drift COMP=titanic
+drift: setup
+	$(PY) scripts/drift.py $(COMP)
 
 # Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
 tune: setup
