@@ -75,48 +75,63 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 Score = Callable[[np.ndarray, np.ndarray], float]  # (truth, predictions in prediction space) -> metric
 
 
-def _squared_error(y: np.ndarray, blended: np.ndarray, space: Space) -> float:
-    """Mean squared error in the blend space (class probabilities against one-hot truth; missing truth skipped):
-    the tie-breaker of the hill climb, since a step metric such as accuracy ties often on small data."""
+def _truth_like(y: np.ndarray, like: np.ndarray, space: Space) -> np.ndarray:
+    """The truth in the blend space, shaped like a member's predictions: class labels become one-hot rows when the
+    members give class probabilities (NaN truth, the forecasts' missing actuals, stays NaN)."""
     truth = np.asarray(y, dtype=float)
-    if blended.ndim == 2 and truth.ndim == 1:
-        truth = np.eye(blended.shape[1])[truth.astype(int)]
-    err = space.to(np.asarray(blended, dtype=float)) - space.to(truth)
-    return float(np.nanmean(err**2))
+    if like.ndim == 2 and truth.ndim == 1:
+        truth = np.eye(like.shape[1])[truth.astype(int)]
+    return space.to(truth)
+
+
+class _Trial:
+    """A candidate blend of the hill climb: its metric, and its squared error in the blend space - the tie-breaker,
+    since a step metric such as accuracy ties often on small data - worked out only when a tie asks for it."""
+
+    def __init__(self, score: float, mixed: np.ndarray):
+        self.score = score
+        self._mixed: np.ndarray | None = mixed
+        self._error: float | None = None
+
+    def error(self, target: np.ndarray) -> float:
+        if self._error is None:
+            self._error = float(np.nanmean((self._mixed - target) ** 2))
+            self._mixed = None
+        return self._error
 
 
 def hill_climb(preds: list[np.ndarray], y: np.ndarray, score: Score, metric: Metric, space: Space,
                max_members: int | None = None, max_steps: int = MAX_STEPS) -> Blend:
     """Caruana's ensemble selection with replacement, in ``metric``'s own direction: ``max_steps`` greedy picks
     (the best next member even when it does not improve, so 1:0 can move on to 2:1 rather than stop before a 1:1
-    that is worse), then the best prefix of the picks. Candidates that tie on the metric (a step metric such as
-    accuracy ties often on small data) are told apart by squared error; earlier members and shorter prefixes win
-    what still ties."""
+    that is worse), then the best prefix of the picks. Candidates that tie on the metric are told apart by squared
+    error (missing truth skipped); earlier members and shorter prefixes win what still ties."""
     transformed = [space.to(np.asarray(p, dtype=float)) for p in preds]
+    target = _truth_like(y, transformed[0], space)
 
-    def key(p: np.ndarray) -> tuple[float, float]:
-        return score(y, p), _squared_error(y, p, space)
+    def trial(mixed: np.ndarray) -> _Trial:
+        return _Trial(score(y, space.back(mixed)), mixed)
 
-    def better(a: tuple[float, float], b: tuple[float, float]) -> bool:
-        if metric.is_better(a[0], b[0]):
+    def better(a: _Trial, b: _Trial) -> bool:
+        if metric.is_better(a.score, b.score):
             return True
-        return not metric.is_better(b[0], a[0]) and a[1] < b[1]
+        return not metric.is_better(b.score, a.score) and a.error(target) < b.error(target)
 
-    def best_of(keys: dict[int, tuple[float, float]]) -> int:
-        winner = next(iter(keys))
-        for i in keys:
-            winner = i if better(keys[i], keys[winner]) else winner
+    def best_of(trials: dict[int, _Trial]) -> int:
+        winner = next(iter(trials))
+        for i in trials:
+            winner = i if better(trials[i], trials[winner]) else winner
         return winner
 
-    first = best_of({i: key(p) for i, p in enumerate(preds)})
+    first = best_of({i: trial(t) for i, t in enumerate(transformed)})
     counts = np.zeros(len(preds))
     counts[first] = 1
-    total, best = transformed[first].copy(), key(preds[first])
+    total, best = transformed[first].copy(), trial(transformed[first])
     best_counts = counts.copy()
     for step in range(1, max_steps):
         allowed = [i for i in range(len(preds))
                    if counts[i] > 0 or max_members is None or (counts > 0).sum() < max_members]
-        trials = {i: key(space.back((total + transformed[i]) / (step + 1))) for i in allowed}
+        trials = {i: trial((total + transformed[i]) / (step + 1)) for i in allowed}
         pick = best_of(trials)
         counts[pick] += 1
         total += transformed[pick]
@@ -126,15 +141,12 @@ def hill_climb(preds: list[np.ndarray], y: np.ndarray, score: Score, metric: Met
 
 
 def nnls_blend(preds: list[np.ndarray], y: np.ndarray, space: Space, max_members: int | None = None) -> Blend:
-    """Least-squares weights >= 0 in the blend space (class probabilities against one-hot truth), normalised; with
-    ``max_members`` only the largest weights are kept (and refitted)."""
+    """Least-squares weights >= 0 in the blend space (class probabilities against one-hot truth, weights shared by
+    the classes), normalised; with ``max_members`` only the largest weights are kept (and refitted)."""
     from scipy.optimize import nnls
 
-    truth = np.asarray(y)
     columns = [space.to(np.asarray(p, dtype=float)) for p in preds]
-    if columns[0].ndim == 2 and truth.ndim == 1:  # class probabilities: one-hot truth, weights shared by classes
-        truth = np.eye(columns[0].shape[1])[truth.astype(int)]
-    target = space.to(truth.astype(float)).ravel()
+    target = _truth_like(y, columns[0], space).ravel()
     A = np.column_stack([c.ravel() for c in columns])
     keep = ~np.isnan(target)  # missing actuals (forecasts) are skipped, as the metric skips them
     weights = nnls(A[keep], target[keep])[0]
