@@ -60,9 +60,11 @@ class DriftResult:
         return asdict(self)
 
 
-def tabular_view(train: pd.DataFrame, test: pd.DataFrame, drop: tuple[str, ...] = ()) -> DriftView:
+def tabular_view(train: pd.DataFrame, test: pd.DataFrame, drop: tuple[str, ...] = (),
+                 rows: str = "rows") -> DriftView:
     """Train rows against test rows on the feature frames; id columns and key-like text columns (a family name, a
-    ticket, a tweet's text: nearly one value per row, so they separate rows without describing them) are left out."""
+    ticket, a tweet's text: nearly one value per row, so they separate rows without describing them) are left out.
+    ``rows``: what a row is, for the description."""
     left_out = [f"{c} (named as an id or key)" for c in drop if c in train.columns]
     frame = pd.concat([train, test], ignore_index=True).drop(columns=[c for c in drop if c in train.columns])
     for column in list(frame.columns):
@@ -75,8 +77,8 @@ def tabular_view(train: pd.DataFrame, test: pd.DataFrame, drop: tuple[str, ...] 
         else:
             frame[column] = values.astype("category")
     is_test = np.r_[np.zeros(len(train)), np.ones(len(test))].astype(int)
-    return DriftView(frame, is_test, [str(c) for c in frame.columns], f"{len(train)} train rows against "
-                     f"{len(test)} test rows", left_out=left_out)
+    return DriftView(frame, is_test, [str(c) for c in frame.columns], f"{len(train)} train {rows} against "
+                     f"{len(test)} test {rows}", left_out=left_out)
 
 
 def with_terms(view: DriftView, train_text: pd.Series, test_text: pd.Series, max_terms: int = 2000) -> DriftView:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec
 from common.data import read_table
-from common.drift import DriftView
+from common.drift import DriftView, tabular_view
 from common.errors import DataError
 from common.metrics import ACCURACY
 from common.splitters import RowFolds
@@ -63,12 +63,13 @@ def decode(proba: np.ndarray) -> np.ndarray:
 def drift_view(data: Data, X: np.ndarray, X_test: np.ndarray) -> DriftView:
     """Images as 7 x 7 blocks of mean ink (4 x 4 pixels each) and total ink: enough to see a shift in how digits
     are drawn or placed, at 50 features instead of 784."""
-    images = np.concatenate([X, X_test]).reshape(-1, 7, 4, 7, 4).astype(np.float32)
-    blocks = images.mean(axis=(2, 4)).reshape(len(images), 49)
-    frame = pd.DataFrame(blocks, columns=[f"ink r{r} c{c}" for r in range(7) for c in range(7)])
-    frame["ink total"] = blocks.sum(axis=1)
-    return DriftView(frame, np.r_[np.zeros(len(X)), np.ones(len(X_test))].astype(int), list(frame.columns),
-                     f"{len(X)} train images against {len(X_test)} test images (7 x 7 blocks of mean ink)")
+    def blocks(images: np.ndarray) -> pd.DataFrame:
+        ink = images.reshape(-1, 7, 4, 7, 4).astype(np.float32).mean(axis=(2, 4)).reshape(len(images), 49)
+        frame = pd.DataFrame(ink, columns=[f"ink r{r} c{c}" for r in range(7) for c in range(7)])
+        frame["ink total"] = ink.sum(axis=1)
+        return frame
+
+    return tabular_view(blocks(X), blocks(X_test), rows="images")
 
 
 COMPETITION = Competition(
