@@ -85,7 +85,8 @@ class Recipe:
     # How many of the persisted folds a run scores by default (None: all). A model too slow to fit k times within
     # its budget scores one whole fold it never trained on; --folds-scored all runs the full CV.
     folds_scored: int | None = None
-    # Test predictions from one model refitted on all of train (True) or the average of the fold models (False).
+    # Test predictions from one model refitted on all of train (True) or the average of the fold models (False);
+    # a stacking recipe's refit applies to its members (the meta-model is always the fold models' average).
     refit: bool = False
 
 

@@ -46,9 +46,12 @@ def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = N
 
 
 def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, progress: bool = True,
-           on_fold=None, with_test: bool = True, folds_scored: int | None = None, explain: bool = False) -> CVResult:
+           on_fold=None, with_test: bool = True, folds_scored: int | None = None, explain: bool = False,
+           refit: bool = False) -> CVResult:
     """``folds_scored``: how many folds to score (None: the recipe's own default, then all). ``explain``: measure
-    what each fold model relied on (common.importance; a stack's meta-model: its members)."""
+    what each fold model relied on (common.importance; a stack's meta-model: its members). ``refit``: the test
+    prediction from a model refitted on all of train even where the recipe does not ask for it (a stack with
+    ``refit`` passes it to its members)."""
     recipe = prep.competition.recipe(recipe_name)
     comp = prep.competition
     explainer = importance.explainer(comp.score, comp.metric.greater_is_better, predict_raw) if explain else None
@@ -58,7 +61,8 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
         members = {}
         for name in recipe.members:
             log.info("stack member %s", name)
-            members[name] = run_cv(prep, name, params["members"][name], seed, progress, with_test=with_test)
+            members[name] = run_cv(prep, name, params["members"][name], seed, progress, with_test=with_test,
+                                   refit=recipe.refit)
             log.info("stack member %s: %s %.5f ± %.5f", name, prep.competition.metric.name, members[name].mean,
                      members[name].std)
         meta_params = params.get("meta", {})
@@ -66,7 +70,8 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
                         prep.competition.score, progress=progress, on_fold=on_fold, explain=explainer)
     return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
                           prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
-                          progress=progress, max_folds=folds_scored, refit=recipe.refit, explain=explainer)
+                          progress=progress, max_folds=folds_scored, refit=recipe.refit or refit,
+                          explain=explainer)
 
 
 def validated(oof: np.ndarray, cells: bool) -> np.ndarray:

@@ -139,3 +139,21 @@ def test_negative_predictions_are_clipped_and_nan_refused(data_dir, kit_home, mo
 def test_description_parser_on_its_own():
     text = "Alley: Type of alley access\n\n       Grvl\tGravel\n       NA \tNo alley access\n\nLotArea: Lot size\n"
     assert features.none_columns(text) == {"Alley"}
+
+
+def test_a_stack_with_refit_predicts_test_from_members_fitted_on_all_rows(data_dir, kit_home, monkeypatch):
+    """The default refits its members on all of train for the test prediction (the test's partial sale then
+    learns from both in train); the CV, made by the fold models, is the same either way."""
+    import dataclasses
+
+    from common.params import resolve
+
+    prep = runner.prepare(HP, 3)
+    plain = runner.run_cv(prep, "fast", {}, 0, progress=False)
+    monkeypatch.setitem(HP.recipes, "fast", dataclasses.replace(HP.recipe("fast"), refit=True))
+    refitted = runner.run_cv(prep, "fast", {}, 0, progress=False)
+    ridge_params = resolve(HP, "fast", {})["members"]["ridge"]
+    on_all_rows = HP.recipe("ridge").make_model(ridge_params, 0).fit(prep.X, prep.data.y).predict(prep.X_test)
+    assert np.allclose(refitted.members["ridge"].test_pred, on_all_rows)
+    assert not np.allclose(plain.members["ridge"].test_pred, on_all_rows)
+    assert refitted.fold_scores == plain.fold_scores

@@ -176,11 +176,12 @@ def lgbm_space(trial) -> dict[str, Any]:
 RECIPES: dict[str, Recipe] = {
     "default": Recipe("stack of ridge, lasso, elastic net, SVR, LightGBM, Huber gradient boosting and CatBoost: "
                       "non-negative blend weights fitted on out-of-fold predictions of the same folds, without the "
-                      "sales no member explains; the linear members learn the partial sales' discount",
+                      "sales no member explains; the linear members learn the partial sales' discount; the test "
+                      "prediction from members refitted on all rows",
                       make_meta, {"meta": {"far": 0.5}, "members": {
                           name: {**params, "drop_partial_sales": False} for name, params in
                           (("ridge", RIDGE), ("lasso", LASSO), ("elasticnet", ELASTICNET), ("svr", SVR_PARAMS))}},
-                      members=("ridge", "lasso", "elasticnet", "svr", "lgbm", "gbr", "catboost")),
+                      members=("ridge", "lasso", "elasticnet", "svr", "lgbm", "gbr", "catboost"), refit=True),
     "ridge": Recipe("ridge regression, one-hot + skew-corrected scaled features", make_ridge, RIDGE, ridge_space),
     "lasso": Recipe("lasso regression, one-hot + skew-corrected scaled features", make_lasso, LASSO, lasso_space),
     "elasticnet": Recipe("elastic net, one-hot + skew-corrected scaled features", make_elasticnet, ELASTICNET,
