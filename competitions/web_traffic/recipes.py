@@ -11,7 +11,7 @@ from competitions.web_traffic.global_lgbm import GlobalLGBM
 LGBM = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 63, "min_child_samples": 200,
         "feature_fraction": 0.8, "stride": 14, "max_cuts": 16, "min_history": 56, "max_rows": 3_000_000,
         "calendar": True}
-# max_series: pages sampled per fit - the full competition's 145 063 pages would cost ~9 min per fit on 2 cores;
+# max_series: pages sampled per fit - all 145 063 pages of the full competition would cost minutes per epoch;
 # 5 000 pages x 8 cut-offs keep a fit near 1 min at any size (the replica's 4 519 pages are all used)
 RNN = {"epochs": 3, "hidden": 64, "encoder_days": 112, "batch_size": 256, "learning_rate": 3e-3,
        "samples_per_series": 8, "max_series": 5_000}
