@@ -77,7 +77,7 @@ def test_folds_scored_option_runs_more_folds(small_tables, tmp_path, kit_home):
     (lambda tr, te: (tr.drop(columns=["pixel783"]), te), r"train\.csv is missing column\(s\) pixel783"),
     (lambda tr, te: (tr.assign(label=tr["label"].where(tr.index != 1, 10)), te),
      r"train\.csv: label must be in 0\.\.9; row 2 "),
-    (lambda tr, te: (tr, te.assign(label=0)), r"test\.csv has unexpected column\(s\) label \(test\.csv must not "
+    (lambda tr, te: (tr, te.copy().assign(label=0)), r"test\.csv has unexpected column\(s\) label \(test\.csv must not "
                                               r"have a label column\)"),
 ])
 def test_bad_input_is_one_line_naming_file_column_and_row(small_tables, tmp_path, damage, message):
