@@ -162,7 +162,7 @@ def save(result: DriftResult) -> Path:
     return write_json_atomic(result_path(result.competition), result.to_json())
 
 
-REQUIRED = {"auc": float, "auc_std": float, "what": str, "verdict": str, "top": list}
+REQUIRED = {"auc": (int, float), "auc_std": (int, float), "what": str, "verdict": str, "top": list}
 
 
 def load(competition: str) -> dict[str, Any] | None:
@@ -170,8 +170,7 @@ def load(competition: str) -> dict[str, Any] | None:
     path = result_path(competition)
     try:
         saved = json.loads(path.read_text())
-        missing = [k for k, kind in REQUIRED.items()
-                   if not isinstance(saved.get(k), kind if kind is not float else (int, float))]
+        missing = [k for k, kind in REQUIRED.items() if not isinstance(saved.get(k), kind)]
         if missing:
             raise ValueError(f"it lacks {', '.join(missing)}")
         return saved

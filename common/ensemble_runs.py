@@ -224,8 +224,9 @@ def shared_folds(members: list[Member], prep: runner.Prepared, y: np.ndarray) ->
     masks = [coverage(fold.valid, y) for fold in prep.folds.folds[:scored]]
     every = np.logical_or.reduce(masks)
     for m in members:
-        if np.isnan(m.oof[every]).any() or np.isnan(m.test).any():
-            where = "test" if not np.isnan(m.oof[every]).any() else "out-of-fold"
+        bad_oof = bool(np.isnan(m.oof[every]).any())
+        if bad_oof or np.isnan(m.test).any():
+            where = "out-of-fold" if bad_oof else "test"
             raise DataError(f"run {m.record.run_id} has NaN among its {where} predictions; an ensemble cannot use "
                             f"it: leave it out with --runs, or move its folder away")
     return masks

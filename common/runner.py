@@ -62,7 +62,7 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
         for name in recipe.members:
             log.info("stack member %s", name)
             members[name] = run_cv(prep, name, params["members"][name], seed, progress, with_test=with_test,
-                                   refit=recipe.refit)
+                                   refit=recipe.refit or refit)
             log.info("stack member %s: %s %.5f ± %.5f", name, prep.competition.metric.name, members[name].mean,
                      members[name].std)
         meta_params = params.get("meta", {})
