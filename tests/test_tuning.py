@@ -88,18 +88,31 @@ def test_two_workers_share_one_postgres_study(data_dir, postgres_url):
                for v in by_pid.values())
 
 
-def wait_for_running_trial(storage_url, timeout=120):
-    """Poll the study until a trial is running and has finished at least one fold (so it is mid-trial)."""
+def running_trials(storage_url) -> list:
+    """The study's running trials that have finished at least one fold (so they are mid-trial)."""
+    try:
+        storage, _ = tuning.open_storage(storage_url, TITANIC)
+        study = optuna.load_study(study_name="titanic:lgbm", storage=storage)
+    except KeyError:
+        return []
+    if len(study.trials) <= 2:
+        return []
+    return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if len(t.user_attrs.get("fold_scores", [])) >= 1]
+
+
+def freeze_mid_trial(proc: subprocess.Popen, storage_url: str, timeout: float = 120):
+    """SIGSTOP the worker while a trial is mid-way and return that trial.
+
+    A Titanic trial takes well under a second, so a trial seen running may finish before a kill lands: the worker
+    is frozen first and the trial checked again while nothing can move it on."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            storage, _ = tuning.open_storage(storage_url, TITANIC)
-            study = optuna.load_study(study_name="titanic:lgbm", storage=storage)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if len(t.user_attrs.get("fold_scores", [])) >= 1 and len(study.trials) > 2:
-                    return t
-        except KeyError:
-            pass
+        if running_trials(storage_url):
+            os.kill(proc.pid, signal.SIGSTOP)
+            still = running_trials(storage_url)
+            if still:
+                return still[0]
+            os.kill(proc.pid, signal.SIGCONT)
         time.sleep(0.05)
     raise AssertionError("no trial started")
 
@@ -110,7 +123,7 @@ def kill_tuning_mid_trial(storage_url: str, env: dict[str, str]):
                              "--trials", "200", "--storage", storage_url], env={**os.environ, **env}, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        return wait_for_running_trial(storage_url)
+        return freeze_mid_trial(proc, storage_url)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
