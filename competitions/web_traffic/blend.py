@@ -5,11 +5,8 @@ the backtest: see BENCHMARKS.md)."""
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
+from common import blending
 from common.splitters import ForecastTask
-
-
-def round_visits(forecast: np.ndarray) -> np.ndarray:
-    return np.round(forecast).astype(np.float32)
 
 
 class Blend(RegressorMixin, BaseEstimator):
@@ -30,7 +27,8 @@ class Blend(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, task: ForecastTask) -> np.ndarray:
-        total = sum(self.weights[n] for n in self.fitted_)
-        logged = sum(self.weights[n] / total * np.log1p(m.predict(task)) for n, m in self.fitted_.items())
-        forecast = np.clip(np.expm1(logged), 0, None).astype(np.float32)
-        return round_visits(forecast) if self.round else forecast
+        """The members' forecasts averaged as the cross-run ensembles average them (``common.blending``)."""
+        weights = np.array([self.weights[n] for n in self.fitted_], dtype=float)
+        blend = blending.Blend(weights / weights.sum(), rounded=self.round)
+        forecast = blend.apply([m.predict(task) for m in self.fitted_.values()], blending.LOG1P)
+        return np.clip(forecast, 0, None).astype(np.float32)
