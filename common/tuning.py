@@ -308,10 +308,11 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
             for proc in procs:
                 proc.join()
         except BaseException:  # Ctrl-C or SIGTERM: stop the workers too, each fails its running trial cleanly
-            for proc in procs:
+            started = [proc for proc in procs if proc.pid is not None]  # a failed start leaves the rest unstarted
+            for proc in started:
                 if proc.is_alive():
                     proc.terminate()
-            for proc in procs:
+            for proc in started:
                 proc.join(timeout=30)
             raise
         bad = [p.exitcode for p in procs if p.exitcode != 0]

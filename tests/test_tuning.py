@@ -245,3 +245,39 @@ def test_compare_scores_tuned_params_on_folds_they_were_not_tuned_on(data_dir):
     lines = result.stdout.splitlines()[1:]
     assert lines[0].split()[0] == "logreg"
     assert lines[1].startswith(f"  logreg (tuned #{study.best_trial.number})")
+
+
+def test_a_worker_that_fails_to_start_stops_the_started_ones_and_reports_its_own_error(data_dir, monkeypatch,
+                                                                                       kit_home):
+    """The start error must come through (not a join error from the workers never started), and no worker is left."""
+    class FakeProcess:
+        made: list["FakeProcess"] = []
+
+        def __init__(self, target, args):
+            self.pid, self.terminated, self.joined = None, False, False
+            FakeProcess.made.append(self)
+
+        def start(self):
+            if len(FakeProcess.made) > 1 and self is FakeProcess.made[1]:
+                raise RuntimeError("cannot start worker 1")
+            self.pid = 12345
+
+        def is_alive(self):
+            return self.pid is not None and not self.terminated
+
+        def terminate(self):
+            self.terminated = True
+
+        def join(self, timeout=None):
+            assert self.pid is not None, "joined a worker that never started"
+            self.joined = True
+
+    class FakeContext:
+        Process = FakeProcess
+
+    monkeypatch.setattr(tuning.multiprocessing, "get_context", lambda method: FakeContext())
+    with pytest.raises(RuntimeError, match="cannot start worker 1"):
+        tuning.tune(TITANIC, "lgbm", n_trials=4, workers=3, n_folds=3)
+    first, second, third = FakeProcess.made
+    assert first.terminated and first.joined
+    assert second.pid is None and third.pid is None and not third.joined
