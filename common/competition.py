@@ -133,6 +133,9 @@ class Competition:
     drift: Callable[[Data, Any, Any], Any] | None = None
     # The target is a whole-number count (visits): an ensemble of runs also tries its blend rounded.
     counts: bool = False
+    # For features that are an array (images): number of columns -> named sets of columns that permutation
+    # importance shuffles together (one pixel alone tells little); None: such models record no importance.
+    importance_groups: Callable[[int], dict[str, np.ndarray]] | None = None
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

@@ -3,8 +3,10 @@
 LightGBM models (found inside pipelines, target transforms and the toolkit's wrappers; in a blend, its LightGBM
 member) give their total split gain per feature. Any other model on a feature frame gets permutation importance on
 the fold's held-out rows: how much the metric worsens when one column's values are shuffled - bounded in time, since
-a slow model (text embeddings) could otherwise spend longer explaining than fitting. Models on arrays of images,
-or on series without a LightGBM inside, have none.
+a slow model (text embeddings, a CNN) could otherwise spend longer explaining than fitting: when the budget cannot
+cover every feature on all held-out rows, a random subset of the rows is used. Models on arrays (images) get the
+same over the named column groups their competition declares (blocks of pixels); models on series without a
+LightGBM inside have none.
 """
 
 import logging
@@ -24,6 +26,7 @@ MAX_DEPTH = 6
 PERMUTATION_SHARE = 0.25  # of the fold's fit time, at most
 PERMUTATION_CAP_S = 30.0
 PERMUTATION_FLOOR_S = 1.0
+MIN_ROWS = 500  # fewer held-out rows than this would measure little but noise
 
 
 def _find_lightgbm(model: Any, depth: int = 0) -> tuple[Any, Any] | None:
@@ -77,39 +80,76 @@ def _names_from(head: Any, count: int) -> list[str] | None:
     return None
 
 
-def permutation(model: Any, X: pd.DataFrame, y: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
-                predict: Callable[[Any, Any], np.ndarray], greater_is_better: bool, budget_s: float,
-                seed: int = 0) -> dict[str, float]:
-    """Metric loss when each column is shuffled (positive: the model relied on it), columns in a random order until
-    ``budget_s`` is spent (the first is always measured); the columns the budget did not reach are left out."""
+def _shuffled(X: Any, columns: Any, order: np.ndarray) -> Any:
+    """``X`` with the rows of ``columns`` (names of a frame, indices of an array) taken in ``order``."""
+    out = X.copy()
+    if isinstance(X, pd.DataFrame):
+        out[columns] = X[columns].to_numpy()[order]
+    else:
+        out[:, columns] = X[order][:, columns]
+    return out
+
+
+def _rows(X: Any, rows: np.ndarray) -> Any:
+    return X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
+
+
+def permutation(model: Any, X: pd.DataFrame | np.ndarray, y: np.ndarray,
+                score: Callable[[np.ndarray, np.ndarray], float], predict: Callable[[Any, Any], np.ndarray],
+                greater_is_better: bool, budget_s: float, seed: int = 0,
+                groups: dict[str, Any] | None = None, min_rows: int = MIN_ROWS) -> dict[str, float]:
+    """Metric loss when each feature is shuffled across rows (positive: the model relied on it). A feature is a
+    column of a frame, or one of ``groups`` (name -> columns shuffled together, required for arrays). Features are
+    measured in a random order until ``budget_s`` is spent (the first always); the ones it did not reach are left
+    out. When the first prediction shows that every feature on all rows would overrun the budget, a random subset
+    of the rows (at least ``min_rows``) is scored instead."""
     rng = np.random.default_rng(seed)
-    base = score(y, predict(model, X))
+    if groups is None:
+        groups = {str(c): [c] for c in X.columns}
+    order = rng.permutation(len(y))
+    pilot = np.sort(order[:min_rows])  # timed first: all rows of a slow model could take the whole budget
+    started = time.perf_counter()
+    pilot_pred = predict(model, _rows(X, pilot))
+    per_row = (time.perf_counter() - started) / max(len(pilot), 1)
+    affordable = max(min_rows, int(budget_s / max(per_row * len(groups), 1e-12)))
+    if affordable < len(y):
+        rows = pilot if affordable <= len(pilot) else np.sort(order[:affordable])
+        X, y = _rows(X, rows), y[rows]
+        base = score(y, pilot_pred if rows is pilot else predict(model, X))
+        log.info("permutation importance on %d of the held-out rows, to fit the %.0fs budget", len(y), budget_s)
+    else:
+        base = score(y, pilot_pred if len(pilot) == len(y) else predict(model, X))
     started = time.perf_counter()
     out: dict[str, float] = {}
-    for column in rng.permutation(np.asarray(X.columns, dtype=object)):
+    for name in rng.permutation(np.asarray(list(groups), dtype=object)):
         if out and time.perf_counter() - started > budget_s:
-            log.info("permutation importance: the %.0fs budget covered %d of %d columns", budget_s, len(out),
-                     X.shape[1])
+            log.info("permutation importance: the %.0fs budget covered %d of %d features", budget_s, len(out),
+                     len(groups))
             break
-        shuffled = X.copy()
-        shuffled[column] = X[column].to_numpy()[rng.permutation(len(X))]
-        loss = base - score(y, predict(model, shuffled))
-        out[str(column)] = float(loss if greater_is_better else -loss)
+        loss = base - score(y, predict(model, _shuffled(X, groups[name], rng.permutation(len(y)))))
+        out[str(name)] = float(loss if greater_is_better else -loss)
     return out
 
 
 def explainer(score: Callable[[np.ndarray, np.ndarray], float], greater_is_better: bool,
-              predict: Callable[[Any, Any], np.ndarray]) -> Callable[..., tuple[str, dict[str, float]] | None]:
-    """The per-fold hook of ``cross_validate``: (kind, importance per feature) of a fitted fold model, or None."""
+              predict: Callable[[Any, Any], np.ndarray],
+              groups: Callable[[int], dict[str, Any]] | None = None) -> Callable[..., tuple[str, dict] | None]:
+    """The per-fold hook of ``cross_validate``: (kind, importance per feature) of a fitted fold model, or None.
+    ``groups``: for array features, the competition's named column groups (``Competition.importance_groups``)."""
 
     def explain(model: Any, X_valid: Any, y_valid: np.ndarray, fit_seconds: float) -> tuple[str, dict] | None:
         found = gain(model)
         if found is not None:
             return "gain", found
-        if not isinstance(X_valid, pd.DataFrame) or X_valid.shape[1] == 0:
+        if isinstance(X_valid, pd.DataFrame) and X_valid.shape[1] > 0:
+            named = None
+        elif isinstance(X_valid, np.ndarray) and X_valid.ndim == 2 and groups is not None:
+            named = groups(X_valid.shape[1])
+        else:
             return None
         budget = min(PERMUTATION_CAP_S, max(PERMUTATION_FLOOR_S, PERMUTATION_SHARE * fit_seconds))
-        return "permutation", permutation(model, X_valid, y_valid, score, predict, greater_is_better, budget)
+        return "permutation", permutation(model, X_valid, np.asarray(y_valid), score, predict, greater_is_better,
+                                          budget, groups=named)
 
     return explain
 

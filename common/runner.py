@@ -54,7 +54,8 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
     ``refit`` passes it to its members)."""
     recipe = prep.competition.recipe(recipe_name)
     comp = prep.competition
-    explainer = importance.explainer(comp.score, comp.metric.greater_is_better, predict_raw) if explain else None
+    explainer = importance.explainer(comp.score, comp.metric.greater_is_better, predict_raw,
+                                     comp.importance_groups) if explain else None
     folds_scored = folds_scored or recipe.folds_scored
     params = resolve(prep.competition, recipe_name, params)
     if recipe.members:

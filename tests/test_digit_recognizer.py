@@ -53,6 +53,12 @@ def test_fast_cnn_on_the_real_files_scores_one_held_out_fold(data_dir, kit_home)
     sub = pd.read_csv(kit_home / "submissions" / "digit-recognizer.csv")
     assert list(sub.columns) == ["ImageId", "Label"] and list(sub["ImageId"]) == list(range(1, 28001))
     assert sub["Label"].between(0, 9).all() and sub["Label"].nunique() == 10
+    # what the CNN relied on: 16 pixel blocks shuffled one at a time; the centre carries the digit, corners are blank
+    imp = record.importance
+    assert imp["kind"] == "permutation" and len(imp["features"]) == 16
+    centre = imp["features"]["pixels rows 7-13 cols 7-13"]
+    corners = [imp["features"][f"pixels rows {r} cols {c}"] for r in ("0-6", "21-27") for c in ("0-6", "21-27")]
+    assert centre > 0.05 and max(abs(v) for v in corners) < centre / 5
 
 
 def test_folds_scored_option_runs_more_folds(small_tables, tmp_path, kit_home):
@@ -165,7 +171,8 @@ def test_report_shows_the_confusion_matrix_and_the_most_confidently_wrong_digits
     assert result.returncode == 0, result.stderr[-2000:]
     page = (kit_home / "reports" / "leaderboard.html").read_text()
     assert "Out-of-fold confusion matrix" in page and "Most confidently wrong held-out digits" in page
-    assert page.count("data:image/png;base64,") == 3  # fold spread + the two pictures
+    assert "Feature importance of the best run that has it" in page and "pixels rows 7-13 cols 7-13" in page
+    assert page.count("data:image/png;base64,") == 4  # fold spread + the two pictures + the pixel blocks' importance
 
 
 def test_most_confidently_wrong_ranks_by_confidence():
