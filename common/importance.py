@@ -112,13 +112,11 @@ def permutation(model: Any, X: pd.DataFrame | np.ndarray, y: np.ndarray,
     pilot_pred = predict(model, _rows(X, pilot))
     per_row = (time.perf_counter() - started) / max(len(pilot), 1)
     affordable = max(min_rows, int(budget_s / max(per_row * len(groups), 1e-12)))
-    if affordable < len(y):
-        rows = pilot if affordable <= len(pilot) else np.sort(order[:affordable])
+    if affordable < len(y):  # the sample starts with the pilot's rows: at the minimum size it is the pilot
+        rows = np.sort(order[:affordable])
         X, y = _rows(X, rows), y[rows]
-        base = score(y, pilot_pred if rows is pilot else predict(model, X))
         log.info("permutation importance on %d of the held-out rows, to fit the %.0fs budget", len(y), budget_s)
-    else:
-        base = score(y, pilot_pred if len(pilot) == len(y) else predict(model, X))
+    base = score(y, pilot_pred if len(pilot) == len(y) else predict(model, X))
     started = time.perf_counter()
     out: dict[str, float] = {}
     for name in rng.permutation(np.asarray(list(groups), dtype=object)):
