@@ -58,12 +58,13 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
                                      comp.importance_groups) if explain else None
     folds_scored = folds_scored or recipe.folds_scored
     params = resolve(prep.competition, recipe_name, params)
+    refit = recipe.refit or refit
     if recipe.members:
         members = {}
         for name in recipe.members:
             log.info("stack member %s", name)
             members[name] = run_cv(prep, name, params["members"][name], seed, progress, with_test=with_test,
-                                   refit=recipe.refit or refit)
+                                   refit=refit)
             log.info("stack member %s: %s %.5f ± %.5f", name, prep.competition.metric.name, members[name].mean,
                      members[name].std)
         meta_params = params.get("meta", {})
@@ -71,7 +72,7 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
                         prep.competition.score, progress=progress, on_fold=on_fold, explain=explainer)
     return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
                           prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
-                          progress=progress, max_folds=folds_scored, refit=recipe.refit or refit,
+                          progress=progress, max_folds=folds_scored, refit=refit,
                           explain=explainer)
 
 

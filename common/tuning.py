@@ -29,6 +29,7 @@ from common import paths
 from common.competition import Competition, reference
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
+from common.params import recipe_defaults
 
 log = logging.getLogger(__name__)
 # Heartbeats and the retry callback are marked experimental; they are the documented way and we test them.
@@ -324,18 +325,24 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
 def best_params(comp: Competition, recipe: str, storage_url: str | None = None) -> tuple[dict, dict]:
     """The best finished trial's full params, and where they came from (for the run record).
 
-    For a stacking recipe: each member's best trial where its study exists, its default params otherwise.
+    For a stacking recipe: each member as the stack runs it (the stack's own changes to a member, such as House
+    Prices' linear members keeping the partial sales, stay), with the values its best trial tuned on top.
     """
     members = comp.recipe(recipe).members
     if members:
-        params: dict[str, Any] = {"members": {}, "meta": comp.recipe(recipe).params.get("meta", {})}
+        stacked = recipe_defaults(comp, recipe)
+        params: dict[str, Any] = {"members": {}, "meta": stacked["meta"]}
         sources = {}
         for member in members:
+            params["members"][member] = stacked["members"][member]
             try:
-                params["members"][member], sources[member] = best_params(comp, member, storage_url)
+                tuned, sources[member] = best_params(comp, member, storage_url)
             except UsageError:
-                params["members"][member] = comp.recipe(member).params
                 sources[member] = {"kind": "recipe"}
+                continue
+            own = comp.recipe(member).params
+            params["members"][member] = {**stacked["members"][member],
+                                         **{k: v for k, v in tuned.items() if own.get(k) != v}}
         if all(src["kind"] == "recipe" for src in sources.values()):
             raise UsageError(f"no member of stack {recipe!r} has been tuned; run scripts/tune.py {comp.name} "
                              f"--recipe <member> first (members: {', '.join(members)})")

@@ -53,13 +53,15 @@ def main() -> int:
     candidates = []
     for name in names:
         candidates.append((name, name, comp.recipe(name).params))
-        if args.tuned and comp.recipe(name).space is not None:
+        if args.tuned and (comp.recipe(name).space is not None or comp.recipe(name).members):
             try:
                 params, source = tuning.best_params(comp, name, args.storage)
             except UsageError as exc:
                 print(f"  ({name}: {exc})")
                 continue
-            candidates.append((f"{name} (tuned #{source['trial']})", name, params))
+            tuned = (f"#{source['trial']}" if "trial" in source else "members " + ", ".join(
+                f"{m} #{src['trial']}" for m, src in source["members"].items() if "trial" in src))
+            candidates.append((f"{name} (tuned {tuned})", name, params))
     splitter = comp.folds
     if args.split:
         if not isinstance(splitter, RowFolds):

@@ -16,6 +16,7 @@ import competitions
 from common import runner, tuning
 from common.competition import Recipe
 from common.errors import TuningError, UsageError
+from common.params import resolve
 
 from conftest import ROOT, run_script
 
@@ -238,6 +239,20 @@ def test_params_best_for_a_stack_takes_each_tuned_members_best(data_dir):
     assert record["cv"]["members"]["ridge"]["mean"] == pytest.approx(study.best_value)
 
 
+def test_params_best_for_a_stack_keeps_the_stacks_own_changes_to_its_members(data_dir):
+    """House Prices' default runs its linear members with the partial sales kept; tuning ridge alone (which drops
+    them) must change only what the trial tuned."""
+    HP = competitions.get("house-prices")
+    study = tuning.tune(HP, "ridge", n_trials=2, n_folds=3)
+    params, source = tuning.best_params(HP, "default")
+    assert params["members"]["ridge"]["alpha"] == study.best_trial.user_attrs["params"]["alpha"]
+    assert params["members"]["ridge"]["drop_partial_sales"] is False
+    assert params["members"]["svr"] == resolve(HP, "default")["members"]["svr"]
+    assert params["members"]["svr"]["drop_partial_sales"] is False
+    assert params["meta"] == resolve(HP, "default")["meta"]
+    assert source["members"]["svr"] == {"kind": "recipe"}
+
+
 def test_compare_scores_tuned_params_on_folds_they_were_not_tuned_on(data_dir):
     study = tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3)
     result = run_script("compare.py", "titanic", "--recipes", "logreg", "--tuned", "--repeats", "1", "--folds", "3")
@@ -245,6 +260,15 @@ def test_compare_scores_tuned_params_on_folds_they_were_not_tuned_on(data_dir):
     lines = result.stdout.splitlines()[1:]
     assert lines[0].split()[0] == "logreg"
     assert lines[1].startswith(f"  logreg (tuned #{study.best_trial.number})")
+
+
+def test_compare_scores_a_stack_with_its_tuned_members(data_dir):
+    HP = competitions.get("house-prices")
+    study = tuning.tune(HP, "ridge", n_trials=2, n_folds=3)
+    result = run_script("compare.py", "house-prices", "--recipes", "fast", "--tuned", "--repeats", "1", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()[1:]
+    assert lines[1].startswith(f"  fast (tuned members ridge #{study.best_trial.number})")
 
 
 def test_a_worker_that_fails_to_start_stops_the_started_ones_and_reports_its_own_error(data_dir, monkeypatch,
