@@ -26,3 +26,16 @@ def runs_dir(name: str) -> Path:
 
 def submissions_dir() -> Path:
     return home() / "submissions"
+
+
+def submission_file(name: str) -> Path:
+    return submissions_dir() / f"{name}.csv"
+
+
+def shown(path: Path) -> str:
+    """``path`` as a user would type it from here: relative to the current directory when inside it, else whole
+    (with ``KIT_HOME`` elsewhere, "submissions/x.csv" would point at the wrong file)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -127,7 +127,7 @@ def forecast_at(forecast: np.ndarray, row: np.ndarray, col: np.ndarray, missing:
 
 def publish(run_submission: Path, name: str) -> Path:
     """Copy a run's validated submission to ``submissions/<name>.csv`` (the newest; every run keeps its own)."""
-    target = paths.submissions_dir() / f"{name}.csv"
+    target = paths.submission_file(name)
     write_bytes_atomic(target, Path(run_submission).read_bytes())
     log.info("submission copied to %s", target)
     return target

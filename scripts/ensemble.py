@@ -15,7 +15,7 @@ average: only for metrics that score order, such as ROC AUC). Ensembles are not 
 import argparse
 
 import competitions
-from common import blending, ensemble_runs
+from common import blending, ensemble_runs, paths
 from common.cli import positive_arg, run_main, setup_logging
 
 
@@ -41,7 +41,7 @@ def main() -> int:
     for run_id, weight in sorted(record.ensemble["weights"].items(), key=lambda kv: -kv[1]):
         member = next(m for m in record.ensemble["members"] if m["run_id"] == run_id)
         print(f"  {weight:6.3f}  {member['recipe']:<14} {run_id}  (CV {member['cv_mean']:.5f})")
-    print(f"submission: submissions/{comp.name}.csv  (run {record.run_id})")
+    print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
     return 0
 
 

@@ -13,7 +13,7 @@ import argparse
 import logging
 
 import competitions
-from common import tuning
+from common import paths, tuning
 from common.cli import folds_arg, run_main, scored_arg, seed_arg, setup_logging
 from common.runner import train
 
@@ -55,7 +55,7 @@ def main() -> int:
     print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {cv['mean']:.5f} ± {cv['std']:.5f} "
           f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
-    print(f"submission: submissions/{comp.name}.csv  (run {record.run_id})")
+    print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
     return 0
 
 

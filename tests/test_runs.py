@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from common import paths
 from common.runs import RunRecord, RunWriter, environment, load_runs
 
 
@@ -87,3 +88,13 @@ def test_a_json_that_is_not_a_run_record_is_skipped_naming_the_problem(kit_home,
     (folder / "run.json").write_text(json.dumps({"run_id": "x", "competition": "titanic", "recipe": "x"}))
     assert load_runs("titanic") == []
     assert "its 'metric' is missing" in caplog.text
+
+
+def test_paths_are_shown_as_typed_from_here(tmp_path, monkeypatch):
+    """The submission line names the file the user can open: relative inside the current folder, whole outside."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KIT_HOME", str(tmp_path))
+    assert paths.shown(paths.submission_file("titanic")) == "submissions/titanic.csv"
+    monkeypatch.setenv("KIT_HOME", str(tmp_path / ".." / "elsewhere"))
+    assert paths.shown(paths.submission_file("titanic")) == str((tmp_path.parent / "elsewhere").resolve()
+                                                                 / "submissions" / "titanic.csv")
