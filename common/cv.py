@@ -10,7 +10,7 @@ puts its predictions into the out-of-fold container, so rows (one prediction or 
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,26 @@ class CVResult:
     @property
     def std(self) -> float:
         return float(np.std(self.fold_scores))
+
+
+@dataclass
+class FoldOutcome:
+    """What one fold left behind: enough to rebuild the CV without fitting its model again."""
+
+    valid_pred: np.ndarray
+    test_pred: np.ndarray | None
+    score: float
+    seconds: float
+    importance: Any = None
+
+
+class FoldStore(Protocol):
+    """Where finished folds are kept so an interrupted CV resumes (the runner's ``common.resume``); ``key`` is the
+    fold number, or ``"refit"`` for the model fitted on all of train."""
+
+    def load(self, key: int | str) -> FoldOutcome | None: ...
+
+    def save(self, key: int | str, outcome: FoldOutcome) -> None: ...
 
 
 def predict_raw(model: Any, X: pd.DataFrame) -> np.ndarray:
@@ -67,6 +87,7 @@ def cross_validate(
     max_folds: int | None = None,
     refit: bool = False,
     explain: Callable[[Any, Any, np.ndarray, float], Any] | None = None,
+    store: FoldStore | None = None,
 ) -> CVResult:
     """Fit one model per fold; return out-of-fold predictions, fold-averaged test predictions and fold scores.
 
@@ -75,7 +96,8 @@ def cross_validate(
     (raising there stops the CV early). ``refit``: the test prediction comes from one more model fitted on all of
     train (forecasters: on the whole history, which holds the newest weeks no fold model saw) instead of the
     average of the fold models. ``explain(model, X_valid, y_valid, fit_seconds)`` says what each fold model relied
-    on (common.importance); its answers go into ``importance``.
+    on (common.importance); its answers go into ``importance``. ``store``: folds finished by an earlier, interrupted
+    call with the same inputs are taken from it instead of being fitted again, and each new fold is saved to it.
     """
     folds = [as_fold(f) for f in folds][:max_folds]
     y = np.asarray(y)
@@ -87,28 +109,45 @@ def cross_validate(
     # disable=None: a bar on a terminal, none in logs and CI output
     bar = tqdm(folds, desc="cv", unit="fold", disable=None if progress else True, leave=False)
     for k, fold in enumerate(bar):
-        started = time.perf_counter()
-        model = make_model()
-        model.fit(fold.train.take(X), fold.train.truth(y))
-        fit_seconds = time.perf_counter() - started
-        X_valid = fold.valid.take(X)
-        valid_pred = predict(model, X_valid)
-        oof = fold.valid.place(oof, y, valid_pred)
-        fold_score = float(score(fold.valid.truth(y), valid_pred))
-        if X_test is not None and not refit:
-            test_pred = predict(model, X_test)
-            test_sum = test_pred.astype(float) if test_sum is None else test_sum + test_pred
+        outcome = store.load(k) if store is not None else None
+        if outcome is None:
+            outcome = _fit_fold(make_model, X, y, fold, score, X_test if not refit else None, predict, explain)
+            if store is not None:
+                store.save(k, outcome)
+        oof = fold.valid.place(oof, y, outcome.valid_pred)
+        if outcome.test_pred is not None:
+            test_sum = outcome.test_pred.astype(float) if test_sum is None else test_sum + outcome.test_pred
         if explain is not None:
-            importance.append(explain(model, X_valid, fold.valid.truth(y), fit_seconds))
-        scores.append(fold_score)
-        seconds.append(time.perf_counter() - started)
-        bar.set_postfix(score=f"{fold_score:.5f}", mean=f"{np.mean(scores):.5f}")
+            importance.append(outcome.importance)
+        scores.append(outcome.score)
+        seconds.append(outcome.seconds)
+        bar.set_postfix(score=f"{outcome.score:.5f}", mean=f"{np.mean(scores):.5f}")
         if on_fold is not None:
-            on_fold(k, fold_score, list(scores))
+            on_fold(k, outcome.score, list(scores))
     bar.close()
     test_mean = None if test_sum is None else test_sum / len(folds)
     if refit and X_test is not None:
-        model = make_model()
-        model.fit(refit_input(X, X_test), y)
-        test_mean = np.asarray(predict(model, X_test), dtype=float)
+        outcome = store.load("refit") if store is not None else None
+        if outcome is None:
+            started = time.perf_counter()
+            model = make_model()
+            model.fit(refit_input(X, X_test), y)
+            outcome = FoldOutcome(np.empty(0), np.asarray(predict(model, X_test), dtype=float), float("nan"),
+                                  time.perf_counter() - started)
+            if store is not None:
+                store.save("refit", outcome)
+        test_mean = outcome.test_pred
     return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds, importance=importance)
+
+
+def _fit_fold(make_model, X, y: np.ndarray, fold: Fold, score, X_test, predict, explain) -> FoldOutcome:
+    started = time.perf_counter()
+    model = make_model()
+    model.fit(fold.train.take(X), fold.train.truth(y))
+    fit_seconds = time.perf_counter() - started
+    X_valid = fold.valid.take(X)
+    valid_pred = predict(model, X_valid)
+    fold_score = float(score(fold.valid.truth(y), valid_pred))
+    test_pred = None if X_test is None else predict(model, X_test)
+    said = explain(model, X_valid, fold.valid.truth(y), fit_seconds) if explain is not None else None
+    return FoldOutcome(valid_pred, test_pred, fold_score, time.perf_counter() - started, said)

@@ -16,6 +16,7 @@ from common.compute import barrier, world
 from common.cv import CVResult, cross_validate, predict_raw
 from common.errors import KitError, UsageError
 from common.params import check_buildable, resolve
+from common.resume import Resume
 from common.runs import RunRecord, RunWriter, environment
 from common.splitters import Folds
 from common.stacking import stack_cv
@@ -47,11 +48,12 @@ def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = N
 
 def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, progress: bool = True,
            on_fold=None, with_test: bool = True, folds_scored: int | None = None, explain: bool = False,
-           refit: bool = False) -> CVResult:
+           refit: bool = False, resume: Resume | None = None) -> CVResult:
     """``folds_scored``: how many folds to score (None: the recipe's own default, then all). ``explain``: measure
     what each fold model relied on (common.importance; a stack's meta-model: its members). ``refit``: the test
     prediction from a model refitted on all of train even where the recipe does not ask for it (a stack with
-    ``refit`` passes it to its members)."""
+    ``refit`` passes it to its members). ``resume``: keep finished folds (of every member) there, and take those an
+    interrupted run with the same inputs left."""
     recipe = prep.competition.recipe(recipe_name)
     comp = prep.competition
     explainer = importance.explainer(comp.score, comp.metric.greater_is_better, predict_raw,
@@ -64,16 +66,19 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
         for name in recipe.members:
             log.info("stack member %s", name)
             members[name] = run_cv(prep, name, params["members"][name], seed, progress, with_test=with_test,
-                                   refit=refit)
+                                   refit=refit, resume=resume)
             log.info("stack member %s: %s %.5f ± %.5f", name, prep.competition.metric.name, members[name].mean,
                      members[name].std)
         meta_params = params.get("meta", {})
         return stack_cv(members, lambda: recipe.make_model(meta_params, seed), prep.data.y, prep.folds,
                         prep.competition.score, progress=progress, on_fold=on_fold, explain=explainer)
+    store = None if resume is None else resume.store(
+        f"{comp.name}/{recipe_name}", recipe=recipe_name, params=params, seed=seed, folds=prep.folds.hash,
+        data=prep.files.sha256, with_test=with_test, folds_scored=folds_scored, explain=explain, refit=refit)
     return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
                           prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
                           progress=progress, max_folds=folds_scored, refit=refit,
-                          explain=explainer)
+                          explain=explainer, store=store)
 
 
 def validated(oof: np.ndarray, cells: bool) -> np.ndarray:
@@ -112,11 +117,12 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     prep = prepare(comp, n_folds, data_dir)
     barrier()
     config = {"competition": comp.name, "recipe": recipe_name, "params": params, "seed": seed, "n_folds": n_folds}
+    resume = Resume(comp.name) if processes == 1 else None  # torchrun: every process must fit every fold
     with RunWriter(comp.name, recipe_name, config) as run:
         log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
         try:
             result = run_cv(prep, recipe_name, params, seed, progress=progress, folds_scored=folds_scored,
-                            explain=True)
+                            explain=True, resume=resume)
         except Exception as exc:
             if not changes or isinstance(exc, KitError):
                 raise
@@ -128,6 +134,8 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
                             params_source=params_source or {"kind": "recipe"}, seed=seed, started=started,
                             processes=processes)
     submission.publish(record.path / "submission.csv", comp.name)
+    if resume is not None:
+        resume.finish()
     return record, record.path
 
 

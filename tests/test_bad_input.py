@@ -367,6 +367,32 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(data_dir, kit_home):
     assert len([p for p in runs.iterdir() if (p / "run.json").is_file()]) == 1
 
 
+def test_a_run_killed_mid_cv_resumes_its_finished_folds(data_dir, kit_home, tmp_path):
+    """kill -9 after the first backtest window: the same command fits only the rest and gives the CV of a run
+    never interrupted; the kept folds go once the run is written."""
+    env = env_with(KIT_HOME=str(kit_home))
+    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "web-traffic", "--recipe", "fast", "--quiet"]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((kit_home / "resume").glob("web-traffic/*/fold-0.pkl")):
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert list((kit_home / "resume").glob("web-traffic/*/fold-0.pkl")), "no fold was kept before the kill"
+    assert not list((kit_home / "runs" / "web-traffic").glob("*/run.json"))
+    resumed = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "fold 0 taken from the interrupted run" in resumed.stderr
+    assert not (kit_home / "resume").exists()
+    fresh = subprocess.run(args, env=env_with(KIT_HOME=str(tmp_path / "fresh")), cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert "taken from" not in fresh.stderr
+    (record,) = [json.loads(p.read_text()) for p in (kit_home / "runs" / "web-traffic").glob("*/run.json")]
+    (clean,) = [json.loads(p.read_text()) for p in (tmp_path / "fresh" / "runs" / "web-traffic").glob("*/run.json")]
+    assert record["cv"]["fold_scores"] == clean["cv"]["fold_scores"]
+    assert record["submission"]["sha256"] == clean["submission"]["sha256"]
+
+
 def test_a_live_processs_temp_files_are_kept(tmp_path):
     live = tmp_path / f".x.csv.{io.temp_tag()}abc"
     dead = tmp_path / f".x.csv.tmp-{2**22 + 5}-{io.host_tag()}-abc"

@@ -104,3 +104,44 @@ def test_on_fold_callback_can_stop_early(kit_home):
         cross_validate(LogisticRegression, data.train[["x"]], data.y, folds, lambda y, p: ACCURACY(y, p >= 0.5),
                        on_fold=on_fold, progress=False)
     assert [k for k, _, _ in seen] == [0, 1]
+
+
+def test_an_interrupted_cv_resumes_from_its_finished_folds_and_ends_as_an_uninterrupted_one(kit_home):
+    """Folds finished before an interruption are taken from the store; only the others are fitted again, and the
+    result (out-of-fold, test prediction from the refit model, scores) is the uninterrupted one."""
+    from common.resume import FoldFiles
+
+    data = make_data()
+    folds = RowFolds().split(data, 5, "toy")
+    X, X_test = data.train[["x", "g"]], data.test[["x", "g"]]
+    fits = []
+
+    def make_model():
+        fits.append(1)
+        return LogisticRegression(C=0.3)
+
+    def score(y, p):
+        return ACCURACY(y, p >= 0.5)
+
+    whole = cross_validate(make_model, X, data.y, folds, score, X_test, refit=True, progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_third(k, score, scores):
+        if k == 2:
+            raise Stop
+
+    store = FoldFiles(kit_home / "resume" / "toy", "toy")
+    with pytest.raises(Stop):
+        cross_validate(make_model, X, data.y, folds, score, X_test, refit=True, progress=False, store=store,
+                       on_fold=stop_after_third)
+    (kit_home / "resume" / "toy" / "fold-1.pkl").write_bytes(b"damaged")  # a bad file costs its fold again
+    fits.clear()
+    resumed = cross_validate(make_model, X, data.y, folds, score, X_test, refit=True, progress=False, store=store)
+    assert len(fits) == 4  # folds 1, 3, 4 and the refit model
+    assert resumed.fold_scores == whole.fold_scores
+    assert np.array_equal(resumed.oof, whole.oof) and np.array_equal(resumed.test_pred, whole.test_pred)
+    fits.clear()
+    again = cross_validate(make_model, X, data.y, folds, score, X_test, refit=True, progress=False, store=store)
+    assert not fits and np.array_equal(again.test_pred, whole.test_pred)

@@ -1,0 +1,84 @@
+"""Finished folds of a training run, kept until the run is written, so an interrupted run (Ctrl-C, a crash, a
+reboot) resumes where it stopped: the same command fits only the folds it had not finished.
+
+A fold is reused only by a run with the very same inputs - competition, recipe, params, seed, folds, data files and
+the code of ``common/`` and ``competitions/`` - so a resumed run gives the CV an uninterrupted one would. Each fold is
+one pickle under ``resume/<competition>/<key>/``, written atomically; the run removes its folder once written.
+"""
+
+import contextlib
+import hashlib
+import json
+import logging
+import pickle
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from common import paths
+from common.cv import FoldOutcome
+from common.io import write_bytes_atomic
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 over the toolkit's own code: a fold made by other code is never reused."""
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "common").rglob("*.py"), *(ROOT / "competitions").rglob("*.py")]):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class FoldFiles:
+    """One CV's finished folds (the ``common.cv.FoldStore`` the runner hands to ``cross_validate``)."""
+
+    def __init__(self, folder: Path, label: str):
+        self.folder = folder
+        self.label = label
+
+    def _path(self, key: int | str) -> Path:
+        return self.folder / f"fold-{key}.pkl"
+
+    def load(self, key: int | str) -> FoldOutcome | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            outcome = pickle.loads(path.read_bytes())
+        except Exception as exc:  # a damaged file only costs the fold again
+            log.warning("%s: saved fold %s is unreadable (%s); fitting it again", self.label, key, exc)
+            return None
+        if not isinstance(outcome, FoldOutcome):
+            return None
+        log.info("%s: fold %s taken from the interrupted run before (%s)", self.label, key, self.folder)
+        return outcome
+
+    def save(self, key: int | str, outcome: FoldOutcome) -> None:
+        write_bytes_atomic(self._path(key), pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class Resume:
+    """Hands out one ``FoldFiles`` per CV of a run (a stack: one per member) and removes them all when the run is
+    written."""
+
+    def __init__(self, competition: str):
+        self.root = paths.home() / "resume" / competition
+        self.used: list[Path] = []
+
+    def store(self, label: str, **inputs: Any) -> FoldFiles:
+        material = json.dumps({**inputs, "code": code_fingerprint()}, sort_keys=True, default=str)
+        folder = self.root / hashlib.sha256(material.encode()).hexdigest()[:16]
+        self.used.append(folder)
+        return FoldFiles(folder, label)
+
+    def finish(self) -> None:
+        for folder in self.used:
+            shutil.rmtree(folder, ignore_errors=True)
+        for folder in (self.root, self.root.parent):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: other runs' unfinished folds stay
