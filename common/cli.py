@@ -66,6 +66,13 @@ def positive_arg(text: str) -> int:
     return _whole(text, 1, None, "it must be at least 1")
 
 
+def _resumable() -> str:
+    from common.resume import kept_folds
+
+    kept = kept_folds()
+    return f"; {kept} finished fold(s) kept under resume/: the same command goes on from them" if kept else ""
+
+
 def handle_errors(main: Callable[[], int | None]) -> int:
     """Run ``main`` and return its exit code; every error a user can cause becomes one line on stderr."""
     previous = signal.getsignal(signal.SIGTERM)
@@ -82,10 +89,10 @@ def handle_errors(main: Callable[[], int | None]) -> int:
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return FileSystemError.exit_code
     except Terminated:
-        print("terminated: nothing half-written was kept", file=sys.stderr)
+        print(f"terminated: nothing half-written was kept{_resumable()}", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print("interrupted: nothing half-written was kept", file=sys.stderr)
+        print(f"interrupted: nothing half-written was kept{_resumable()}", file=sys.stderr)
         return 130
     finally:
         if previous is not None:

@@ -69,16 +69,28 @@ class Resume:
     def __init__(self, competition: str):
         self.root = paths.home() / "resume" / competition
         self.used: list[Path] = []
+        _unfinished.append(self)
 
     def store(self, label: str, **inputs: Any) -> FoldFiles:
         material = json.dumps({**inputs, "code": code_fingerprint()}, sort_keys=True, default=str)
         folder = self.root / hashlib.sha256(material.encode()).hexdigest()[:16]
-        self.used.append(folder)
+        if folder not in self.used:
+            self.used.append(folder)
         return FoldFiles(folder, label)
 
     def finish(self) -> None:
+        _unfinished.remove(self)
         for folder in self.used:
             shutil.rmtree(folder, ignore_errors=True)
         for folder in (self.root, self.root.parent):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: other runs' unfinished folds stay
+
+
+_unfinished: list[Resume] = []
+
+
+def kept_folds() -> int:
+    """How many finished folds this process's unfinished runs have kept (what an interruption message can promise)."""
+    return sum(len(list(folder.glob("fold-*.pkl"))) for run in _unfinished for folder in run.used
+               if folder.is_dir())

@@ -145,3 +145,25 @@ def test_an_interrupted_cv_resumes_from_its_finished_folds_and_ends_as_an_uninte
     fits.clear()
     again = cross_validate(make_model, X, data.y, folds, score, X_test, refit=True, progress=False, store=store)
     assert not fits and np.array_equal(again.test_pred, whole.test_pred)
+
+
+def test_an_interruption_says_how_many_finished_folds_wait_and_a_written_run_removes_them(kit_home, capsys):
+    from common.cli import handle_errors
+    from common.cv import FoldOutcome
+    from common.resume import Resume
+
+    resume = Resume("toy")
+    store = resume.store("toy/x", recipe="x", params={"C": 1.0})
+    store.save(0, FoldOutcome(np.zeros(3), None, 0.5, 1.0))
+    assert resume.store("toy/x", recipe="x", params={"C": 1.0}).load(0).score == 0.5
+    assert resume.store("toy/x", recipe="x", params={"C": 2.0}).load(0) is None  # other params: not reused
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert handle_errors(interrupted) == 130
+    assert "1 finished fold(s) kept under resume/: the same command goes on from them" in capsys.readouterr().err
+    resume.finish()
+    assert not (kit_home / "resume").exists()
+    assert handle_errors(interrupted) == 130
+    assert "kept under resume" not in capsys.readouterr().err
