@@ -10,6 +10,7 @@ puts its predictions into the out-of-fold container, so rows (one prediction or 
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -109,11 +110,8 @@ def cross_validate(
     # disable=None: a bar on a terminal, none in logs and CI output
     bar = tqdm(folds, desc="cv", unit="fold", disable=None if progress else True, leave=False)
     for k, fold in enumerate(bar):
-        outcome = store.load(k) if store is not None else None
-        if outcome is None:
-            outcome = _fit_fold(make_model, X, y, fold, score, X_test if not refit else None, predict, explain)
-            if store is not None:
-                store.save(k, outcome)
+        outcome = _kept(store, k, partial(_fit_fold, make_model, X, y, fold, score, None if refit else X_test,
+                                          predict, explain))
         oof = fold.valid.place(oof, y, outcome.valid_pred)
         if outcome.test_pred is not None:
             test_sum = outcome.test_pred.astype(float) if test_sum is None else test_sum + outcome.test_pred
@@ -127,17 +125,27 @@ def cross_validate(
     bar.close()
     test_mean = None if test_sum is None else test_sum / len(folds)
     if refit and X_test is not None:
-        outcome = store.load("refit") if store is not None else None
-        if outcome is None:
-            started = time.perf_counter()
-            model = make_model()
-            model.fit(refit_input(X, X_test), y)
-            outcome = FoldOutcome(np.empty(0), np.asarray(predict(model, X_test), dtype=float), float("nan"),
-                                  time.perf_counter() - started)
-            if store is not None:
-                store.save("refit", outcome)
-        test_mean = outcome.test_pred
+        test_mean = _kept(store, "refit", partial(_fit_all, make_model, X, y, X_test, predict)).test_pred
     return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds, importance=importance)
+
+
+def _kept(store: FoldStore | None, key: int | str, compute: Callable[[], FoldOutcome]) -> FoldOutcome:
+    """The outcome an earlier call kept in ``store``, else computed now (and kept)."""
+    outcome = store.load(key) if store is not None else None
+    if outcome is None:
+        outcome = compute()
+        if store is not None:
+            store.save(key, outcome)
+    return outcome
+
+
+def _fit_all(make_model, X, y: np.ndarray, X_test, predict) -> FoldOutcome:
+    """The ``refit`` model: fitted on all of train, it only predicts test."""
+    started = time.perf_counter()
+    model = make_model()
+    model.fit(refit_input(X, X_test), y)
+    return FoldOutcome(np.empty(0), np.asarray(predict(model, X_test), dtype=float), float("nan"),
+                       time.perf_counter() - started)
 
 
 def _fit_fold(make_model, X, y: np.ndarray, fold: Fold, score, X_test, predict, explain) -> FoldOutcome:

@@ -24,6 +24,10 @@ def runs_dir(name: str) -> Path:
     return home() / "runs" / name
 
 
+def resume_dir(name: str) -> Path:
+    return home() / "resume" / name
+
+
 def submissions_dir() -> Path:
     return home() / "submissions"
 

@@ -67,7 +67,7 @@ class Resume:
     written."""
 
     def __init__(self, competition: str):
-        self.root = paths.home() / "resume" / competition
+        self.root = paths.resume_dir(competition)
         self.used: list[Path] = []
         _unfinished.append(self)
 
