@@ -3,7 +3,9 @@ reboot) resumes where it stopped: the same command fits only the folds it had no
 
 A fold is reused only by a run with the very same inputs - competition, recipe, params, seed, folds, data files and
 the code of ``common/`` and ``competitions/`` - so a resumed run gives the CV an uninterrupted one would. Each fold is
-one pickle under ``resume/<competition>/<key>/``, written atomically; the run removes its folder once written.
+one pickle under ``resume/<competition>/<code>-<key>/``, written atomically; the run removes its folder once written.
+Folders that other code made can never be reused, so a run of the same competition removes them when it starts
+(``resume/`` does not grow with every change to the code).
 """
 
 import contextlib
@@ -69,11 +71,23 @@ class Resume:
     def __init__(self, competition: str):
         self.root = paths.resume_dir(competition)
         self.used: list[Path] = []
+        self.code = code_fingerprint()[:12]
+        self._drop_other_code()
         _unfinished.append(self)
 
+    def _drop_other_code(self) -> None:
+        """Remove kept folds that other code made: no run of this code can take them."""
+        if not self.root.is_dir():
+            return
+        stale = [f for f in self.root.iterdir() if f.is_dir() and not f.name.startswith(f"{self.code}-")]
+        for folder in stale:
+            shutil.rmtree(folder, ignore_errors=True)
+        if stale:
+            log.info("resume: removed %d folder(s) of finished folds that older code made", len(stale))
+
     def store(self, label: str, **inputs: Any) -> FoldFiles:
-        material = json.dumps({**inputs, "code": code_fingerprint()}, sort_keys=True, default=str)
-        folder = self.root / hashlib.sha256(material.encode()).hexdigest()[:16]
+        material = json.dumps({**inputs, "code": self.code}, sort_keys=True, default=str)
+        folder = self.root / f"{self.code}-{hashlib.sha256(material.encode()).hexdigest()[:16]}"
         if folder not in self.used:
             self.used.append(folder)
         return FoldFiles(folder, label)

@@ -167,3 +167,19 @@ def test_an_interruption_says_how_many_finished_folds_wait_and_a_written_run_rem
     assert not (kit_home / "resume").exists()
     assert handle_errors(interrupted) == 130
     assert "kept under resume" not in capsys.readouterr().err
+
+
+def test_a_run_removes_folds_that_other_code_kept_and_keeps_its_own_codes(kit_home):
+    from common.cv import FoldOutcome
+    from common.resume import Resume
+
+    first = Resume("toy")
+    first.store("toy/x", recipe="x", params={"C": 1.0}).save(0, FoldOutcome(np.zeros(3), None, 0.5, 1.0))
+    older = kit_home / "resume" / "toy" / "0123456789ab-0000000000000000"  # what other code left
+    older.mkdir()
+    (older / "fold-0.pkl").write_bytes(b"old")
+    second = Resume("toy")  # a later run of the same competition, interrupted one's folds still waiting
+    assert not older.exists()
+    assert second.store("toy/x", recipe="x", params={"C": 1.0}).load(0).score == 0.5
+    first.finish()
+    second.finish()
