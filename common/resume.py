@@ -83,7 +83,7 @@ class Resume:
         for folder in stale:
             shutil.rmtree(folder, ignore_errors=True)
         if stale:
-            log.info("resume: removed %d folder(s) of finished folds that older code made", len(stale))
+            log.info("resume: removed %d folder(s) of finished folds that other code made (never reusable)", len(stale))
 
     def store(self, label: str, **inputs: Any) -> FoldFiles:
         material = json.dumps({**inputs, "code": self.code}, sort_keys=True, default=str)

@@ -169,7 +169,7 @@ def test_an_interruption_says_how_many_finished_folds_wait_and_a_written_run_rem
     assert "kept under resume" not in capsys.readouterr().err
 
 
-def test_a_run_removes_folds_that_other_code_kept_and_keeps_its_own_codes(kit_home):
+def test_a_run_removes_folds_kept_by_other_code_and_reuses_its_own(kit_home):
     from common.cv import FoldOutcome
     from common.resume import Resume
 
