@@ -86,7 +86,7 @@ class Resume:
             log.info("resume: removed %d folder(s) of finished folds that other code made (never reusable)", len(stale))
 
     def store(self, label: str, **inputs: Any) -> FoldFiles:
-        material = json.dumps({**inputs, "code": self.code}, sort_keys=True, default=str)
+        material = json.dumps(inputs, sort_keys=True, default=str)  # the code is the folder's prefix
         folder = self.root / f"{self.code}-{hashlib.sha256(material.encode()).hexdigest()[:16]}"
         if folder not in self.used:
             self.used.append(folder)
