@@ -27,8 +27,9 @@ class Blend(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, task: ForecastTask) -> np.ndarray:
-        """The members' forecasts averaged as the cross-run ensembles average them (``common.blending``)."""
+        """The members' forecasts averaged as the cross-run ensembles average them (``common.blending``): in log1p
+        space with positive weights, so the blend is never negative."""
         weights = np.array([self.weights[n] for n in self.fitted_], dtype=float)
         blend = blending.Blend(weights / weights.sum(), rounded=self.round)
         forecast = blend.apply([m.predict(task) for m in self.fitted_.values()], blending.LOG1P)
-        return np.clip(forecast, 0, None).astype(np.float32)
+        return forecast.astype(np.float32)
