@@ -189,6 +189,8 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
         "folds_used": len(masks),
         "rounded": blend.rounded,
         "fold_rounded": blend.fold_rounded,
+        "shrink": blend.shrink,  # share of the hill blend kept against its lead (the rest: the lead alone)
+        "fold_shrink": blend.fold_shrink,
         "best_member": {"run_id": best_id, "cv_mean": member_results[best_id].mean},
         "skipped": [{"run_id": i, "reason": r} for i, r in skipped],
     }

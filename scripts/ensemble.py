@@ -8,8 +8,9 @@ its members and weights) that submit.py and the report treat like any other.
     python scripts/ensemble.py disaster-tweets --method nnls        # non-negative least-squares weights
     python scripts/ensemble.py house-prices --max-members 4         # at most 4 distinct runs in the blend
 
-Methods: hill (greedy forward selection with replacement, Caruana et al.), nnls (non-negative weights), rank (rank
-average: only for metrics that score order, such as ROC AUC). Ensembles are not blended again.
+Methods: hill (greedy forward selection with replacement, Caruana et al., then shrunk towards its first pick as far
+as a further leave-one-fold-out says), nnls (non-negative weights), rank (rank average: only for metrics that score
+order, such as ROC AUC). Ensembles are not blended again.
 """
 
 import argparse
@@ -38,6 +39,10 @@ def main() -> int:
     print(f"{comp.name} ensemble ({args.method}) of {len(record.ensemble['members'])} runs: CV {metric} "
           f"{cv['mean']:.5f} ± {cv['std']:.5f} over {len(cv['fold_scores'])} folds (nested: each fold's weights "
           f"chosen on the others); best single run {best['cv_mean']:.5f} ({best['run_id']})")
+    if args.method == "hill":
+        shares = ", ".join(f"{v:g}" for v in record.ensemble["fold_shrink"])
+        print(f"  hill blend kept against its first pick: {record.ensemble['shrink']:g} for the test weights, "
+              f"{shares} per fold (chosen one level further in; 0 = that run alone)")
     for run_id, weight in sorted(record.ensemble["weights"].items(), key=lambda kv: -kv[1]):
         member = next(m for m in record.ensemble["members"] if m["run_id"] == run_id)
         print(f"  {weight:6.3f}  {member['recipe']:<14} {run_id}  (CV {member['cv_mean']:.5f})")

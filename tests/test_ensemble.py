@@ -55,9 +55,29 @@ def test_hill_climb_beats_its_members_when_they_err_differently():
     singles = [np.mean([RMSLE(y[m], p[m]) for m in _masks(900, 3)]) for p in (a, b)]
     assert np.mean(result.fold_scores) < min(singles) - 0.02
     assert result.weights.sum() == pytest.approx(1) and (result.weights > 0.3).all()
+    five = blending.nested("hill", [a, b], [a[:5], b[:5]], y, _masks(900, 5), RMSLE, RMSLE)
+    assert five.shrink == 1.0 and five.fold_shrink == [1.0] * 5  # the blend wins on every held-out fold: kept whole
     # averaged on the log scale RMSLE scores: the blend of two prices is their geometric mean
     even = blending.Blend(np.array([0.5, 0.5])).apply([np.array([100.0]), np.array([400.0])], blending.LOG1P)
     assert even[0] == pytest.approx(np.expm1((np.log1p(100) + np.log1p(400)) / 2))
+
+
+def test_a_hill_blend_is_shrunk_towards_its_first_pick_as_far_as_held_out_folds_say():
+    """A member right on two folds and wrong on the others fools the hill on the folds that include those two; one
+    level further in, leaving each choosing fold out, shows it - the blend keeps less of itself there."""
+    rng = np.random.default_rng(5)
+    y = rng.lognormal(12, 0.4, 1000)
+    masks = _masks(1000, 5)
+    good = y * rng.lognormal(0, 0.12, 1000)
+    lucky = y * rng.lognormal(0, 0.6, 1000)
+    for m in masks[:2]:
+        lucky[m] = y[m]  # perfect where it happens to be
+    result = blending.nested("hill", [good, lucky], [good[:3], lucky[:3]], y, masks, RMSLE, RMSLE)
+    plain = blending.nested("hill", [good, lucky], [good[:3], lucky[:3]], y, masks, RMSLE, RMSLE, shrink=False)
+    assert min(result.fold_shrink) < 1.0 and plain.fold_shrink == [1.0] * 5
+    assert np.mean(result.fold_scores) < np.mean(plain.fold_scores)
+    blend = blending.Blend(np.array([0.6, 0.4]), lead=1).towards_lead(0.5)
+    assert np.allclose(blend.weights, [0.3, 0.7]) and blend.shrink == 0.5 and blend.lead == 1
 
 
 def test_class_probabilities_and_series_blend_alike():
@@ -105,6 +125,7 @@ def test_house_prices_ensemble_is_an_ordinary_run_that_beats_its_members(data_di
     assert record.cv["mean"] < min(r.cv["mean"] for r in members.values())  # kernel and trees err differently
     assert sum(record.ensemble["weights"].values()) == pytest.approx(1)
     assert len(record.ensemble["fold_weights"]) == 5 and record.ensemble["space"] == "log1p"
+    assert {record.ensemble["shrink"], *record.ensemble["fold_shrink"]} <= set(blending.SHRINK)
     # each fold is the blend of the members' out-of-fold prices with that fold's own weights
     oof = pd.read_parquet(record.path / "oof.parquet")
     for k, weights in enumerate(record.ensemble["fold_weights"]):
