@@ -239,37 +239,45 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
     oof = np.full(oofs[0].shape, np.nan)
     fold_scores, fold_weights, fold_rounded, fold_shrink = [], [], [], []
 
-    def choose_on(folds: list[np.ndarray]) -> Blend:
-        stacked = [np.concatenate([p[m] for m in folds]) for p in oofs]
-        by_fold = fold_mean(score, [int(np.count_nonzero(m)) for m in folds])
-        truth = np.concatenate([y[m] for m in folds])
+    chosen: dict[tuple[int, ...], Blend] = {}  # one choice per set of folds: the nested levels share many
+
+    def choose_on(folds: tuple[int, ...]) -> Blend:
+        if folds in chosen:
+            return chosen[folds]
+        parts = [masks[j] for j in folds]
+        stacked = [np.concatenate([p[m] for m in parts]) for p in oofs]
+        by_fold = fold_mean(score, [int(np.count_nonzero(m)) for m in parts])
+        truth = np.concatenate([y[m] for m in parts])
         blend = choose(method, stacked, truth, by_fold, metric, max_members)
         if counts and method != "rank":  # weights chosen for the rounded blend, kept if it scores better
             whole = choose(method, stacked, truth, lambda t, p: by_fold(t, np.round(p)), metric, max_members)
             whole.rounded = True
             rounded, plain = (by_fold(truth, b.apply(stacked, space)) for b in (whole, blend))
             if metric.is_better(rounded, plain):
-                return whole
+                blend = whole
+        chosen[folds] = blend
         return blend
 
-    def shrunk_on(folds: list[np.ndarray]) -> Blend:
+    def shrunk_on(folds: tuple[int, ...]) -> Blend:
         blend = choose_on(folds)
         if method != "hill" or not shrink or len(folds) < 3:
             return blend
         scores: dict[float, list[float]] = {keep: [] for keep in SHRINK}
-        for j, held in enumerate(folds):
-            inner = choose_on([m for i, m in enumerate(folds) if i != j])
+        for held in folds:
+            inner = choose_on(tuple(j for j in folds if j != held))
+            rows = masks[held]
             for keep in SHRINK:
-                scores[keep].append(score(y[held], inner.towards_lead(keep).apply([p[held] for p in oofs], space)))
+                scores[keep].append(score(y[rows], inner.towards_lead(keep).apply([p[rows] for p in oofs], space)))
         return blend.towards_lead(metric.rank(SHRINK, lambda keep: float(np.mean(scores[keep])))[0])
 
+    everything = tuple(range(len(masks)))
     for k, mask in enumerate(masks):
-        blend = shrunk_on([m for j, m in enumerate(masks) if j != k])
+        blend = shrunk_on(tuple(j for j in everything if j != k))
         oof[mask] = blend.apply([p[mask] for p in oofs], space)
         fold_scores.append(float(score(y[mask], oof[mask])))
         fold_weights.append(blend.weights)
         fold_rounded.append(blend.rounded)
         fold_shrink.append(blend.shrink)
-    final = shrunk_on(masks)
+    final = shrunk_on(everything)
     return NestedBlend(oof, final.apply(tests, space), fold_scores, fold_weights, final.weights, fold_rounded,
                        final.rounded, fold_shrink, final.shrink)
