@@ -137,7 +137,7 @@ def test_house_prices_ensemble_is_an_ordinary_run_that_beats_its_members(data_di
     assert len(sub) == 1459 and (sub["SalePrice"] > 0).all()
     published = (kit_home / "submissions" / "house-prices.csv").read_bytes()
     assert published == (record.path / "submission.csv").read_bytes()
-    assert "best single run" in result.stdout
+    assert "best single run" in result.stdout and "note:" not in result.stdout
 
 
 def test_forecast_runs_blend_by_day(data_dir, kit_home):
@@ -206,6 +206,9 @@ def test_runs_on_other_folds_and_broken_members_are_skipped_with_the_reason(data
     assert "WARNING" in result.stderr and rule.run_id in result.stderr
     record = next(r for r in load_runs("titanic") if r.ensemble)
     assert set(record.params["runs"]) == {fast.run_id, logreg.run_id}
+    # a blend that loses to its best member in nested CV says which run submit.py would send instead
+    loses = record.cv["mean"] < max(fast.cv["mean"], logreg.cv["mean"])
+    assert ("note: the blend's nested CV is below" in result.stdout) == loses
 
     # NaN in a member's predictions: refused, naming the run, and no ensemble run written
     oof = pd.read_parquet(logreg.path / "oof.parquet")
