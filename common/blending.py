@@ -266,8 +266,9 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
         for held in folds:
             inner = choose_on(tuple(j for j in folds if j != held))
             rows = masks[held]
+            held_preds = [p[rows] for p in oofs]
             for keep in SHRINK:
-                scores[keep].append(score(y[rows], inner.towards_lead(keep).apply([p[rows] for p in oofs], space)))
+                scores[keep].append(score(y[rows], inner.towards_lead(keep).apply(held_preds, space)))
         return blend.towards_lead(metric.rank(SHRINK, lambda keep: float(np.mean(scores[keep])))[0])
 
     everything = tuple(range(len(masks)))

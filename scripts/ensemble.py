@@ -48,9 +48,8 @@ def main() -> int:
         print(f"  {weight:6.3f}  {member['recipe']:<14} {run_id}  (CV {member['cv_mean']:.5f})")
     print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
     if comp.metric.is_better(best["cv_mean"], cv["mean"]):
-        print(f"note: the blend's nested CV is below the best single run's ({best['run_id']}), whose CV is a max over "
-              f"the runs taken on every fold; python scripts/submit.py {comp.name} sends the best run by CV, which is "
-              "that run")
+        print(f"note: the blend's nested CV is below the best single run's, whose CV is a max over the runs taken "
+              f"on every fold; to send that run: python scripts/submit.py {comp.name} --run {best['run_id']}")
     return 0
 
 

@@ -207,7 +207,8 @@ def test_runs_on_other_folds_and_broken_members_are_skipped_with_the_reason(data
     record = next(r for r in load_runs("titanic") if r.ensemble)
     assert set(record.params["runs"]) == {fast.run_id, logreg.run_id}
     # a blend that loses to its best member in nested CV says which run submit.py would send instead
-    loses = record.cv["mean"] < max(fast.cv["mean"], logreg.cv["mean"])
+    best = max(fast.cv["mean"], logreg.cv["mean"])
+    loses = TITANIC.metric.is_better(best, record.cv["mean"])
     assert ("note: the blend's nested CV is below" in result.stdout) == loses
 
     # NaN in a member's predictions: refused, naming the run, and no ensemble run written
