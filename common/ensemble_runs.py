@@ -169,6 +169,10 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
     log.info("blending %d runs of %s (%s) on %d folds", len(members), comp.name, method, len(masks))
     blend = blending.nested(method, [m.oof for m in members], [m.test for m in members], y, masks, comp.score,
                             comp.metric, max_members, counts=comp.counts)
+    if blend.left_out:
+        log.info("the hill chose without %d row(s) that no run explains (further than %s from the runs' median, %s "
+                 "scale); every row is scored", blend.left_out, blending.space_for(comp.metric).far,
+                 blending.space_for(comp.metric).name)
     member_results = {m.record.run_id: CVResult(m.oof, m.test, [comp.score(y[k], m.oof[k]) for k in masks])
                       for m in members}
     best_id = comp.metric.rank(list(member_results), lambda i: member_results[i].mean)[0]
@@ -191,6 +195,7 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
         "fold_rounded": blend.fold_rounded,
         "shrink": blend.shrink,  # share of the hill blend kept against its lead (the rest: the lead alone)
         "fold_shrink": blend.fold_shrink,
+        "left_out_of_choice": blend.left_out,  # rows no member explains: not used to choose, scored all the same
         "best_member": {"run_id": best_id, "cv_mean": member_results[best_id].mean},
         "skipped": [{"run_id": i, "reason": r} for i, r in skipped],
     }

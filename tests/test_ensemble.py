@@ -80,6 +80,33 @@ def test_a_hill_blend_is_shrunk_towards_its_first_pick_as_far_as_held_out_folds_
     assert np.allclose(blend.weights, [0.3, 0.7]) and blend.shrink == 0.5 and blend.lead == 1
 
 
+def test_the_hill_chooses_without_rows_no_member_explains_and_still_scores_them(monkeypatch):
+    """Four sales far below every member's price, all in fold 2 (as House Prices' persisted folds hold both partial
+    sales): choosing on them tips every blend that fold 2 helps choose towards the member that is merely less wrong
+    there, and worse on every ordinary house. Left out of the choice (not of the scores), they no longer do."""
+    rng = np.random.default_rng(7)
+    y = rng.lognormal(12, 0.4, 1000)
+    masks = _masks(1000, 5)
+    fine = y * rng.lognormal(0, 0.10, 1000)
+    blunt = y * rng.lognormal(0, 0.13, 1000)
+    odd = np.flatnonzero(masks[2])[:4]
+    y[odd] /= 6
+    blunt[odd] = y[odd] * 2.5
+    robust = blending.nested("hill", [fine, blunt], [fine[:3], blunt[:3]], y, masks, RMSLE, RMSLE)
+    monkeypatch.setitem(blending.SPACES, "rmsle", blending.LOG1P)  # the same space without ``far``
+    every_row = blending.nested("hill", [fine, blunt], [fine[:3], blunt[:3]], y, masks, RMSLE, RMSLE)
+    assert robust.left_out == 4 and every_row.left_out == 0
+    for k in (0, 1, 3, 4):  # chosen with fold 2 among the choosing folds
+        assert robust.fold_weights[k][0] > every_row.fold_weights[k][0]
+        assert robust.fold_scores[k] < every_row.fold_scores[k]
+    assert robust.fold_scores[2] == pytest.approx(RMSLE(y[masks[2]], robust.oof[masks[2]]))  # the odd rows scored
+    assert np.mean(robust.fold_scores) < np.mean(every_row.fold_scores)
+    monkeypatch.undo()
+    y[masks[2]] /= 6  # a fold that no member explains at all keeps its rows: there is nothing else to choose on
+    whole = blending.nested("hill", [fine, blunt], [fine[:3], blunt[:3]], y, masks, RMSLE, RMSLE)
+    assert whole.left_out == 0 and np.isfinite(whole.fold_scores).all()
+
+
 def test_class_probabilities_and_series_blend_alike():
     rng = np.random.default_rng(2)
     y = rng.integers(0, 3, 300)

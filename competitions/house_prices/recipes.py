@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVR
 
+from common.blending import FAR_LOG_PRICE, far_from_median
 from common.blocks.tabular import FitWithoutOutliers, GroupMedianImputer, GroupTargetMean, SkewCorrector
 from common.competition import Recipe
 from common.compute import n_threads
@@ -114,7 +115,7 @@ def far_from_members(distance: float):
     """Rows whose log price is more than ``distance`` from the members' median prediction: sales no member could
     explain (the partial sales), which would otherwise set the blend weights for every ordinary house."""
     def is_outlier(predictions: pd.DataFrame, log_price: np.ndarray) -> np.ndarray:
-        return np.abs(log_price - np.median(np.log1p(predictions.to_numpy()), axis=1)) > distance
+        return far_from_median(np.log1p(predictions.to_numpy()), log_price, distance)
     return is_outlier
 
 
@@ -178,7 +179,7 @@ RECIPES: dict[str, Recipe] = {
                       "non-negative blend weights fitted on out-of-fold predictions of the same folds, without the "
                       "sales no member explains; the linear members learn the partial sales' discount; the test "
                       "prediction from members refitted on all rows",
-                      make_meta, {"meta": {"far": 0.5}, "members": {
+                      make_meta, {"meta": {"far": FAR_LOG_PRICE}, "members": {
                           name: {**params, "drop_partial_sales": False} for name, params in
                           (("ridge", RIDGE), ("lasso", LASSO), ("elasticnet", ELASTICNET), ("svr", SVR_PARAMS))}},
                       members=("ridge", "lasso", "elasticnet", "svr", "lgbm", "gbr", "catboost"), refit=True),
