@@ -153,6 +153,7 @@ def test_house_prices_ensemble_is_an_ordinary_run_that_beats_its_members(data_di
     assert sum(record.ensemble["weights"].values()) == pytest.approx(1)
     assert len(record.ensemble["fold_weights"]) == 5 and record.ensemble["space"] == "log1p"
     assert {record.ensemble["shrink"], *record.ensemble["fold_shrink"]} <= set(blending.SHRINK)
+    assert record.ensemble["left_out_of_choice"] >= 2  # at least the two partial sales, which neither run prices
     # each fold is the blend of the members' out-of-fold prices with that fold's own weights
     oof = pd.read_parquet(record.path / "oof.parquet")
     for k, weights in enumerate(record.ensemble["fold_weights"]):
