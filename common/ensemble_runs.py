@@ -170,9 +170,9 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
     blend = blending.nested(method, [m.oof for m in members], [m.test for m in members], y, masks, comp.score,
                             comp.metric, max_members, counts=comp.counts)
     if blend.left_out:
+        space = blending.space_for(comp.metric)
         log.info("the hill chose without %d row(s) that no run explains (further than %s from the runs' median, %s "
-                 "scale); every row is scored", blend.left_out, blending.space_for(comp.metric).far,
-                 blending.space_for(comp.metric).name)
+                 "scale); every row is scored", blend.left_out, space.far, space.name)
     member_results = {m.record.run_id: CVResult(m.oof, m.test, [comp.score(y[k], m.oof[k]) for k in masks])
                       for m in members}
     best_id = comp.metric.rank(list(member_results), lambda i: member_results[i].mean)[0]
