@@ -136,6 +136,9 @@ class Competition:
     # For features that are an array (images): number of columns -> named sets of columns that permutation
     # importance shuffles together (one pixel alone tells little); None: such models record no importance.
     importance_groups: Callable[[int], dict[str, np.ndarray]] | None = None
+    # Folds (backtest windows) when the user names none: a backtest may need fewer windows, so that each of them
+    # trains its models the way the final fit does.
+    default_folds: int = 5
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

@@ -36,7 +36,10 @@ class Prepared:
     folds: Folds
 
 
-def prepare(comp: Competition, n_folds: int = 5, data_dir: str | Path | None = None) -> Prepared:
+def prepare(comp: Competition, n_folds: int | None = None, data_dir: str | Path | None = None) -> Prepared:
+    """Load and check the files, build features and the persisted folds (``n_folds``: the competition's default
+    when None)."""
+    n_folds = n_folds or comp.default_folds
     files, dataset = data_layer.load(comp, data_dir, check=lambda d: comp.folds.check_persisted(d, n_folds, comp.name))
     log.info("%s: files from %s (%s)", comp.name, files.folder, files.source)
     X, X_test = comp.features(dataset)
@@ -96,7 +99,7 @@ def oof_score(comp: Competition, prep: Prepared, result: CVResult) -> float:
     return comp.score(prep.data.y[scored], result.oof[scored])
 
 
-def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int = 5,
+def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int | None = None,
           data_dir: str | Path | None = None, params: dict[str, Any] | None = None,
           params_source: dict[str, Any] | None = None, progress: bool = True,
           folds_scored: int | None = None) -> tuple[RunRecord | None, Path | None]:
@@ -105,6 +108,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     Under torchrun only rank 0 writes and returns the record; the other processes return (None, None).
     """
     started = time.perf_counter()
+    n_folds = n_folds or comp.default_folds
     changes = params
     params = resolve(comp, recipe_name, changes)
     check_buildable(comp, recipe_name, params, seed)

@@ -284,10 +284,11 @@ def _worker_main(comp_ref: str, recipe: str, storage_url: str | None, n_trials: 
 
 
 def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: float | None = None,
-         storage_url: str | None = None, workers: int = 1, seed: int = 0, n_folds: int = 5,
+         storage_url: str | None = None, workers: int = 1, seed: int = 0, n_folds: int | None = None,
          data_dir: str | None = None) -> optuna.Study:
     """Run ``workers`` local processes on one study; returns the study when they are done."""
     tunable_recipe(comp, recipe)
+    n_folds = n_folds or comp.default_folds
     if n_trials is None and timeout is None:
         raise UsageError("give --trials and/or --timeout, or tuning would never stop")
     storage, resolved = open_storage(storage_url, comp)

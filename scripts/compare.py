@@ -30,7 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipes", nargs="*", help="recipes to compare (default: all)")
-    parser.add_argument("--folds", type=folds_arg, default=5)
+    parser.add_argument("--folds", type=folds_arg, help="folds per repeat (default: the competition's own)")
     parser.add_argument("--repeats", type=int, default=3, choices=range(1, 51), metavar="1..50")
     parser.add_argument("--seed", type=seed_arg, default=0, help="model seed")
     parser.add_argument("--data-dir")
@@ -67,6 +67,7 @@ def main() -> int:
         if not isinstance(splitter, RowFolds):
             raise UsageError(f"--split works for row folds; {comp.name} uses {type(splitter).__name__}")
         splitter = splitter.with_kind(args.split)
+    args.folds = args.folds or comp.default_folds
     prep = runner.prepare(comp, args.folds, args.data_dir)
     first = splitter.seed + 1 if args.first_seed is None else args.first_seed
     repeats = [dataclasses.replace(prep, folds=splitter.resplit(prep.data, args.folds, first + repeat))

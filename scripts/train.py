@@ -23,7 +23,8 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", default="default", help="named recipe of the competition (default: default)")
     parser.add_argument("--seed", type=seed_arg, default=0, help="model seed (folds stay fixed per competition)")
-    parser.add_argument("--folds", type=folds_arg, default=5, help="number of CV folds (default: 5)")
+    parser.add_argument("--folds", type=folds_arg, help="number of CV folds (default: the competition's own, 5 "
+                        "except web-traffic's 3 backtest windows)")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "
                         "/kaggle/input, the cache, the Kaggle API)")
     parser.add_argument("--folds-scored", type=scored_arg,
@@ -43,6 +44,7 @@ def main() -> int:
         params, source = tuning.best_params(comp, args.recipe, args.storage)
     elif args.params:
         params, source = tuning.params_from_file(args.params)
+    args.folds = args.folds or comp.default_folds
     scored = args.folds if args.folds_scored == "all" else args.folds_scored
     if scored is not None and scored > args.folds:
         parser.error(f"--folds-scored {scored} is more than --folds {args.folds}")

@@ -26,12 +26,14 @@ def main() -> int:
                         help="local worker processes on the study (default 1)")
     parser.add_argument("--storage", help="SQLAlchemy URL or journal file (default runs/<competition>/optuna.journal)")
     parser.add_argument("--seed", type=seed_arg, default=0, help="model seed; sampler seeds derive from it")
-    parser.add_argument("--folds", type=folds_arg, default=5, help="CV folds, the same persisted folds as train.py")
+    parser.add_argument("--folds", type=folds_arg, help="CV folds, the same persisted folds as train.py (default: "
+                        "the competition's own)")
     parser.add_argument("--data-dir")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     setup_logging(args.verbose)
     comp = competitions.get(args.competition)
+    args.folds = args.folds or comp.default_folds
     study = tuning.tune(comp, args.recipe, n_trials=args.trials, timeout=args.timeout, storage_url=args.storage,
                         workers=args.workers, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir)
     states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
@@ -44,7 +46,8 @@ def main() -> int:
     print(f"{study.study_name}: best CV {comp.metric.name} {best.value:.5f} (trial {best.number}); {counts}")
     print(f"train it: python scripts/train.py {comp.name} --recipe {args.recipe} --params best"
           + (f" --storage {tuning.display_url(args.storage)}" if args.storage else "")
-          + (f" --seed {args.seed}" if args.seed else "") + (f" --folds {args.folds}" if args.folds != 5 else ""))
+          + (f" --seed {args.seed}" if args.seed else "")
+          + (f" --folds {args.folds}" if args.folds != comp.default_folds else ""))
     return 0
 
 

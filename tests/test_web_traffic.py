@@ -65,11 +65,13 @@ def test_smape_follows_kaggles_rules():
 
 # -- the real replica ---------------------------------------------------------------------------------------------
 def test_fast_recipe_on_the_real_replica_writes_a_valid_key_file_submission(data_dir, kit_home, replica):
-    record, folder = runner.train(WT, "fast", n_folds=3, progress=False)
+    record, folder = runner.train(WT, "fast", progress=False)  # the competition's default: 3 windows
     folds = record.folds
     assert folds["kind"] == "backtest" and folds["horizon"] == 60 and folds["gap"] == 0  # read off key_1.csv
     assert [w["last_day"] for w in folds["windows"]][-1] == "2016-11-01"  # the newest ends on the last train day
     assert len(folds["windows"]) == 3 and all(0 < s < 200 for s in record.cv["fold_scores"])
+    # the oldest window still has 310 days of history (2015-07-01 ..), so its models train as the final fit does
+    assert folds["windows"][0]["last_history_day"] == "2016-05-05" and folds["n_splits"] == 3
 
     sub = pd.read_csv(folder / "submission.csv")
     sample = pd.read_csv(replica / "sample_submission_1.csv")
