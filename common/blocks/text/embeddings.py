@@ -6,9 +6,7 @@ the cache makes every later fold, recipe and run nearly free. An ``Embedder`` tr
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from common import paths
 from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
+from common.io import write_with
 
 log = logging.getLogger(__name__)
 _ENCODERS: dict[str, object] = {}
@@ -26,8 +25,21 @@ def text_key(text: str) -> str:
 
 
 def cache_file(model: str) -> Path:
+    """One file per model and precision, so bfloat16 and float32 vectors never mix."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
-    return paths.home() / "data" / "embeddings" / f"{safe}.npz"
+    return paths.home() / "data" / "embeddings" / f"{safe}{'-bf16' if cpu_bf16() else ''}.npz"
+
+
+def cpu_bf16() -> bool:
+    """Encode in bfloat16 on a CPU with native support (AVX-512 BF16 or AMX) and no GPU: twice as fast, vectors within
+    0.995 cosine of float32 (all-mpnet-base-v2 on 640 tweets; BENCHMARKS.md). Elsewhere float32."""
+    if _has_gpu():
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
 def _encoder(model: str):
@@ -58,16 +70,17 @@ def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 64) ->
             cached = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
     if missing:
-        log.info("embedding %d new texts with %s (cache %s has %d)", len(missing), model, path, len(cached))
-        vectors = _encoder(model).encode([t for _, t in missing], batch_size=batch_size, show_progress_bar=None,
-                                         normalize_embeddings=True, convert_to_numpy=True)
+        log.info("embedding %d new texts with %s%s (cache %s has %d)", len(missing), model,
+                 " in bfloat16" if cpu_bf16() else "", path, len(cached))
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16()):
+            vectors = _encoder(model).encode([t for _, t in missing], batch_size=batch_size, show_progress_bar=None,
+                                             normalize_embeddings=True, convert_to_numpy=True)
         cached.update(zip([k for k, _ in missing], vectors.astype(np.float32), strict=True))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        os.close(fd)
         all_keys = list(cached)
-        np.savez(tmp, keys=np.array(all_keys), vectors=np.stack([cached[k] for k in all_keys]))
-        os.replace(tmp, path)
+        write_with(path, lambda fh: np.savez(fh, keys=np.array(all_keys),
+                                             vectors=np.stack([cached[k] for k in all_keys])))
     return np.stack([cached[k] for k in keys])
 
 

