@@ -9,7 +9,13 @@ train on their shard. torch is imported only when there is more than one process
 """
 
 import atexit
+import functools
 import os
+import re
+from pathlib import Path
+
+# CPU features that change which kernels (and so which last digits) a run computes with.
+NUMERIC_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 def world() -> tuple[int, int]:
@@ -23,6 +29,21 @@ def n_threads() -> int:
         return max(1, int(value))
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(1, (os.cpu_count() or 1) // local)
+
+
+@functools.cache
+def cpu_flags() -> tuple[str, ...]:
+    """The ``NUMERIC_CPU_FLAGS`` this CPU has (Linux; empty where /proc/cpuinfo cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ()
+    return tuple(flag for flag in NUMERIC_CPU_FLAGS if re.search(rf"\b{flag}\b", text))
+
+
+def native_bf16() -> bool:
+    """bfloat16 matrix products in hardware (AVX-512 BF16 or AMX): autocast to bfloat16 then halves CPU time."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags()))
 
 
 def init_distributed() -> str | None:

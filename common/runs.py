@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from common import paths
+from common.compute import cpu_flags
 from common.io import sweep_leftovers, temp_tag, write_json_atomic, write_with
 from common.metrics import Metric
 
@@ -54,6 +55,7 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu_flags": list(cpu_flags()),  # e.g. bfloat16 support, which changes the sentence embeddings' digits
         "libraries": versions,
         "git_commit": git_commit(),
     }
@@ -117,7 +119,7 @@ class RunWriter:
 
 # Fields that only some runs have: left out of run.json when empty, so older records round-trip unchanged.
 OMITTED_WHEN_EMPTY = ("importance", "ensemble")
-ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "libraries", "git_commit", "processes")
+ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "cpu_flags", "libraries", "git_commit", "processes")
 
 
 @dataclass

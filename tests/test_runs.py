@@ -1,8 +1,10 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
 
-from common import paths
+from common import compute, paths
 from common.runs import RunRecord, RunWriter, environment, load_runs
 
 
@@ -50,6 +52,9 @@ def test_environment_records_versions_and_commit():
     assert {"numpy", "pandas", "scikit-learn", "lightgbm"} <= set(env["libraries"])
     assert env["python"].startswith("3.")
     assert "git_commit" in env
+    # the CPU features that change the last digits (bfloat16 embeddings), as this machine's /proc/cpuinfo lists them
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    assert env["cpu_flags"] == [f for f in compute.NUMERIC_CPU_FLAGS if re.search(rf"\b{f}\b", cpuinfo)]
 
 
 def toy_record(run: RunWriter, **changes) -> RunRecord:

@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from common import paths
 from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
+from common.compute import native_bf16
 from common.io import write_with
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,7 @@ def cache_file(model: str) -> Path:
 def cpu_bf16() -> bool:
     """Encode in bfloat16 on a CPU with native support (AVX-512 BF16 or AMX) and no GPU: twice as fast, vectors within
     0.995 cosine of float32 (all-mpnet-base-v2 on 640 tweets; BENCHMARKS.md). Elsewhere float32."""
-    if _has_gpu():
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    return not _has_gpu() and native_bf16()
 
 
 def _encoder(model: str):
