@@ -54,6 +54,34 @@ def test_fast_stack_writes_a_valid_submission(data_dir, kit_home):
     assert (sub["SalePrice"] > 10_000).all() and sub["SalePrice"].median() == pytest.approx(160_000, rel=0.2)
 
 
+def test_linear_members_get_squares_and_quality_interactions_that_lower_their_cv(data_dir):
+    """The polynomial columns are computed row by row (a gap stays a gap for the fold's imputer), and on the real
+    data they lower ridge's CV: log price is convex in quality and size."""
+    from sklearn.model_selection import KFold, cross_val_score
+
+    from competitions.house_prices import recipes
+
+    loaded = HP.load(data.fetch(HP))
+    X, X_test = HP.features(loaded)
+    wide = features.polynomial(X_test)
+    assert len(wide) == len(X_test) and set(X_test.columns) < set(wide.columns)
+    gap = X_test["GarageCars"].isna().to_numpy()
+    assert gap.any() and wide["GarageCars_sq"].isna().to_numpy()[gap].all()
+    assert (wide["QualGarage"].to_numpy()[gap] == 0).all()
+    assert np.allclose(wide["OverallQual_sq"], X_test["OverallQual"] ** 2)
+
+    def cv_rmsle(model) -> float:
+        def rmsle(fitted, X_valid, y_valid):
+            return np.sqrt(np.mean((np.log1p(fitted.predict(X_valid)) - np.log1p(y_valid)) ** 2))
+        return cross_val_score(model, X, loaded.y, cv=KFold(5, shuffle=True, random_state=0), scoring=rmsle).mean()
+
+    ridge = recipes.make_ridge(recipes.RIDGE, 0)
+    assert ridge.regressor.estimator.steps[0][0] == "polynomial"
+    plain = recipes.make_ridge(recipes.RIDGE, 0)
+    plain.regressor.estimator.steps.pop(0)  # the same model without the polynomial columns
+    assert cv_rmsle(ridge) < cv_rmsle(plain) - 0.0005
+
+
 def test_outliers_are_dropped_from_training_rows_only(data_dir):
     from competitions.house_prices.recipes import huge_cheap_houses, make_ridge
 

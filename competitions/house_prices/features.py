@@ -28,6 +28,11 @@ ZERO_WHEN_ABSENT = {
     "MasVnrType": ["MasVnrArea"],
 }
 PORCHES = ["OpenPorchSF", "EnclosedPorch", "3SsnPorch", "ScreenPorch", "WoodDeckSF"]
+# For the linear members only (trees split on any monotone transform already): log price rises faster than linearly
+# in quality and size, and quality multiplies what size, garage and baths are worth (BENCHMARKS.md, House Prices).
+SQUARED = ["OverallQual", "GrLivArea", "TotalSF", "GarageCars", "TotalBaths", "ExterQual", "KitchenQual", "BsmtQual",
+           "YearBuilt", "QualityArea"]
+TIMES_QUALITY = {"QualTotalSF": "TotalSF", "QualGarage": "GarageCars", "QualBaths": "TotalBaths"}
 
 
 def none_columns(description: str) -> set[str]:
@@ -86,3 +91,13 @@ def build(train: pd.DataFrame, test: pd.DataFrame, none_cols: set[str], target: 
     full = full.drop(columns=["Utilities", "Street", "PoolQC"])  # (almost) constant in train
     n = len(train)
     return full.iloc[:n].reset_index(drop=True), full.iloc[n:].reset_index(drop=True)
+
+
+def polynomial(X: pd.DataFrame) -> pd.DataFrame:
+    """Squares and quality interactions for linear models, computed row by row (no fitting: safe in any fold)."""
+    out = X.copy()
+    for col in SQUARED:
+        out[f"{col}_sq"] = out[col].astype(float) ** 2  # a gap stays a gap, imputed per fold
+    for name, col in TIMES_QUALITY.items():
+        out[name] = out["OverallQual"] * out[col].fillna(0)
+    return out

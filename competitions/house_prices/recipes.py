@@ -19,6 +19,7 @@ from common.blending import FAR_LOG_PRICE, far_from_median
 from common.blocks.tabular import FitWithoutOutliers, GroupMedianImputer, GroupTargetMean, SkewCorrector
 from common.competition import Recipe
 from common.compute import n_threads
+from competitions.house_prices.features import polynomial
 
 
 def categorical_columns(X: pd.DataFrame) -> list[str]:
@@ -49,7 +50,7 @@ def linear_features(seed: int) -> Pipeline:
         ("numbers", make_pipeline(SimpleImputer(strategy="median"), SkewCorrector(), StandardScaler()),
          numeric_columns),
     ])
-    return Pipeline([*shared_steps(seed), ("encode", encode)])
+    return Pipeline([("polynomial", FunctionTransformer(polynomial)), *shared_steps(seed), ("encode", encode)])
 
 
 def tree_features(seed: int) -> Pipeline:
