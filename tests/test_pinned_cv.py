@@ -1,7 +1,9 @@
 """Every existing recipe's CV on the persisted folds, pinned (1e-9) before the spine was reshaped for images and
 time series (issue 11): a refactor of splitters, CV, predictions or submissions must not move a single fold score.
 Recorded 2026-11-23 with scripts/train.py semantics: 5 persisted folds, seed 0. Re-pinned on purpose only when a
-recipe's model changes (House Prices' linear features and lasso alpha, 2026-11-24: ridge and fast)."""
+recipe's model changes (House Prices' linear features and lasso alpha, 2026-11-24: ridge and fast). Disaster Tweets'
+`tfidf` (0.75883 / 0.77099 / 0.75801 / 0.76753 / 0.76015) was dropped from the pins that day to keep `make test` well
+under 15 minutes (66 s; `fast` pins the same text path through the spine)."""
 
 import pytest
 
@@ -32,10 +34,6 @@ PINNED = {
     "house-prices/fast": [
         0.12462930881857157, 0.10896156500347523, 0.17653382864757436,
         0.11075252112866327, 0.10696947677547086,
-    ],
-    "disaster-tweets/tfidf": [
-        0.7588325652841782, 0.7709861450692747, 0.7580128205128205,
-        0.7675334909377463, 0.7601532567049808,
     ],
     "disaster-tweets/fast": [
         0.762114537444934, 0.7662835249042146, 0.7594740912606341,
