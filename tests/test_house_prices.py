@@ -72,7 +72,7 @@ def test_linear_members_get_squares_and_quality_interactions_that_lower_their_cv
 
     def cv_rmsle(model) -> float:
         def rmsle(fitted, X_valid, y_valid):
-            return np.sqrt(np.mean((np.log1p(fitted.predict(X_valid)) - np.log1p(y_valid)) ** 2))
+            return HP.score(y_valid, fitted.predict(X_valid))
         return cross_val_score(model, X, loaded.y, cv=KFold(5, shuffle=True, random_state=0), scoring=rmsle).mean()
 
     ridge = recipes.make_ridge(recipes.RIDGE, 0)
