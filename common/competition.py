@@ -88,6 +88,9 @@ class Recipe:
     # Test predictions from one model refitted on all of train (True) or the average of the fold models (False);
     # a stacking recipe's refit applies to its members (the meta-model is always the fold models' average).
     refit: bool = False
+    # A stacking recipe's meta-model also gets these feature columns beside the members' predictions (scikit-learn's
+    # StackingRegressor calls it passthrough): a flag saying which rows only some members learned to price.
+    passthrough: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,11 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
             log.info("stack member %s: %s %.5f ± %.5f", name, prep.competition.metric.name, members[name].mean,
                      members[name].std)
         meta_params = params.get("meta", {})
+        passthrough = list(recipe.passthrough)
         return stack_cv(members, lambda: recipe.make_model(meta_params, seed), prep.data.y, prep.folds,
-                        prep.competition.score, progress=progress, on_fold=on_fold, explain=explainer)
+                        prep.competition.score, progress=progress, on_fold=on_fold, explain=explainer,
+                        features=prep.X[passthrough] if passthrough else None,
+                        features_test=prep.X_test[passthrough] if passthrough and with_test else None)
     store = None if resume is None else resume.store(
         f"{comp.name}/{recipe_name}", recipe=recipe_name, params=params, seed=seed, folds=prep.folds.hash,
         data=prep.files.sha256, with_test=with_test, folds_scored=folds_scored, explain=explain, refit=refit)

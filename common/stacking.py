@@ -27,12 +27,21 @@ def prediction_frame(results: dict[str, CVResult], test: bool = False) -> pd.Dat
     return pd.DataFrame(columns)
 
 
+def with_features(frame: pd.DataFrame | None, features: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The members' predictions with the passed-through feature columns beside them (row for row)."""
+    if frame is None or features is None or features.shape[1] == 0:
+        return frame
+    return pd.concat([frame, features.reset_index(drop=True)], axis=1)
+
+
 def stack_cv(members: dict[str, CVResult], make_meta: Callable[[], Any], y: np.ndarray, folds,
              score: Callable[[np.ndarray, np.ndarray], float], progress: bool = True, on_fold=None,
-             explain=None) -> CVResult:
-    """``explain``: as for ``cross_validate`` - here it says which members the meta-model relied on."""
-    result = cross_validate(make_meta, prediction_frame(members), y, folds, score,
-                            prediction_frame(members, test=True), on_fold=on_fold, progress=progress,
-                            explain=explain)
+             explain=None, features: pd.DataFrame | None = None,
+             features_test: pd.DataFrame | None = None) -> CVResult:
+    """``explain``: as for ``cross_validate`` - here it says which members the meta-model relied on.
+    ``features``/``features_test``: columns of the train/test features the meta-model gets too (passthrough)."""
+    result = cross_validate(make_meta, with_features(prediction_frame(members), features), y, folds, score,
+                            with_features(prediction_frame(members, test=True), features_test), on_fold=on_fold,
+                            progress=progress, explain=explain)
     result.members = dict(members)
     return result

@@ -185,3 +185,35 @@ def test_a_stack_with_refit_predicts_test_from_members_fitted_on_all_rows(data_d
     assert np.allclose(refitted.members["ridge"].test_pred, on_all_rows)
     assert not np.allclose(plain.members["ridge"].test_pred, on_all_rows)
     assert refitted.fold_scores == plain.fold_scores
+
+
+def test_flagged_partial_sales_are_priced_by_the_members_that_learned_them():
+    """The default's meta-model prices a flagged row by the linear members alone, but only once its training rows
+    held a flagged row (then the members of its fold trained on one; otherwise they never learned the flag)."""
+    from competitions.house_prices.recipes import make_meta
+
+    rng = np.random.default_rng(0)
+    price = rng.uniform(1e5, 4e5, 200)
+    members = pd.DataFrame({"ridge": price * rng.lognormal(0, 0.05, 200), "lgbm": price * rng.lognormal(0, 0.05, 200),
+                            "HugePartialSale": 0})
+    members.loc[:1, "lgbm"] = 6e5  # a tree fitted without the partial sales prices them as mansions
+    members.loc[:1, "ridge"] = 1.7e5
+    members.loc[:1, "HugePartialSale"] = 1
+    y = price.copy()
+    y[:2] = 1.8e5
+    params = {"far": 0.5, "flagged_from": ["ridge"]}
+    meta = make_meta(params, 0).fit(members, y)
+    assert meta.regressor_.active_
+    pred = meta.predict(members)
+    np.testing.assert_allclose(pred[:2], 1.7e5, rtol=1e-9)  # the ridge's price, not the blend's
+    ordinary = make_meta({"far": 0.5}, 0).fit(members.drop(columns="HugePartialSale"), y)
+    np.testing.assert_allclose(pred[2:], ordinary.predict(members.drop(columns="HugePartialSale"))[2:])
+    assert ordinary.predict(members.drop(columns="HugePartialSale"))[0] > 2.5e5  # what the blend alone would say
+
+    unseen = make_meta(params, 0).fit(members.iloc[2:], y[2:])  # no flagged training row: the blend decides
+    assert not unseen.regressor_.active_
+    assert unseen.predict(members)[0] > 2.5e5
+    with pytest.raises(ValueError, match="no column"):
+        make_meta({"flagged_from": ["svr"]}, 0).fit(members, y)
+    off = make_meta({"far": 0.5, "flagged_from": []}, 0).fit(members, y)  # switched off: the flag is only dropped
+    np.testing.assert_allclose(off.predict(members), ordinary.predict(members.drop(columns="HugePartialSale")))

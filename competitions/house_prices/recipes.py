@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMRegressor
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.impute import SimpleImputer
@@ -120,17 +121,59 @@ def far_from_members(distance: float):
     return is_outlier
 
 
+class FlaggedFromLearners(RegressorMixin, BaseEstimator):
+    """Rows whose ``flag`` column is set take the mean log price of ``learners`` - the members that keep such rows
+    in training and can learn what the flag means - instead of ``estimator``'s blend.
+
+    The partial sales are two rows in train: the tree members are fitted without them and price the test's third
+    one like a mansion, and the blend's weights are fitted without them too (``far``), so nothing in the blend
+    speaks for them. Only where the meta-model's training rows hold a flagged row - the same rows the members of
+    its fold trained on, and in the refit all of them - did the learners see one; elsewhere the blend decides.
+    Works on log prices inside ``make_meta``'s target transform; the flag column never reaches ``estimator``.
+    """
+
+    def __init__(self, estimator, flag: str, learners: tuple[str, ...] | list[str]):
+        self.estimator = estimator
+        self.flag = flag
+        self.learners = learners
+
+    def _split(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        missing = [c for c in (self.flag, *self.learners) if c not in X.columns]
+        if missing:
+            raise ValueError(f"the meta-model's input has no column(s) {missing}: the flag must be passed through "
+                             f"and the learners must be members of the stack")
+        return X.drop(columns=[self.flag]), X[self.flag].to_numpy() > 0
+
+    def fit(self, X: pd.DataFrame, y) -> "FlaggedFromLearners":
+        members, flagged = self._split(X)
+        self.active_ = bool(flagged.any()) and len(self.learners) > 0
+        self.estimator_ = clone(self.estimator).fit(members, y)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        members, flagged = self._split(X)
+        pred = np.asarray(self.estimator_.predict(members), dtype=float).copy()
+        if self.active_ and flagged.any():
+            pred[flagged] = np.log1p(members.loc[flagged, list(self.learners)].to_numpy()).mean(axis=1)
+        return pred
+
+
 def make_meta(params: dict[str, Any], seed: int):
     """Non-negative weights on the members' log-price predictions (a blend that cannot flip a model's sign), fitted
-    on the out-of-fold rows; with ``far`` set, without the rows that far from the members' median (log scale)."""
+    on the out-of-fold rows; with ``far`` set, without the rows that far from the members' median (log scale); with
+    ``flagged_from`` set, the flagged partial sales priced by those members alone (``FlaggedFromLearners``)."""
     blend = make_pipeline(FunctionTransformer(np.log1p), LinearRegression(positive=True))
     if params.get("far") is not None:
         blend = FitWithoutOutliers(blend, far_from_members(params["far"]))
+    if "flagged_from" in params:  # the stack passes the flag through; an empty list only drops it
+        blend = FlaggedFromLearners(blend, PARTIAL_SALE_FLAG, params["flagged_from"])
     return TransformedTargetRegressor(regressor=blend, func=np.log1p, inverse_func=np.expm1)
 
 
 # drop_partial_sales: fit without the two huge partial sales (true), or keep them and let the HugePartialSale flag
 # carry their discount (false, inside the default stack: BENCHMARKS.md, House Prices).
+PARTIAL_SALE_FLAG = "HugePartialSale"
+LINEAR_MEMBERS = ("ridge", "lasso", "elasticnet", "svr")
 RIDGE = {"alpha": 15.0, "drop_partial_sales": True}
 LASSO = {"alpha": 0.0004, "drop_partial_sales": True}  # 0.0007 before the polynomial columns
 ELASTICNET = {"alpha": 0.0012, "l1_ratio": 0.5, "drop_partial_sales": True}
@@ -180,10 +223,11 @@ RECIPES: dict[str, Recipe] = {
                       "non-negative blend weights fitted on out-of-fold predictions of the same folds, without the "
                       "sales no member explains; the linear members learn the partial sales' discount; the test "
                       "prediction from members refitted on all rows",
-                      make_meta, {"meta": {"far": FAR_LOG_PRICE}, "members": {
+                      make_meta, {"meta": {"far": FAR_LOG_PRICE, "flagged_from": list(LINEAR_MEMBERS)}, "members": {
                           name: {**params, "drop_partial_sales": False} for name, params in
-                          (("ridge", RIDGE), ("lasso", LASSO), ("elasticnet", ELASTICNET), ("svr", SVR_PARAMS))}},
-                      members=("ridge", "lasso", "elasticnet", "svr", "lgbm", "gbr", "catboost"), refit=True),
+                          zip(LINEAR_MEMBERS, (RIDGE, LASSO, ELASTICNET, SVR_PARAMS), strict=True)}},
+                      members=(*LINEAR_MEMBERS, "lgbm", "gbr", "catboost"), refit=True,
+                      passthrough=(PARTIAL_SALE_FLAG,)),
     "ridge": Recipe("ridge regression, one-hot + skew-corrected scaled features", make_ridge, RIDGE, ridge_space),
     "lasso": Recipe("lasso regression, one-hot + skew-corrected scaled features", make_lasso, LASSO, lasso_space),
     "elasticnet": Recipe("elastic net, one-hot + skew-corrected scaled features", make_elasticnet, ELASTICNET,
