@@ -217,3 +217,23 @@ def test_flagged_partial_sales_are_priced_by_the_members_that_learned_them():
         make_meta({"flagged_from": ["svr"]}, 0).fit(members, y)
     off = make_meta({"far": 0.5, "flagged_from": []}, 0).fit(members, y)  # switched off: the flag is only dropped
     np.testing.assert_allclose(off.predict(members), ordinary.predict(members.drop(columns="HugePartialSale")))
+
+
+def test_price_per_square_foot_member_scales_with_size_beyond_the_training_houses():
+    """Trees on log price cannot price a house larger than any they saw; on log price per square foot the size
+    scaling is built in (the default's ``catboost-sqft`` member)."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    from competitions.house_prices.recipes import PerSquareFoot
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"GrLivArea": rng.uniform(500, 3000, 400), "OverallQual": rng.integers(1, 11, 400)})
+    log_price = np.log(X["GrLivArea"].to_numpy()) + 4.0 + 0.1 * X["OverallQual"].to_numpy()
+    new = pd.DataFrame({"GrLivArea": [6000.0, np.nan], "OverallQual": [5, 5]})
+    plain = DecisionTreeRegressor(min_samples_leaf=5, random_state=0).fit(X, log_price)
+    per_sqft = PerSquareFoot(DecisionTreeRegressor(min_samples_leaf=5, random_state=0)).fit(X, log_price)
+    truth = np.log(6000.0) + 4.5
+    assert abs(per_sqft.predict(new)[0] - truth) < 0.05
+    assert plain.predict(new.fillna(0))[0] < truth - 0.5  # capped at the largest houses it saw
+    median = np.median(X["GrLivArea"])
+    assert abs(per_sqft.predict(new)[1] - (np.log(median) + 4.5)) < 0.05  # a gap takes the median area
