@@ -104,25 +104,6 @@ def make_gbr(params: dict[str, Any], seed: int):
     return on_log_prices(Pipeline([*tree_features(seed).steps, ("impute", impute), ("model", model)]))
 
 
-def catboost_pipeline(params: dict[str, Any], seed: int) -> Pipeline:
-    from catboost import CatBoostRegressor  # imported here: only these recipes need it
-
-    model = CatBoostRegressor(**params, random_seed=seed, thread_count=n_threads(), verbose=0,
-                              allow_writing_files=False)
-    return Pipeline([*tree_features(seed).steps, ("model", model)])
-
-
-def make_catboost(params: dict[str, Any], seed: int):
-    """CatBoost: ordered boosting and symmetric trees overfit less on 1 458 rows; the strongest single member."""
-    return on_log_prices(catboost_pipeline(params, seed))
-
-
-def make_catboost_sqft(params: dict[str, Any], seed: int):
-    """CatBoost on log price per square foot of ``area`` (``PerSquareFoot``)."""
-    tree_params = {k: v for k, v in params.items() if k != "area"}
-    return on_log_prices(PerSquareFoot(catboost_pipeline(tree_params, seed), params["area"]))
-
-
 class PerSquareFoot(RegressorMixin, BaseEstimator):
     """Learn log price per square foot of ``area`` (log price minus log area), predict log price.
 
@@ -149,6 +130,25 @@ class PerSquareFoot(RegressorMixin, BaseEstimator):
         return self.estimator_.predict(X) + self._log_area(X)
 
 
+def catboost_pipeline(params: dict[str, Any], seed: int) -> Pipeline:
+    from catboost import CatBoostRegressor  # imported here: only these recipes need it
+
+    model = CatBoostRegressor(**params, random_seed=seed, thread_count=n_threads(), verbose=0,
+                              allow_writing_files=False)
+    return Pipeline([*tree_features(seed).steps, ("model", model)])
+
+
+def make_catboost(params: dict[str, Any], seed: int):
+    """CatBoost: ordered boosting and symmetric trees overfit less on 1 458 rows; the strongest single member."""
+    return on_log_prices(catboost_pipeline(params, seed))
+
+
+def make_catboost_sqft(params: dict[str, Any], seed: int):
+    """CatBoost on log price per square foot of ``area`` (``PerSquareFoot``)."""
+    tree_params = {k: v for k, v in params.items() if k != "area"}
+    return on_log_prices(PerSquareFoot(catboost_pipeline(tree_params, seed), params["area"]))
+
+
 def far_from_members(distance: float):
     """Rows whose log price is more than ``distance`` from the members' median prediction: sales no member could
     explain (the partial sales), which would otherwise set the blend weights for every ordinary house."""
@@ -164,8 +164,9 @@ class FlaggedFromLearners(RegressorMixin, BaseEstimator):
     The partial sales are two rows in train: the tree members are fitted without them and price the test's third
     one like a mansion, and the blend's weights are fitted without them too (``far``), so nothing in the blend
     speaks for them. Only where the meta-model's training rows hold a flagged row - the same rows the members of
-    its fold trained on, and in the refit all of them - did the learners see one; elsewhere the blend decides.
-    Works on log prices inside ``make_meta``'s target transform; the flag column never reaches ``estimator``.
+    its fold trained on - did the learners see one; elsewhere the blend decides. The test prediction averages the
+    fold meta-models (as for every stack), each deciding as in its fold. Works on log prices inside
+    ``make_meta``'s target transform; the flag column never reaches ``estimator``.
     """
 
     def __init__(self, estimator, flag: str, learners: tuple[str, ...] | list[str]):
@@ -206,10 +207,10 @@ def make_meta(params: dict[str, Any], seed: int):
     return TransformedTargetRegressor(regressor=blend, func=np.log1p, inverse_func=np.expm1)
 
 
-# drop_partial_sales: fit without the two huge partial sales (true), or keep them and let the HugePartialSale flag
-# carry their discount (false, inside the default stack: BENCHMARKS.md, House Prices).
 PARTIAL_SALE_FLAG = "HugePartialSale"
 LINEAR_MEMBERS = ("ridge", "lasso", "elasticnet", "svr")
+# drop_partial_sales: fit without the two huge partial sales (true), or keep them and let the HugePartialSale flag
+# carry their discount (false, inside the default stack: BENCHMARKS.md, House Prices).
 RIDGE = {"alpha": 15.0, "drop_partial_sales": True}
 LASSO = {"alpha": 0.0004, "drop_partial_sales": True}  # 0.0007 before the polynomial columns
 ELASTICNET = {"alpha": 0.0012, "l1_ratio": 0.5, "drop_partial_sales": True}
