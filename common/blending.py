@@ -67,7 +67,7 @@ class Blend:
     weights: np.ndarray  # one per member, summing to 1
     rank: bool = False  # average ranks instead of values
     rounded: bool = False  # round the blend to whole numbers (counts)
-    lead: int | None = None  # the hill climb's first pick: the best single member on the rows that chose it
+    lead: int | None = None  # the best single member on the rows that chose it (with ``far``: on all their rows)
     shrink: float = 1.0  # how much of the blend was kept against its lead (nested CV chooses it)
 
     def towards_lead(self, keep: float) -> "Blend":
@@ -248,7 +248,8 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
     the plain hill, for comparison). Where the space has ``far``, the hill chooses without the rows that far from
     the members' median (a fold keeps all its rows if none would be left); every row is scored, in the shrinkage too
     - which is what keeps this honest where those rows matter (measured: without the shrinkage, or with nnls, choosing
-    without them costs 0.008 RMSLE on fold assignments that split the House Prices partial sales)."""
+    without them costs 0.008 RMSLE on fold assignments that split the House Prices partial sales) - and the lead the
+    blend is shrunk towards is the best single member on every row of the choosing folds, as their CV ranks them."""
     if len(masks) < 2:
         raise UsageError("an honest blend needs at least two folds that every member scored (the weights for one "
                          "fold are chosen on the others)")
@@ -264,6 +265,13 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
 
     chosen: dict[tuple[int, ...], Blend] = {}  # one choice per set of folds: the nested levels share many
 
+    def best_single(folds: tuple[int, ...]) -> int:
+        parts = [masks[j] for j in folds]
+        by_fold = fold_mean(score, [int(np.count_nonzero(m)) for m in parts])
+        truth = np.concatenate([y[m] for m in parts])
+        scores = [by_fold(truth, np.concatenate([p[m] for m in parts])) for p in oofs]
+        return metric.rank(range(len(oofs)), lambda i: scores[i])[0]
+
     def choose_on(folds: tuple[int, ...]) -> Blend:
         if folds in chosen:
             return chosen[folds]
@@ -272,6 +280,8 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
         by_fold = fold_mean(score, [int(np.count_nonzero(m)) for m in parts])
         truth = np.concatenate([y[m] for m in parts])
         blend = choose(method, stacked, truth, by_fold, metric, max_members)
+        if blend.lead is not None and chooses is not masks:  # the fallback: the best run on every row, as CV says
+            blend.lead = best_single(folds)
         if counts and method != "rank":  # weights chosen for the rounded blend, kept if it scores better
             whole = choose(method, stacked, truth, lambda t, p: by_fold(t, np.round(p)), metric, max_members)
             whole.rounded = True
