@@ -256,38 +256,39 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
     space = space_for(metric)
     y = np.asarray(y)
     oof = np.full(oofs[0].shape, np.nan)
-    chooses = masks
+    chooses, far_left_out = masks, False
     if method == "hill" and space.far is not None and y.ndim == 1 and oofs[0].ndim == 1:
         explained = ~far_from_median(np.column_stack([space.to(np.asarray(p, dtype=float)) for p in oofs]),
                                      space.to(y.astype(float)), space.far)
-        chooses = [m & explained if (m & explained).any() else m for m in masks]
+        chooses, far_left_out = [m & explained if (m & explained).any() else m for m in masks], True
     fold_scores, fold_weights, fold_rounded, fold_shrink = [], [], [], []
 
     chosen: dict[tuple[int, ...], Blend] = {}  # one choice per set of folds: the nested levels share many
 
+    def rows_of(folds: tuple[int, ...], rows: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, Score]:
+        """Those folds' ``rows`` stacked fold after fold: each member's predictions, the truth, the fold-mean score."""
+        parts = [rows[j] for j in folds]
+        return ([np.concatenate([p[m] for m in parts]) for p in oofs], np.concatenate([y[m] for m in parts]),
+                fold_mean(score, [int(np.count_nonzero(m)) for m in parts]))
+
     def best_single(folds: tuple[int, ...]) -> int:
-        parts = [masks[j] for j in folds]
-        by_fold = fold_mean(score, [int(np.count_nonzero(m)) for m in parts])
-        truth = np.concatenate([y[m] for m in parts])
-        scores = [by_fold(truth, np.concatenate([p[m] for m in parts])) for p in oofs]
+        stacked, truth, by_fold = rows_of(folds, masks)
+        scores = [by_fold(truth, p) for p in stacked]
         return metric.rank(range(len(oofs)), lambda i: scores[i])[0]
 
     def choose_on(folds: tuple[int, ...]) -> Blend:
         if folds in chosen:
             return chosen[folds]
-        parts = [chooses[j] for j in folds]
-        stacked = [np.concatenate([p[m] for m in parts]) for p in oofs]
-        by_fold = fold_mean(score, [int(np.count_nonzero(m)) for m in parts])
-        truth = np.concatenate([y[m] for m in parts])
+        stacked, truth, by_fold = rows_of(folds, chooses)
         blend = choose(method, stacked, truth, by_fold, metric, max_members)
-        if blend.lead is not None and chooses is not masks:  # the fallback: the best run on every row, as CV says
-            blend.lead = best_single(folds)
         if counts and method != "rank":  # weights chosen for the rounded blend, kept if it scores better
             whole = choose(method, stacked, truth, lambda t, p: by_fold(t, np.round(p)), metric, max_members)
             whole.rounded = True
             rounded, plain = (by_fold(truth, b.apply(stacked, space)) for b in (whole, blend))
             if metric.is_better(rounded, plain):
                 blend = whole
+        if far_left_out and blend.lead is not None:  # the fallback: the best run on every row, as CV ranks runs
+            blend.lead = best_single(folds)
         chosen[folds] = blend
         return blend
 
