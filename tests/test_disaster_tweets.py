@@ -124,7 +124,6 @@ def test_embeddings_are_cached_by_model_and_text(kit_home):
     assert third @ first[0] > third @ first[1]
 
 
-
 def test_embeddings_come_back_in_the_order_of_the_texts_whatever_the_batches(kit_home):
     """Texts are encoded in batches of similar token counts, not in the order given: each vector must still land on
     its own text, as sentence-transformers' own encode places it."""
@@ -136,6 +135,7 @@ def test_embeddings_come_back_in_the_order_of_the_texts_whatever_the_batches(kit
     plain = encoder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     batched = embeddings._encode(encoder, texts, batch_size=2)
     assert batched.shape == plain.shape and np.allclose(batched, plain, atol=1e-4)
+
 
 FINETUNE_SCRIPT = """
 import sys, json, numpy as np, pandas as pd

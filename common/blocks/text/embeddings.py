@@ -57,9 +57,10 @@ def _has_gpu() -> bool:
 
 
 def _encode(encoder, texts: list[str], batch_size: int) -> np.ndarray:
-    """Normalised vectors, in batches of texts with similar token counts. sentence-transformers batches by length in
-    characters, which on tweets pads its batches to 1.55x their real tokens (1.03x by token count). On 3 000 tweets
-    with all-mpnet-base-v2 in bfloat16: 54 s instead of 76 s, the same vectors (BENCHMARKS.md)."""
+    """Normalised vectors of (at least one) ``texts``, in batches of texts with similar token counts.
+    sentence-transformers batches by length in characters, which on tweets pads its batches to 1.55x their real
+    tokens (1.03x by token count). On 3 000 tweets with all-mpnet-base-v2 in bfloat16: 54 s instead of 76 s, the
+    same vectors (BENCHMARKS.md)."""
     tokenizer = getattr(encoder, "tokenizer", None)
     if tokenizer is not None:
         ids = tokenizer(texts, truncation=True, max_length=encoder.max_seq_length)["input_ids"]
@@ -67,14 +68,12 @@ def _encode(encoder, texts: list[str], batch_size: int) -> np.ndarray:
     else:  # a model without a text tokenizer: characters are the best guess
         lengths = [len(t) for t in texts]
     order = np.argsort(lengths, kind="stable")
-    vectors = np.empty((len(texts), 0), dtype=np.float32)
-    for start in tqdm(range(0, len(order), batch_size), desc="embedding", unit="batch", leave=False, disable=None):
-        rows = order[start:start + batch_size]
-        batch = encoder.encode([texts[i] for i in rows], batch_size=batch_size, show_progress_bar=False,
-                               normalize_embeddings=True, convert_to_numpy=True)
-        if not vectors.shape[1]:
-            vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
-        vectors[rows] = batch
+    batches = [encoder.encode([texts[i] for i in order[start:start + batch_size]], batch_size=batch_size,
+                              show_progress_bar=False, normalize_embeddings=True, convert_to_numpy=True)
+               for start in tqdm(range(0, len(order), batch_size), desc="embedding", unit="batch", leave=False,
+                                 disable=None)]
+    vectors = np.concatenate(batches).astype(np.float32)
+    vectors[order] = vectors.copy()  # row j belongs to text order[j]
     return vectors
 
 
