@@ -56,6 +56,12 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def similar_length_batches(lengths: list[int], size: int) -> list[np.ndarray]:
+    """Row numbers in batches of ``size``, shortest first: a batch of similar lengths pads little."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[start:start + size] for start in range(0, len(order), size)]
+
+
 def _encode(encoder, texts: list[str], batch_size: int) -> np.ndarray:
     """Normalised vectors of (at least one) ``texts``, in batches of texts with similar token counts.
     sentence-transformers batches by length in characters, which on tweets pads its batches to 1.55x their real
@@ -67,13 +73,12 @@ def _encode(encoder, texts: list[str], batch_size: int) -> np.ndarray:
         lengths = [len(i) for i in ids]
     else:  # a model without a text tokenizer: characters are the best guess
         lengths = [len(t) for t in texts]
-    order = np.argsort(lengths, kind="stable")
-    batches = [encoder.encode([texts[i] for i in order[start:start + batch_size]], batch_size=batch_size,
-                              show_progress_bar=False, normalize_embeddings=True, convert_to_numpy=True)
-               for start in tqdm(range(0, len(order), batch_size), desc="embedding", unit="batch", leave=False,
-                                 disable=None)]
-    vectors = np.concatenate(batches).astype(np.float32)
-    vectors[order] = vectors.copy()  # row j belongs to text order[j]
+    rows = similar_length_batches(lengths, batch_size)
+    batches = [encoder.encode([texts[i] for i in batch], batch_size=batch_size, show_progress_bar=False,
+                              normalize_embeddings=True, convert_to_numpy=True)
+               for batch in tqdm(rows, desc="embedding", unit="batch", leave=False, disable=None)]
+    vectors = np.empty((len(texts), batches[0].shape[1]), dtype=np.float32)
+    vectors[np.concatenate(rows)] = np.concatenate(batches)
     return vectors
 
 

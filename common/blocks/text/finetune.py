@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from common import paths
+from common.blocks.text.embeddings import similar_length_batches
 from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
 from common.blocks.text.thresholds import best_f1_threshold, shift_to_half
 from common.blocks.torch.estimator import TorchClassifier
@@ -62,13 +63,11 @@ class _FrozenStates:
         if missing:
             log.info("computing the frozen layers once for %d texts", len(missing))
             ids = tokenizer(missing, truncation=True, max_length=max_length)["input_ids"]
-            order = np.argsort([len(x) for x in ids], kind="stable")  # similar lengths together: little padding
             pad = tokenizer.pad_token_id or 0
             bottom.eval()
             with torch.no_grad():
-                for start in tqdm(range(0, len(order), 128), desc="frozen layers", unit="batch", leave=False,
-                                  disable=None):
-                    rows = order[start:start + 128]
+                for rows in tqdm(similar_length_batches([len(x) for x in ids], 128), desc="frozen layers",
+                                 unit="batch", leave=False, disable=None):
                     input_ids, mask = _pad(ids, rows, pad)
                     hidden = bottom(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
                     for j, i in enumerate(rows):
