@@ -137,6 +137,32 @@ def test_embeddings_come_back_in_the_order_of_the_texts_whatever_the_batches(kit
     assert batched.shape == plain.shape and np.allclose(batched, plain, atol=1e-4)
 
 
+
+@pytest.mark.parametrize("damage", ["cut short", "not an npz", "keys missing", "empty"])
+def test_a_damaged_embedding_cache_is_moved_aside_and_the_texts_embedded_again(kit_home, caplog, damage):
+    from common.blocks.text import embeddings
+
+    texts = ["forest fire near la ronge", "i love fruits"]
+    first = embeddings.embed(texts)
+    cache = embeddings.cache_file(embeddings.DEFAULT_MODEL)
+    whole = cache.read_bytes()
+    if damage == "cut short":
+        cache.write_bytes(whole[:len(whole) // 2])
+    elif damage == "not an npz":
+        cache.write_text("keys,vectors\n")
+    elif damage == "keys missing":
+        np.savez(cache.with_suffix(".tmp.npz"), vectors=first)
+        cache.with_suffix(".tmp.npz").replace(cache)
+    else:
+        cache.write_bytes(b"")
+    damaged = cache.read_bytes()
+    again = embeddings.embed(texts)
+    assert np.allclose(again, first, atol=1e-4)
+    assert "embedding cache" in caplog.text and "is damaged" in caplog.text
+    aside = cache.with_name(cache.name + ".damaged")
+    assert aside.read_bytes() == damaged  # kept for a look, not used
+    assert np.allclose(embeddings.embed(texts), first, atol=1e-4) and cache.stat().st_size > 0  # rebuilt, usable
+
 FINETUNE_SCRIPT = """
 import sys, json, numpy as np, pandas as pd
 from common.blocks.text.finetune import TransformerClassifier

@@ -54,3 +54,21 @@ def test_binary_fit_is_reproducible_by_seed_and_clonable(digits):
     second = clone(first).fit(X, binary)
     assert list(first.classes_) == [0, 1]
     assert np.allclose(first.predict_proba(X_test), second.predict_proba(X_test), atol=1e-6)
+
+
+@pytest.mark.parametrize("damage", ["cut short", "not a checkpoint", "empty"])
+def test_a_damaged_checkpoint_is_moved_aside_and_training_starts_again(digits, tmp_path, caplog, damage):
+    """A checkpoint cut short or edited by hand must never resume a fit: the fit starts from the first epoch and ends
+    where a fit that never had a checkpoint ends."""
+    X, y, X_test, _ = digits
+    model = TinyCNN(epochs=2, seed=1, progress=False, checkpoint_root=str(tmp_path), keep_checkpoints=True)
+    first = model.fit(X, y).predict_proba(X_test)
+    (checkpoint,) = tmp_path.glob("*/checkpoint.pt")
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes({"cut short": whole[:len(whole) // 2], "not a checkpoint": b"epoch 1", "empty": b""}[damage])
+    damaged = checkpoint.read_bytes()
+    again = clone(model).fit(X, y)
+    assert "is unreadable" in caplog.text and again.loop_.resumed_from is None and again.loop_.epochs_run == 2
+    assert np.allclose(again.predict_proba(X_test), first, atol=1e-6)
+    assert checkpoint.with_name("checkpoint.pt.damaged").read_bytes() == damaged
+    assert clone(model).fit(X, y).loop_.resumed_from == 1  # the checkpoint it wrote instead resumes as usual

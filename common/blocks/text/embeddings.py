@@ -7,6 +7,8 @@ the cache makes every later fold, recipe and run nearly free. An ``Embedder`` tr
 import hashlib
 import logging
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -82,14 +84,29 @@ def _encode(encoder, texts: list[str], batch_size: int) -> np.ndarray:
     return vectors
 
 
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    """The cached vectors by text key. A damaged cache (cut short, edited, not an .npz) only costs the embedding
+    again: it is moved aside to ``<name>.damaged`` with a warning naming it, never silently used."""
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path) as stored:
+            keys, vectors = stored["keys"].tolist(), stored["vectors"]
+        if vectors.ndim != 2 or len(keys) != len(vectors):
+            raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+        return dict(zip(keys, vectors, strict=True))
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        aside = path.with_name(path.name + ".damaged")
+        path.replace(aside)
+        log.warning("embedding cache %s is damaged (%s): moved to %s; its texts are embedded again", path, exc, aside)
+        return {}
+
+
 def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 64) -> np.ndarray:
     """Vectors for ``texts`` (normalised), computing only those not yet in the model's cache file."""
     path = cache_file(model)
     keys = [text_key(t) for t in texts]
-    cached: dict[str, np.ndarray] = {}
-    if path.is_file():
-        with np.load(path) as stored:
-            cached = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+    cached = _read_cache(path)
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
     if missing:
         bf16 = cpu_bf16()

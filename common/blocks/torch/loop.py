@@ -9,7 +9,9 @@ uninterrupted one would.
 import copy
 import logging
 import operator
+import pickle
 import random
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,32 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+_CHECKPOINT_KEYS = ("model", "optimizer", "best_state", "best_score", "best_epoch", "bad_epochs", "history", "epoch",
+                    "rng")
+
+
+def _read_checkpoint(path: Path, owner: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None when it is damaged (cut short, edited): then its ``owner`` (the process
+    that writes checkpoints) moves it aside to ``<name>.damaged`` with a warning naming it, and training starts from
+    the first epoch - a damaged checkpoint costs the epochs it held, never a wrong resume."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        missing = [k for k in _CHECKPOINT_KEYS if k not in ckpt]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+        return ckpt
+    except FileNotFoundError:  # the owner moved a damaged one aside meanwhile (another process of a DDP job)
+        return None
+    except (RuntimeError, EOFError, ValueError, TypeError, KeyError, AttributeError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        aside = path.with_name(path.name + ".damaged")
+        if owner:
+            path.replace(aside)
+        log.warning("checkpoint %s is unreadable (%s)%s; training from the first epoch", path, exc,
+                    f": moved to {aside}" if owner else "")
+        return None
+
+
 def train_loop(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -96,8 +124,8 @@ def train_loop(
     start, best_score, best_epoch, bad_epochs, history, resumed = 0, None, -1, 0, [], None
     best_state = copy.deepcopy(model.state_dict())
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT
-    if path is not None and path.is_file():
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = _read_checkpoint(path, save_checkpoints) if path is not None and path.is_file() else None
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
