@@ -8,6 +8,7 @@ retried. ``--trials`` is the study's total of finished trials, so re-running the
 """
 
 import fcntl
+import json
 import logging
 import multiprocessing
 import os
@@ -94,6 +95,51 @@ def remove_stale_symlink_lock(journal: Path) -> bool:
     return True
 
 
+def journal_storage(path: Path) -> JournalStorage:
+    """The journal file as an Optuna storage. Optuna replays every line on opening. A last line cut short (a writer
+    killed mid-line) is removed with a warning: Optuna skips it, but its next write would bury it mid-file. Any other
+    damage (a line edited by hand, another file) is one line naming the first bad line, and the file is left as it
+    is, since it holds the study's trials."""
+    lock = FlockLock(path)
+    bad = ""
+    if path.is_file():
+        lock.acquire()  # the writers' lock: no line is being appended while the file is checked
+        try:
+            bad = _checked_journal(path)
+        finally:
+            lock.release()
+    try:
+        if bad:
+            raise ValueError(bad)
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Optuna's replay fails in many ways; all mean "not a usable journal"
+        raise TuningError(f"tuning journal {path} is damaged{bad}; move it away to start a new study, or repair "
+                          f"that line") from exc
+
+
+def _checked_journal(path: Path) -> str:
+    """Where a journal stops being Optuna's (a line that is not JSON or not a journal entry), or empty when every line
+    is fine. A last line without a line break (Optuna ends every line it writes with one) is cut off here."""
+    with open(path, "rb") as fh:
+        end = 0
+        for number, line in enumerate(fh, start=1):
+            if not line.endswith(b"\n"):
+                os.truncate(path, end)
+                log.warning("removed the last line of tuning journal %s: cut short (%d bytes) by a killed writer",
+                            path, len(line))
+                return ""
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                return f" at line {number} (not JSON)"
+            if not isinstance(entry, dict) or "op_code" not in entry:
+                return f" at line {number} (not an Optuna journal entry)"
+            end += len(line)
+    return ""
+
+
 def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
     """Build the storage for a URL (None = embedded journal file); fail with one line if it cannot be reached."""
     url = url or default_storage(comp)
@@ -101,7 +147,7 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
         path = Path(url.removeprefix("journal://"))
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_symlink_lock(path)
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockLock(path))), str(path)
+        return journal_storage(path), str(path)
     try:
         if url.startswith("sqlite"):
             # SQLite serialises writers; a generous busy timeout keeps "database is locked" away.
@@ -130,8 +176,7 @@ def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
     """(trial number, value) of every complete trial of each study whose name starts with ``prefix``, read from a
     journal file or any SQLAlchemy URL (PostgreSQL included), for the report."""
     if "://" not in url or url.startswith("journal://"):
-        path = Path(url.removeprefix("journal://"))
-        storage: BaseStorage = JournalStorage(JournalFileBackend(str(path), lock_obj=FlockLock(path)))
+        storage: BaseStorage = journal_storage(Path(url.removeprefix("journal://")))
     else:
         storage = RDBStorage(url, skip_compatibility_check=True)
     out = {}
@@ -368,7 +413,6 @@ def params_from_file(path: str | Path) -> tuple[dict, dict]:
     """Params from a JSON file (the params themselves or a run.json / export holding ``params``), or written inline
     as a JSON object (``--params '{"C": 0.5}'``)."""
     import hashlib
-    import json
 
     if isinstance(path, str) and path.lstrip().startswith("{"):
         try:

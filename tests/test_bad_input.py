@@ -417,6 +417,36 @@ def test_stale_journal_lock_is_recovered_at_once(data_dir, kit_home):
     assert not os.path.lexists(f"{journal}.lock")
 
 
+
+@pytest.mark.parametrize("line", ["garbage", '{"foo": 1}', "[1, 2]"])
+def test_a_damaged_tuning_journal_is_one_line_and_left_as_it_is(data_dir, kit_home, line):
+    journal = kit_home / "runs" / "titanic" / "optuna.journal"
+    env = env_with(KIT_HOME=str(kit_home))
+    tune = ("tune.py", "titanic", "--recipe", "logreg", "--trials", "1", "--folds", "3")
+    assert run_script(*tune, env=env).returncode == 0
+    good = journal.read_bytes()
+    journal.write_bytes(good + line.encode() + b"\n")  # a line edited by hand after the study's own
+    damaged = journal.read_bytes()
+    for args in (tune, ("train.py", "titanic", "--recipe", "logreg", "--params", "best", "--folds", "3")):
+        result = run_script(*args, env=env)
+        assert result.returncode == 6, result.stderr
+        assert f"tuning journal {journal} is damaged at line" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert journal.read_bytes() == damaged  # the study's trials are not touched
+
+
+def test_a_journal_line_cut_short_by_a_killed_writer_is_removed(data_dir, kit_home):
+    journal = kit_home / "runs" / "titanic" / "optuna.journal"
+    env = env_with(KIT_HOME=str(kit_home))
+    tune = ("tune.py", "titanic", "--recipe", "logreg", "--trials", "1", "--folds", "3")
+    assert run_script(*tune, env=env).returncode == 0
+    journal.write_bytes(journal.read_bytes() + b'{"op_code":4,"worker_id":"w","study')  # kill -9 mid-line
+    result = run_script(*tune[:-4], "--trials", "2", "--folds", "3", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "removed the last line of tuning journal" in result.stderr
+    assert all(json.loads(line)["op_code"] >= 0 for line in journal.read_text().splitlines())
+    assert "2 complete" in result.stdout
+
 # 7. A token file others can read gets the toolkit's own warning with the fix.
 def test_readable_kaggle_token_is_warned_about(fake_kaggle, kit_home):
     from conftest import kaggle_env
