@@ -103,9 +103,12 @@ def journal_storage(path: Path) -> JournalStorage:
     lock = FlockLock(path)
     bad = ""
     if path.is_file():
-        lock.acquire()  # the writers' lock: no line is being appended while the file is checked
         try:
-            bad = _checked_journal(path)
+            locked = lock.acquire()  # the writers' lock: no line is being appended while the file is checked
+        except OSError:  # a folder we may not write to (a report reading someone's journal): check, never repair
+            locked = False
+        try:
+            bad = _checked_journal(path, repair=locked)
         finally:
             lock.release()
     try:
@@ -119,13 +122,16 @@ def journal_storage(path: Path) -> JournalStorage:
                           f"that line") from exc
 
 
-def _checked_journal(path: Path) -> str:
+def _checked_journal(path: Path, repair: bool) -> str:
     """Where a journal stops being Optuna's (a line that is not JSON or not a journal entry), or empty when every line
-    is fine. A last line without a line break (Optuna ends every line it writes with one) is cut off here."""
+    is fine. A last line without a line break (Optuna ends every line it writes with one) is cut off with ``repair``
+    (under the writers' lock), else left to Optuna, which skips it."""
     with open(path, "rb") as fh:
         end = 0
         for number, line in enumerate(fh, start=1):
             if not line.endswith(b"\n"):
+                if not repair:
+                    return ""
                 os.truncate(path, end)
                 log.warning("removed the last line of tuning journal %s: cut short (%d bytes) by a killed writer",
                             path, len(line))
