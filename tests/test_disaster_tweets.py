@@ -138,6 +138,38 @@ def test_embeddings_come_back_in_the_order_of_the_texts_whatever_the_batches(kit
 
 
 
+
+def test_an_interrupted_embedding_keeps_what_it_finished(kit_home, monkeypatch):
+    """Ctrl-C while embedding: the batches finished before it are in the cache, and the same command embeds only
+    the rest - the same batches an uninterrupted run would have, so the same vectors."""
+    from common.blocks.text import embeddings
+
+    texts = ["fire", "forest fire", "fire near la ronge", "forest fire near la ronge sask",
+             "residents asked to shelter in place", "wildfire burning homes in california today",
+             "13,000 people receive wildfire evacuation orders in california", "i love fruits", "ok", "so so"]
+    uninterrupted = embeddings.embed(texts, batch_size=2)
+    cache = embeddings.cache_file(embeddings.DEFAULT_MODEL)
+    cache.unlink()
+    monkeypatch.setattr(embeddings, "SAVE_EVERY", 1)
+    encoder = embeddings._encoder(embeddings.DEFAULT_MODEL)
+    real, calls, stop_at = encoder.encode, [], [3]
+
+    def encode(batch, **kwargs):
+        calls.append(len(batch))
+        if len(calls) == stop_at[0]:
+            raise KeyboardInterrupt
+        return real(batch, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", encode)
+    with pytest.raises(KeyboardInterrupt):
+        embeddings.embed(texts, batch_size=2)
+    assert len(embeddings._read_cache(cache)) == 4  # the two batches finished before the interrupt
+    calls.clear()
+    stop_at[0] = 0
+    resumed = embeddings.embed(texts, batch_size=2)
+    assert sum(calls) == 6  # only the texts not kept
+    assert np.allclose(resumed, uninterrupted, atol=1e-5)
+
 @pytest.mark.parametrize("damage", ["cut short", "not an npz", "keys missing", "empty"])
 def test_a_damaged_embedding_cache_is_moved_aside_and_the_texts_embedded_again(kit_home, caplog, damage):
     from common.blocks.text import embeddings

@@ -9,6 +9,7 @@ import logging
 import re
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +65,16 @@ def similar_length_batches(lengths: list[int], size: int) -> list[np.ndarray]:
     return [order[start:start + size] for start in range(0, len(order), size)]
 
 
-def _encode(encoder, texts: list[str], batch_size: int) -> np.ndarray:
+SAVE_EVERY = 32  # batches between cache writes: an interrupted embedding keeps what it finished
+
+
+def _encode(encoder, texts: list[str], batch_size: int,
+            save: Callable[[np.ndarray, np.ndarray], None] | None = None) -> np.ndarray:
     """Normalised vectors of (at least one) ``texts``, in batches of texts with similar token counts.
     sentence-transformers batches by length in characters, which on tweets pads its batches to 1.55x their real
     tokens (1.03x by token count). On 3 000 tweets with all-mpnet-base-v2 in bfloat16: 54 s instead of 76 s, the
-    same vectors (BENCHMARKS.md)."""
+    same vectors (BENCHMARKS.md). ``save(rows, vectors)`` is called every ``SAVE_EVERY`` batches with the rows done
+    so far."""
     tokenizer = getattr(encoder, "tokenizer", None)
     if tokenizer is not None:
         ids = tokenizer(texts, truncation=True, max_length=encoder.max_seq_length)["input_ids"]
@@ -76,11 +82,15 @@ def _encode(encoder, texts: list[str], batch_size: int) -> np.ndarray:
     else:  # a model without a text tokenizer: characters are the best guess
         lengths = [len(t) for t in texts]
     rows = similar_length_batches(lengths, batch_size)
-    batches = [encoder.encode([texts[i] for i in batch], batch_size=batch_size, show_progress_bar=False,
+    vectors = None
+    for number, batch in enumerate(tqdm(rows, desc="embedding", unit="batch", leave=False, disable=None), start=1):
+        done = encoder.encode([texts[i] for i in batch], batch_size=batch_size, show_progress_bar=False,
                               normalize_embeddings=True, convert_to_numpy=True)
-               for batch in tqdm(rows, desc="embedding", unit="batch", leave=False, disable=None)]
-    vectors = np.empty((len(texts), batches[0].shape[1]), dtype=np.float32)
-    vectors[np.concatenate(rows)] = np.concatenate(batches)
+        if vectors is None:
+            vectors = np.empty((len(texts), done.shape[1]), dtype=np.float32)
+        vectors[batch] = done
+        if save is not None and number % SAVE_EVERY == 0 and number < len(rows):
+            save(np.concatenate(rows[:number]), vectors)
     return vectors
 
 
@@ -114,13 +124,20 @@ def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 64) ->
                  " in bfloat16" if bf16 else "", path, len(cached))
         import torch
 
+        def save(rows: np.ndarray, vectors: np.ndarray) -> None:
+            cached.update((missing[i][0], vectors[i]) for i in rows)
+            _write_cache(path, cached)
+
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            vectors = _encode(_encoder(model), [t for _, t in missing], batch_size)
-        cached.update(zip([k for k, _ in missing], vectors, strict=True))
-        all_keys = list(cached)
-        write_with(path, lambda fh: np.savez(fh, keys=np.array(all_keys),
-                                             vectors=np.stack([cached[k] for k in all_keys])))
+            vectors = _encode(_encoder(model), [t for _, t in missing], batch_size, save)
+        save(np.arange(len(missing)), vectors)
     return np.stack([cached[k] for k in keys])
+
+
+def _write_cache(path: Path, cached: dict[str, np.ndarray]) -> None:
+    """The whole cache, atomically: a run stopped mid-write leaves the previous file."""
+    keys = list(cached)
+    write_with(path, lambda fh: np.savez(fh, keys=np.array(keys), vectors=np.stack([cached[k] for k in keys])))
 
 
 class Embedder(TransformerMixin, BaseEstimator):
