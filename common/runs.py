@@ -197,6 +197,9 @@ class RunRecord:
 _MISSING = object()
 
 
+_WARNED: set[Path] = set()
+
+
 def load_runs(competition: str | None = None) -> list[RunRecord]:
     """Every complete run's record; unreadable ones are skipped with a warning that names the folder."""
     root = paths.home() / "runs"
@@ -209,6 +212,9 @@ def load_runs(competition: str | None = None) -> list[RunRecord]:
             try:
                 records.append(RunRecord.read(folder))
             except (OSError, ValueError) as exc:
+                if folder in _WARNED:  # the report and ensemble read the runs more than once: one warning each
+                    continue
+                _WARNED.add(folder)
                 log.warning("skipping %s: run.json is missing or not a run record (%s); move the folder away if "
                             "it is not a run", folder, exc)
     return records

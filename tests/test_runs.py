@@ -45,6 +45,8 @@ def test_corrupt_run_json_is_skipped_with_a_warning(kit_home, caplog):
     runs = load_runs("toy")
     assert [r["run_id"] for r in runs] == [good.name]
     assert "skipping" in caplog.text
+    assert [r["run_id"] for r in load_runs("toy")] == [good.name]  # the report reads the runs again: still skipped,
+    assert caplog.text.count("skipping") == 1  # but named once
 
 
 def test_environment_records_versions_and_commit():
