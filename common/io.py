@@ -140,3 +140,10 @@ def write_json_atomic(path: Path, obj: Any) -> Path:
 
 def write_csv_atomic(path: Path, df: pd.DataFrame) -> Path:
     return write_bytes_atomic(path, df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged file out of the way as ``<name>.damaged`` (kept for a look, never read again); returns where."""
+    aside = path.with_name(path.name + ".damaged")
+    path.replace(aside)
+    return aside

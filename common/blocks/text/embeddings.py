@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from common import paths
 from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
 from common.compute import native_bf16
-from common.io import write_with
+from common.io import set_aside, write_with
 
 log = logging.getLogger(__name__)
 _ENCODERS: dict[str, object] = {}
@@ -106,9 +106,8 @@ def _read_cache(path: Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
         return dict(zip(keys, vectors, strict=True))
     except (ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        aside = path.with_name(path.name + ".damaged")
-        path.replace(aside)
-        log.warning("embedding cache %s is damaged (%s): moved to %s; its texts are embedded again", path, exc, aside)
+        log.warning("embedding cache %s is damaged (%s): moved to %s; its texts are embedded again", path, exc,
+                    set_aside(path))
         return {}
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from common.io import write_with
+from common.io import set_aside, write_with
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,8 @@ def _read_checkpoint(path: Path, owner: bool) -> dict[str, Any] | None:
         return None
     except (RuntimeError, EOFError, ValueError, TypeError, KeyError, AttributeError, pickle.UnpicklingError,
             zipfile.BadZipFile) as exc:
-        aside = path.with_name(path.name + ".damaged")
-        if owner:
-            path.replace(aside)
         log.warning("checkpoint %s is unreadable (%s)%s; training from the first epoch", path, exc,
-                    f": moved to {aside}" if owner else "")
+                    f": moved to {set_aside(path)}" if owner else "")
         return None
 
 
