@@ -111,15 +111,16 @@ def journal_storage(path: Path) -> JournalStorage:
             bad = _checked_journal(path, repair=locked)
         finally:
             lock.release()
+    damaged = TuningError(f"tuning journal {path} is damaged{bad}; move it away to start a new study, or repair "
+                          "that line")
+    if bad:
+        raise damaged
     try:
-        if bad:
-            raise ValueError(bad)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001 - Optuna's replay fails in many ways; all mean "not a usable journal"
-        raise TuningError(f"tuning journal {path} is damaged{bad}; move it away to start a new study, or repair "
-                          f"that line") from exc
+        raise damaged from exc
 
 
 def _checked_journal(path: Path, repair: bool) -> str:
