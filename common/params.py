@@ -86,13 +86,18 @@ def resolve(comp: Competition, recipe_name: str, changes: dict[str, Any] | None 
     return merge(recipe_defaults(comp, recipe_name), changes, f"recipe {recipe_name!r} of {comp.name}")
 
 
-def _estimators(model: Any) -> list[Any]:
+def estimators_in(model: Any) -> list[Any]:
+    """``model`` and every estimator inside it: pipeline steps, wrapped estimators, and the members a blend keeps in
+    a dict (which scikit-learn's ``get_params(deep=True)`` does not open)."""
     from sklearn.base import BaseEstimator
 
-    found = [model] if isinstance(model, BaseEstimator) else []
-    if isinstance(model, BaseEstimator):
-        found += [v for v in model.get_params(deep=True).values() if isinstance(v, BaseEstimator)]
-    return found
+    if isinstance(model, dict):
+        return [e for value in model.values() for e in estimators_in(value)]
+    if isinstance(model, list | tuple):  # a pipeline's (name, step) pairs, a column transformer's triples
+        return [e for value in model for e in estimators_in(value)]
+    if not isinstance(model, BaseEstimator):
+        return []
+    return [model, *estimators_in(model.get_params(deep=False))]
 
 
 def check_buildable(comp: Competition, recipe_name: str, params: dict[str, Any], seed: int) -> None:
@@ -104,7 +109,7 @@ def check_buildable(comp: Competition, recipe_name: str, params: dict[str, Any],
     for name, make_model, values in builds:
         try:
             model = make_model(values, seed)
-            for estimator in _estimators(model):
+            for estimator in estimators_in(model):
                 if getattr(type(estimator), "_parameter_constraints", None):
                     estimator._validate_params()
         except (ValueError, TypeError, KeyError) as exc:

@@ -162,6 +162,9 @@ def test_default_departs_from_the_rule_only_for_boys_no_family_outcome_decided(d
     assert (wide.predict(prep.X_test) != rule).sum() > flipped.sum()
     with pytest.raises(ValueError, match="unknown segments"):
         default.make_model({**default.params, "decide": ["girl"]}, 0).fit(X, y)
+    for margin in (-0.1, 0.5):  # below 0 it would mean 0, from 0.5 the model could never decide
+        with pytest.raises(ValueError, match="margin"):
+            default.make_model({**default.params, "margin": margin}, 0).fit(X, y)
 
 
 def test_compare_scores_stacks_and_other_fold_kinds(data_dir, kit_home):

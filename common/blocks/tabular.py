@@ -10,9 +10,19 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, Transfo
 from sklearn.model_selection import KFold
 
 from common.competition import binary_labels
+from common.constraints import (
+    FIT_PREDICT,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    OPTIONAL_TEXT,
+    TEXT,
+    Checked,
+    at_least,
+    between,
+)
 
 
-class GroupTargetMean(TransformerMixin, BaseEstimator):
+class GroupTargetMean(Checked, TransformerMixin, BaseEstimator):
     """Target mean of the *other* labelled rows sharing a group (family, ticket, neighbourhood...).
 
     Adds ``<group>_mean`` (mean target of labelled members - a survival rate for a binary target - or the prior
@@ -23,6 +33,9 @@ class GroupTargetMean(TransformerMixin, BaseEstimator):
     own label (the trap of naive and leave-one-out target encoding); at ``transform`` time, rows see every training
     row - exactly what a test passenger sees from the labelled train set.
     """
+
+    _parameter_constraints: dict = {"groups": [list, tuple], "member_col": OPTIONAL_TEXT, "cv": at_least(2),
+                                    "random_state": NON_NEGATIVE_INT, "prefix": TEXT}
 
     def __init__(self, groups: list[str], member_col: str | None = None, cv: int = 5, random_state: int = 0,
                  prefix: str = ""):
@@ -52,6 +65,7 @@ class GroupTargetMean(TransformerMixin, BaseEstimator):
         return out
 
     def fit(self, X: pd.DataFrame, y) -> "GroupTargetMean":
+        self._validate_params()
         self.stats_, self.prior_ = self._stats(X, y)
         return self
 
@@ -71,14 +85,17 @@ class GroupTargetMean(TransformerMixin, BaseEstimator):
         return pd.concat(parts).loc[X.index]
 
 
-class GroupMedianImputer(TransformerMixin, BaseEstimator):
+class GroupMedianImputer(Checked, TransformerMixin, BaseEstimator):
     """Fill a numeric column's gaps with its median within a group (e.g. age by title), learned per fold."""
+
+    _parameter_constraints: dict = {"column": TEXT, "by": TEXT}
 
     def __init__(self, column: str, by: str):
         self.column = column
         self.by = by
 
     def fit(self, X: pd.DataFrame, y=None) -> "GroupMedianImputer":
+        self._validate_params()
         self.medians_ = X.groupby(self.by)[self.column].median()
         self.overall_ = float(X[self.column].median())
         return self
@@ -90,18 +107,21 @@ class GroupMedianImputer(TransformerMixin, BaseEstimator):
         return out
 
 
-class FitWithoutOutliers(RegressorMixin, BaseEstimator):
+class FitWithoutOutliers(Checked, RegressorMixin, BaseEstimator):
     """Fit the wrapped estimator without the rows ``is_outlier(X, y)`` flags; predict for every row.
 
     Dropping outliers is a training decision: inside CV only the fold's training rows are filtered, and validation
     rows (outliers included) are still scored, so the CV score stays honest.
     """
 
+    _parameter_constraints: dict = {"estimator": FIT_PREDICT, "is_outlier": [callable]}
+
     def __init__(self, estimator, is_outlier):
         self.estimator = estimator
         self.is_outlier = is_outlier
 
     def fit(self, X: pd.DataFrame, y) -> "FitWithoutOutliers":
+        self._validate_params()
         y = np.asarray(y)
         keep = ~np.asarray(self.is_outlier(X, y), dtype=bool)
         self.n_dropped_ = int((~keep).sum())
@@ -112,17 +132,20 @@ class FitWithoutOutliers(RegressorMixin, BaseEstimator):
         return self.estimator_.predict(X)
 
 
-class SkewCorrector(TransformerMixin, BaseEstimator):
+class SkewCorrector(Checked, TransformerMixin, BaseEstimator):
     """log1p of the non-negative columns whose skewness (measured on the fit rows) exceeds ``threshold``.
 
     The classic skew fix for linear models; sklearn's PowerTransformer does the same job but its per-column
     optimisation costs ~1.7 s per fit on House Prices, which a 25-fit stack cannot afford.
     """
 
+    _parameter_constraints: dict = {"threshold": NON_NEGATIVE}
+
     def __init__(self, threshold: float = 0.75):
         self.threshold = threshold
 
     def fit(self, X, y=None) -> "SkewCorrector":
+        self._validate_params()
         frame = pd.DataFrame(X)
         skew = frame.skew(numeric_only=True)
         nonneg = frame.min(numeric_only=True) >= 0
@@ -136,7 +159,7 @@ class SkewCorrector(TransformerMixin, BaseEstimator):
         return out if isinstance(X, pd.DataFrame) else out.to_numpy()
 
 
-class KnownDuplicates(ClassifierMixin, BaseEstimator):
+class KnownDuplicates(Checked, ClassifierMixin, BaseEstimator):
     """A binary classifier whose rows that exactly repeat a labelled training row (same ``key``) take that row's
     label - the mean label of the repeats, where they agree by more than ``min_agreement`` - and the wrapped model's
     probability otherwise.
@@ -146,12 +169,15 @@ class KnownDuplicates(ClassifierMixin, BaseEstimator):
     rows, so CV is unchanged; random folds show what the lookup is worth.
     """
 
+    _parameter_constraints: dict = {"estimator": FIT_PREDICT, "key": TEXT, "min_agreement": between(0, 1, "left")}
+
     def __init__(self, estimator, key: str, min_agreement: float = 0.5):
         self.estimator = estimator
         self.key = key
         self.min_agreement = min_agreement
 
     def fit(self, X: pd.DataFrame, y) -> "KnownDuplicates":
+        self._validate_params()
         y = np.asarray(y, dtype=float)
         self.estimator_ = clone(self.estimator).fit(X, y.astype(int))
         self.classes_ = np.array([0, 1])

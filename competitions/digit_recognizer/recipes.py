@@ -17,6 +17,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from common.blocks.torch.estimator import TorchClassifier
 from common.competition import Recipe
+from common.constraints import POSITIVE_INT, Checked, HasMethods, at_least, between
 from common.metrics import ACCURACY
 
 SIDE = 28
@@ -25,6 +26,12 @@ SIDE = 28
 class DigitCNN(TorchClassifier):
     """Three conv blocks (batch norm, ReLU, max-pool, dropout) and a small head; images are augmented per batch with
     a random affine (rotation, scale, shift) and predicted as the average over a few shifted views."""
+
+    _parameter_constraints: dict = {
+        **TorchClassifier._parameter_constraints, "width": POSITIVE_INT, "dropout": between(0, 1, "left"),
+        "rotation": between(0, 180), "scale": between(0, 1, "left"), "shift": between(0, 1, "left"),
+        "tta_shifts": at_least(0, SIDE // 2 - 1),
+    }
 
     def __init__(self, width: int = 32, dropout: float = 0.25, rotation: float = 10.0, scale: float = 0.1,
                  shift: float = 0.1, tta_shifts: int = 1, epochs: int = 15, learning_rate: float = 3e-3,
@@ -91,14 +98,22 @@ class DigitCNN(TorchClassifier):
         return out
 
 
-class SeedEnsemble(ClassifierMixin, BaseEstimator):
+class SeedEnsemble(Checked, ClassifierMixin, BaseEstimator):
     """The same model fitted with several seeds, probabilities averaged (for a GPU or a longer budget)."""
+
+    _parameter_constraints: dict = {"model": [HasMethods(["fit", "predict_proba", "set_params"])],
+                                    "seeds": [tuple, list]}
+
+    def _check_values(self) -> None:
+        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
+            raise ValueError(f"seeds must be one or more whole numbers from 0, got {self.seeds!r}")
 
     def __init__(self, model: Any = None, seeds: tuple[int, ...] = (0, 1, 2)):
         self.model = model
         self.seeds = seeds
 
     def fit(self, X, y) -> "SeedEnsemble":
+        self._validate_params()
         self.models_ = [clone(self.model).set_params(seed=s).fit(X, y) for s in self.seeds]
         self.classes_ = self.models_[0].classes_
         return self
@@ -121,6 +136,8 @@ def make_cnn(params: dict[str, Any], seed: int) -> DigitCNN:
 
 
 def make_ensemble(params: dict[str, Any], seed: int) -> SeedEnsemble:
+    if params["models"] < 1:
+        raise ValueError(f"models must be 1 or more, got {params['models']}")
     cnn = {k: v for k, v in params.items() if k != "models"}
     return SeedEnsemble(make_cnn(cnn, seed), seeds=tuple(seed + i for i in range(params["models"])))
 
@@ -130,6 +147,8 @@ def make_logreg(params: dict[str, Any], seed: int):
 
 
 def make_knn(params: dict[str, Any], seed: int):
+    if params["components"] < 1:  # PCA takes 0 and leaves the neighbours nothing to measure
+        raise ValueError(f"components must be 1 or more, got {params['components']}")
     return make_pipeline(_scaled(), PCA(params["components"], random_state=seed),
                          KNeighborsClassifier(params["neighbors"], weights="distance"))
 

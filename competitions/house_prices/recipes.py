@@ -20,6 +20,7 @@ from common.blending import FAR_LOG_PRICE, far_from_median
 from common.blocks.tabular import FitWithoutOutliers, GroupMedianImputer, GroupTargetMean, SkewCorrector
 from common.competition import Recipe
 from common.compute import n_threads
+from common.constraints import FIT_PREDICT, TEXT, Checked
 from competitions.house_prices.features import polynomial
 
 
@@ -104,13 +105,15 @@ def make_gbr(params: dict[str, Any], seed: int):
     return on_log_prices(Pipeline([*tree_features(seed).steps, ("impute", impute), ("model", model)]))
 
 
-class PerSquareFoot(RegressorMixin, BaseEstimator):
+class PerSquareFoot(Checked, RegressorMixin, BaseEstimator):
     """Learn log price per square foot of ``area`` (log price minus log area), predict log price.
 
     Trees cannot extrapolate: a tree on log price caps what a larger house can be worth at the leaves it has seen.
     On price per square foot the size scaling is built in, and its mistakes differ from the plain trees' - a weaker
     model alone (BENCHMARKS.md), a useful one in the stack. Sits inside ``on_log_prices``, so ``y`` is log price.
     """
+
+    _parameter_constraints: dict = {"estimator": FIT_PREDICT, "area": TEXT}
 
     def __init__(self, estimator, area: str = "GrLivArea"):
         self.estimator = estimator
@@ -122,6 +125,10 @@ class PerSquareFoot(RegressorMixin, BaseEstimator):
         return np.log(np.maximum(np.where(np.isnan(area), self.median_area_, area), 1.0))
 
     def fit(self, X: pd.DataFrame, y) -> "PerSquareFoot":
+        self._validate_params()
+        if self.area not in X.columns:
+            raise ValueError(f"area {self.area!r} is not a column of the features; use an area column such as "
+                             f"GrLivArea, TotalBsmtSF or LotArea")
         self.median_area_ = float(np.nanmedian(X[self.area].to_numpy(dtype=float)))
         self.estimator_ = clone(self.estimator).fit(X, np.asarray(y) - self._log_area(X))
         return self
@@ -157,7 +164,7 @@ def far_from_members(distance: float):
     return is_outlier
 
 
-class FlaggedFromLearners(RegressorMixin, BaseEstimator):
+class FlaggedFromLearners(Checked, RegressorMixin, BaseEstimator):
     """Rows whose ``flag`` column is set take the mean log price of ``learners`` - the members that keep such rows
     in training and can learn what the flag means - instead of ``estimator``'s blend.
 
@@ -168,6 +175,8 @@ class FlaggedFromLearners(RegressorMixin, BaseEstimator):
     fold meta-models (as for every stack), each deciding as in its fold. Works on log prices inside
     ``make_meta``'s target transform; the flag column never reaches ``estimator``.
     """
+
+    _parameter_constraints: dict = {"estimator": FIT_PREDICT, "flag": TEXT, "learners": [tuple, list]}
 
     def __init__(self, estimator, flag: str, learners: tuple[str, ...] | list[str]):
         self.estimator = estimator
@@ -182,6 +191,7 @@ class FlaggedFromLearners(RegressorMixin, BaseEstimator):
         return X.drop(columns=[self.flag]), X[self.flag].to_numpy() > 0
 
     def fit(self, X: pd.DataFrame, y) -> "FlaggedFromLearners":
+        self._validate_params()
         members, flagged = self._split(X)
         self.active_ = bool(flagged.any()) and len(self.learners) > 0
         self.estimator_ = clone(self.estimator).fit(members, y)
@@ -200,6 +210,8 @@ def make_meta(params: dict[str, Any], seed: int):
     on the out-of-fold rows; with ``far`` set, without the rows that far from the members' median (log scale); with
     ``flagged_from`` set, the flagged partial sales priced by those members alone (``FlaggedFromLearners``)."""
     blend = make_pipeline(FunctionTransformer(np.log1p), LinearRegression(positive=True))
+    if params.get("far") is not None and not params["far"] > 0:
+        raise ValueError(f"far must be above 0 (a distance in log price; null keeps every row), got {params['far']}")
     if params.get("far") is not None:
         blend = FitWithoutOutliers(blend, far_from_members(params["far"]))
     if "flagged_from" in params:  # the stack passes the flag through; an empty list only drops it

@@ -20,14 +20,16 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from common.blocks.tabular import GroupMedianImputer, GroupTargetMean
 from common.competition import Recipe, binary_labels
 from common.compute import n_threads
+from common.constraints import Checked, HasMethods, between
 from competitions.titanic.features import CATEGORICAL, NUMERIC
 
 
-class WomenChildrenRule(TransformerMixin, BaseEstimator):
+class WomenChildrenRule(Checked, TransformerMixin, BaseEstimator):
     """Flags for the women-and-children-first pattern: boys whose family's women and children all survived, and
     women whose family's women and children all died (rates come from the fitted GroupTargetMean)."""
 
     def fit(self, X: pd.DataFrame, y=None) -> "WomenChildrenRule":
+        self._validate_params()
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +48,7 @@ def segment(X: pd.DataFrame) -> np.ndarray:
     return np.select([X["Title"].eq("Master").to_numpy(), X["Sex"].eq("female").to_numpy()], ["boy", "woman"], "man")
 
 
-class WomenChildrenGroups(ClassifierMixin, BaseEstimator):
+class WomenChildrenGroups(Checked, ClassifierMixin, BaseEstimator):
     """The women-and-children-group (WCG) rule, and a model only for what the groups leave open.
 
     Rule: women live and men die, except boys whose family's women and children all lived (they live) and women
@@ -56,15 +58,21 @@ class WomenChildrenGroups(ClassifierMixin, BaseEstimator):
     the men and women they flip, but on nearly all the boys (BENCHMARKS.md, Titanic: CV against the leaderboard).
     """
 
+    _parameter_constraints: dict = {"model": [HasMethods(["fit", "predict_proba"]), None], "decide": [tuple, list],
+                                    "margin": between(0, 0.5, "left")}  # from 0.5 the model could never decide
+
+    def _check_values(self) -> None:
+        unknown = set(self.decide) - set(SEGMENTS)
+        if unknown:
+            raise ValueError(f"decide: unknown segments {sorted(unknown)}; use some of {list(SEGMENTS)}")
+
     def __init__(self, model: Any = None, decide: tuple[str, ...] = ("boy",), margin: float = 0.0):
         self.model = model
         self.decide = decide
         self.margin = margin
 
     def fit(self, X: pd.DataFrame, y) -> "WomenChildrenGroups":
-        unknown = set(self.decide) - set(SEGMENTS)
-        if unknown:
-            raise ValueError(f"decide: unknown segments {sorted(unknown)}; use some of {list(SEGMENTS)}")
+        self._validate_params()
         self.family_ = GroupTargetMean(["FamilyKey"], member_col="IsWomanOrChild").fit(X, y)
         self.model_ = None if self.model is None else clone(self.model).fit(X, y)
         self.classes_ = np.array([0, 1])
@@ -123,6 +131,9 @@ def make_wcg(params: dict[str, Any], seed: int) -> WomenChildrenGroups:
 
 def make_blend(params: dict[str, Any], seed: int) -> VotingClassifier:
     """Soft vote of the linear and the boosted model; each member fits its own preprocessing."""
+    if not 0 <= params["weight_logreg"] <= 1:
+        raise ValueError(f"weight_logreg must be between 0 and 1 (LightGBM gets the rest), "
+                         f"got {params['weight_logreg']}")
     members = [("logreg", make_logreg(params["logreg"], seed)), ("lgbm", make_lgbm(params["lgbm"], seed))]
     weights = [params["weight_logreg"], 1 - params["weight_logreg"]]
     return VotingClassifier(members, voting="soft", weights=weights)

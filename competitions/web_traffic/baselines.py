@@ -8,6 +8,7 @@ dominate Wikipedia traffic.
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from common.constraints import POSITIVE_INT, Checked, between
 from common.splitters import ForecastTask, Panel
 
 # The windows of the public "median of medians" kernel (roughly Fibonacci, 11 days to 11 months)
@@ -46,9 +47,16 @@ def weekday_profile(logged: np.ndarray, days_of_week: np.ndarray, weeks: int = 8
     return profile - profile.mean(axis=1, keepdims=True)
 
 
-class MedianForecaster(RegressorMixin, BaseEstimator):
+class MedianForecaster(Checked, RegressorMixin, BaseEstimator):
     """Flat at the median of medians of trailing windows; with ``weekday`` > 0 shaped by the series' day-of-week
     profile times ``weekday`` (a shrinkage: 0 flat, 1 the full profile). Series with no history get 0."""
+
+    _parameter_constraints: dict = {"windows": [tuple, list], "weekday": between(0, 1), "weeks": POSITIVE_INT}
+
+    def _check_values(self) -> None:
+        if not self.windows or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                                       for w in self.windows):
+            raise ValueError(f"windows must be one or more lengths in days, each 1 or more; got {self.windows!r}")
 
     def __init__(self, windows: tuple[int, ...] = FIBONACCI_WINDOWS, weekday: float = 0.0, weeks: int = 8):
         self.windows = windows
@@ -56,6 +64,7 @@ class MedianForecaster(RegressorMixin, BaseEstimator):
         self.weeks = weeks
 
     def fit(self, history: Panel, y=None) -> "MedianForecaster":
+        self._validate_params()
         return self  # nothing to learn: the forecast is read off each series' own history
 
     def predict(self, task: ForecastTask) -> np.ndarray:

@@ -6,12 +6,30 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from common import blending
+from common.constraints import BOOLEAN, Checked
 from common.splitters import ForecastTask
 
 
-class Blend(RegressorMixin, BaseEstimator):
+class Blend(Checked, RegressorMixin, BaseEstimator):
     """``members``: name -> forecaster; ``weights``: name -> weight (normalised). Averages in log1p space, where the
     members' errors are alike in size for small and large pages."""
+
+    _parameter_constraints: dict = {"members": [dict], "weights": [dict], "round": BOOLEAN}
+
+    def _check_values(self) -> None:
+        bad = {n: w for n, w in self.weights.items()
+               if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0}
+        if bad:
+            raise ValueError(f"blend weights must be numbers from 0 up; got {bad}")
+        used = {n: w for n, w in self.weights.items() if w > 0}
+        if not used:
+            raise ValueError(f"blend weights need at least one member above 0; got {self.weights}")
+        unknown = sorted(set(used) - set(self.members))
+        if unknown:
+            raise ValueError(f"blend weights name unknown members {unknown}; members are {sorted(self.members)}")
+        for member in self.members.values():  # the members' own ranges, before any of them is fitted
+            if isinstance(member, Checked):
+                member._validate_params()
 
     def __init__(self, members: dict, weights: dict[str, float], round: bool = True):
         self.members = members
@@ -19,10 +37,8 @@ class Blend(RegressorMixin, BaseEstimator):
         self.round = round
 
     def fit(self, task: ForecastTask, y=None) -> "Blend":
+        self._validate_params()
         used = {n: w for n, w in self.weights.items() if w > 0}
-        unknown = sorted(set(used) - set(self.members))
-        if unknown:
-            raise ValueError(f"blend weights name unknown members {unknown}; members are {sorted(self.members)}")
         self.fitted_ = {n: clone(self.members[n]).fit(task, y) for n in used}
         return self
 

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from common.compute import n_threads
+from common.constraints import BOOLEAN, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Checked, at_least, between
 from common.splitters import ForecastTask
 from competitions.web_traffic.baselines import log_history
 from competitions.web_traffic.features import Cut, cut_rows
@@ -30,7 +31,14 @@ def static_codes(task: ForecastTask) -> np.ndarray:
     return np.column_stack([static[c].cat.codes.to_numpy() for c in ("project", "access", "agent")])
 
 
-class GlobalLGBM(RegressorMixin, BaseEstimator):
+class GlobalLGBM(Checked, RegressorMixin, BaseEstimator):
+    _parameter_constraints: dict = {
+        "n_estimators": POSITIVE_INT, "learning_rate": POSITIVE, "num_leaves": at_least(2),
+        "min_child_samples": POSITIVE_INT, "feature_fraction": between(0, 1, "right"), "stride": POSITIVE_INT,
+        "max_cuts": POSITIVE_INT, "min_history": POSITIVE_INT, "max_rows": POSITIVE_INT, "calendar": BOOLEAN,
+        "seed": NON_NEGATIVE_INT,
+    }
+
     def __init__(self, n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 63,
                  min_child_samples: int = 200, feature_fraction: float = 0.8, stride: int = 14,
                  max_cuts: int = 16, min_history: int = 56, max_rows: int = 3_000_000, calendar: bool = True,
@@ -54,6 +62,7 @@ class GlobalLGBM(RegressorMixin, BaseEstimator):
         return [Cut(end, gap, horizon) for end in ends if end >= self.min_history]
 
     def fit(self, task: ForecastTask, y=None) -> "GlobalLGBM":
+        self._validate_params()
         logged = log_history(task.history)
         codes = static_codes(task)
         cuts = self.cuts(task)

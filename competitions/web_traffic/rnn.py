@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, RegressorMixin
 from torch import nn
 
 from common.blocks.torch.estimator import TorchRegressor
+from common.constraints import BOOLEAN, NON_NEGATIVE_INT, OPTIONAL_TEXT, POSITIVE, POSITIVE_INT, Checked
 from common.splitters import ForecastTask
 from competitions.web_traffic.baselines import log_history, nan_median
 from competitions.web_traffic.features import YEAR
@@ -96,6 +98,8 @@ class SampleRegressor(TorchRegressor):
     """The torch estimator for Samples: inputs cut out per batch, the Seq2Seq network."""
 
     predict_batch = 1024
+    _parameter_constraints: dict = {**TorchRegressor._parameter_constraints, "hidden": POSITIVE_INT,
+                                    "code_sizes": [tuple, list]}
 
     def __init__(self, hidden: int = 64, code_sizes: tuple[int, ...] = (1, 1, 1), epochs: int = 10,
                  learning_rate: float = 3e-3, batch_size: int = 256, patience: int = 3, seed: int = 0,
@@ -117,8 +121,14 @@ class SampleRegressor(TorchRegressor):
         return tuple(t.to(self.device_) for t in inputs(base, np.asarray(series), np.asarray(cut)))
 
 
-class Seq2SeqForecaster:
+class Seq2SeqForecaster(Checked, RegressorMixin, BaseEstimator):
     """The forecaster the recipes use: samples past cut-offs of the history, fits SampleRegressor, forecasts."""
+
+    _parameter_constraints: dict = {
+        "epochs": POSITIVE_INT, "hidden": POSITIVE_INT, "encoder_days": POSITIVE_INT, "batch_size": POSITIVE_INT,
+        "learning_rate": POSITIVE, "samples_per_series": POSITIVE_INT, "max_series": POSITIVE_INT,
+        "seed": NON_NEGATIVE_INT, "device": OPTIONAL_TEXT, "progress": BOOLEAN,
+    }
 
     def __init__(self, epochs: int = 12, hidden: int = 64, encoder_days: int = 112, batch_size: int = 256,
                  learning_rate: float = 3e-3, samples_per_series: int = 4, max_series: int = 40_000,
@@ -134,15 +144,6 @@ class Seq2SeqForecaster:
         self.device = device
         self.progress = progress
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in ("epochs", "hidden", "encoder_days", "batch_size", "learning_rate",
-                                              "samples_per_series", "max_series", "seed", "device", "progress")}
-
-    def set_params(self, **params) -> "Seq2SeqForecaster":
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
-
     def _items(self, task: ForecastTask, series: np.ndarray, cut: np.ndarray) -> Samples:
         logged = log_history(task.history)
         steps = task.gap + len(task.dates)
@@ -151,6 +152,7 @@ class Seq2SeqForecaster:
         return Samples(logged, dow, static_codes(task) + 1, series, cut, self.encoder_days, steps)
 
     def fit(self, task: ForecastTask, y=None) -> "Seq2SeqForecaster":
+        self._validate_params()
         rng = np.random.default_rng(self.seed)
         length = len(task.history.dates)
         steps = task.gap + len(task.dates)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from common import paths
 from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
 from common.compute import native_bf16
+from common.constraints import TEXT, Checked
 from common.io import set_aside, write_with
 
 log = logging.getLogger(__name__)
@@ -139,14 +140,17 @@ def _write_cache(path: Path, cached: dict[str, np.ndarray]) -> None:
     write_with(path, lambda fh: np.savez(fh, keys=np.array(keys), vectors=np.stack([cached[k] for k in keys])))
 
 
-class Embedder(TransformerMixin, BaseEstimator):
+class Embedder(Checked, TransformerMixin, BaseEstimator):
     """Pipeline step: a text column -> its sentence embedding (no fitting; vectors come from the cache)."""
+
+    _parameter_constraints: dict = {"column": TEXT, "model": TEXT}
 
     def __init__(self, column: str = "text", model: str = DEFAULT_MODEL):
         self.column = column
         self.model = model
 
     def fit(self, X, y=None) -> "Embedder":
+        self._validate_params()
         return self
 
     def transform(self, X) -> np.ndarray:

@@ -22,6 +22,7 @@ from common.blocks.text.embeddings import similar_length_batches
 from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
 from common.blocks.text.thresholds import best_f1_threshold, shift_to_half
 from common.blocks.torch.estimator import TorchClassifier
+from common.constraints import NON_NEGATIVE_INT, TEXT, at_least
 from common.errors import UsageError
 from common.metrics import F1, Metric
 
@@ -126,6 +127,9 @@ class TransformerClassifier(TorchClassifier):
     F1 threshold placed on the validation split are its own."""
 
     predict_batch = 128
+    # at least 2 tokens: the backbone's start and end markers
+    _parameter_constraints: dict = {**TorchClassifier._parameter_constraints, "model": TEXT, "text_column": TEXT,
+                                    "max_length": at_least(2), "frozen_layers": NON_NEGATIVE_INT}
 
     def __init__(self, model: str = DEFAULT_MODEL, text_column: str = "text", epochs: int = 3,
                  learning_rate: float = 5e-5, batch_size: int = 32, max_length: int = 64, warmup: float = 0.1,

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
 
 from common.competition import binary_labels
+from common.constraints import NON_NEGATIVE_INT, Checked, HasMethods, at_least
 
 
 def shift_to_half(proba: np.ndarray, threshold: float) -> np.ndarray:
@@ -35,9 +36,12 @@ def best_f1_threshold(y: np.ndarray, proba: np.ndarray) -> float:
     return best
 
 
-class F1Threshold(ClassifierMixin, BaseEstimator):
+class F1Threshold(Checked, ClassifierMixin, BaseEstimator):
     """Fit ``estimator``; pick the F1-best threshold by inner CV on the training rows; output shifted
     probabilities (0.5 = that threshold)."""
+
+    _parameter_constraints: dict = {"estimator": [HasMethods(["fit", "predict_proba"])], "cv": at_least(2),
+                                    "random_state": NON_NEGATIVE_INT}
 
     def __init__(self, estimator, cv: int = 5, random_state: int = 0):
         self.estimator = estimator
@@ -45,6 +49,7 @@ class F1Threshold(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y) -> "F1Threshold":
+        self._validate_params()
         inner = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         self.tuned_ = TunedThresholdClassifierCV(clone(self.estimator), scoring="f1", cv=inner,
                                                  random_state=self.random_state).fit(X, y)

@@ -34,6 +34,16 @@ from sklearn.model_selection import train_test_split
 
 from common.competition import binary_labels
 from common.compute import init_distributed, n_threads, world
+from common.constraints import (
+    BOOLEAN,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    OPTIONAL_TEXT,
+    POSITIVE,
+    POSITIVE_INT,
+    Checked,
+    between,
+)
 from common.metrics import ACCURACY, Metric
 
 log = logging.getLogger(__name__)
@@ -47,10 +57,18 @@ def masked_mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 MAE = Metric("mae", masked_mae, greater_is_better=False)
 
 
-class TorchEstimator(BaseEstimator):
-    """Subclasses add their own ``__init__`` params and must pass these through (scikit-learn clones by them)."""
+class TorchEstimator(Checked, BaseEstimator):
+    """Subclasses add their own ``__init__`` params and must pass these through (scikit-learn clones by them), and
+    declare their ranges on top of these."""
 
     predict_batch = 256
+    _parameter_constraints: dict = {
+        "epochs": POSITIVE_INT, "learning_rate": POSITIVE, "batch_size": POSITIVE_INT, "warmup": between(0, 1),
+        "weight_decay": NON_NEGATIVE, "patience": POSITIVE_INT, "valid_fraction": between(0, 1, "left"),
+        "label_smoothing": between(0, 1, "left"), "early_stopping": [Metric, None], "seed": NON_NEGATIVE_INT,
+        "device": OPTIONAL_TEXT, "checkpoint_root": OPTIONAL_TEXT, "max_steps_per_epoch": [*POSITIVE_INT, None],
+        "keep_checkpoints": BOOLEAN, "progress": BOOLEAN,
+    }
 
     def __init__(self, epochs: int = 10, learning_rate: float = 1e-3, batch_size: int = 64, warmup: float = 0.1,
                  weight_decay: float = 0.01, patience: int = 2, valid_fraction: float = 0.1,
@@ -188,6 +206,7 @@ class TorchEstimator(BaseEstimator):
 
         from common.blocks.torch.loop import train_loop
 
+        self._validate_params()
         self._setup()
         y = np.asarray(y)
         targets, stratify, self.n_outputs_ = self._targets(y)
