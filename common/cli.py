@@ -16,6 +16,7 @@ from common.errors import FileSystemError, KitError, describe_os_error
 
 MAX_SEED = 2**32 - 1  # numpy, scikit-learn and LightGBM all take seeds in [0, 2**32)
 MIN_FOLDS, MAX_FOLDS = 2, 20
+MAX_REPEATS = 50  # compare.py: each repeat is a whole k-fold CV
 
 
 class Terminated(KeyboardInterrupt):
@@ -59,6 +60,11 @@ def folds_arg(text: str) -> int:
 def scored_arg(text: str) -> int | str:
     """argparse type of --folds-scored: 'all' or a number of folds (1..20)."""
     return text if text == "all" else _whole(text, 1, MAX_FOLDS, f"use 1..{MAX_FOLDS} or 'all'")
+
+
+def repeats_arg(text: str) -> int:
+    """argparse type of compare.py's --repeats: 1..50 (each repeat is a whole k-fold CV)."""
+    return _whole(text, 1, MAX_REPEATS, f"use 1..{MAX_REPEATS} repeats")
 
 
 def positive_arg(text: str) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 
 import competitions
 from common import runner, tuning
-from common.cli import folds_arg, run_main, seed_arg, setup_logging
+from common.cli import folds_arg, repeats_arg, run_main, seed_arg, setup_logging
 from common.errors import UsageError
 from common.splitters import RowFolds
 
@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipes", nargs="*", help="recipes to compare (default: all)")
     parser.add_argument("--folds", type=folds_arg, help="folds per repeat (default: the competition's own)")
-    parser.add_argument("--repeats", type=int, default=3, choices=range(1, 51), metavar="1..50")
+    parser.add_argument("--repeats", type=repeats_arg, default=3, metavar="1..50")
     parser.add_argument("--seed", type=seed_arg, default=0, help="model seed")
     parser.add_argument("--data-dir")
     parser.add_argument("--tuned", action="store_true", help="also score each recipe's best tuned params")

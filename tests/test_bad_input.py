@@ -300,16 +300,17 @@ def test_disk_full_is_one_line_and_leaves_no_temp_file(data_dir, kit_home, monke
 
 
 # 5. Options are checked before any work, as usage errors with the valid range.
-@pytest.mark.parametrize(("args", "text"), [
-    (("--seed", "-1"), "seeds are 0..4294967295"),
-    (("--seed", "x"), "not a whole number"),
-    (("--folds", "1"), "use 2..20 folds"),
-    (("--folds", "100000"), "use 2..20 folds"),
-    (("--folds", "500"), "use 2..20 folds"),
+@pytest.mark.parametrize(("script", "args", "text"), [
+    ("train.py", ("--seed", "-1"), "seeds are 0..4294967295"),
+    ("train.py", ("--seed", "x"), "not a whole number"),
+    ("train.py", ("--folds", "1"), "use 2..20 folds"),
+    ("train.py", ("--folds", "100000"), "use 2..20 folds"),
+    ("train.py", ("--folds", "500"), "use 2..20 folds"),
+    ("compare.py", ("--repeats", "0"), "0 is out of range; use 1..50 repeats"),
 ])
-def test_options_are_checked_before_any_work(kit_home, args, text):
+def test_options_are_checked_before_any_work(kit_home, script, args, text):
     started = time.perf_counter()
-    result = run_script("train.py", "titanic", *args, env=env_with(KIT_HOME=str(kit_home)))
+    result = run_script(script, "titanic", *args, env=env_with(KIT_HOME=str(kit_home)))
     assert result.returncode == 2 and text in result.stderr and "Traceback" not in result.stderr
     assert not any(kit_home.iterdir())
     assert time.perf_counter() - started < 60
