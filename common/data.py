@@ -124,7 +124,8 @@ def _few(values: Sequence, n: int = 3) -> str:
 
 def _from_data_dir(comp: Competition, root: Path, names: list[str], check: Check | None) -> DataFiles:
     if not root.is_dir():
-        raise DataError(f"data directory {root} does not exist; set KAGGLE_DATA_DIR or --data-dir to a folder")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"data directory {root} {what}; set KAGGLE_DATA_DIR or --data-dir to a folder")
     folder = root / comp.slug
     if _has_all(folder, names):
         log.info("using local files in %s", folder)

@@ -169,3 +169,12 @@ def test_zip_missing_a_file(shared_kaggle, tmp_path):
     zip_folder(folder, mirror / "titanic.zip")
     with pytest.raises(DataError, match=r"does not contain test\.csv, gender_submission\.csv"):
         data.fetch(TITANIC, mirror)
+
+
+def test_a_data_dir_that_is_missing_or_a_file_is_named_as_such(tmp_path):
+    titanic = competitions.get("titanic")
+    with pytest.raises(DataError, match=r"data directory .*nowhere does not exist; set KAGGLE_DATA_DIR"):
+        data.load(titanic, tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(DataError, match=r"data directory .*a-file is a file, not a folder"):
+        data.load(titanic, tmp_path / "a-file")
