@@ -67,6 +67,21 @@ def repeats_arg(text: str) -> int:
     return _whole(text, 1, MAX_REPEATS, f"use 1..{MAX_REPEATS} repeats")
 
 
+def seconds_arg(low: float) -> Callable[[str], float]:
+    """argparse type of a duration of at least ``low`` seconds (--timeout, --poll): a negative timeout would end
+    the wait before it starts, a poll every 0 s would hammer the server."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not value >= low or value == float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range; use a finite number of seconds, at least {low:g}")
+        return value
+    return parse
+
+
 def positive_arg(text: str) -> int:
     """argparse type of counts such as --trials and --workers."""
     return _whole(text, 1, None, "it must be at least 1")

@@ -14,7 +14,7 @@ import argparse
 
 import competitions
 from common import kaggle_api, kaggle_runs
-from common.cli import run_main, setup_logging
+from common.cli import run_main, seconds_arg, setup_logging
 from common.errors import KaggleApiError
 
 
@@ -24,8 +24,10 @@ def main() -> int:
     parser.add_argument("--run", help="run id (or a unique prefix); default: the best run by CV")
     parser.add_argument("--dry-run", action="store_true", help="validate and show what would be sent; send nothing")
     parser.add_argument("--wait", action="store_true", help="poll Kaggle until the submission is scored")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for a score (default 900)")
-    parser.add_argument("--poll", type=float, default=10, help="seconds between polls (default 10)")
+    parser.add_argument("--timeout", type=seconds_arg(1), default=900,
+                        help="seconds to wait for a score (default 900)")
+    parser.add_argument("--poll", type=seconds_arg(0.1), default=10,
+                        help="seconds between polls (at least 0.1; default 10)")
     parser.add_argument("--data-dir", help="where the sample submission is found (as for train.py)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()

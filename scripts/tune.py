@@ -13,7 +13,7 @@ import argparse
 
 import competitions
 from common import tuning
-from common.cli import folds_arg, positive_arg, run_main, seed_arg, setup_logging
+from common.cli import folds_arg, positive_arg, run_main, seconds_arg, seed_arg, setup_logging
 
 
 def main() -> int:
@@ -21,7 +21,7 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", required=True, help="a recipe with a search space")
     parser.add_argument("--trials", type=positive_arg, help="stop when the study has this many finished trials")
-    parser.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    parser.add_argument("--timeout", type=seconds_arg(1), help="stop starting new trials after this many seconds")
     parser.add_argument("--workers", type=positive_arg, default=1,
                         help="local worker processes on the study (default 1)")
     parser.add_argument("--storage", help="SQLAlchemy URL or journal file (default runs/<competition>/optuna.journal)")

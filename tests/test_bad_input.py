@@ -307,6 +307,9 @@ def test_disk_full_is_one_line_and_leaves_no_temp_file(data_dir, kit_home, monke
     ("train.py", ("--folds", "100000"), "use 2..20 folds"),
     ("train.py", ("--folds", "500"), "use 2..20 folds"),
     ("compare.py", ("--repeats", "0"), "0 is out of range; use 1..50 repeats"),
+    ("submit.py", ("--poll", "0"), "0 is out of range; use a finite number of seconds, at least 0.1"),
+    ("submit.py", ("--timeout", "-5"), "-5 is out of range"),
+    ("tune.py", ("--timeout", "nan"), "nan is out of range"),
 ])
 def test_options_are_checked_before_any_work(kit_home, script, args, text):
     started = time.perf_counter()
