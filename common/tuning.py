@@ -343,6 +343,13 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     n_folds = n_folds or comp.default_folds
     if n_trials is None and timeout is None:
         raise UsageError("give --trials and/or --timeout, or tuning would never stop")
+    cores = os.cpu_count() or 1
+    if workers > cores:  # each worker is a process fitting models: past the cores they only slow each other down
+        raise UsageError(f"--workers {workers} is more than this machine's {cores} CPU cores; use at most {cores} "
+                         f"here, and more machines on one shared --storage to go wider")
+    if n_trials is not None and workers > n_trials:
+        log.info("%d trials to run: starting %d workers, not %d", n_trials, n_trials, workers)
+        workers = n_trials
     storage, resolved = open_storage(storage_url, comp)
     study = open_study(comp, recipe, storage, seed=seed)
     recover_dead_trials(study)
@@ -421,13 +428,13 @@ def params_from_file(path: str | Path) -> tuple[dict, dict]:
     as a JSON object (``--params '{"C": 0.5}'``)."""
     import hashlib
 
-    if isinstance(path, str) and path.lstrip().startswith("{"):
+    if isinstance(path, str) and path.lstrip().startswith(("{", "[")):
         try:
             inline = json.loads(path)
         except ValueError as exc:
             raise UsageError(f"--params {path} is not valid JSON: {exc}") from exc
         if not isinstance(inline, dict):
-            raise UsageError("--params must be a JSON object of params")
+            raise UsageError(f"--params must be a JSON object of params, such as '{{\"C\": 0.5}}'; got {path}")
         return inline, {"kind": "inline", "sha256": hashlib.sha256(path.encode()).hexdigest()}
     path = Path(path)
     try:

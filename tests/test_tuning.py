@@ -208,6 +208,8 @@ def test_params_written_inline(data_dir, kit_home):
     bad = run_script("train.py", "titanic", "--recipe", "logreg", "--params", '{"C": 0.05')
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr.strip().splitlines()[-1]
     assert "Traceback" not in bad.stderr
+    listed = run_script("train.py", "titanic", "--recipe", "logreg", "--params", "[0.05]")
+    assert listed.returncode == 2 and "must be a JSON object of params" in listed.stderr.strip().splitlines()[-1]
 
 
 def test_postgres_heartbeat_fails_and_retries_a_trial_of_a_worker_on_another_machine(data_dir, postgres_url,
@@ -300,8 +302,19 @@ def test_a_worker_that_fails_to_start_stops_the_started_ones_and_reports_its_own
         Process = FakeProcess
 
     monkeypatch.setattr(tuning.multiprocessing, "get_context", lambda method: FakeContext())
+    monkeypatch.setattr(tuning.os, "cpu_count", lambda: 8)  # three workers are allowed on any machine here
     with pytest.raises(RuntimeError, match="cannot start worker 1"):
         tuning.tune(TITANIC, "lgbm", n_trials=4, workers=3, n_folds=3)
     first, second, third = FakeProcess.made
     assert first.terminated and first.joined
     assert second.pid is None and third.pid is None and not third.joined
+
+
+def test_more_local_workers_than_cores_is_a_usage_error_and_more_than_trials_are_not_started(data_dir, monkeypatch,
+                                                                                              kit_home):
+    monkeypatch.setattr(tuning.os, "cpu_count", lambda: 2)
+    with pytest.raises(UsageError, match=r"--workers 3 is more than this machine's 2 CPU cores; use at most 2"):
+        tuning.tune(TITANIC, "logreg", n_trials=5, workers=3, n_folds=3)
+    assert not (kit_home / "runs").exists()  # refused before the storage was opened
+    study = tuning.tune(TITANIC, "logreg", n_trials=1, workers=2, n_folds=3)  # one trial: one worker, in process
+    assert len(study.trials) == 1
