@@ -18,7 +18,7 @@ from common import blending, runner, submission
 from common.competition import Competition
 from common.cv import CVResult
 from common.errors import DataError, UsageError
-from common.runs import RunRecord, RunWriter, common_folds, load_runs
+from common.runs import RunRecord, RunWriter, common_folds, find_run, load_runs
 
 log = logging.getLogger(__name__)
 RECIPE = "ensemble"
@@ -45,12 +45,8 @@ def select(comp: Competition, run_ids: list[str] | None = None) -> Selection:
         raise UsageError(f"no runs of {comp.name} yet: train some first (python scripts/train.py {comp.name} "
                          f"--recipe ...)")
     if run_ids:
-        known = {r.run_id: r for r in runs}
-        unknown = [i for i in run_ids if i not in known]
-        if unknown:
-            raise UsageError(f"no run {', '.join(unknown)} under runs/{comp.name}/ (see python scripts/leaderboard.py "
-                             f"{comp.name})")
-        runs = [known[i] for i in dict.fromkeys(run_ids)]
+        named = [find_run(runs, i, comp.name) for i in run_ids]
+        runs = list({r.run_id: r for r in named}.values())
     chosen, skipped = [], []
     for r in runs:
         if r.ensemble:

@@ -13,7 +13,7 @@ from common import kaggle_api, submission
 from common.competition import Competition
 from common.data import load, sha256_file
 from common.errors import KaggleApiError, SubmissionError, UsageError
-from common.runs import RunRecord, best_run, load_runs, update_record
+from common.runs import RunRecord, best_run, find_run, load_runs, update_record
 
 log = logging.getLogger(__name__)
 DONE = ("COMPLETE", "ERROR")
@@ -24,10 +24,7 @@ def pick_run(comp: Competition, run_id: str | None = None) -> RunRecord:
     if not runs:
         raise UsageError(f"no runs of {comp.name} yet; run: python scripts/train.py {comp.name}")
     if run_id:
-        matches = [r for r in runs if r.run_id.startswith(run_id)]
-        if len(matches) != 1:
-            raise UsageError(f"{len(matches)} runs of {comp.name} match {run_id!r}; give more of the run id")
-        return matches[0]
+        return find_run(runs, run_id, comp.name)
     return best_run(runs, comp.metric)
 
 

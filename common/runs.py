@@ -23,6 +23,7 @@ import pandas as pd
 
 from common import paths
 from common.compute import cpu_flags
+from common.errors import UsageError
 from common.io import sweep_leftovers, temp_tag, write_json_atomic, write_with
 from common.metrics import Metric
 
@@ -218,6 +219,19 @@ def load_runs(competition: str | None = None) -> list[RunRecord]:
                 log.warning("skipping %s: run.json is missing or not a run record (%s); move the folder away if "
                             "it is not a run", folder, exc)
     return records
+
+
+def find_run(records: list[RunRecord], run_id: str, competition: str) -> RunRecord:
+    """The run ``run_id`` names: its whole id, or a prefix only one run has (ids start with their time, so
+    ``20261122-2130`` is enough when one run started that minute)."""
+    exact = [r for r in records if r.run_id == run_id]
+    matches = exact or [r for r in records if r.run_id.startswith(run_id)]
+    if not matches:
+        raise UsageError(f"no run {run_id} under runs/{competition}/ (see python scripts/leaderboard.py "
+                         f"{competition})")
+    if len(matches) > 1:
+        raise UsageError(f"{len(matches)} runs of {competition} match {run_id!r}; give more of the run id")
+    return matches[0]
 
 
 def update_record(folder: str | Path, **changes: Any) -> RunRecord:

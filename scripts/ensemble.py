@@ -4,7 +4,7 @@ chosen on the other folds' out-of-fold rows only. The result is an ordinary run 
 its members and weights) that submit.py and the report treat like any other.
 
     python scripts/ensemble.py house-prices                         # every run on the persisted folds, hill climb
-    python scripts/ensemble.py titanic --runs RUN_ID RUN_ID ...     # these runs only
+    python scripts/ensemble.py titanic --runs RUN_ID RUN_ID ...     # these runs only (ids or unique prefixes)
     python scripts/ensemble.py disaster-tweets --method nnls        # non-negative least-squares weights
     python scripts/ensemble.py house-prices --max-members 4         # at most 4 distinct runs in the blend
 

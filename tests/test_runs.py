@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from common import compute, paths
-from common.runs import RunRecord, RunWriter, environment, load_runs
+from common.errors import UsageError
+from common.runs import RunRecord, RunWriter, environment, find_run, load_runs
 
 
 def test_run_folder_appears_only_when_complete(kit_home):
@@ -105,3 +106,14 @@ def test_paths_are_shown_as_typed_from_here(tmp_path, monkeypatch):
     monkeypatch.setenv("KIT_HOME", str(tmp_path / ".." / "elsewhere"))
     assert paths.shown(paths.submission_file("titanic")) == str((tmp_path.parent / "elsewhere").resolve()
                                                                  / "submissions" / "titanic.csv")
+
+
+def test_a_run_is_found_by_its_id_or_a_prefix_only_it_has():
+    runs = [RunRecord(i, i, "titanic", "x", {}, {}) for i in ("20261122-2130-fast-a", "20261122-2131-fast-b",
+                                                                "20261122-2131-fast-bc")]
+    assert find_run(runs, "20261122-2130", "titanic").run_id == "20261122-2130-fast-a"
+    assert find_run(runs, "20261122-2131-fast-b", "titanic").run_id == "20261122-2131-fast-b"  # whole id wins
+    with pytest.raises(UsageError, match=r"3 runs of titanic match '2026'; give more of the run id"):
+        find_run(runs, "2026", "titanic")
+    with pytest.raises(UsageError, match=r"no run 2099 under runs/titanic/"):
+        find_run(runs, "2099", "titanic")
