@@ -2,7 +2,7 @@
 """Measure tuning-storage overhead: trials per minute of a trivial objective (TPE sampler) on each storage, and the
 ratio to in-memory. For BENCHMARKS.md.
 
-    python scripts/bench_storage.py --trials 300 [--postgres postgresql+psycopg2://user@host/db]
+    python scripts/bench_storage.py --trials 300 [--postgres postgresql://user@host/db]
 """
 
 import argparse

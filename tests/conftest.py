@@ -150,7 +150,7 @@ def postgres_server():
     pg(str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-l", str(datadir / "log"), "-w", "-o",
        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start")
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"  # as users write it: the default driver
     finally:
         subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-m", "fast", "stop"],
                        capture_output=True, timeout=60)
@@ -162,17 +162,14 @@ def postgres_url(postgres_server):
     """A fresh database on the server for one test."""
     import uuid
 
-    import psycopg2
+    import psycopg
     import sqlalchemy
 
     admin = sqlalchemy.engine.make_url(postgres_server)
     name = f"kit_{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, password=admin.password,
-                            dbname=admin.database)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
+    with psycopg.connect(host=admin.host, port=admin.port, user=admin.username, password=admin.password,
+                         dbname=admin.database, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
     return admin.set(database=name).render_as_string(hide_password=False)
 
 

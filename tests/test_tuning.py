@@ -168,10 +168,10 @@ def test_recipe_without_search_space_is_refused():
 def test_unreachable_storage_is_one_line(data_dir):
     port = 1  # nothing listens there
     result = run_script("tune.py", "titanic", "--recipe", "lgbm", "--trials", "1", "--storage",
-                        f"postgresql+psycopg2://nobody:secret@127.0.0.1:{port}/nodb")
+                        f"postgresql://nobody:secret@127.0.0.1:{port}/nodb")
     assert result.returncode == 6, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: cannot reach tuning storage postgresql+psycopg2://nobody:***@127.0.0.1:1/nodb")
+    assert last.startswith("error: cannot reach tuning storage postgresql://nobody:***@127.0.0.1:1/nodb")
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
 
 
