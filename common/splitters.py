@@ -351,9 +351,10 @@ class Backtest:
             history_end = start - gap
             if history_end < self.min_history:
                 most = max(0, (len(dates) - shift - horizon - gap - self.min_history) // step + 1)
+                low = max(2, self.min_splits)  # --folds starts at 2
+                choice = f"choose --folds between {low} and {most}" if most >= low else f"it holds {most} at most"
                 raise UsageError(f"cannot place {n_splits} backtest windows of {horizon} days (gap {gap}) in "
-                                 f"{len(dates)} days with {self.min_history} days of history each; choose --folds "
-                                 f"between 1 and {most}")
+                                 f"{len(dates)} days with {self.min_history} days of history each; {choice}")
             out.append((dates[history_end - 1], dates[start], dates[stop - 1]))
         return out
 

@@ -93,6 +93,15 @@ def test_a_backtest_needs_three_windows(data_dir, kit_home):
         runner.train(WT, "median", n_folds=2, progress=False)
 
 
+def test_too_many_windows_for_the_history_are_one_usage_line_naming_the_limit(data_dir, kit_home):
+    with pytest.raises(UsageError, match=r"cannot place 9 backtest windows .* choose --folds between 3 and 7"):
+        runner.train(WT, "median", n_folds=9, progress=False)
+    # 7 windows fit the splitter, but the oldest leaves the LightGBM no training cut-off: a usage line, no traceback
+    result = run_script("train.py", "web-traffic", "--recipe", "fast", "--folds", "7", "--quiet")
+    assert "too few for the LightGBM forecaster" in one_error_line(result, 2) and "fewer --folds" in result.stderr
+    assert not (kit_home / "runs").exists() or not list((kit_home / "runs").rglob("run.json"))
+
+
 def test_nested_zips_as_kaggle_ships_them_load_like_the_plain_files(replica, tmp_path, kit_home):
     plain = small_copy(replica, tmp_path / "plain")
     nested = tmp_path / "nested"

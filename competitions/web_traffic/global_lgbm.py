@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from common.compute import n_threads
 from common.constraints import BOOLEAN, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Checked, at_least, between
+from common.errors import UsageError
 from common.splitters import ForecastTask
 from competitions.web_traffic.baselines import log_history
 from competitions.web_traffic.features import Cut, cut_rows
@@ -66,8 +67,11 @@ class GlobalLGBM(Checked, RegressorMixin, BaseEstimator):
         logged = log_history(task.history)
         codes = static_codes(task)
         cuts = self.cuts(task)
-        if not cuts:
-            raise ValueError(f"history of {len(task.history.dates)} days is too short to train on")
+        if not cuts:  # the oldest backtest windows of a long --folds have the shortest history
+            need = self.min_history + task.gap + len(task.dates)
+            raise UsageError(f"{len(task.history.dates)} days of history are too few for the LightGBM forecaster "
+                             f"(one training cut-off needs {need}: min_history {self.min_history}, then the gap "
+                             f"and horizon); use fewer --folds, so the oldest window has more history before it")
         rng = np.random.default_rng(self.seed)
         n, horizon = logged.shape[0], cuts[0].horizon
         # at full size a cut-off has millions of (page, day) rows: each cut-off takes its share of max_rows as a

@@ -18,6 +18,7 @@ from torch import nn
 
 from common.blocks.torch.estimator import TorchRegressor
 from common.constraints import BOOLEAN, NON_NEGATIVE_INT, OPTIONAL_TEXT, POSITIVE, POSITIVE_INT, Checked
+from common.errors import UsageError
 from common.splitters import ForecastTask
 from competitions.web_traffic.baselines import log_history, nan_median
 from competitions.web_traffic.features import YEAR
@@ -157,8 +158,10 @@ class Seq2SeqForecaster(Checked, RegressorMixin, BaseEstimator):
         length = len(task.history.dates)
         steps = task.gap + len(task.dates)
         latest = length - steps  # the newest cut-off whose days to forecast are all known
-        if latest < 28:
-            raise ValueError(f"history of {length} days is too short for {steps} days ahead")
+        if latest < 28:  # the oldest backtest windows of a long --folds have the shortest history
+            raise UsageError(f"{length} days of history are too few for the sequence model ({steps + 28} needed: 28 "
+                             f"to encode, then {steps} to forecast); use fewer --folds, so the oldest window has "
+                             f"more history before it")
         known = ~np.isnan(task.history.values).all(axis=1)
         pages = np.flatnonzero(known)
         if len(pages) > self.max_series:
