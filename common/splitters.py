@@ -227,6 +227,9 @@ class RowFolds:
         """A fresh fold id per train row (not persisted)."""
         n = len(data.train)
         groups = self.groups(data) if self.groups is not None else None
+        if groups is None and self.kind in ("group", "stratified-group"):
+            raise UsageError(f"fold kind {self.kind!r} keeps groups of rows together, and this competition's "
+                             f"splitter defines no groups; choose kfold or stratified")
         self.check_n_splits(data, n_splits, groups)
         fold = np.full(n, -1, dtype=np.int64)
         for k, (_, valid) in enumerate(self._splitter(n_splits).split(np.zeros(n), data.y, groups)):

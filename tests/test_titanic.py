@@ -178,6 +178,9 @@ def test_compare_scores_stacks_and_other_fold_kinds(data_dir, kit_home):
         assert result.returncode == 0, result.stderr
         scores[kind] = result.stdout.splitlines()[1].split()[1]
     assert scores["stratified"] != scores["kfold"]  # the fold kind really changed the folds
+    ungrouped = run_script("compare.py", "titanic", "--recipes", "fast", "--repeats", "1", "--split", "group")
+    assert ungrouped.returncode == 2 and "Traceback" not in ungrouped.stderr
+    assert "splitter defines no groups; choose kfold or stratified" in ungrouped.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("script", ["train.py", "download.py", "tune.py", "compare.py"])
