@@ -27,9 +27,6 @@ class Blend(Checked, RegressorMixin, BaseEstimator):
         unknown = sorted(set(used) - set(self.members))
         if unknown:
             raise ValueError(f"blend weights name unknown members {unknown}; members are {sorted(self.members)}")
-        for member in self.members.values():  # the members' own ranges, before any of them is fitted
-            if isinstance(member, Checked):
-                member._validate_params()
 
     def __init__(self, members: dict, weights: dict[str, float], round: bool = True):
         self.members = members
