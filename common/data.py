@@ -2,7 +2,8 @@
 
 Sources, first match wins (see README "Data sources"):
 1. ``--data-dir`` / ``KAGGLE_DATA_DIR``: a folder holding ``<slug>/`` (files or ``<slug>.zip``) or ``<slug>.zip``;
-2. ``/kaggle/input/<slug>`` inside a Kaggle notebook;
+2. the competition's input inside a Kaggle notebook (``/kaggle/input/competitions/<slug>``, or ``/kaggle/input/<slug>``
+   where older notebooks and attached datasets mount it);
 3. the cache ``data/<slug>/`` when every file still matches its sha256 manifest;
 4. the Kaggle API through the official client (``common.kaggle_api``), unpacked safely into the cache.
 """
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 KAGGLE_INPUT = Path("/kaggle/input")
 MANIFEST = "MANIFEST.json"
+SOURCE_WORDS = {"data-dir": "local files", "kaggle-input": "the Kaggle notebook's input"}
 
 
 def sha256_file(path: Path) -> str:
@@ -62,10 +64,10 @@ def fetch(comp: Competition, data_dir: str | Path | None = None, force_download:
     if data_dir:
         return _from_data_dir(comp, Path(data_dir), names, check)
 
-    notebook = KAGGLE_INPUT / comp.slug
-    if _has_all(notebook, names):
-        log.info("using Kaggle notebook input %s", notebook)
-        return DataFiles(notebook, "kaggle-input", _hash_files(notebook, names))
+    for notebook in notebook_inputs(comp.slug):
+        found = _from_folder(comp, notebook, names, "kaggle-input", check)
+        if found is not None:
+            return found
 
     cache = paths.data_cache(comp.slug)
     if not force_download:
@@ -122,21 +124,44 @@ def _few(values: Sequence, n: int = 3) -> str:
     return ", ".join(map(str, list(values)[:n]))
 
 
+def notebook_inputs(slug: str) -> list[Path]:
+    """Where a Kaggle notebook mounts a competition's files: ``competitions/<slug>`` is where it mounts an attached
+    competition today; ``<slug>`` is where older notebooks had it (and where a dataset copy of the files lands)."""
+    return [KAGGLE_INPUT / "competitions" / slug, KAGGLE_INPUT / slug]
+
+
+def _from_folder(comp: Competition, folder: Path, names: list[str], source: str,
+                 check: Check | None) -> DataFiles | None:
+    """The files as they lie in ``folder``, or unpacked into the cache where some of them are there only as
+    ``<name>.zip`` (Web Traffic's files in a Kaggle notebook, or its download unzipped once); ``None`` if any is
+    missing either way."""
+    if _has_all(folder, names):
+        log.info("using %s in %s", SOURCE_WORDS.get(source, source), folder)
+        return DataFiles(folder, source, _hash_files(folder, names))
+    if not all((folder / n).is_file() or (folder / f"{n}.zip").is_file() for n in names):
+        return None
+    return _unpack_to_cache(comp, folder, source, check)
+
+
 def _from_data_dir(comp: Competition, root: Path, names: list[str], check: Check | None) -> DataFiles:
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataError(f"data directory {root} {what}; set KAGGLE_DATA_DIR or --data-dir to a folder")
     folder = root / comp.slug
-    if _has_all(folder, names):
-        log.info("using local files in %s", folder)
-        return DataFiles(folder, "data-dir", _hash_files(folder, names))
+    found = _from_folder(comp, folder, names, "data-dir", check)
+    if found is not None:
+        return found
     for zip_path in (folder / f"{comp.slug}.zip", root / f"{comp.slug}.zip"):
         if zip_path.is_file():
             return _unpack_to_cache(comp, zip_path, "data-dir", check)
     if folder.is_dir():
         missing = [n for n in names if not (folder / n).is_file()]
-        raise DataError(f"{comp.name}: {', '.join(missing)} missing from {folder} (needs {', '.join(names)})")
-    raise DataError(f"{comp.name}: neither {folder}/ nor {root / (comp.slug + '.zip')} exists in the data directory")
+        raise DataError(f"{comp.name}: {', '.join(missing)} missing from {folder} (needs {', '.join(names)}, each "
+                        f"as it is or zipped as <name>.zip, or all in {comp.slug}.zip)")
+    hint = (f"; {root} itself holds the files: point --data-dir / KAGGLE_DATA_DIR at {root.parent}, the folder above "
+            f"it, and name this folder {comp.slug}" if _has_all(root, names) else "")
+    raise DataError(f"{comp.name}: neither {folder}/ nor {root / (comp.slug + '.zip')} exists in the data "
+                    f"directory{hint}")
 
 
 def _verified_cache(cache: Path, names: list[str]) -> DataFiles | None:
@@ -156,11 +181,12 @@ def _verified_cache(cache: Path, names: list[str]) -> DataFiles | None:
     return DataFiles(cache, "cache", actual)
 
 
-def _unpack_to_cache(comp: Competition, zip_path: Path, source: str, check: Check | None = None) -> DataFiles:
-    """Unpack into a temp folder, verify, then swap it in as ``data/<slug>/`` with a manifest."""
+def _unpack_to_cache(comp: Competition, source_path: Path, source: str, check: Check | None = None) -> DataFiles:
+    """Unpack a zip - or a folder where some files are zipped one by one - into a temp folder, verify, then swap it
+    in as ``data/<slug>/`` with a manifest."""
     names = list(comp.files)
     cache = paths.data_cache(comp.slug)
-    zip_sha = sha256_file(zip_path)
+    zip_sha = _source_sha256(source_path, names)
     cached = _verified_cache(cache, names)
     if cached is not None:
         manifest = json.loads((cache / MANIFEST).read_text())
@@ -170,16 +196,23 @@ def _unpack_to_cache(comp: Competition, zip_path: Path, source: str, check: Chec
     tmp = make_temp_dir(cache.parent, f"unpack-{comp.slug}")
     old = None
     try:
-        log.info("unpacking %s", zip_path)
-        safe_extract(zip_path, tmp)
+        log.info("unpacking %s", source_path)
+        if source_path.is_dir():
+            for name in names:
+                if (source_path / name).is_file():
+                    shutil.copyfile(source_path / name, tmp / name)
+        else:
+            safe_extract(source_path, tmp)
+        outer = source_path if source_path.is_dir() else tmp
         for name in names:  # some competitions ship each file zipped inside the zip
-            inner = tmp / f"{name}.zip"
+            inner = outer / f"{name}.zip"
             if not (tmp / name).is_file() and inner.is_file():
-                safe_extract(inner, tmp, shown=f"{zip_path} > {inner.name}")
-                inner.unlink()
+                safe_extract(inner, tmp, shown=f"{source_path} > {inner.name}" if outer is tmp else str(inner))
+                if outer is tmp:
+                    inner.unlink()
         missing = [n for n in names if not (tmp / n).is_file()]
         if missing:
-            raise DataError(f"{comp.name}: {zip_path} does not contain {', '.join(missing)}")
+            raise DataError(f"{comp.name}: {source_path} does not contain {', '.join(missing)}")
         sums = _hash_files(tmp, names)
         # Check the new files before they may replace anything: a bad zip must not cost the good cache.
         try:
@@ -187,8 +220,8 @@ def _unpack_to_cache(comp: Competition, zip_path: Path, source: str, check: Chec
             if check is not None:
                 check(loaded)
         except DataError as exc:
-            raise DataError(f"{exc} (in {zip_path}; the cache was left as it was)") from exc
-        manifest = {"source": str(zip_path), "zip_sha256": zip_sha, "files": sums}
+            raise DataError(f"{exc} (in {source_path}; the cache was left as it was)") from exc
+        manifest = {"source": str(source_path), "zip_sha256": zip_sha, "files": sums}
         write_json_atomic(tmp / MANIFEST, manifest)
         if cache.exists():
             old = make_temp_dir(cache.parent, f"old-{comp.slug}")
@@ -199,6 +232,16 @@ def _unpack_to_cache(comp: Competition, zip_path: Path, source: str, check: Chec
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
     return DataFiles(cache, source, sums)
+
+
+def _source_sha256(source_path: Path, names: list[str]) -> str:
+    """What the cache was unpacked from: the zip's sha256, or for a folder one over the files (or their zips) it
+    took, so a changed file there unpacks again."""
+    if not source_path.is_dir():
+        return sha256_file(source_path)
+    taken = [source_path / n if (source_path / n).is_file() else source_path / f"{n}.zip" for n in names]
+    lines = "".join(f"{p.name} {sha256_file(p)}\n" for p in taken)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def safe_extract(zip_path: Path, target: Path, shown: str | None = None) -> list[Path]:

@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--folds", type=folds_arg, help="folds per repeat (default: the competition's own)")
     parser.add_argument("--repeats", type=repeats_arg, default=3, metavar="1..50")
     parser.add_argument("--seed", type=seed_arg, default=0, help="model seed")
-    parser.add_argument("--data-dir")
+    parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
     parser.add_argument("--tuned", action="store_true", help="also score each recipe's best tuned params")
     parser.add_argument("--storage", help="tuning storage for --tuned (default: the embedded journal)")
     parser.add_argument("--split", choices=["kfold", "stratified", "group", "stratified-group"],

@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--seed", type=seed_arg, default=0, help="model seed; sampler seeds derive from it")
     parser.add_argument("--folds", type=folds_arg, help="CV folds, the same persisted folds as train.py (default: "
                         "the competition's own)")
-    parser.add_argument("--data-dir")
+    parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     setup_logging(args.verbose)

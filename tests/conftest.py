@@ -35,6 +35,9 @@ def kit_home(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("KIT_HOME", str(home))
     monkeypatch.delenv("KAGGLE_DATA_DIR", raising=False)
+    from common import data  # a machine that happens to have /kaggle/input must not feed the tests
+
+    monkeypatch.setattr(data, "KAGGLE_INPUT", tmp_path / "no-kaggle-input")
     return home
 
 

@@ -51,6 +51,21 @@ def test_data_dir_zip_is_unpacked_into_verified_cache(shared_kaggle, tmp_path, k
     assert (files.folder / "train.csv").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.parametrize("mount", ["competitions/titanic", "titanic"])
+def test_kaggle_notebook_input_is_used_where_notebooks_mount_it(shared_kaggle, tmp_path, monkeypatch, mount):
+    """Notebooks mount an attached competition at /kaggle/input/competitions/<slug> (older ones at <slug>)."""
+    monkeypatch.setattr(data, "KAGGLE_INPUT", tmp_path / "input")
+    shutil.copytree(shared_kaggle / "titanic", tmp_path / "input" / mount)
+    files = data.fetch(TITANIC)
+    assert files.source == "kaggle-input" and files.folder == tmp_path / "input" / mount
+
+
+def test_a_data_dir_that_is_the_competition_folder_itself_says_where_to_point(data_dir):
+    with pytest.raises(DataError, match=r"itself holds the files: point --data-dir / KAGGLE_DATA_DIR at "
+                                        rf"{data_dir}, the folder above it"):
+        data.fetch(TITANIC, data_dir / "titanic")
+
+
 def test_cache_is_used_when_manifest_matches_and_rejected_when_tampered(shared_kaggle, tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()

@@ -118,6 +118,41 @@ def test_nested_zips_as_kaggle_ships_them_load_like_the_plain_files(replica, tmp
     assert from_zip.test.equals(from_csv.test) and len(from_zip.train) == 120
 
 
+def _zip_each(plain: Path, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for name in STAGE1:
+        with zipfile.ZipFile(folder / f"{name}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(plain / SLUG / name, name)
+
+
+@pytest.mark.parametrize("where", ["notebook", "data-dir"])
+def test_a_folder_of_zipped_files_loads_like_the_plain_files(replica, tmp_path, kit_home, monkeypatch, where):
+    """A Kaggle notebook mounts Web Traffic as train_1.csv.zip, key_1.csv.zip, ...; unzipping the download once
+    gives the same folder."""
+    plain = small_copy(replica, tmp_path / "plain")
+    if where == "notebook":
+        monkeypatch.setattr(data, "KAGGLE_INPUT", tmp_path / "input")
+        folder, data_dir = tmp_path / "input" / "competitions" / SLUG, None
+    else:
+        folder, data_dir = tmp_path / "mirror" / SLUG, tmp_path / "mirror"
+    _zip_each(plain, folder)
+    files, from_zips = data.load(WT, data_dir)
+    _, from_csv = data.load(WT, plain)
+    assert files.source == ("kaggle-input" if where == "notebook" else "data-dir")
+    assert files.folder == kit_home / "data" / SLUG and not list(files.folder.glob("*.zip"))
+    assert np.array_equal(from_zips.labels, from_csv.labels, equal_nan=True) and from_zips.test.equals(from_csv.test)
+    # the same zips again: the cache is used as it is; a zip that changes is unpacked again
+    written = (files.folder / "train_1.csv").stat().st_mtime_ns
+    assert (data.fetch(WT, data_dir).folder / "train_1.csv").stat().st_mtime_ns == written
+    small_copy(replica, tmp_path / "bad", train=_negative)
+    (folder / "train_1.csv.zip").unlink()
+    with zipfile.ZipFile(folder / "train_1.csv.zip", "w") as zf:
+        zf.write(tmp_path / "bad" / SLUG / "train_1.csv", "train_1.csv")
+    with pytest.raises(DataError, match="counts >= 0"):  # checked before it may replace the cache
+        data.load(WT, data_dir)
+    assert (files.folder / "train_1.csv").stat().st_mtime_ns == written
+
+
 def test_stage_two_forecasts_after_the_key_files_gap(tmp_path, kit_home):
     """Stage 2 style: train ends, one day is skipped, then the key's days; windows keep the same gap."""
     rng = np.random.default_rng(0)
