@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import drift, paths
+from common import drift, paths, plotting
 from common.io import write_text_atomic
 from common.metrics import Metric, by_name
 from common.runs import RunRecord, load_runs
@@ -77,7 +77,8 @@ def _studies(name: str, storage: str | None) -> dict[str, list[tuple[int, float]
     from common import tuning
 
     url = storage or str(paths.runs_dir(name) / "optuna.journal")
-    if "://" not in url and not Path(url).is_file():
+    local = tuning.storage_file(url)
+    if local is not None and not local.is_file():  # never created by reading it
         return {}
     try:
         return tuning.histories(url, prefix=f"{name}:")
@@ -204,10 +205,7 @@ def _competition_figures(section: Section, figures: Figures | None) -> list[tupl
 
 
 def _plots(section: Section) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     plots = []
     runs = section.runs[:TOP_RUNS_PLOTTED]
@@ -263,7 +261,7 @@ TOP_FEATURES_PLOTTED = 20
 def _bars(plt, names: list[str], values: list[float], xlabel: str, title: str):
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.2))
     ax.barh(range(len(names)), values, color="#4c72b0")
-    ax.set_yticks(range(len(names)), labels=names)
+    ax.set_yticks(range(len(names)), labels=[plotting.drawable(n) for n in names])
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.set_title(title)

@@ -63,6 +63,24 @@ def display_url(url: str) -> str:
         return url
 
 
+def storage_file(url: str) -> Path | None:
+    """The file behind a journal path or an SQLite URL; None for a database server (or SQLite in memory)."""
+    if "://" not in url or url.startswith("journal://"):
+        return Path(url.removeprefix("journal://"))
+    scheme, _, rest = url.partition(":///")
+    if scheme.split("+")[0] == "sqlite" and rest and not rest.startswith(":memory:"):
+        return Path(rest.split("?")[0])
+    return None
+
+
+def require_storage(url: str, then: str) -> None:
+    """Readers (``--params best``, the report) must not create a storage where a typo points: one usage line,
+    ``then`` saying what to do."""
+    path = storage_file(url)
+    if path is not None and not path.is_file():
+        raise UsageError(f"no tuning storage at {path}; {then}")
+
+
 class FlockLock:
     """The journal's write lock as a kernel file lock (``flock``; Optuna only calls acquire and release): the
     kernel drops it when its process dies, so a killed worker can never leave a stale lock that the next run waits
@@ -407,8 +425,11 @@ def best_params(comp: Competition, recipe: str, storage_url: str | None = None) 
             raise UsageError(f"no member of stack {recipe!r} has been tuned; run scripts/tune.py {comp.name} "
                              f"--recipe <member> first (members: {', '.join(members)})")
         return params, {"kind": "stack", "members": sources}
-    storage, resolved = open_storage(storage_url, comp)
     name = study_name(comp, recipe)
+    require_storage(storage_url or default_storage(comp),
+                    f"study {name!r} is not there: run scripts/tune.py {comp.name} --recipe {recipe}"
+                    + (f" --storage {storage_url}" if storage_url else "") + " first")
+    storage, resolved = open_storage(storage_url, comp)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
         trial = study.best_trial

@@ -26,6 +26,11 @@ def main() -> int:
     names = args.competitions or None
     for name in names or []:
         competitions.get(name)  # unknown names fail here, in one line
+    if args.storage:
+        from common import tuning  # lazy: Optuna only when a storage is named
+
+        tuning.require_storage(args.storage, "--storage takes the journal file or database tune.py wrote "
+                               "(by default runs/<competition>/optuna.journal)")
     if args.sync:
         for name in names or [s.name for s in report.collect()]:
             updated = kaggle_runs.sync(competitions.get(name))

@@ -1,10 +1,12 @@
 """The submit loop through the real kaggle client against the fake Kaggle, and the CV leaderboard report,
 including a headless Chromium that opens the HTML report from disk."""
 
+import io
 import json
 import shutil
 import subprocess
 import sys
+import urllib.parse
 
 import pandas as pd
 import pytest
@@ -220,3 +222,22 @@ def test_report_plots_the_optuna_history_of_each_study(data_dir, kit_home, stora
     assert "Optuna optimisation history (titanic:logreg)" in text
     # fold spread + importance of the fast run + history (no LB scores, no drift check yet)
     assert text.count("data:image/png;base64,") == 3
+
+
+def test_labels_from_the_data_are_drawn_without_missing_glyphs():
+    """Page names and terms in any script: what the fonts cannot draw is percent-encoded, so no empty boxes."""
+    import warnings
+
+    from common import plotting
+
+    plt = plotting.pyplot()
+    text = "習近平_zh.wikipedia.org Москва fire 🔥 Û_"
+    shown = plotting.drawable(text)
+    assert "Москва" in shown and "%F0%9F%94%A5" in shown  # Cyrillic is in every default font, this emoji in none
+    assert urllib.parse.unquote(shown) == text
+    fig, ax = plt.subplots()
+    ax.set_title(shown)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns once per glyph it lacks
+        fig.savefig(io.BytesIO(), format="png")
+    plt.close(fig)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -185,7 +186,31 @@ def test_study_created_for_the_other_direction_is_refused(storage_url):
 def test_params_best_without_a_study_is_one_line(data_dir):
     result = run_script("train.py", "titanic", "--recipe", "lgbm", "--params", "best")
     assert result.returncode == 2
-    assert "no study 'titanic:lgbm'" in result.stderr.strip().splitlines()[-1]
+    assert "study 'titanic:lgbm' is not there" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("url, file", [
+    ("runs/titanic/optuna.journal", "runs/titanic/optuna.journal"), ("journal:///tmp/x.log", "/tmp/x.log"),
+    ("sqlite:///typo.db", "typo.db"), ("sqlite:////tmp/t.db?timeout=5", "/tmp/t.db"),
+    ("sqlite+pysqlite:///a.db", "a.db"), ("sqlite:///:memory:", None), ("postgresql://u@host/db", None)])
+def test_storage_file_names_the_file_behind_a_url(url, file):
+    assert tuning.storage_file(url) == (None if file is None else Path(file))
+
+
+def test_readers_never_create_the_storage_a_typo_names(data_dir, tmp_path, kit_home):
+    """--params best and the report read studies: a wrong --storage is one usage line, and no empty file appears."""
+    typo_db, typo_journal = tmp_path / "typo.db", tmp_path / "typo" / "optuna.journal"
+    result = run_script("train.py", "titanic", "--recipe", "lgbm", "--params", "best", "--storage",
+                        f"sqlite:///{typo_db}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: no tuning storage at {typo_db}; study "
+                                                             "'titanic:lgbm' is not there: run scripts/tune.py")
+    result = run_script("leaderboard.py", "--storage", str(typo_journal))
+    assert result.returncode == 2 and "no tuning storage at" in result.stderr.strip().splitlines()[-1]
+    default = run_script("train.py", "titanic", "--recipe", "lgbm", "--params", "best")
+    assert default.returncode == 2 and "optuna.journal; study 'titanic:lgbm' is not there" in default.stderr
+    assert not typo_db.exists() and not typo_journal.parent.exists()
+    assert not list(kit_home.rglob("optuna.journal"))
 
 
 def test_params_from_a_json_file(data_dir, tmp_path, kit_home):

@@ -318,13 +318,19 @@ def test_sample_ids_must_match_the_key(replica, tmp_path, kit_home):
         data.load(WT, mirror)
 
 
+def _silent_page(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.iloc[3, 1:] = np.nan  # a page with no visits recorded at all
+    return frame
+
+
 def test_report_shows_the_backtest_pictures(replica, tmp_path, kit_home):
-    mirror = small_copy(replica, tmp_path / "mirror", pages=40)
+    mirror = small_copy(replica, tmp_path / "mirror", pages=40, train=_silent_page)
     env = env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(mirror))
     trained = run_script("train.py", "web-traffic", "--recipe", "median", "--folds", "3", "--quiet", env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]
     result = run_script("leaderboard.py", "web-traffic", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "Warning" not in result.stderr  # no numpy warning about the silent page
     page = (kit_home / "reports" / "leaderboard.html").read_text()
     assert "Backtest SMAPE per forecast day and per project" in page
     assert "A few pages: history, backtest forecast and test forecast" in page

@@ -6,6 +6,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common import plotting
+
 SIDE = 28
 
 
@@ -31,10 +33,7 @@ def most_confidently_wrong(oof: pd.DataFrame, n: int = 24) -> pd.DataFrame:
 
 def figures(run: Any, images: np.ndarray | None = None) -> list[tuple[str, Any]]:
     """The two pictures of a run; ``images`` (train pixels, n x 784) are loaded when not given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     oof = pd.read_parquet(run.path / "oof.parquet")
     counts, truth, predicted = confusion(oof)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common import plotting
 from common.metrics import smape_score
 from competitions.web_traffic.files import PAGE_PATTERN
 
@@ -38,10 +39,7 @@ def per_project(oof: pd.DataFrame, truth: np.ndarray, forecast: np.ndarray) -> p
 
 
 def figures(run: Any, load_data: Callable[[], Any], pages: int = 4) -> list[tuple[str, Any]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     data = load_data()
     oof, truth, forecast = cells(run, data)
@@ -59,7 +57,8 @@ def figures(run: Any, load_data: Callable[[], Any], pages: int = 4) -> list[tupl
     out = [("Backtest SMAPE per forecast day and per project", fig)]
 
     test = pd.read_parquet(run.path / "test_pred.parquet")
-    level = np.nan_to_num(np.nanmedian(np.where(np.isnan(truth), np.nan, truth), axis=1)) if truth.size else None
+    # pandas' median skips NaN without numpy's all-NaN warning (pages with no visits recorded in the windows)
+    level = pd.DataFrame(truth).median(axis=1).fillna(0).to_numpy() if truth.size else None
     if level is not None and len(level):
         order = np.argsort(level)
         chosen = order[np.linspace(len(order) // 4, len(order) - 1, pages).astype(int)]
@@ -75,7 +74,7 @@ def figures(run: Any, load_data: Callable[[], Any], pages: int = 4) -> list[tupl
             ax.plot(oof_days, forecast[i], color="tab:blue", lw=1.2, label="backtest forecast")
             ax.plot(test_days, test.iloc[int(np.flatnonzero(test["Page"].to_numpy() == page)[0]), 1:].to_numpy(
                 np.float32), color="tab:red", lw=1.2, label="test forecast")
-            ax.set_title(page, fontsize=8)
+            ax.set_title(plotting.drawable(page), fontsize=8)
             ax.set_yscale("symlog")
         np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
         fig.tight_layout()
