@@ -15,8 +15,9 @@ import os
 import shutil
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,13 +87,16 @@ def fetch(comp: Competition, data_dir: str | Path | None = None, force_download:
 
 
 def load(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False,
-         check: Check | None = None) -> tuple[DataFiles, Data]:
+         check: Check | None = None, used_by: Mapping[str, Any] | None = None) -> tuple[DataFiles, Data]:
     """Fetch and load a competition's files: every file checked, ids checked against the sample submission.
 
     New files are checked before they may replace the cache (``_unpack_to_cache``); a cache that fails the checks
-    anyway (files edited by hand, checks made stricter by an update) is named as the culprit.
+    anyway (files edited by hand, checks made stricter by an update) is named as the culprit. ``used_by``: the data
+    record of a run that works on (the report's pictures, submit, an ensemble) - its folder is used while it still
+    holds the files it recorded, so a ``--data-dir`` given to train need not be given again.
     """
-    files = fetch(comp, data_dir, force_download, check)
+    recorded = None if data_dir or os.environ.get("KAGGLE_DATA_DIR") else _recorded_files(comp, used_by)
+    files = recorded or fetch(comp, data_dir, force_download, check)
     try:
         return files, check_loaded(comp.load(files))
     except DataError as exc:
@@ -100,6 +104,17 @@ def load(comp: Competition, data_dir: str | Path | None = None, force_download: 
             raise
         raise DataError(f"{exc} - in the cached copy {files.folder}; delete that folder or point --data-dir / "
                         "KAGGLE_DATA_DIR at good files to fetch them again") from exc
+
+
+def _recorded_files(comp: Competition, record: Mapping[str, Any] | None) -> DataFiles | None:
+    """A run's files where its record says they were, if every one still has the sha256 it recorded."""
+    if not record or not record.get("folder"):
+        return None
+    folder, names, sums = Path(record["folder"]), list(comp.files), record.get("sha256") or {}
+    if not _has_all(folder, names) or _hash_files(folder, names) != {n: sums.get(n) for n in names}:
+        return None
+    log.info("using the files the run used, in %s", folder)
+    return DataFiles(folder, record.get("source", "data-dir"), {n: sums[n] for n in names})
 
 
 def check_loaded(data: Data) -> Data:

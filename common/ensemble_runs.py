@@ -153,7 +153,7 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
         log.warning("skipping run %s: %s", run_id, reason)
     _enough(comp, selection.records)
     n_splits = selection.records[0].folds.get("n_splits", 5)
-    prep = runner.prepare(comp, n_splits, data_dir)
+    prep = runner.prepare(comp, n_splits, data_dir, used_by=selection.records[0].data)
     if prep.folds.hash != selection.records[0].folds.get("hash"):
         raise DataError(f"the persisted folds of {comp.name} (hash {prep.folds.hash}) are not the ones these runs "
                         f"used ({selection.records[0].folds.get('hash')}): the data or folds changed since; "

@@ -42,7 +42,7 @@ def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None 
     if sha256_file(path) != run.submission["sha256"]:
         raise SubmissionError(f"{path} was edited after the run validated it (sha256 differs); refusing to submit "
                               "it - train again to get a fresh one")
-    sample = load(comp, data_dir)[1].sample_submission
+    sample = load(comp, data_dir, used_by=run.data)[1].sample_submission
     submission.validate(pd.read_csv(path), sample, comp.submission)
     return path
 

@@ -36,11 +36,13 @@ class Prepared:
     folds: Folds
 
 
-def prepare(comp: Competition, n_folds: int | None = None, data_dir: str | Path | None = None) -> Prepared:
+def prepare(comp: Competition, n_folds: int | None = None, data_dir: str | Path | None = None,
+            used_by: dict[str, Any] | None = None) -> Prepared:
     """Load and check the files, build features and the persisted folds (``n_folds``: the competition's default
-    when None)."""
+    when None; ``used_by``: a run's data record, whose files are preferred, as ``data.load`` says)."""
     n_folds = n_folds or comp.default_folds
-    files, dataset = data_layer.load(comp, data_dir, check=lambda d: comp.folds.check_persisted(d, n_folds, comp.name))
+    files, dataset = data_layer.load(comp, data_dir, check=lambda d: comp.folds.check_persisted(d, n_folds, comp.name),
+                                     used_by=used_by)
     log.info("%s: files from %s (%s)", comp.name, files.folder, files.source)
     X, X_test = comp.features(dataset)
     folds = comp.folds.split(dataset, n_folds, comp.name)
@@ -182,7 +184,8 @@ def finish_run(run: RunWriter, prep: Prepared, recipe_name: str, result: CVResul
         },
         folds={"n_splits": prep.folds.n_splits, **prep.folds.spec, "hash": prep.folds.hash,
                "path": str(prep.folds.path)},
-        data={"source": prep.files.source, "folder": str(prep.files.folder), "sha256": prep.files.sha256},
+        data={"source": prep.files.source, "folder": str(Path(prep.files.folder).resolve()),
+              "sha256": prep.files.sha256},
         submission={"file": sub_path.name, "rows": len(sub), "sha256": sub_sha},
         seconds={"total": round(time.perf_counter() - started, 3),
                  "folds": [round(s, 3) for s in result.fold_seconds]},

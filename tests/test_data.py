@@ -66,6 +66,29 @@ def test_a_data_dir_that_is_the_competition_folder_itself_says_where_to_point(da
         data.fetch(TITANIC, data_dir / "titanic")
 
 
+def test_a_runs_files_are_used_where_its_record_found_them(shared_kaggle, tmp_path, monkeypatch):
+    """The report's pictures, submit and ensembles read the files of a run trained with --data-dir without it."""
+    from common import runner
+
+    copy_titanic(shared_kaggle, tmp_path / "mirror")
+    record, _ = runner.train(TITANIC, "fast", n_folds=3, data_dir=tmp_path / "mirror", progress=False)
+    assert data.load(TITANIC, used_by=record.data)[0].folder == tmp_path / "mirror" / "titanic"
+    copy_titanic(shared_kaggle, tmp_path / "other")  # a data dir given now still wins
+    assert data.load(TITANIC, tmp_path / "other", used_by=record.data)[0].folder == tmp_path / "other" / "titanic"
+
+    class Searched(Exception):
+        pass
+
+    def search(*args, **kwargs):
+        raise Searched
+
+    monkeypatch.setattr(data, "fetch", search)
+    test_csv = tmp_path / "mirror" / "titanic" / "test.csv"
+    test_csv.write_bytes(test_csv.read_bytes().replace(b"\r\n", b"\n"))  # the same table, other bytes
+    with pytest.raises(Searched):  # no longer the files the run used: found the usual way
+        data.load(TITANIC, used_by=record.data)
+
+
 def test_cache_is_used_when_manifest_matches_and_rejected_when_tampered(shared_kaggle, tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()

@@ -58,7 +58,7 @@ def figures(run: Any, images: np.ndarray | None = None) -> list[tuple[str, Any]]
         from common import data
         from competitions.digit_recognizer import COMPETITION, PIXELS
 
-        images = data.load(COMPETITION)[1].train[PIXELS].to_numpy(np.uint8)
+        images = data.load(COMPETITION, used_by=run.data)[1].train[PIXELS].to_numpy(np.uint8)
     wrong = most_confidently_wrong(oof)
     if len(wrong):
         cols = 8

@@ -59,7 +59,7 @@ def make(stage: Stage, name: str, default_folds: int) -> Competition:
     def pictures(run):  # the report's pictures need the truth of the backtest days: the files, loaded again
         from common import data as data_layer
 
-        return figures.figures(run, lambda: data_layer.load(comp)[1])
+        return figures.figures(run, lambda: data_layer.load(comp, used_by=run.data)[1])
 
     comp = Competition(
         name=name, slug=SLUG, task="forecast", metric=SMAPE, files=stage.specs,
