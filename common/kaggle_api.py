@@ -72,7 +72,34 @@ def _client():
             api.authenticate()
         except SystemExit as exc:
             raise KaggleApiError(f"Kaggle rejected the credentials: {CREDENTIALS_HELP}") from exc
+        except Exception as exc:  # noqa: BLE001 - a token is checked online: network and HTTP errors land here
+            raise _auth_error(exc) from exc
     return api
+
+
+def _auth_error(exc: Exception) -> KaggleApiError:
+    import requests
+
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        if exc.response.status_code in (401, 403):
+            return KaggleApiError(f"Kaggle rejected the credentials ({exc.response.status_code}): {CREDENTIALS_HELP}")
+        return KaggleApiError(f"Kaggle answered {exc.response.status_code} while checking the credentials; "
+                              f"{OFFLINE_HELP}")
+    return KaggleApiError(f"{_describe(exc)} while checking the credentials; {OFFLINE_HELP}")
+
+
+OFFLINE_HELP = "check the network and try again, or use local files (--data-dir / KAGGLE_DATA_DIR)"
+
+
+def _describe(exc: Exception) -> str:
+    """A network failure in a few words (requests' own text runs to several hundred characters)."""
+    import requests
+
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        url = getattr(getattr(exc, "request", None), "url", None) or ""
+        host = url.split("/")[2] if url.count("/") >= 2 else "Kaggle"
+        return f"cannot reach {host} ({'timed out' if isinstance(exc, requests.Timeout) else 'no connection'})"
+    return str(exc)
 
 
 def _explain(exc: Exception, slug: str, action: str) -> KaggleApiError | None:
@@ -108,9 +135,9 @@ def call_with_retries(fn, slug: str, action: str, retries: int = RETRIES, backof
             if error is not None:
                 raise error from exc
             if attempt == retries:
-                raise KaggleApiError(f"Kaggle kept failing while trying to {action} ({exc}) after {retries} "
-                                     "attempts; try again later") from exc
-            log.warning("Kaggle failed (%s); retry %d/%d", exc, attempt, retries - 1)
+                raise KaggleApiError(f"Kaggle kept failing while trying to {action} ({_describe(exc)}) after "
+                                     f"{retries} attempts; {OFFLINE_HELP}") from exc
+            log.warning("Kaggle failed (%s); retry %d/%d", _describe(exc), attempt, retries - 1)
             time.sleep(backoff * attempt)
 
 

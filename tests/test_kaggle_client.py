@@ -87,3 +87,21 @@ def test_unknown_competition_on_kaggle_404(fake_kaggle, kit_home):
                             timeout=120)
     assert result.returncode == 7, result.stderr
     assert "404" in result.stdout
+
+
+def test_kaggle_out_of_reach_is_one_line_that_offers_local_files(kit_home):
+    """No network: key credentials fail on the download (after the bounded retries), a token already when the client
+    checks it online - exit 4 either way, never a traceback or a file-system error."""
+    # kaggle_env points the client at localhost:80, where nothing listens without the fake_kaggle fixture
+    env = {**kaggle_env(kit_home), "KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "0" * 32}
+    result = run_script("download.py", "titanic", env=env)
+    assert result.returncode == 4, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Kaggle kept failing while trying to download titanic (cannot reach localhost")
+    assert "KAGGLE_DATA_DIR" in last and len(last) < 300 and "Traceback" not in result.stderr
+    token = {**kaggle_env(kit_home), "KAGGLE_API_TOKEN": "not-a-token"}
+    result = run_script("download.py", "titanic", env=token)
+    assert result.returncode == 4, result.stderr  # was 7, "cannot use a file: ConnectionError"
+    last = result.stderr.strip().splitlines()[-1]
+    assert "while checking the credentials" in last or "rejected the credentials" in last  # offline / online
+    assert not (kit_home / "data" / "titanic").exists()
