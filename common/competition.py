@@ -142,6 +142,13 @@ class Competition:
     # Folds (backtest windows) when the user names none: a backtest may need fewer windows, so that each of them
     # trains its models the way the final fit does.
     default_folds: int = 5
+    # The cache folder under data/ (default: the slug). Competitions that share a slug but need other files of its
+    # download (Web Traffic's two stages) get their own, or each would swap the other's files out - a download each.
+    cache_name: str | None = None
+
+    @property
+    def cache(self) -> str:
+        return self.cache_name or self.slug
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

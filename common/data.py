@@ -70,7 +70,7 @@ def fetch(comp: Competition, data_dir: str | Path | None = None, force_download:
         if found is not None:
             return found
 
-    cache = paths.data_cache(comp.slug)
+    cache = paths.data_cache(comp.cache)
     if not force_download:
         cached = _verified_cache(cache, names)
         if cached is not None:
@@ -200,7 +200,7 @@ def _unpack_to_cache(comp: Competition, source_path: Path, source: str, check: C
     """Unpack a zip - or a folder where some files are zipped one by one - into a temp folder, verify, then swap it
     in as ``data/<slug>/`` with a manifest."""
     names = list(comp.files)
-    cache = paths.data_cache(comp.slug)
+    cache = paths.data_cache(comp.cache)
     zip_sha = _source_sha256(source_path, names)
     cached = _verified_cache(cache, names)
     if cached is not None:

@@ -118,6 +118,25 @@ def test_nested_zips_as_kaggle_ships_them_load_like_the_plain_files(replica, tmp
     assert from_zip.test.equals(from_csv.test) and len(from_zip.train) == 120
 
 
+def test_both_stages_of_one_download_keep_a_cache_each(replica, tmp_path, kit_home):
+    """One Kaggle zip holds both stages; one shared cache would swap them out in turn (a download each time)."""
+    small_copy(replica, tmp_path / "files", pages=30)
+    small_copy(replica, tmp_path / "files2", pages=30, stage=2)
+    (tmp_path / "mirror").mkdir()
+    with zipfile.ZipFile(tmp_path / "mirror" / f"{SLUG}.zip", "w") as outer:
+        for folder in ("files", "files2"):
+            for csv in sorted((tmp_path / folder / SLUG).iterdir()):
+                inner = tmp_path / f"{csv.name}.zip"
+                with zipfile.ZipFile(inner, "w") as zf:
+                    zf.write(csv, csv.name)
+                outer.write(inner, inner.name)
+    one, two = data.fetch(WT, tmp_path / "mirror"), data.fetch(WT2, tmp_path / "mirror")
+    assert one.folder != two.folder and (two.folder / "train_2.csv").is_file()
+    written = (one.folder / "train_1.csv").stat().st_mtime_ns
+    assert data.fetch(WT, tmp_path / "mirror").folder == one.folder  # stage 1 again: its cache, not unpacked again
+    assert (one.folder / "train_1.csv").stat().st_mtime_ns == written
+
+
 def _zip_each(plain: Path, folder: Path) -> None:
     folder.mkdir(parents=True)
     for name in STAGE1:

@@ -52,7 +52,7 @@ def drift_view(data: Data, X: Panel, X_test: ForecastTask):
     return last_window_view(X, len(X_test.dates))
 
 
-def make(stage: Stage, name: str, default_folds: int) -> Competition:
+def make(stage: Stage, name: str, default_folds: int, cache_name: str | None = None) -> Competition:
     """``default_folds``: backtest windows when none are asked for - only as many as still train every model the
     way the final fit does: 3 of 60 days in stage 1's 490-550 days (their LightGBM gets 14-16 cut-offs like the
     refit's 16; older windows got 6-10 and ranked the members otherwise, BENCHMARKS.md), 5 in stage 2's 803."""
@@ -74,6 +74,7 @@ def make(stage: Stage, name: str, default_folds: int) -> Competition:
         drift=drift_view,
         counts=True,
         default_folds=default_folds,
+        cache_name=cache_name,
     )
     return comp
 

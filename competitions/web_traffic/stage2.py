@@ -3,4 +3,4 @@ gap and horizon are read off the key file)."""
 
 from competitions.web_traffic import STAGES, make
 
-COMPETITION = make(STAGES[2], "web-traffic-stage2", default_folds=5)
+COMPETITION = make(STAGES[2], "web-traffic-stage2", default_folds=5, cache_name="web-traffic-stage2")
