@@ -83,8 +83,7 @@ def _studies(name: str, storage: str | None) -> dict[str, list[tuple[int, float]
     try:
         return tuning.histories(url, prefix=f"{name}:")
     except Exception as exc:  # noqa: BLE001 - an unreadable storage must not stop the report
-        log.warning("skipping the Optuna history of %s from %s: %s", name, tuning.display_url(url),
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        log.warning("skipping the Optuna history of %s from %s: %s", name, tuning.display_url(url), _reason(exc))
         return {}
 
 
@@ -200,8 +199,16 @@ def _competition_figures(section: Section, figures: Figures | None) -> list[tupl
     try:
         return [(f"{title} ({best.run_id})", _png(fig)) for title, fig in figures(best)]
     except Exception as exc:  # noqa: BLE001 - a competition's pictures must not stop the report
-        log.warning("skipping the %s pictures of run %s: %s", section.name, best.run_id, exc)
+        log.warning("skipping the %s pictures of run %s: %s", section.name, best.run_id, _reason(exc))
         return []
+
+
+def _reason(exc: Exception) -> str:
+    """Why a part of the report was skipped, in one line (a missing file's own text is often just its path)."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename or exc} is missing"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _plots(section: Section) -> list[tuple[str, str]]:

@@ -354,3 +354,8 @@ def test_report_shows_the_backtest_pictures(replica, tmp_path, kit_home):
     assert "Backtest SMAPE per forecast day and per project" in page
     assert "A few pages: history, backtest forecast and test forecast" in page
     assert page.count("data:image/png;base64,") == 3  # fold spread + the two pictures
+    # the run's out-of-fold file gone: the pictures are skipped with a line that says so, the report is still written
+    next((kit_home / "runs" / "web-traffic").glob("*/oof.parquet")).unlink()
+    result = run_script("leaderboard.py", "web-traffic", env=env)
+    assert result.returncode == 0 and "oof.parquet is missing" in result.stderr
+    assert (kit_home / "reports" / "leaderboard.html").read_text().count("data:image/png;base64,") == 1
