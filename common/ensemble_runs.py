@@ -154,6 +154,9 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
     _enough(comp, selection.records)
     n_splits = selection.records[0].folds.get("n_splits", 5)
     prep = runner.prepare(comp, n_splits, data_dir, used_by=selection.records[0].data)
+    if tuple(sorted(prep.files.sha256.items())) != _sha(selection.records[0]):
+        raise DataError(f"the {comp.name} files in {prep.files.folder} are not the ones these runs were trained on "
+                        "(their sha256 differ): point --data-dir at those files, or train the runs again")
     if prep.folds.hash != selection.records[0].folds.get("hash"):
         raise DataError(f"the persisted folds of {comp.name} (hash {prep.folds.hash}) are not the ones these runs "
                         f"used ({selection.records[0].folds.get('hash')}): the data or folds changed since; "

@@ -10,6 +10,7 @@ import pytest
 
 import competitions
 from common import blending, ensemble_runs, runner
+from common.errors import DataError
 from common.metrics import ACCURACY, RMSLE, ROC_AUC, SMAPE
 from common.runs import RunRecord, load_runs
 
@@ -250,6 +251,21 @@ def test_runs_on_other_folds_and_broken_members_are_skipped_with_the_reason(data
 
     result = run_script("ensemble.py", "titanic", "--method", "rank", env=env)
     assert result.returncode == 2 and "use hill or nnls" in last_line(result)
+
+
+def test_runs_are_blended_on_the_files_they_were_trained_on(shared_kaggle, tmp_path, kit_home):
+    """Trained with --data-dir: an ensemble finds those files without it; other files (same rows, so the same
+    folds) are refused rather than scoring the members against labels they were not trained on."""
+    shutil.copytree(shared_kaggle / "titanic", tmp_path / "mirror" / "titanic")
+    for recipe in ("fast", "logreg"):
+        runner.train(TITANIC, recipe, n_folds=5, data_dir=tmp_path / "mirror", progress=False)
+    record, _, _ = ensemble_runs.build(TITANIC)
+    assert record.data["folder"] == str((tmp_path / "mirror" / "titanic").resolve())
+    shutil.copytree(shared_kaggle / "titanic", tmp_path / "other" / "titanic")
+    train = tmp_path / "other" / "titanic" / "train.csv"
+    train.write_bytes(train.read_bytes().replace(b"\r\n", b"\n"))
+    with pytest.raises(DataError, match="not the ones these runs were trained on"):
+        ensemble_runs.build(TITANIC, data_dir=tmp_path / "other")
 
 
 def test_an_ensemble_is_not_blended_again_and_its_record_reads_back(data_dir, kit_home):
