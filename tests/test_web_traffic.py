@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import competitions
-from common import data, runner
+from common import data, runner, tuning
 from common.errors import DataError, UsageError
 from common.importance import gain
 from common.metrics import smape_score
@@ -17,6 +17,7 @@ from common.splitters import ForecastTask, Panel
 from competitions.web_traffic.baselines import MedianForecaster, median_of_medians
 from competitions.web_traffic.blend import Blend
 from competitions.web_traffic.global_lgbm import GlobalLGBM
+from competitions.web_traffic.recipes import WINDOW_SETS
 
 from conftest import run_script
 from test_bad_input import env_with, one_error_line, snapshot
@@ -116,6 +117,16 @@ def test_nested_zips_as_kaggle_ships_them_load_like_the_plain_files(replica, tmp
     _, from_csv = data.load(WT, plain)
     assert np.array_equal(from_zip.labels, from_csv.labels, equal_nan=True)
     assert from_zip.test.equals(from_csv.test) and len(from_zip.train) == 120
+
+
+def test_a_forecaster_is_tuned_on_the_backtest_and_its_best_trial_trains(replica, tmp_path, kit_home):
+    mirror = small_copy(replica, tmp_path / "mirror", pages=60)
+    study = tuning.tune(WT, "weekday", n_trials=5, data_dir=str(mirror))
+    assert len(study.trials) == 5 and {"windows", "weekday", "weeks"} <= set(study.best_trial.params)
+    params, source = tuning.best_params(WT, "weekday")
+    assert tuple(params["windows"]) in WINDOW_SETS.values()
+    record, _ = runner.train(WT, "weekday", params=params, params_source=source, data_dir=mirror, progress=False)
+    assert record.cv["mean"] == pytest.approx(study.best_value)  # same backtest windows, same forecast
 
 
 def test_both_stages_of_one_download_keep_a_cache_each(replica, tmp_path, kit_home):

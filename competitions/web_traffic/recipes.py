@@ -17,6 +17,43 @@ RNN = {"epochs": 3, "hidden": 64, "encoder_days": 112, "batch_size": 256, "learn
        "samples_per_series": 8, "max_series": 5_000}
 
 
+# Trailing-window sets the median recipes may be tuned over (a tuple is not an Optuna choice: its name is).
+WINDOW_SETS = {"fibonacci": FIBONACCI_WINDOWS, "recent": (7, 11, 18, 30, 48, 78),
+               "weeks": (7, 14, 21, 28, 35, 42, 49, 56), "long": (30, 48, 78, 126, 203, 329)}
+
+
+def median_space(trial) -> dict[str, Any]:
+    return {"windows": WINDOW_SETS[trial.suggest_categorical("windows", list(WINDOW_SETS))]}
+
+
+def weekday_space(trial) -> dict[str, Any]:
+    return {**median_space(trial), "weekday": trial.suggest_float("weekday", 0.0, 1.0),
+            "weeks": trial.suggest_int("weeks", 2, 16)}
+
+
+def lgbm_space(trial) -> dict[str, Any]:
+    """A trial costs a LightGBM per backtest window (~1-1.5 min each on the replica, 2 cores): tune for hours."""
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 100, 1000, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 15, 255, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 20, 1000, log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
+        "stride": trial.suggest_categorical("stride", [7, 14]),
+        "max_cuts": trial.suggest_int("max_cuts", 8, 24),
+    }
+
+
+def rnn_space(trial) -> dict[str, Any]:
+    return {
+        "hidden": trial.suggest_int("hidden", 32, 128, log=True),
+        "epochs": trial.suggest_int("epochs", 2, 6),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-2, log=True),
+        "encoder_days": trial.suggest_categorical("encoder_days", [56, 112, 224]),
+        "samples_per_series": trial.suggest_int("samples_per_series", 4, 16),
+    }
+
+
 def _rnn(params: dict[str, Any], seed: int):
     from competitions.web_traffic.rnn import Seq2SeqForecaster  # torch only when asked for
 
@@ -34,15 +71,16 @@ def _blend(params: dict[str, Any], seed: int) -> Blend:
 
 RECIPES: dict[str, Recipe] = {
     "median": Recipe("median of the medians of 8 trailing windows (11 to 329 days), the classic public kernel",
-                     lambda p, seed: MedianForecaster(**p), {"windows": FIBONACCI_WINDOWS}, refit=True),
+                     lambda p, seed: MedianForecaster(**p), {"windows": FIBONACCI_WINDOWS}, median_space,
+                     refit=True),
     "weekday": Recipe("median of medians shaped by each page's day-of-week profile (last 8 weeks, half strength)",
                       lambda p, seed: MedianForecaster(**p),
-                      {"windows": FIBONACCI_WINDOWS, "weekday": 0.5, "weeks": 8}, refit=True),
+                      {"windows": FIBONACCI_WINDOWS, "weekday": 0.5, "weeks": 8}, weekday_space, refit=True),
     "lgbm": Recipe("one global LightGBM over all pages: direct multi-horizon, log1p visits relative to the page's "
                    "level, L1 loss, trained on 16 past cut-offs", lambda p, seed: GlobalLGBM(**p, seed=seed), LGBM,
-                   refit=True),
+                   lgbm_space, refit=True),
     "rnn": Recipe("GRU encoder-decoder on log1p series with page features (the family that won), torch, GPU when "
-                  "present", _rnn, RNN, refit=True),
+                  "present", _rnn, RNN, rnn_space, refit=True),
     "default": Recipe("global LightGBM 0.7 + GRU encoder-decoder 0.2 + median of medians 0.1 in log space, "
                       "rounded to whole visits (the blend backtest SMAPE chose on the 3 windows whose models train as "
                       "the final fit does, within the full-size budget; see BENCHMARKS.md)", _blend,
