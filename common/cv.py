@@ -8,7 +8,7 @@ puts its predictions into the out-of-fold container, so rows (one prediction or 
 """
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -28,6 +28,11 @@ class CVResult:
     fold_seconds: list[float] = field(default_factory=list)
     members: dict[str, "CVResult"] = field(default_factory=dict)  # base recipes of a stack
     importance: list[Any] = field(default_factory=list)  # per fold: what ``explain`` said of its model
+    scored: list[int] | None = None  # the indices of the folds behind fold_scores (None: the first ones)
+
+    @property
+    def fold_ids(self) -> list[int]:
+        return list(range(len(self.fold_scores))) if self.scored is None else self.scored
 
     @property
     def mean(self) -> float:
@@ -85,14 +90,15 @@ def cross_validate(
     predict: Callable[[Any, Any], np.ndarray] = predict_raw,
     on_fold: Callable[[int, float, list[float]], None] | None = None,
     progress: bool = True,
-    max_folds: int | None = None,
+    scored: Sequence[int] | None = None,
     refit: bool = False,
     explain: Callable[[Any, Any, np.ndarray, float], Any] | None = None,
     store: FoldStore | None = None,
 ) -> CVResult:
     """Fit one model per fold; return out-of-fold predictions, fold-averaged test predictions and fold scores.
 
-    ``max_folds`` scores only the first folds (the others' rows stay NaN in ``oof``). ``on_fold(k, score,
+    ``scored``: the indices of the folds to fit and score (None: all; the others' rows stay NaN in ``oof``; a
+    ``Folds`` says which, see ``Folds.scored``). ``on_fold(k, score,
     scores_so_far)`` runs after each fold; the tuning layer uses it to report to a pruner
     (raising there stops the CV early). ``refit``: the test prediction comes from one more model fitted on all of
     train (forecasters: on the whole history, which holds the newest weeks no fold model saw) instead of the
@@ -100,7 +106,9 @@ def cross_validate(
     on (common.importance); its answers go into ``importance``. ``store``: folds finished by an earlier, interrupted
     call with the same inputs are taken from it instead of being fitted again, and each new fold is saved to it.
     """
-    folds = [as_fold(f) for f in folds][:max_folds]
+    every = [as_fold(f) for f in folds]
+    chosen = range(len(every)) if scored is None else scored
+    folds = [every[k] for k in chosen]
     y = np.asarray(y)
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
@@ -108,8 +116,9 @@ def cross_validate(
     seconds: list[float] = []
     importance: list[Any] = []
     # disable=None: a bar on a terminal, none in logs and CI output
-    bar = tqdm(folds, desc="cv", unit="fold", disable=None if progress else True, leave=False)
-    for k, fold in enumerate(bar):
+    bar = tqdm(list(zip(chosen, folds, strict=True)), desc="cv", unit="fold", disable=None if progress else True,
+               leave=False)
+    for k, fold in bar:
         outcome = _kept(store, k, partial(_fit_fold, make_model, X, y, fold, score, None if refit else X_test,
                                           predict, explain))
         oof = fold.valid.place(oof, y, outcome.valid_pred)
@@ -126,7 +135,8 @@ def cross_validate(
     test_mean = None if test_sum is None else test_sum / len(folds)
     if refit and X_test is not None:
         test_mean = _kept(store, "refit", partial(_fit_all, make_model, X, y, X_test, predict)).test_pred
-    return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds, importance=importance)
+    return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds, importance=importance,
+                    scored=list(chosen))
 
 
 def _kept(store: FoldStore | None, key: int | str, compute: Callable[[], FoldOutcome]) -> FoldOutcome:

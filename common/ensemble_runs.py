@@ -227,7 +227,7 @@ def shared_folds(members: list[Member], prep: runner.Prepared, y: np.ndarray) ->
         raise UsageError(f"an honest blend needs at least two folds every member scored (each fold's weights are "
                          f"chosen on the others); {few} scored one: train it again with --folds-scored all, or "
                          "leave it out with --runs")
-    masks = [coverage(fold.valid, y) for fold in prep.folds.folds[:scored]]
+    masks = [coverage(prep.folds.folds[k].valid, y) for k in prep.folds.scored(scored)]
     every = np.logical_or.reduce(masks)
     for m in members:
         bad_oof = bool(np.isnan(m.oof[every]).any())

@@ -85,7 +85,7 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
         data=prep.files.sha256, with_test=with_test, folds_scored=folds_scored, explain=explain, refit=refit)
     return cross_validate(lambda: recipe.make_model(params, seed), prep.X, prep.data.y, prep.folds,
                           prep.competition.score, prep.X_test if with_test else None, on_fold=on_fold,
-                          progress=progress, max_folds=folds_scored, refit=refit,
+                          progress=progress, scored=prep.folds.scored(folds_scored), refit=refit,
                           explain=explainer, store=store)
 
 
@@ -154,7 +154,7 @@ def finish_run(run: RunWriter, prep: Prepared, recipe_name: str, result: CVResul
     """Check a CV result, write its predictions, submission and record into the run folder and move it into place
     (training runs and ensembles alike). ``fields``: more RunRecord fields (an ensemble's members)."""
     comp = prep.competition
-    for k, (score, secs) in enumerate(zip(result.fold_scores, result.fold_seconds, strict=True)):
+    for k, score, secs in zip(result.fold_ids, result.fold_scores, result.fold_seconds, strict=True):
         log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
     submission.check_finite(result.oof[validated(result.oof, prep.folds.fold is None)], "out-of-fold predictions")
     submission.check_finite(result.test_pred)

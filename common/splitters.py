@@ -145,6 +145,12 @@ class Folds:
     def __len__(self) -> int:
         return len(self.folds)
 
+    def scored(self, n: int | None) -> list[int]:
+        """The folds a run that scores ``n`` of them scores (None: all): the first ``n`` row folds, or the newest ``n``
+        backtest windows - the ones with the most history, whose models train most like the final fit."""
+        k = len(self.folds) if n is None else min(n, len(self.folds))
+        return list(range(k)) if self.fold is not None else list(range(len(self.folds) - k, len(self.folds)))
+
     def pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, validation rows) of each fold, as scikit-learn splitters give them (row splitters)."""
         return [(f.train.index, f.valid.index) for f in self.folds]

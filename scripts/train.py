@@ -29,7 +29,8 @@ def main() -> int:
                         "/kaggle/input, the cache, the Kaggle API)")
     parser.add_argument("--folds-scored", type=scored_arg,
                         help="folds to score: a number or 'all' (default: the recipe's own - all, except for slow "
-                        "models such as the digit CNN, which score one whole held-out fold)")
+                        "models such as the digit CNN, which score one whole held-out fold); row folds score the "
+                        "first ones, backtest windows the newest")
     parser.add_argument("--params", help="'best' (best trial of the recipe's study), a JSON file of params, or "
                         "a JSON object written inline: '{\"C\": 0.5}'")
     parser.add_argument("--storage", help="tuning storage for --params best (default: the embedded journal)")

@@ -119,6 +119,28 @@ def test_nested_zips_as_kaggle_ships_them_load_like_the_plain_files(replica, tmp
     assert from_zip.test.equals(from_csv.test) and len(from_zip.train) == 120
 
 
+def test_scoring_some_windows_scores_the_newest(replica, tmp_path, kit_home):
+    """--folds-scored n on a backtest: the n windows with the most history, not the oldest; ensembles follow."""
+    from common import ensemble_runs
+
+    mirror = small_copy(replica, tmp_path / "mirror", pages=60)
+    every, _ = runner.train(WT, "median", data_dir=mirror, progress=False)
+    newest, _ = runner.train(WT, "median", data_dir=mirror, progress=False, folds_scored=2)
+    assert newest.cv["fold_scores"] == pytest.approx(every.cv["fold_scores"][1:])
+    oof = pd.read_parquet(newest.path / "oof.parquet")
+    oldest, middle = every.folds["windows"][:2]
+    assert oldest["first_day"] not in oof.columns and middle["first_day"] in oof.columns
+    runner.train(WT, "weekday", data_dir=mirror, progress=False, folds_scored=2)
+    record, _, _ = ensemble_runs.build(WT, [newest.run_id, *(r.run_id for r in _runs("weekday"))], data_dir=mirror)
+    assert len(record.cv["fold_scores"]) == 2
+
+
+def _runs(recipe: str) -> list:
+    from common.runs import load_runs
+
+    return [r for r in load_runs("web-traffic") if r.recipe == recipe]
+
+
 def test_a_forecaster_is_tuned_on_the_backtest_and_its_best_trial_trains(replica, tmp_path, kit_home):
     mirror = small_copy(replica, tmp_path / "mirror", pages=60)
     study = tuning.tune(WT, "weekday", n_trials=5, data_dir=str(mirror))
