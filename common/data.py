@@ -63,7 +63,7 @@ def fetch(comp: Competition, data_dir: str | Path | None = None, force_download:
     names = list(comp.files)
     data_dir = data_dir or os.environ.get("KAGGLE_DATA_DIR")
     if data_dir:
-        return _from_data_dir(comp, Path(data_dir), names, check)
+        return _from_data_dir(comp, Path(data_dir).expanduser(), names, check)
 
     for notebook in notebook_inputs(comp.slug):
         found = _from_folder(comp, notebook, names, "kaggle-input", check)

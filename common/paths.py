@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 def home() -> Path:
-    return Path(os.environ.get("KIT_HOME") or Path.cwd()).resolve()
+    """KIT_HOME="~/kaggle" (quoted, or from a Makefile) is the home folder's kaggle, not a folder named "~"."""
+    return Path(os.environ.get("KIT_HOME") or Path.cwd()).expanduser().resolve()
 
 
 def data_cache(slug: str) -> Path:

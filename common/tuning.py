@@ -66,7 +66,7 @@ def display_url(url: str) -> str:
 def storage_file(url: str) -> Path | None:
     """The file behind a journal path or an SQLite URL; None for a database server (or SQLite in memory)."""
     if "://" not in url or url.startswith("journal://"):
-        return Path(url.removeprefix("journal://"))
+        return Path(url.removeprefix("journal://")).expanduser()
     scheme, _, rest = url.partition(":///")
     if scheme.split("+")[0] == "sqlite" and rest and not rest.startswith(":memory:"):
         return Path(rest.split("?")[0])
@@ -169,7 +169,7 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
     """Build the storage for a URL (None = embedded journal file); fail with one line if it cannot be reached."""
     url = url or default_storage(comp)
     if "://" not in url or url.startswith("journal://"):
-        path = Path(url.removeprefix("journal://"))
+        path = storage_file(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_symlink_lock(path)
         return journal_storage(path), str(path)
@@ -201,7 +201,7 @@ def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
     """(trial number, value) of every complete trial of each study whose name starts with ``prefix``, read from a
     journal file or any SQLAlchemy URL (PostgreSQL included), for the report."""
     if "://" not in url or url.startswith("journal://"):
-        storage: BaseStorage = journal_storage(Path(url.removeprefix("journal://")))
+        storage: BaseStorage = journal_storage(storage_file(url))
     else:
         storage = RDBStorage(url, skip_compatibility_check=True)
     out = {}
@@ -457,7 +457,7 @@ def params_from_file(path: str | Path) -> tuple[dict, dict]:
         if not isinstance(inline, dict):
             raise UsageError(f"--params must be a JSON object of params, such as '{{\"C\": 0.5}}'; got {path}")
         return inline, {"kind": "inline", "sha256": hashlib.sha256(path.encode()).hexdigest()}
-    path = Path(path)
+    path = Path(path).expanduser()
     try:
         raw = path.read_bytes()
         loaded = json.loads(raw)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import competitions
-from common import data
+from common import data, paths
 from common.errors import DataError
 
 TITANIC = competitions.get("titanic")
@@ -58,6 +58,15 @@ def test_kaggle_notebook_input_is_used_where_notebooks_mount_it(shared_kaggle, t
     shutil.copytree(shared_kaggle / "titanic", tmp_path / "input" / mount)
     files = data.fetch(TITANIC)
     assert files.source == "kaggle-input" and files.folder == tmp_path / "input" / mount
+
+
+def test_a_data_dir_with_a_tilde_is_the_home_folder(shared_kaggle, tmp_path, monkeypatch):
+    """KAGGLE_DATA_DIR="~/kaggle" in quotes, or from a Makefile: no shell expands it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    copy_titanic(shared_kaggle, tmp_path / "kaggle")
+    assert data.fetch(TITANIC, "~/kaggle").folder == tmp_path / "kaggle" / "titanic"
+    monkeypatch.setenv("KIT_HOME", "~/kit")
+    assert paths.home() == tmp_path / "kit"
 
 
 def test_a_data_dir_that_is_the_competition_folder_itself_says_where_to_point(data_dir):

@@ -191,6 +191,7 @@ def test_params_best_without_a_study_is_one_line(data_dir):
 
 @pytest.mark.parametrize("url, file", [
     ("runs/titanic/optuna.journal", "runs/titanic/optuna.journal"), ("journal:///tmp/x.log", "/tmp/x.log"),
+    ("~/studies/t.journal", str(Path.home() / "studies" / "t.journal")),
     ("sqlite:///typo.db", "typo.db"), ("sqlite:////tmp/t.db?timeout=5", "/tmp/t.db"),
     ("sqlite+pysqlite:///a.db", "a.db"), ("sqlite:///:memory:", None), ("postgresql://u@host/db", None)])
 def test_storage_file_names_the_file_behind_a_url(url, file):
