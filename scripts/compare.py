@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Compare a competition's recipes on repeated CV (the competition's splitter re-run with other seeds), for choosing
 a recipe on more than one fold assignment's luck. Writes no run; prints mean ± std over every fold of every repeat.
+Each finished fold is kept under resume/ until the comparison ends, so an interrupted one goes on where it stopped.
 
     python scripts/compare.py titanic --repeats 4
     python scripts/compare.py titanic --recipes default lgbm --folds 10 --repeats 2
@@ -15,6 +16,7 @@ a recipe on more than one fold assignment's luck. Writes no run; prints mean ± 
 
 import argparse
 import dataclasses
+import logging
 import time
 
 import numpy as np
@@ -23,7 +25,10 @@ import competitions
 from common import runner, tuning
 from common.cli import folds_arg, repeats_arg, run_main, seed_arg, setup_logging
 from common.errors import UsageError
+from common.resume import Resume
 from common.splitters import RowFolds
+
+log = logging.getLogger("compare")
 
 
 def main() -> int:
@@ -75,9 +80,14 @@ def main() -> int:
     kind = repeats[0].folds.spec.get("kind")
     print(f"{comp.name}: {args.repeats} x {args.folds}-fold CV ({kind}), {comp.metric.name} ({comp.metric.direction})")
     base = None
+    resume = Resume(comp.name)  # folds of every recipe and repeat, until all are printed
     for label, name, params in candidates:
         started = time.perf_counter()
-        results = [runner.run_cv(p, name, params, args.seed, progress=False, with_test=False) for p in repeats]
+        results = []
+        for i, p in enumerate(repeats):
+            results.append(runner.run_cv(p, name, params, args.seed, with_test=False, resume=resume))
+            log.info("%s: repeat %d/%d (fold seed %d) %s %.5f, %.0f s so far", label, i + 1, len(repeats), first + i,
+                     comp.metric.name, results[-1].mean, time.perf_counter() - started)
         scores = np.concatenate([r.fold_scores for r in results])
         line = f"  {label:24s} {scores.mean():.5f} ± {scores.std():.5f}   ({time.perf_counter() - started:.1f}s)"
         if base is None and args.baseline:
@@ -85,7 +95,8 @@ def main() -> int:
             line += "   [baseline]"
         elif base is not None:
             line += "   " + paired(comp, prep.data.y, base, (scores, results))
-        print(line)
+        print(line, flush=True)
+    resume.finish()
     return 0
 
 

@@ -137,6 +137,39 @@ def test_compare_script_scores_recipes_on_repeated_folds(data_dir, kit_home):
     assert not (kit_home / "runs").exists()  # comparing writes no run
 
 
+def test_an_interrupted_comparison_goes_on_from_its_finished_folds(data_dir, kit_home, monkeypatch, capsys, caplog):
+    """compare.py runs for most of an hour on Disaster Tweets: Ctrl-C must not throw away the repeats it finished."""
+    import logging
+    import runpy
+    import sys
+
+    from conftest import ROOT
+
+    compare = runpy.run_path(str(ROOT / "scripts" / "compare.py"), run_name="compare_script")
+    monkeypatch.setattr(sys, "argv", ["compare.py", "titanic", "--recipes", "fast", "--repeats", "3", "--folds", "3"])
+    compare["main"]()
+    clean = capsys.readouterr().out.splitlines()[-1].rsplit("(", 1)[0]  # the score line, less its seconds
+
+    real, calls = runner.run_cv, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # Ctrl-C during the third repeat
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_cv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare["main"]()
+    assert len(list((kit_home / "resume").rglob("fold-*.pkl"))) == 6  # 2 repeats x 3 folds kept
+    monkeypatch.setattr(runner, "run_cv", real)
+    caplog.set_level(logging.INFO)
+    compare["main"]()
+    assert capsys.readouterr().out.splitlines()[-1].rsplit("(", 1)[0] == clean
+    assert sum("taken from the interrupted run before" in r.getMessage() for r in caplog.records) == 6
+    assert not list((kit_home / "resume").rglob("fold-*.pkl"))  # the finished comparison removes them
+
+
 def test_compare_pairs_recipes_with_a_baseline_and_counts_flipped_rows(data_dir, kit_home):
     result = run_script("compare.py", "titanic", "--recipes", "fast", "default", "--baseline", "rule",
                         "--repeats", "2", "--folds", "3")
