@@ -43,6 +43,9 @@ class DataFiles:
     folder: Path
     source: str  # data-dir | kaggle-input | cache | kaggle-api
     sha256: dict[str, str]
+    # The tables as loaded and checked on the way in (files just unpacked are checked before they may replace the
+    # cache): loading them again would parse every file twice (~45 s for Web Traffic at full size).
+    checked: "Data | None" = field(default=None, repr=False, compare=False)
 
     def path(self, name: str) -> Path:
         return self.folder / name

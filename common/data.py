@@ -97,6 +97,8 @@ def load(comp: Competition, data_dir: str | Path | None = None, force_download: 
     """
     recorded = None if data_dir or os.environ.get("KAGGLE_DATA_DIR") else _recorded_files(comp, used_by)
     files = recorded or fetch(comp, data_dir, force_download, check)
+    if files.checked is not None:
+        return files, files.checked
     try:
         return files, check_loaded(comp.load(files))
     except DataError as exc:
@@ -246,7 +248,7 @@ def _unpack_to_cache(comp: Competition, source_path: Path, source: str, check: C
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
-    return DataFiles(cache, source, sums)
+    return DataFiles(cache, source, sums, checked=loaded)
 
 
 def _source_sha256(source_path: Path, names: list[str]) -> str:
