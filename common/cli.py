@@ -2,8 +2,8 @@
 one line plus a meaningful exit code.
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage (unknown competition/recipe, bad option), 3 data problem,
-4 Kaggle API refused or failed, 5 submission invalid, 6 tuning storage problem, 7 file system (permission, disk
-full, missing folder), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+4 Kaggle API refused or failed, 5 submission invalid, 6 tuning storage problem, 7 the machine refused (permission,
+disk full, missing folder, memory), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 import argparse
@@ -132,6 +132,10 @@ def handle_errors(main: Callable[[], int | None]) -> int:
         return UsageError.exit_code
     except OSError as exc:
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return FileSystemError.exit_code
+    except MemoryError:
+        print("error: out of memory: close other programs, or make the model smaller with --params (e.g. fewer "
+              f"rows, pages or a smaller batch_size) - nothing half-written was kept{_resumable()}", file=sys.stderr)
         return FileSystemError.exit_code
     except Terminated:
         print(f"terminated: nothing half-written was kept{_resumable()}", file=sys.stderr)

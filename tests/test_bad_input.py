@@ -285,6 +285,26 @@ def test_permission_denied_in_process_is_one_line(data_dir, kit_home, monkeypatc
     assert line.startswith(f"error: cannot use {kit_home}") and "Permission denied" in line and "KIT_HOME" in line
 
 
+def test_out_of_memory_is_one_line_and_keeps_the_finished_folds(data_dir, kit_home, monkeypatch, capsys):
+    """numpy refuses a large allocation with MemoryError (a laptop running Web Traffic at full size): one line, exit
+    7, the folds finished before it kept for the same command to go on from."""
+    from common import cv
+
+    real, calls = cv._fit_fold, []
+
+    def hungry(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("Unable to allocate 7.45 GiB for an array with shape (1000000000,) and data type int64")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cv, "_fit_fold", hungry)
+    assert handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False)) == 7
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: out of memory") and "2 finished fold(s) kept" in line
+    assert not (kit_home / "runs" / "titanic").exists() or not list((kit_home / "runs" / "titanic").iterdir())
+
+
 def test_disk_full_is_one_line_and_leaves_no_temp_file(data_dir, kit_home, monkeypatch, capsys):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
