@@ -38,6 +38,9 @@ def kit_home(tmp_path, monkeypatch) -> Path:
     from common import data  # a machine that happens to have /kaggle/input must not feed the tests
 
     monkeypatch.setattr(data, "KAGGLE_INPUT", tmp_path / "no-kaggle-input")
+    from common import resume  # runs a test left unfinished (interrupted on purpose) are not this test's to count
+
+    monkeypatch.setattr(resume, "_unfinished", [])
     return home
 
 
