@@ -63,10 +63,18 @@ def display_url(url: str) -> str:
         return url
 
 
-def storage_file(url: str) -> Path | None:
-    """The file behind a journal path or an SQLite URL; None for a database server (or SQLite in memory)."""
+def journal_file(url: str) -> Path | None:
+    """The journal file a storage URL names (a plain path or ``journal://``); None for a database URL."""
     if "://" not in url or url.startswith("journal://"):
         return Path(url.removeprefix("journal://")).expanduser()
+    return None
+
+
+def storage_file(url: str) -> Path | None:
+    """The file behind a journal path or an SQLite URL; None for a database server (or SQLite in memory)."""
+    journal = journal_file(url)
+    if journal is not None:
+        return journal
     scheme, _, rest = url.partition(":///")
     if scheme.split("+")[0] == "sqlite" and rest and not rest.startswith(":memory:"):
         return Path(rest.split("?")[0])
@@ -168,8 +176,8 @@ def _checked_journal(path: Path, repair: bool) -> str:
 def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
     """Build the storage for a URL (None = embedded journal file); fail with one line if it cannot be reached."""
     url = url or default_storage(comp)
-    if "://" not in url or url.startswith("journal://"):
-        path = storage_file(url)
+    path = journal_file(url)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_symlink_lock(path)
         return journal_storage(path), str(path)
@@ -200,10 +208,9 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
 def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
     """(trial number, value) of every complete trial of each study whose name starts with ``prefix``, read from a
     journal file or any SQLAlchemy URL (PostgreSQL included), for the report."""
-    if "://" not in url or url.startswith("journal://"):
-        storage: BaseStorage = journal_storage(storage_file(url))
-    else:
-        storage = RDBStorage(url, skip_compatibility_check=True)
+    journal = journal_file(url)
+    storage: BaseStorage = (journal_storage(journal) if journal is not None
+                            else RDBStorage(url, skip_compatibility_check=True))
     out = {}
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.study_name.startswith(prefix):
