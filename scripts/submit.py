@@ -5,6 +5,7 @@
     python scripts/submit.py titanic --run 20261122-2130  # a given run (a unique prefix of its id)
     python scripts/submit.py titanic --dry-run            # validate and show what would be sent
     python scripts/submit.py titanic --wait               # poll until scored, print the public score
+    python scripts/submit.py web-traffic --zip never      # upload the CSV as it is (default: zipped over 1 MB)
 
 The file is re-validated against the sample submission and refused if it changed since its run wrote it. The
 message names the run and its CV; the Kaggle reference (and later the scores) go into the run's run.json.
@@ -28,6 +29,8 @@ def main() -> int:
                         help="seconds to wait for a score (default 900)")
     parser.add_argument("--poll", type=seconds_arg(0.1), default=10,
                         help="seconds between polls (at least 0.1; default 10)")
+    parser.add_argument("--zip", choices=("auto", "always", "never"), default="auto",
+                        help="upload the CSV zipped (Kaggle unpacks it): auto = when over 1 MB (default)")
     parser.add_argument("--data-dir", help="where the sample submission is found (as for train.py)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
@@ -39,13 +42,14 @@ def main() -> int:
     print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv['mean']:.5f} "
           f"± {run.cv['std']:.5f}")
     print(f"file {path} is valid ({run.submission['rows']} rows)")
+    form = "zipped" if kaggle_runs.zips(path, args.zip) else "as CSV"
     if args.dry_run:
-        print(f"dry run: would submit to {comp.slug} with message: {message}")
+        print(f"dry run: would submit it {form} to {comp.slug} with message: {message}")
         return 0
     if not kaggle_api.has_credentials():
         raise KaggleApiError(f"no Kaggle credentials: {kaggle_api.CREDENTIALS_HELP}; the validated file is {path}")
-    entry = kaggle_runs.submit_run(comp, run, path)
-    print(f"submitted: Kaggle ref {entry['ref']}, message: {message}")
+    entry = kaggle_runs.submit_run(comp, run, path, args.zip)
+    print(f"submitted {form}: Kaggle ref {entry['ref']}, message: {message}")
     if args.wait:
         scored = kaggle_runs.wait_for_score(comp, run, entry["ref"], args.timeout, args.poll)
         private = "" if scored["private_score"] is None else f", private {scored['private_score']}"

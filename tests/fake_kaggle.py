@@ -7,9 +7,10 @@ With ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` the official client sends
 accepted, 500 for server errors (optionally only the first N times, to exercise retries).
 
 Submissions work like Kaggle's: StartSubmissionUpload hands out an upload URL, the client PUTs the file there,
-CreateSubmission checks columns and row count against the competition's sample submission (a wrong file becomes a
-submission in status ERROR with an error description, as on Kaggle), enforces a daily limit, and ListSubmissions
-returns them with a public/private score once "scored" (after ``pending_polls`` list calls).
+CreateSubmission unpacks a zipped upload (as Kaggle does) and checks columns and row count against the competition's
+sample submission (a wrong file becomes a submission in status ERROR with an error description, as on Kaggle),
+enforces a daily limit, and ListSubmissions returns them with a public/private score once "scored" (after
+``pending_polls`` list calls).
 """
 
 import base64
@@ -45,6 +46,7 @@ class FakeKaggleState:
     pending_polls: int = 1  # ListSubmissions calls before a new submission shows as scored
     lose_create_responses: int = 0  # create the submission, then answer 500 anyway (a lost response)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    upload_names: dict[str, str] = field(default_factory=dict)  # token -> the file name the client announced
     submissions: list[dict] = field(default_factory=list)
     _refs: itertools.count = field(default_factory=lambda: itertools.count(1001))
 
@@ -62,6 +64,12 @@ class FakeKaggleState:
         if not samples:
             return "no sample submission to check against", None
         expected = list(csv.reader(io.StringIO(samples[0].decode())))
+        if blob.startswith(b"PK\x03\x04"):  # Kaggle unpacks a zipped submission holding one csv
+            with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+                members = [n for n in zf.namelist() if n.endswith(".csv")]
+                if len(members) != 1:
+                    return f"Submission archive must hold one csv file, it holds {zf.namelist()}", None
+                blob = zf.read(members[0])
         try:
             got = list(csv.reader(io.StringIO(blob.decode())))
         except UnicodeDecodeError:
@@ -173,6 +181,7 @@ class Handler(BaseHTTPRequestHandler):
     def api_StartSubmissionUpload(self, body: dict) -> None:  # noqa: N802
         token = f"tok{len(self.state.uploads) + 1}"
         self.state.uploads[token] = b""
+        self.state.upload_names[token] = body.get("fileName", "")
         self._send_json(200, {"token": token, "createUrl": f"http://localhost{UPLOAD_PREFIX}{token}"})
 
     def api_CreateSubmission(self, body: dict) -> None:  # noqa: N802

@@ -7,12 +7,13 @@ import shutil
 import subprocess
 import sys
 import urllib.parse
+import zipfile
 
 import pandas as pd
 import pytest
 
 import competitions
-from common import runner
+from common import kaggle_runs, runner
 from common.metrics import ACCURACY, RMSLE
 from common.runs import RunRecord, best_run, load_runs
 
@@ -66,6 +67,42 @@ def test_submit_wait_records_the_reference_and_the_score(trained, fake_kaggle, k
     page = (kit_home / "reports" / "leaderboard.html").read_text()
     assert page.count("data:image/png;base64,") >= 2  # fold spread + CV vs LB
     assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_a_zipped_upload_scores_like_the_plain_csv_and_leaves_the_run_untouched(trained, fake_kaggle, kit_home,
+                                                                              data_dir):
+    run = trained[0]
+    folder = kit_home / "runs" / "titanic" / run["run_id"]
+    before = sorted(p.name for p in folder.iterdir())
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    dry = run_script("submit.py", "titanic", "--run", run["run_id"], "--zip", "always", "--dry-run", env=env)
+    assert "would submit it zipped" in dry.stdout, dry.stderr
+    for mode in ("always", "never"):
+        result = run_script("submit.py", "titanic", "--run", run["run_id"], "--zip", mode, "--wait", "--poll", "0.2",
+                            env=env)
+        assert result.returncode == 0, result.stderr
+    zipped, plain = fake_kaggle.state.submissions
+    assert zipped["error"] is None and zipped["score"] == plain["score"]
+    assert list(fake_kaggle.state.upload_names.values()) == ["submission.zip", "submission.csv"]
+    assert next(iter(fake_kaggle.state.uploads.values())).startswith(b"PK")
+    assert sorted(p.name for p in folder.iterdir()) == before  # the zip was made elsewhere and removed
+    record = json.loads((folder / "run.json").read_text())
+    assert [e["uploaded"] for e in record["kaggle_submissions"]] == ["submission.zip", "submission.csv"]
+
+
+def test_auto_zips_only_files_over_the_threshold(tmp_path):
+    small, large = tmp_path / "small.csv", tmp_path / "large.csv"
+    small.write_text("Id,Visits\n" + "a,1\n" * 10)
+    large.write_text("Id,Visits\n" + "abcdef012345,17\n" * (kaggle_runs.ZIP_ABOVE // 16 + 1))
+    assert not kaggle_runs.zips(small) and kaggle_runs.zips(large)
+    assert kaggle_runs.zips(small, "always") and not kaggle_runs.zips(large, "never")
+    with kaggle_runs.upload_form(large) as upload:
+        assert upload.suffix == ".zip" and upload.stat().st_size < large.stat().st_size / 4
+        with zipfile.ZipFile(upload) as zf:
+            assert zf.namelist() == ["large.csv"] and zf.read("large.csv") == large.read_bytes()
+    assert not upload.exists()
+    with kaggle_runs.upload_form(small) as upload:
+        assert upload == small
 
 
 def test_without_credentials_the_file_is_validated_and_the_command_fails_clearly(trained, fake_kaggle, kit_home,
