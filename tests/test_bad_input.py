@@ -565,30 +565,3 @@ def test_a_model_whose_optional_part_is_not_installed_says_what_to_install(data_
     assert optional_part(ImportError("cannot import name 'x' from 'torch'", name="torch")) is None
     assert optional_part(ModuleNotFoundError("No module named 'lightgbm'", name="lightgbm")) is None
 
-
-OLD_PYTHON = """#!/bin/sh
-# an old Python: fails the version check, says its version
-case "$1" in -V) echo "Python 3.10.12";; *) exit 1;; esac
-"""
-
-
-def test_make_refuses_a_python_older_than_3_11_and_makes_no_venv(tmp_path):
-    """Ubuntu 22.04's python3 is 3.10: pip would fail late with its own message; make says what to do first."""
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
-    old = tmp_path / "python3.10"
-    old.write_text(OLD_PYTHON)
-    old.chmod(0o755)
-    venv = tmp_path / "venv"
-    made = subprocess.run(["make", "setup", f"PYTHON={old}", f"VENV={venv}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
-    assert made.returncode != 0 and not venv.exists()
-    [line] = [x for x in made.stderr.splitlines() if x.startswith("error:")]
-    assert "Python 3.11 or newer" in line and f"{old} is not one" in line and "make PYTHON=" in line
-
-    (venv / "bin").mkdir(parents=True)  # a venv an old Python made before
-    shutil.copy(old, venv / "bin" / "python")
-    again = subprocess.run(["make", "setup", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert again.returncode != 0 and sorted(p.name for p in venv.rglob("*")) == ["bin", "python"]
-    [line] = [x for x in again.stderr.splitlines() if x.startswith("error:")]
-    assert "holds Python 3.10.12" in line and "make clean-venv" in line

