@@ -83,7 +83,7 @@ def submit_run(comp: Competition, run: RunRecord, path: Path, zip_mode: ZipMode 
         sent = upload.name
     entry = {"ref": ref, "message": message, "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
              "status": "PENDING", "public_score": None, "private_score": None, "uploaded": sent}
-    update_record(run.path, kaggle_submissions=[*run.kaggle_submissions, entry])
+    update_record(run.path, kaggle_submissions=[*RunRecord.read(run.path).kaggle_submissions, entry])
     return entry
 
 
