@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import competitions
-from common import drift, runner
+from common import data, drift, runner
 from common.blocks.series import last_window_view
 from common.splitters import Panel
 
@@ -77,6 +77,22 @@ def test_web_traffic_drift_on_the_replica(data_dir, kit_home):
     result, _ = drift.check(competitions.get("web-traffic"))
     assert "the last 60 days against the" in result.what and result.rows["test side"] == 4519
     assert 0.5 < result.auc < 1
+
+
+
+def test_digit_drift_on_the_real_images_and_a_shifted_copy(data_dir, kit_home):
+    """The real test images are drawn like train (Kaggle split MNIST at random); the same view must see test
+    images moved 3 pixels right, which a block of ink is there to catch."""
+    digits = competitions.get("digit-recognizer")
+    result, path = drift.check(digits)
+    assert path.is_file() and result.rows == {"train side": 42000, "test side": 28000}
+    assert 0.45 < result.auc < 0.55 and all(name.startswith("ink ") for name, _ in result.top)
+    _, dataset = data.load(digits)
+    X, X_test = digits.features(dataset)
+    images = X_test[:5000].reshape(-1, 28, 28)
+    moved = np.roll(images, 3, axis=2).reshape(len(images), -1)
+    shifted = drift.adversarial(digits.drift(dataset, X[:5000], moved), "moved")
+    assert shifted.auc > 0.9 and "strong drift" in shifted.verdict
 
 
 # -- importance in run records -------------------------------------------------------------------------------------
