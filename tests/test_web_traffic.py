@@ -325,7 +325,26 @@ def _negative(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _key_day_missing(key: pd.DataFrame) -> pd.DataFrame:
+    return key[~key["Page"].str.endswith("2016-11-15")]
+
+
+def _key_from_an_earlier_stage(key: pd.DataFrame) -> pd.DataFrame:
+    days = pd.to_datetime(key["Page"].str[-10:]) - pd.Timedelta(days=60)
+    return key.assign(Page=key["Page"].str[:-10] + days.dt.strftime("%Y-%m-%d"))
+
+
+def _key_no_such_day(key: pd.DataFrame) -> pd.DataFrame:
+    key = key.copy()
+    key.iloc[3, key.columns.get_loc("Page")] = key["Page"].iloc[3][:-10] + "2016-11-31"
+    return key
+
+
 @pytest.mark.parametrize("changes, message", [
+    ({"key": _key_day_missing}, "the forecast days are not consecutive"),
+    ({"key": _key_from_an_earlier_stage}, "which is not after the last train day 2016-11-01"),
+    ({"key": lambda k: k.drop(index=k.index[5])}, "has 59 key rows, not one per forecast day (60)"),
+    ({"key": _key_no_such_day}, "with a real day; row 4"),
     ({"train": _swap_days}, "comes before the column before it"),
     ({"train": _repeat_day}, "repeated day"),
     ({"train": _drop_day}, "skips 1 day"),
@@ -333,7 +352,8 @@ def _negative(frame: pd.DataFrame) -> pd.DataFrame:
     ({"train": _negative}, "counts >= 0"),
     ({"train": lambda f: f.iloc[:0]}, "train_1.csv has 0 rows"),
     ({"key": lambda k: k[~k["Page"].str.startswith(k["Page"].iloc[0][:-11])]}, "asks for no forecast of 1 train"),
-], ids=["days-out-of-order", "day-repeated", "day-missing", "text-visits", "negative", "empty-train",
+], ids=["key-day-missing", "key-of-another-stage", "key-page-short-of-a-day", "key-no-such-day",
+        "days-out-of-order", "day-repeated", "day-missing", "text-visits", "negative", "empty-train",
         "page-missing-from-key"])
 def test_bad_files_give_one_line_and_write_nothing(replica, tmp_path, kit_home, changes, message):
     mirror = small_copy(replica, tmp_path / "mirror", pages=30, **changes)
@@ -362,6 +382,25 @@ def test_key_pages_without_history_are_forecast_as_zero_with_a_warning(replica, 
     assert "60 key rows (1 page(s)" in result.stderr and "forecast as 0" in result.stderr
     sub = pd.read_csv(kit_home / "submissions" / "web-traffic.csv")
     assert (sub.loc[sub["Id"].str.startswith("zz"), "Visits"] == 0).all() and len(sub) == 30 * 60 + 60
+
+
+def test_fractional_visits_and_odd_page_names_are_used_with_a_warning(replica, tmp_path, kit_home):
+    def odd(train: pd.DataFrame) -> pd.DataFrame:
+        train = train.astype({train.columns[40]: float})
+        train.iloc[2, 40] = 3.5
+        train.iloc[4, 0] = "Just a title"  # not <article>_<project>_<access>_<agent>
+        return train
+
+    def renamed(key: pd.DataFrame) -> pd.DataFrame:
+        page = pd.read_csv(replica / "train_1.csv", nrows=5)["Page"].iloc[4]
+        return key.assign(Page=key["Page"].str.replace(page, "Just a title", regex=False))
+
+    mirror = small_copy(replica, tmp_path / "mirror", pages=30, train=odd, key=renamed)
+    result = run_script("train.py", "web-traffic", "--recipe", "median", "--quiet",
+                        env=env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(mirror)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 visit counts are not whole numbers" in result.stderr
+    assert "1 page names are not <article>_<project>_<access>_<agent>" in result.stderr
 
 
 def test_sample_ids_must_match_the_key(replica, tmp_path, kit_home):
