@@ -24,7 +24,7 @@ import pandas as pd
 
 from common import paths
 from common.competition import Competition, Data, DataFiles, FileSpec
-from common.errors import DataError
+from common.errors import DataError, cell
 from common.io import make_temp_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -352,7 +352,7 @@ def require(df: pd.DataFrame, ok, name: str, column: str, rule: str, id_col: str
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise DataError(f"{name}: {column} must be {rule}; {row_names(df, bad, id_col)} "
-                        f"({int(bad.sum())} row(s) in all; the first holds {df[column].iloc[first]!r})")
+                        f"({int(bad.sum())} row(s) in all; the first holds {cell(df[column].iloc[first])})")
 
 
 def validate_frame(df: pd.DataFrame, spec: FileSpec, name: str) -> None:

@@ -1,5 +1,12 @@
 """Errors the scripts turn into one clear line and a meaningful exit code."""
 
+import numpy as np
+
+
+def cell(value) -> str:
+    """A value from a table as a user wrote it, for an error line: -5.0 or 'abc', not numpy's np.float64(-5.0)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
 
 class KitError(Exception):
     """Base of every error a user can fix; the message says what to do."""

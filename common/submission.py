@@ -10,7 +10,7 @@ import pandas as pd
 
 from common import paths
 from common.competition import SubmissionSpec
-from common.errors import SubmissionError
+from common.errors import SubmissionError, cell
 from common.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,12 @@ def build(spec: SubmissionSpec, sample: pd.DataFrame, ids, values) -> pd.DataFra
             raise SubmissionError(f"{n_nan} of {len(values)} predictions are NaN; refusing to write a submission")
     pred = pd.Series(values, index=ids)
     if pred.index.duplicated().any():
-        raise SubmissionError(f"duplicate test ids, e.g. {pred.index[pred.index.duplicated()][0]!r}")
+        raise SubmissionError(f"duplicate test ids, e.g. {cell(pred.index[pred.index.duplicated()][0])}")
     wanted = sample[spec.id_col]
     missing = ~wanted.isin(pred.index)
     if missing.any():
         raise SubmissionError(f"{int(missing.sum())} ids of the sample submission have no prediction, "
-                              f"e.g. {wanted[missing].iloc[0]!r}")
+                              f"e.g. {cell(wanted[missing].iloc[0])}")
     sub = sample.copy()
     aligned = pred.reindex(wanted.to_numpy()).to_numpy()
     if spec.dtype == "int":
@@ -63,7 +63,7 @@ def validate(sub: pd.DataFrame, sample: pd.DataFrame, spec: SubmissionSpec) -> N
         raise SubmissionError(f"{len(sub)} rows; the sample submission has {len(sample)}")
     ids, wanted = pd.Index(sub[spec.id_col]), pd.Index(sample[spec.id_col])
     if ids.has_duplicates:
-        raise SubmissionError(f"{spec.id_col} repeats, e.g. {ids[ids.duplicated()][0]!r}")
+        raise SubmissionError(f"{spec.id_col} repeats, e.g. {cell(ids[ids.duplicated()][0])}")
     if not ids.sort_values().equals(wanted.sort_values()):
         missing = wanted.difference(ids)
         raise SubmissionError(f"{spec.id_col} values differ from the sample submission's: {len(missing)} missing "
@@ -82,7 +82,7 @@ def validate(sub: pd.DataFrame, sample: pd.DataFrame, spec: SubmissionSpec) -> N
     if spec.allowed is not None:
         bad = ~values.isin(spec.allowed)
         if bad.any():
-            raise SubmissionError(f"{spec.value_col} must be one of {spec.allowed}, got {values[bad].iloc[0]!r}")
+            raise SubmissionError(f"{spec.value_col} must be one of {spec.allowed}, got {cell(values[bad].iloc[0])}")
     if spec.bounds is not None:
         low, high = spec.bounds
         if (low is not None and (values < low).any()) or (high is not None and (values > high).any()):
@@ -109,7 +109,7 @@ def forecast_for_keys(forecast: np.ndarray, series: np.ndarray, dates: pd.Dateti
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise SubmissionError(f"{int(bad.sum())} key rows name a series or day that was not forecast, e.g. "
-                              f"{key_series.iloc[first]!r} on {key_dates.iloc[first]}")
+                              f"{cell(key_series.iloc[first])} on {key_dates.iloc[first]}")
     return forecast_at(forecast, row, col)
 
 

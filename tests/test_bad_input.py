@@ -499,7 +499,8 @@ def test_atomic_files_follow_the_umask(tmp_path):
 
 # 9. Smaller ones.
 @pytest.mark.parametrize(("value", "message"), [
-    ("-5", r"SalePrice must be a positive number on every row; row 3 \(Id 3\)"),
+    ("-5", r"SalePrice must be a positive number on every row; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds "
+           r"-5\)"),  # as written, not numpy's np.int64(-5)
     ("cheap", r"SalePrice must be numeric; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds 'cheap'\)"),
 ])
 def test_value_errors_name_the_row(shared_kaggle, tmp_path, value, message):

@@ -46,14 +46,31 @@ def test_bounds_for_continuous_values():
         submission.build(spec, sample, ids=[1, 2], values=np.array([10.0, -1.0]))
 
 
-def test_validate_catches_edited_files():
-    good = submission.build(SPEC, SAMPLE, ids=[1, 2, 3], values=np.array([1, 0, 1]))
-    with pytest.raises(SubmissionError, match="another order"):
-        submission.validate(good.iloc[[1, 0, 2]].reset_index(drop=True), SAMPLE, SPEC)
-    with pytest.raises(SubmissionError, match="rows"):
-        submission.validate(good.head(2), SAMPLE, SPEC)
-    with pytest.raises(SubmissionError, match="columns"):
-        submission.validate(good.rename(columns={"Label": "label"}), SAMPLE, SPEC)
+GOOD = pd.DataFrame({"Id": [3, 1, 2], "Label": [1, 0, 1]})
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda f: f.iloc[[1, 0, 2]].reset_index(drop=True), "another order than the sample"),
+    (lambda f: f.head(2), "2 rows; the sample submission has 3"),
+    (lambda f: f.rename(columns={"Label": "label"}), "columns .* differ"),
+    (lambda f: f.assign(Id=[3, 1, 1]), "Id repeats, e.g. 1"),
+    (lambda f: f.assign(Id=[3, 1, 9]), "1 missing .*\\[2\\].*1 unknown"),  # e.g. the sample of a new test set
+    (lambda f: f.assign(Label=[1.0, np.nan, 1.0]), "1 Label values are missing"),
+    (lambda f: f.assign(Label=[1.0, np.inf, 1.0]), "1 Label values are infinite"),
+    (lambda f: f.assign(Label=[1.0, 0.0, 1.0]), "must be integers, got float64"),
+    (lambda f: f.assign(Label=[1, 0, 2]), "must be one of \\(0, 1\\), got 2"),
+], ids=["order", "rows", "columns", "repeated-id", "other-ids", "nan", "inf", "float", "not-allowed"])
+def test_validate_catches_edited_files(edit, message):
+    submission.validate(GOOD, SAMPLE, SPEC)
+    with pytest.raises(SubmissionError, match=message):
+        submission.validate(edit(GOOD.copy()), SAMPLE, SPEC)
+
+
+def test_validate_wants_numbers_where_the_sample_has_them():
+    spec = SubmissionSpec("s.csv", id_col="Id", value_col="Price", dtype="float", bounds=(0, None))
+    sample = pd.DataFrame({"Id": [1, 2], "Price": [1.0, 1.0]})
+    with pytest.raises(SubmissionError, match="Price must be numeric, got"):
+        submission.validate(pd.DataFrame({"Id": [1, 2], "Price": ["cheap", "dear"]}), sample, spec)
 
 
 def test_write_and_publish_are_atomic(tmp_path, kit_home):
