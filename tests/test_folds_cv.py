@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import PredefinedSplit, ShuffleSplit
 from sklearn.pipeline import make_pipeline
 
 from common.competition import Data
 from common.cv import cross_validate
-from common.errors import DataError
+from common.errors import DataError, UsageError
 from common.metrics import ACCURACY
 from common.splitters import RowFolds
 
@@ -50,6 +51,31 @@ def test_group_folds_keep_groups_together(kit_home):
     assert folds.path.name == "group-k5-seed42-by-g.csv"
     for train_idx, valid_idx in folds.pairs():
         assert not set(data.train["g"].iloc[train_idx]) & set(data.train["g"].iloc[valid_idx])
+
+
+def test_a_users_own_splitter_plugs_in_and_is_persisted_under_its_label(kit_home):
+    """Any object with scikit-learn's split(X, y, groups) works, made by a factory (n_splits, seed) -> splitter."""
+    data = make_data()
+
+    def every_third(n_splits: int, seed: int) -> PredefinedSplit:
+        return PredefinedSplit((np.arange(len(data.train)) + seed) % n_splits)
+
+    mine = RowFolds(every_third, label="every-third")
+    folds = mine.split(data, 3, "toy")
+    assert folds.path.name == "every-third-k3-seed42.csv" and folds.spec["kind"] == "every-third"
+    assert np.array_equal(folds.fold, (np.arange(200) + 42) % 3)
+    assert np.array_equal(mine.split(data, 3, "toy").fold, folds.fold)  # read back, not made again
+    result = cross_validate(LogisticRegression, data.train[["x"]], data.y, folds, lambda y, p: ACCURACY(y, p >= 0.5),
+                            progress=False)
+    assert len(result.fold_scores) == 3 and result.mean > 0.7
+
+
+def test_a_splitter_that_leaves_rows_unvalidated_is_refused(kit_home):
+    data = make_data()
+    shuffle = RowFolds(lambda n, seed: ShuffleSplit(n, test_size=0.1, random_state=seed), label="shuffle")
+    with pytest.raises(UsageError, match=r"splitter shuffle left \d+ rows in no validation fold"):
+        shuffle.split(data, 3, "toy")
+    assert not shuffle.path(3, "toy").exists()
 
 
 class RecordingScaler(TransformerMixin, BaseEstimator):
