@@ -225,6 +225,23 @@ def test_params_from_a_json_file(data_dir, tmp_path, kit_home):
     assert record["params_source"]["kind"] == "file" and record["params_source"]["sha256"]
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read params file .*: No such file or directory"),
+    ("folder", "cannot read params file .*: Is a directory"),
+    ('{"C": ', "is not valid JSON"),
+    ("[0.05]", "must hold a JSON object of params"),
+    ('{"params": [1]}', "must hold a JSON object of params"),
+], ids=["missing", "a-folder", "broken", "a-list", "params-not-an-object"])
+def test_a_bad_params_file_is_one_usage_line(tmp_path, content, message):
+    path = tmp_path / "p.json"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        tuning.params_from_file(str(path))
+
+
 def test_params_written_inline(data_dir, kit_home):
     result = run_script("train.py", "titanic", "--recipe", "logreg", "--params", '{"C": 0.05}', "--folds", "3",
                         "--quiet")
