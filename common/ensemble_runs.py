@@ -18,7 +18,7 @@ from common import blending, runner, submission
 from common.competition import Competition
 from common.cv import CVResult
 from common.errors import DataError, UsageError
-from common.runs import RunRecord, RunWriter, common_folds, find_run, load_runs
+from common.runs import RunRecord, RunWriter, common_folds, find_run, load_runs, most_used
 
 log = logging.getLogger(__name__)
 RECIPE = "ensemble"
@@ -58,7 +58,7 @@ def select(comp: Competition, run_ids: list[str] | None = None) -> Selection:
         for r in [r for r in chosen if r.folds.get("hash") != folds]:
             skipped.append((r.run_id, f"on other folds ({_describe_folds(r)}) than the runs on folds {folds}"))
         chosen = [r for r in chosen if r.folds.get("hash") == folds]
-        data = _sha(chosen[0])
+        data = most_used(chosen, _sha)
         for r in [r for r in chosen if _sha(r) != data]:
             skipped.append((r.run_id, "trained on other data files (their sha256 differ)"))
         chosen = [r for r in chosen if _sha(r) == data]

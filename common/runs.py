@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,11 +243,16 @@ def update_record(folder: str | Path, **changes: Any) -> RunRecord:
     return record
 
 
+def most_used(records: list[RunRecord], key: Callable[[RunRecord], Hashable]) -> Hashable:
+    """The value of ``key`` most runs share (the newest run breaks a tie)."""
+    counts = Counter(key(r) for r in records)
+    newest = {key(r): r.started for r in sorted(records, key=lambda r: r.started)}
+    return max(counts, key=lambda v: (counts[v], newest[v]))
+
+
 def common_folds(records: list[RunRecord]) -> str | None:
-    """The folds hash most runs share (the newest run breaks a tie): the folds on which runs can be compared."""
-    counts = Counter(r.folds.get("hash") for r in records)
-    newest = {r.folds.get("hash"): r.started for r in sorted(records, key=lambda r: r.started)}
-    return max(counts, key=lambda h: (counts[h], newest[h]))
+    """The folds hash most runs share: the folds on which runs can be compared."""
+    return most_used(records, lambda r: r.folds.get("hash"))
 
 
 def best_run(records: list[RunRecord], metric: Metric) -> RunRecord | None:

@@ -268,6 +268,28 @@ def test_runs_are_blended_on_the_files_they_were_trained_on(shared_kaggle, tmp_p
         ensemble_runs.build(TITANIC, data_dir=tmp_path / "other")
 
 
+def test_runs_on_the_most_used_files_are_blended_and_the_others_skipped(shared_kaggle, tmp_path, kit_home):
+    """Same rows, other bytes (so the same folds): the runs on the files most runs used are blended, whichever run
+    came first; a member whose predictions no longer cover the competition's rows is skipped, not misaligned."""
+    shutil.copytree(shared_kaggle / "titanic", tmp_path / "old" / "titanic")
+    train = tmp_path / "old" / "titanic" / "train.csv"
+    train.write_bytes(train.read_bytes().replace(b"\r\n", b"\n"))
+    old, _ = runner.train(TITANIC, "fast", n_folds=5, data_dir=tmp_path / "old", progress=False)
+    shutil.copytree(shared_kaggle / "titanic", tmp_path / "new" / "titanic")
+    new = [runner.train(TITANIC, recipe, n_folds=5, data_dir=tmp_path / "new", progress=False)[0]
+           for recipe in ("fast", "logreg", "rule")]
+    assert old.folds["hash"] == new[0].folds["hash"] and old.data["sha256"] != new[0].data["sha256"]
+    short = new[2]
+    oof = pd.read_parquet(short.path / "oof.parquet")
+    oof.iloc[:-1].to_parquet(short.path / "oof.parquet")
+
+    record, skipped, _ = ensemble_runs.build(TITANIC)
+    assert set(record.params["runs"]) == {new[0].run_id, new[1].run_id}
+    reasons = dict(skipped)
+    assert reasons[old.run_id] == "trained on other data files (their sha256 differ)"
+    assert "out-of-fold file rows are not the competition's 891 PassengerId values" in reasons[short.run_id]
+
+
 def test_an_ensemble_is_not_blended_again_and_its_record_reads_back(data_dir, kit_home):
     for recipe in ("fast", "logreg"):
         runner.train(TITANIC, recipe, n_folds=5, progress=False)
