@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import kaggle_env, run_script
 
 
@@ -59,8 +61,9 @@ def test_rules_not_accepted_403_names_the_rules_page(fake_kaggle, kit_home):
     assert "Traceback" not in result.stderr
 
 
-def test_server_error_is_retried_then_succeeds(fake_kaggle, kit_home):
-    fake_kaggle.fail("DownloadDataFiles", 500, times=1)
+@pytest.mark.parametrize("status", [500, 429], ids=["server-error", "too-many-requests"])
+def test_server_error_is_retried_then_succeeds(fake_kaggle, kit_home, status):
+    fake_kaggle.fail("DownloadDataFiles", status, times=1)
     result = run_script("download.py", "titanic", env=kaggle_env(kit_home, fake_kaggle))
     assert result.returncode == 0, result.stderr
     assert len(fake_kaggle.calls("DownloadDataFiles")) == 2
