@@ -12,7 +12,7 @@ import common
 import competitions
 from common.constraints import Checked
 from common.errors import UsageError
-from common.params import check_buildable, resolve
+from common.params import check_buildable, merge, resolve
 
 from conftest import run_script
 from test_bad_input import one_error_line
@@ -93,3 +93,34 @@ def test_estimators_check_their_ranges_when_fitted_from_python():
 
     with pytest.raises(ValueError, match="windows must be"):
         MedianForecaster(windows=(0,)).fit(None)
+
+
+DEFAULTS = {"on": True, "trees": 100, "rate": 0.1, "kind": "l2", "layers": [64, 32], "extra": None,
+            "inner": {"depth": 3}}
+
+
+@pytest.mark.parametrize(("change", "merged"), [
+    ({"trees": 300.0}, {"trees": 300}),  # JSON written by hand or by a float-valued search space
+    ({"rate": 1}, {"rate": 1.0}),
+    ({"layers": (128,)}, {"layers": [128]}),
+    ({"extra": "anything"}, {"extra": "anything"}),  # no default: no type to hold it to
+    ({"inner": {"depth": 5}}, {"inner": {"depth": 5}}),
+])
+def test_params_take_the_type_of_the_recipes_value(change, merged):
+    assert merge(DEFAULTS, change, "toy") == {**DEFAULTS, **merged}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"on": 1}, "param 'on' of toy must be true or false, got 1"),
+    ({"trees": 2.5}, "param 'trees' of toy must be a whole number, got 2.5"),
+    ({"trees": True}, "param 'trees' of toy must be a whole number, got True"),
+    ({"rate": "fast"}, "param 'rate' of toy must be a number, got 'fast'"),
+    ({"kind": 2}, "param 'kind' of toy must be a string, got 2"),
+    ({"layers": 64}, "param 'layers' of toy must be a list, got 64"),
+    ({"inner": {"depht": 4}}, "unknown param 'depht' for toy > inner; its params are: depth=3"),
+    ({"inner": 4}, "params for toy > inner must be a JSON object, got int"),
+    ({"tress": 10}, "unknown param 'tress' for toy; its params are: on=True, trees=100, .*; sections: inner"),
+])
+def test_a_param_of_the_wrong_type_or_name_is_one_usage_line(change, message):
+    with pytest.raises(UsageError, match=message):
+        merge(DEFAULTS, change, "toy")
