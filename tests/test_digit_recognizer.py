@@ -65,6 +65,24 @@ def test_fast_cnn_on_the_real_files_scores_one_held_out_fold(data_dir, kit_home,
     assert centre > 0.05 and max(abs(v) for v in corners) < centre / 5
 
 
+def test_the_seed_ensemble_averages_cnns_that_differ_only_by_seed(small_tables, tmp_path, kit_home):
+    train, test = small_tables
+    mirror = write_mirror(tmp_path / "mirror", train, test)
+    tiny = {"models": 2, "width": 8, "epochs": 1, "tta_shifts": 0}
+    record, folder = runner.train(DR, "ensemble", n_folds=3, data_dir=mirror, params=tiny, progress=False)
+    assert record.params["models"] == 2 and record.cv["folds_scored"] == 1
+    model = DR.recipe("ensemble").make_model({**DR.recipe("ensemble").params, **tiny}, 5)
+    X, _ = DR.features(data.load(DR, mirror)[1])
+    y = train["label"].to_numpy()
+    model.fit(X, y)
+    first, second = (m.predict_proba(X[:50]) for m in model.models_)
+    assert [m.seed for m in model.models_] == [5, 6] and not np.allclose(first, second)
+    assert np.allclose(model.predict_proba(X[:50]), (first + second) / 2)
+    assert not any((kit_home / "runs" / "digit-recognizer" / ".checkpoints").glob("*"))  # each seed's removed
+    with pytest.raises(ValueError, match="models must be 1 or more"):
+        DR.recipe("ensemble").make_model({**DR.recipe("ensemble").params, "models": 0}, 0)
+
+
 def test_folds_scored_option_runs_more_folds(small_tables, tmp_path, kit_home):
     train, test = small_tables
     mirror = write_mirror(tmp_path / "mirror", train, test)
