@@ -222,6 +222,31 @@ def test_zip_member_outside_target_is_refused(shared_kaggle, tmp_path, kit_home,
     assert not (kit_home / "data" / "titanic").exists()  # nothing half-unpacked is left as a cache
 
 
+def test_zip_member_that_is_a_symlink_is_refused(shared_kaggle, tmp_path, kit_home):
+    """A symlink member could point anywhere (~/.kaggle/kaggle.json); unpacking it would read or write there."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip")
+    link = zipfile.ZipInfo("link.csv")
+    link.external_attr = (0o120777 << 16)  # S_IFLNK: how zip stores a symlink
+    with zipfile.ZipFile(mirror / "titanic.zip", "a") as zf:
+        zf.writestr(link, "/etc/passwd")
+    with pytest.raises(DataError, match="member 'link.csv' is a symlink; refusing to unpack this zip"):
+        data.fetch(TITANIC, mirror)
+    assert not (kit_home / "data" / "titanic").exists()
+
+
+def test_an_unreadable_cache_manifest_fetches_again(shared_kaggle, tmp_path, caplog):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip")
+    cache = data.fetch(TITANIC, mirror).folder
+    (cache / "MANIFEST.json").write_text("{not json")
+    assert data._verified_cache(cache, list(TITANIC.files)) is None and "unreadable; fetching again" in caplog.text
+    assert data.fetch(TITANIC, mirror).source == "data-dir"  # unpacked again, through the checked swap
+    assert data.fetch(TITANIC).source == "cache"
+
+
 def test_zip_missing_a_file(shared_kaggle, tmp_path):
     folder = tmp_path / "src"
     folder.mkdir()
