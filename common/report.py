@@ -54,14 +54,17 @@ def _params_source(run: RunRecord) -> str:
     return src.get("kind", "recipe")
 
 
+def present(competitions: list[str] | None = None, runs: list[RunRecord] | None = None) -> list[str]:
+    """The competitions that have runs (of the ones asked for, when given): cheap, reads only run records."""
+    names = sorted({r.competition for r in (load_runs() if runs is None else runs)})
+    return [n for n in competitions if n in names] if competitions else names
+
+
 def collect(competitions: list[str] | None = None, storage: str | None = None) -> list[Section]:
     """Runs grouped by competition (only those present, or the ones asked for), best CV first."""
     runs = load_runs()
-    names = sorted({r.competition for r in runs})
-    if competitions:
-        names = [n for n in competitions if n in names]
     sections = []
-    for name in names:
+    for name in present(competitions, runs):
         mine = [r for r in runs if r.competition == name]
         if not mine:
             continue

@@ -32,10 +32,10 @@ def main() -> int:
         tuning.require_storage(args.storage, "--storage takes the journal file or database tune.py wrote "
                                "(by default runs/<competition>/optuna.journal)")
     if args.sync:
-        for name in names or [s.name for s in report.collect()]:
+        for name in report.present(names):
             updated = kaggle_runs.sync(competitions.get(name))
             print(f"{name}: scores synced for {updated} run(s)")
-    shown = names or [s.name for s in report.collect()]
+    shown = report.present(names)
     figures = {n: competitions.get(n).figures for n in shown if n in competitions.names()}
     md, page, sections = report.write(names, args.storage, {n: f for n, f in figures.items() if f is not None})
     print(report.terminal(sections))

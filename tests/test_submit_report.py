@@ -261,6 +261,17 @@ def test_report_plots_the_optuna_history_of_each_study(data_dir, kit_home, stora
     assert text.count("data:image/png;base64,") == 3
 
 
+def test_a_damaged_journal_costs_its_plot_once_and_the_report_is_still_written(trained, kit_home):
+    journal = kit_home / "runs" / "titanic" / "optuna.journal"
+    journal.write_text("garbage\n")
+    result = run_script("leaderboard.py", env=env_for(kit_home))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "skipping the Optuna history of titanic" in warnings[0]
+    assert "damaged at line 1" in warnings[0] and "## titanic" in (kit_home / "reports" / "leaderboard.md").read_text()
+    assert journal.read_text() == "garbage\n"  # a report never repairs what it reads
+
+
 def test_labels_from_the_data_are_drawn_without_missing_glyphs():
     """Page names and terms in any script: what the fonts cannot draw is percent-encoded, so no empty boxes."""
     import warnings
