@@ -46,8 +46,9 @@ def main() -> int:
     parser.add_argument("--first-seed", type=seed_arg, default=None,
                         help="fold seed of the first repeat (default: the competition's own + 1, so none of the "
                              "repeats reuses the persisted folds that tuning used)")
-    parser.add_argument("--baseline", help="a recipe to pair every other with: mean fold-score difference ± its "
-                             "standard error, and (classification) the rows where their predictions differ")
+    parser.add_argument("--baseline", help="a recipe to pair every other with: mean fold-score gain over it (positive "
+                             "is better, for errors too) ± its standard error, and (classification) the rows where "
+                             "their predictions differ")
     args = parser.parse_args()
     setup_logging()
     comp = competitions.get(args.competition)
@@ -104,8 +105,9 @@ def paired(comp, y, base, other) -> str:
     """The other recipe against the baseline on the same folds: fold-score gain ± its standard error (folds share
     rows, so the pairing removes the folds' own difficulty), and for classifiers the rows whose predicted class
     differs - how many per repeat and on what share of them the other recipe is right. A gain carried by a handful
-    of flipped rows is the kind the leaderboard does not repeat."""
-    diff = other[0] - base[0]
+    of flipped rows is the kind the leaderboard does not repeat. The gain is in the metric's own direction: positive
+    is better, for an error (RMSLE, SMAPE) as for a score."""
+    diff = (other[0] - base[0]) * (1 if comp.metric.greater_is_better else -1)
     text = f"gain {diff.mean():+.5f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.5f}"
     if comp.task not in ("binary", "multiclass"):
         return text

@@ -89,6 +89,17 @@ def test_fast_recipe_on_the_real_replica_writes_a_valid_key_file_submission(data
     assert (Path(kit_home) / "submissions" / "web-traffic.csv").is_file()
 
 
+def test_compare_pairs_forecasters_with_the_gain_in_smapes_direction(data_dir, kit_home):
+    """SMAPE is an error: a recipe with a higher SMAPE than the baseline has a negative gain."""
+    result = run_script("compare.py", "web-traffic", "--recipes", "weekday", "--baseline", "median",
+                        "--repeats", "2")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    means = {name: float(line.split()[1]) for name, line in lines.items()}
+    gain = float(lines["weekday"].split("gain ")[1].split()[0])
+    assert means["weekday"] > means["median"] and gain == pytest.approx(means["median"] - means["weekday"], abs=2e-5)
+
+
 def test_a_backtest_needs_three_windows(data_dir, kit_home):
     with pytest.raises(UsageError, match="at least 3 windows"):
         runner.train(WT, "median", n_folds=2, progress=False)
