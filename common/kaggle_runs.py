@@ -36,10 +36,17 @@ def pick_run(comp: Competition, run_id: str | None = None) -> RunRecord:
     return best_run(runs, comp.metric)
 
 
-def message_for(run: RunRecord) -> str:
+def message_for(run: RunRecord, note: str | None = None) -> str:
+    """Kaggle's description of the submission: the run id first (``--sync`` finds the run by it), recipe, CV and
+    seed, then the user's own note."""
     cv = run.cv
-    return (f"{run.run_id} {run.recipe} CV {run.metric['name']} {cv['mean']:.5f}±{cv['std']:.5f} "
-            f"seed {run.seed}")
+    message = (f"{run.run_id} {run.recipe} CV {run.metric['name']} {cv['mean']:.5f}±{cv['std']:.5f} "
+               f"seed {run.seed}")
+    if note is None:
+        return message
+    if not note.strip() or any(c in note for c in "\r\n"):
+        raise UsageError("--note must be one line of text")
+    return f"{message} - {note.strip()}"
 
 
 def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None = None) -> Path:
@@ -76,8 +83,9 @@ def upload_form(path: Path, mode: ZipMode = "auto") -> Iterator[Path]:
         yield packed
 
 
-def submit_run(comp: Competition, run: RunRecord, path: Path, zip_mode: ZipMode = "auto") -> dict[str, Any]:
-    message = message_for(run)
+def submit_run(comp: Competition, run: RunRecord, path: Path, zip_mode: ZipMode = "auto",
+               message: str | None = None) -> dict[str, Any]:
+    message = message or message_for(run)
     with upload_form(path, zip_mode) as upload:
         ref = kaggle_api.submit(comp.slug, upload, message)
         sent = upload.name

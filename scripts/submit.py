@@ -6,6 +6,7 @@
     python scripts/submit.py titanic --dry-run            # validate and show what would be sent
     python scripts/submit.py titanic --wait               # poll until scored, print the public score
     python scripts/submit.py web-traffic --zip never      # upload the CSV as it is (default: zipped over 1 MB)
+    python scripts/submit.py titanic --note "boys decided by the model"   # your words after the run's description
 
 The file is re-validated against the sample submission and refused if it changed since its run wrote it. The
 message names the run and its CV; the Kaggle reference (and later the scores) go into the run's run.json.
@@ -31,14 +32,16 @@ def main() -> int:
                         help="seconds between polls (at least 0.1; default 10)")
     parser.add_argument("--zip", choices=("auto", "always", "never"), default="auto",
                         help="upload the CSV zipped (Kaggle unpacks it): auto = when over 1 MB (default)")
+    parser.add_argument("--note", help="one line added to the submission's description on Kaggle (after the run "
+                        "id, recipe, CV and seed)")
     parser.add_argument("--data-dir", help="where the sample submission is found (as for train.py)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     setup_logging(args.verbose)
     comp = competitions.get(args.competition)
     run = kaggle_runs.pick_run(comp, args.run)
+    message = kaggle_runs.message_for(run, args.note)
     path = kaggle_runs.verified_submission(comp, run, args.data_dir)
-    message = kaggle_runs.message_for(run)
     print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv['mean']:.5f} "
           f"± {run.cv['std']:.5f}")
     print(f"file {path} is valid ({run.submission['rows']} rows)")
@@ -48,7 +51,7 @@ def main() -> int:
         return 0
     if not kaggle_api.has_credentials():
         raise KaggleApiError(f"no Kaggle credentials: {kaggle_api.CREDENTIALS_HELP}; the validated file is {path}")
-    entry = kaggle_runs.submit_run(comp, run, path, args.zip)
+    entry = kaggle_runs.submit_run(comp, run, path, args.zip, message)
     print(f"submitted {form}: Kaggle ref {entry['ref']}, message: {message}")
     if args.wait:
         scored = kaggle_runs.wait_for_score(comp, run, entry["ref"], args.timeout, args.poll)

@@ -90,6 +90,25 @@ def test_a_zipped_upload_scores_like_the_plain_csv_and_leaves_the_run_untouched(
     assert [e["uploaded"] for e in record["kaggle_submissions"]] == ["submission.zip", "submission.csv"]
 
 
+def test_a_note_follows_the_runs_description_and_sync_still_finds_the_run(trained, fake_kaggle, kit_home,
+                                                                            data_dir):
+    run = trained[0]
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    fake_kaggle.state.pending_polls = 0  # scored at once
+    result = run_script("submit.py", "titanic", "--run", run["run_id"], "--note", "women and children first",
+                        env=env)
+    assert result.returncode == 0, result.stderr
+    [sent] = fake_kaggle.state.submissions
+    assert sent["description"].startswith(run["run_id"] + " ") and sent["description"].endswith(
+        " - women and children first")
+    assert run_script("leaderboard.py", "--sync", env=env).returncode == 0
+    [entry] = json.loads((kit_home / "runs" / "titanic" / run["run_id"] / "run.json").read_text())["kaggle_submissions"]
+    assert entry["status"] == "COMPLETE" and entry["message"] == sent["description"]
+    bad = run_script("submit.py", "titanic", "--note", "two\nlines", env=env)
+    assert bad.returncode == 2 and "--note must be one line" in last_line(bad)
+    assert len(fake_kaggle.state.submissions) == 1
+
+
 def test_auto_zips_only_files_over_the_threshold(tmp_path):
     small, large = tmp_path / "small.csv", tmp_path / "large.csv"
     small.write_text("Id,Visits\n" + "a,1\n" * 10)
