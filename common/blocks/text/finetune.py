@@ -152,7 +152,7 @@ class TransformerClassifier(TorchClassifier):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        location = resolve_model(self.model)
+        self.location_ = location = resolve_model(self.model)
         try:
             self.tokenizer_ = AutoTokenizer.from_pretrained(location)
             encoder = AutoModel.from_pretrained(location)
@@ -187,7 +187,7 @@ class TransformerClassifier(TorchClassifier):
         texts = self._texts(X)
         if self.bottom_ is None:
             return self.tokenizer_(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        key = (resolve_model(self.model), self.frozen_layers, self.max_length)
+        key = (self.location_, self.frozen_layers, self.max_length)
         return _FrozenStates.get(key, self.bottom_, self.tokenizer_, texts, self.max_length, self.device_)
 
     def collate(self, items, rows: np.ndarray, train: bool):
