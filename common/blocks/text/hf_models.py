@@ -93,7 +93,7 @@ def _hub_host() -> str:
     return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 10.0) -> bool:
     """Whether the Hugging Face hub (or the mirror HF_ENDPOINT names) answers; never when the offline flag is set."""
     import socket
 
