@@ -58,6 +58,8 @@ def main() -> int:
         private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
         print(f"scored: public {comp.metric.name} {scored['public_score']}{private} "
               f"(CV {run.cv['mean']:.5f})")
+    else:
+        print(f"the score, once Kaggle has it: python scripts/leaderboard.py {comp.name} --sync (or use --wait)")
     return 0
 
 

@@ -98,10 +98,11 @@ def test_a_note_follows_the_runs_description_and_sync_still_finds_the_run(traine
     result = run_script("submit.py", "titanic", "--run", run["run_id"], "--note", "women and children first",
                         env=env)
     assert result.returncode == 0, result.stderr
+    assert "python scripts/leaderboard.py titanic --sync" in result.stdout.splitlines()[-1]  # where the score will be
     [sent] = fake_kaggle.state.submissions
     assert sent["description"].startswith(run["run_id"] + " ") and sent["description"].endswith(
         " - women and children first")
-    assert run_script("leaderboard.py", "--sync", env=env).returncode == 0
+    assert run_script("leaderboard.py", "titanic", "--sync", env=env).returncode == 0
     [entry] = json.loads((kit_home / "runs" / "titanic" / run["run_id"] / "run.json").read_text())["kaggle_submissions"]
     assert entry["status"] == "COMPLETE" and entry["message"] == sent["description"]
     bad = run_script("submit.py", "titanic", "--note", "two\nlines", env=env)
