@@ -2,6 +2,7 @@
 against the upstream digest, once; wrong, damaged or missing parts are refused with nothing left in the cache."""
 
 import hashlib
+import os
 import zipfile
 from pathlib import Path
 
@@ -152,6 +153,19 @@ def test_offline_a_hub_model_comes_from_the_local_cache_or_fails_at_once(tmp_pat
         hf_models.resolve_model("roberta-base")
 
 
-def test_the_offline_flag_means_the_hub_is_out_of_reach(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not hf_models.hub_reachable()
+def test_the_users_offline_flag_means_the_hub_is_out_of_reach_the_toolkits_own_does_not(monkeypatch):
+    import socket
+
+    class Answered:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout: Answered())
+    monkeypatch.setattr(hf_models, "_SET_BY_US", set())
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        monkeypatch.setenv(flag, "1")  # recorded first, so the flags _offline() sets are undone after the test
+    assert not hf_models.hub_reachable()  # the user's own flag
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        monkeypatch.delenv(flag)
+    hf_models._offline()  # a packaged model loaded earlier in the same process (a blend's first member)
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and hf_models.hub_reachable()

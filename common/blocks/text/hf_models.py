@@ -97,7 +97,8 @@ def hub_reachable(timeout: float = 10.0) -> bool:
     """Whether the Hugging Face hub (or the mirror HF_ENDPOINT names) answers; never when the offline flag is set."""
     import socket
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if "HF_HUB_OFFLINE" not in _SET_BY_US and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes",
+                                                                                                "on"):
         return False
     try:
         socket.create_connection((_hub_host(), 443), timeout=timeout).close()
@@ -211,10 +212,14 @@ def assemble_split_zip(parts: list[Path], dest: Path, folder: str, sha256: dict[
     return dest / folder
 
 
+_SET_BY_US: set[str] = set()  # offline flags this process set for a local model: not the user's word on the hub
+
+
 def _offline() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        if flag not in os.environ:
+            os.environ[flag] = "1"
+            _SET_BY_US.add(flag)
 
 
 def load_error(name: str, exc: Exception) -> UsageError:
