@@ -94,7 +94,8 @@ def _hub_host() -> str:
 
 
 def hub_reachable(timeout: float = 10.0) -> bool:
-    """Whether the Hugging Face hub (or the mirror HF_ENDPOINT names) answers; never when the offline flag is set."""
+    """Whether the Hugging Face hub (or the mirror HF_ENDPOINT names) answers; never when the user set the offline
+    flag (HF_HUB_OFFLINE)."""
     import socket
 
     if "HF_HUB_OFFLINE" not in _SET_BY_US and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes",
