@@ -25,6 +25,11 @@ class Metric:
         """True when score ``a`` beats score ``b``."""
         return a > b if self.greater_is_better else a < b
 
+    def gain(self, new, old):
+        """How much ``new`` beats ``old`` (scores or arrays of them): positive is better, for an error as for a
+        score."""
+        return new - old if self.greater_is_better else old - new
+
     def rank(self, items: Iterable["T"], score: Callable[["T"], float]) -> list["T"]:
         """``items`` best first by ``score``, in this metric's direction (ties keep their order)."""
         return sorted(items, key=cmp_to_key(lambda a, b: -1 if self.is_better(score(a), score(b))

@@ -107,7 +107,7 @@ def paired(comp, y, base, other) -> str:
     differs - how many per repeat and on what share of them the other recipe is right. A gain carried by a handful
     of flipped rows is the kind the leaderboard does not repeat. The gain is in the metric's own direction: positive
     is better, for an error (RMSLE, SMAPE) as for a score."""
-    diff = (other[0] - base[0]) * (1 if comp.metric.greater_is_better else -1)
+    diff = comp.metric.gain(other[0], base[0])
     text = f"gain {diff.mean():+.5f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.5f}"
     if comp.task not in ("binary", "multiclass"):
         return text
