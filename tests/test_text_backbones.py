@@ -162,9 +162,10 @@ def hub(monkeypatch):
         def close(self) -> None:
             pass
 
-    state = {"up": True}
+    state = {"up": True, "asked": []}
 
     def connect(address, timeout):
+        state["asked"].append(address)
         if not state["up"]:
             raise OSError("no route to host")
         return Answered()
@@ -174,6 +175,9 @@ def hub(monkeypatch):
     for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
         monkeypatch.setenv(flag, "1")  # recorded first, so what the toolkit sets is undone after the test
         monkeypatch.delenv(flag)
+    for var in ("HF_ENDPOINT", "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY",
+                "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
     hf_models._answers.cache_clear()
     yield state
     hf_models._answers.cache_clear()
@@ -185,6 +189,23 @@ def test_the_users_offline_flag_means_the_hub_is_out_of_reach_the_toolkits_own_d
     monkeypatch.delenv("HF_HUB_OFFLINE")
     hf_models._offline()  # set by the toolkit for a local model
     assert os.environ["HF_HUB_OFFLINE"] == "1" and hf_models.hub_reachable()
+
+
+@pytest.mark.parametrize(("env", "address"), [
+    ({}, ("huggingface.co", 443)),
+    ({"HF_ENDPOINT": "http://mirror.lan:8080"}, ("mirror.lan", 8080)),  # the mirror's own port, not 443
+    ({"HF_ENDPOINT": "http://mirror.lan"}, ("mirror.lan", 80)),
+    ({"HTTPS_PROXY": "http://proxy.corp:3128"}, ("proxy.corp", 3128)),  # the hub answers only through it
+    ({"https_proxy": "proxy.corp"}, ("proxy.corp", 80)),
+    ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "huggingface.co"}, ("huggingface.co", 443)),
+], ids=["hub", "mirror-port", "mirror-http", "proxy", "proxy-no-scheme", "no-proxy"])
+def test_the_hub_is_asked_where_a_download_would_connect(hub, monkeypatch, env, address):
+    """Behind a proxy the hub never answers directly, yet downloads work: asking the hub there would force every hub
+    model offline. A mirror on its own port is asked on that port."""
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert hf_models.hub_reachable()
+    assert hub["asked"] == [address]
 
 
 @pytest.mark.parametrize("up", [True, False], ids=["online", "offline"])

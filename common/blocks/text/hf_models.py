@@ -94,21 +94,41 @@ def _hub_host() -> str:
     return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
 
 
+def _hub_address() -> tuple[str, int]:
+    """Where a download would connect first: the hub's (or mirror's) host and port, or the proxy the libraries would
+    go through for it (HTTPS_PROXY, HTTP_PROXY, honouring NO_PROXY) - behind a proxy the hub itself never answers
+    directly, yet downloads work."""
+    from urllib.parse import urlparse
+    from urllib.request import getproxies, proxy_bypass
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = url.hostname or "huggingface.co"
+    address = (host, url.port or (80 if url.scheme == "http" else 443))
+    proxy = getproxies().get(url.scheme or "https")
+    if not proxy or proxy_bypass(host):
+        return address
+    proxy_url = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+    if not proxy_url.hostname:
+        return address
+    return proxy_url.hostname, proxy_url.port or (443 if proxy_url.scheme == "https" else 80)
+
+
 def hub_reachable(timeout: float = 10.0) -> bool:
-    """Whether the Hugging Face hub (or the mirror HF_ENDPOINT names) answers; never when the user set the offline
-    flag (HF_HUB_OFFLINE). Asked once per host and process: a dead network costs its timeout once."""
+    """Whether the Hugging Face hub (or the mirror HF_ENDPOINT names, or the proxy in between) answers; never when the
+    user set the offline flag (HF_HUB_OFFLINE). Asked once per address and process: a dead network costs its timeout
+    once."""
     if "HF_HUB_OFFLINE" not in _SET_BY_US and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes",
                                                                                                 "on"):
         return False
-    return _answers(_hub_host(), timeout)
+    return _answers(_hub_address(), timeout)
 
 
 @functools.cache
-def _answers(host: str, timeout: float) -> bool:
+def _answers(address: tuple[str, int], timeout: float) -> bool:
     import socket
 
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        socket.create_connection(address, timeout=timeout).close()
     except OSError:
         return False
     return True
