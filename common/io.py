@@ -40,6 +40,8 @@ def temp_tag() -> str:
 def pid_alive(pid: int) -> bool:
     if pid <= 0:  # never signal a process group
         return False
+    if os.name != "posix":  # Windows' os.kill ends the process (or signals a console group): count it alive
+        return True
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):
@@ -97,7 +99,8 @@ def _atomic(path: Path, write) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{temp_tag()}")
     try:
         # mkstemp makes 0600 files; a written file should get the same mode as any other the user creates.
-        os.fchmod(fd, 0o666 & ~current_umask())
+        if hasattr(os, "fchmod"):  # Windows before Python 3.13 has none (nor such modes)
+            os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -45,8 +45,11 @@ def has_credentials() -> bool:
 
 def warn_if_token_readable() -> list[Path]:
     """The client prints its own warning about a token file others can read, but that print is captured with the
-    rest of its import noise: say it ourselves, with the fix."""
-    exposed = []
+    rest of its import noise: say it ourselves, with the fix. Not on Windows, whose files have no such mode bits
+    (every file there reads as 0o666)."""
+    exposed: list[Path] = []
+    if os.name != "posix":
+        return exposed
     for folder in _config_dirs():
         token = folder / "kaggle.json"
         try:

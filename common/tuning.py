@@ -7,7 +7,6 @@ one machine) or any SQLAlchemy URL - PostgreSQL first-class, with heartbeats so 
 retried. ``--trials`` is the study's total of finished trials, so re-running the same command resumes.
 """
 
-import fcntl
 import json
 import logging
 import multiprocessing
@@ -30,6 +29,12 @@ from common import paths
 from common.competition import Competition, reference
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
+
+try:
+    import fcntl
+except ImportError:  # Windows: the C runtime's byte-range lock, which the system also drops when its process dies
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
 from common.params import recipe_defaults
 
 log = logging.getLogger(__name__)
@@ -100,12 +105,24 @@ class FlockLock:
 
     def acquire(self) -> bool:
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return True
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            return True
+        while True:  # msvcrt's blocking lock gives up after 10 tries a second apart: wait on, as flock does
+            os.lseek(self._fd, 0, os.SEEK_SET)  # it locks bytes from the current position
+            try:
+                msvcrt.locking(self._fd, msvcrt.LK_LOCK, 1)
+                return True
+            except OSError:
+                continue
 
     def release(self) -> None:
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            else:
+                os.lseek(self._fd, 0, os.SEEK_SET)
+                msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)
             os.close(self._fd)
             self._fd = None
 

@@ -497,6 +497,48 @@ def test_atomic_files_follow_the_umask(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
+def test_where_posix_calls_are_missing_the_toolkit_falls_back(tmp_path, monkeypatch):
+    """Native Windows (untested there: the CI is Linux) lacks os.fchmod before Python 3.13 and fcntl, and its
+    os.kill(pid, 0) would end the process or signal a console group. What each fallback does is checked here."""
+    from types import SimpleNamespace
+
+    from common import tuning
+
+    monkeypatch.delattr(os, "fchmod")
+    assert io.write_text_atomic(tmp_path / "a.txt", "x").read_text() == "x"
+
+    def never(*args):
+        raise AssertionError("os.kill called")
+
+    token = tmp_path / "kaggle" / "kaggle.json"
+    token.parent.mkdir()
+    token.write_text("{}")
+    token.chmod(0o644)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(token.parent))
+    assert kaggle_api.warn_if_token_readable() == [token]
+    monkeypatch.setattr(os, "kill", never)
+    monkeypatch.setattr(os, "name", "nt")
+    alive = io.pid_alive(2 ** 22 + 1)  # no such pid: counted alive, so its files are kept, never its work lost
+    windows_warns = kaggle_api.warn_if_token_readable()  # Windows files read as 0o666: no mode to warn about
+    monkeypatch.undo()
+    assert alive and windows_warns == []
+
+    calls = []
+
+    def locking(fd, mode, nbytes):
+        calls.append((mode, os.lseek(fd, 0, os.SEEK_CUR), nbytes))
+        if len(calls) <= 2:  # held elsewhere: msvcrt's LK_LOCK gives up after its own 10 s
+            raise OSError(errno.EDEADLK, "Resource deadlock avoided")
+
+    monkeypatch.setattr(tuning, "fcntl", None)
+    monkeypatch.setattr(tuning, "msvcrt", SimpleNamespace(LK_LOCK=1, LK_UNLCK=0, locking=locking), raising=False)
+    lock = tuning.FlockLock(tmp_path / "journal.log")
+    assert lock.acquire()
+    os.write(lock._fd, b"moved")  # the next lock call must seek back to byte 0
+    lock.release()
+    assert calls == [(1, 0, 1)] * 3 + [(0, 0, 1)] and lock._fd is None
+
+
 # 9. Smaller ones.
 @pytest.mark.parametrize(("value", "message"), [
     ("-5", r"SalePrice must be a positive number on every row; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds "
