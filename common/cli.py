@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from common.compute import check_settings
 from common.errors import FileSystemError, KitError, UsageError, describe_os_error
 
 MAX_SEED = 2**32 - 1  # numpy, scikit-learn and LightGBM all take seeds in [0, 2**32)
@@ -120,6 +121,7 @@ def handle_errors(main: Callable[[], int | None]) -> int:
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
+        check_settings()
         return main() or 0
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from common.errors import UsageError
+
 # CPU features that change which kernels (and so which last digits) a run computes with.
 NUMERIC_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
@@ -23,12 +25,35 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """A whole-number setting from the environment; a typo in it is one usage line naming it, not a failure that
+    blames whatever read it first (a model's params)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise UsageError(f"{name} must be a whole number of at least {minimum}, not {value!r}; fix or unset it")
+    return number
+
+
+# Whole-number settings read from the environment, with their defaults: checked when a command starts.
+ENV_INTS = {"KIT_THREADS": 1, "KIT_HEARTBEAT_SECONDS": 10}
+
+
+def check_settings() -> None:
+    """Refuse a typo in a setting before any work, not when the first model (or tuning storage) reads it."""
+    for name, default in ENV_INTS.items():
+        env_int(name, default)
+
+
 def n_threads() -> int:
-    value = os.environ.get("KIT_THREADS")
-    if value:
-        return max(1, int(value))
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, (os.cpu_count() or 1) // local)
+    if os.environ.get("KIT_THREADS", "").strip():
+        return env_int("KIT_THREADS", 1)
+    return max(1, (os.cpu_count() or 1) // env_int("LOCAL_WORLD_SIZE", 1))
 
 
 @functools.cache

@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from common import paths
 from common.competition import Competition, reference
+from common.compute import env_int
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
 
@@ -44,7 +45,6 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Counted against --trials when deciding to stop: other workers' running trials will finish too.
 COUNTED = (*FINISHED, TrialState.RUNNING)
-HEARTBEAT_SECONDS = int(os.environ.get("KIT_HEARTBEAT_SECONDS", "10"))
 MAX_RETRY = 2
 
 
@@ -209,8 +209,8 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
             storage = RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=3 * HEARTBEAT_SECONDS,
+                heartbeat_interval=env_int("KIT_HEARTBEAT_SECONDS", 10),
+                grace_period=3 * env_int("KIT_HEARTBEAT_SECONDS", 10),
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
             )
     except ImportError as exc:

@@ -339,6 +339,16 @@ def test_options_are_checked_before_any_work(kit_home, script, args, text):
     assert time.perf_counter() - started < 60
 
 
+@pytest.mark.parametrize(("name", "value"), [("KIT_THREADS", "two"), ("KIT_THREADS", "0"),
+                                             ("KIT_HEARTBEAT_SECONDS", "1.5")])
+def test_a_typo_in_a_numeric_setting_is_one_usage_line_before_any_work(kit_home, name, value):
+    """Read first by a model, a bad KIT_THREADS was blamed on the recipe's params."""
+    result = run_script("train.py", "titanic", env=env_with(KIT_HOME=str(kit_home), **{name: value}))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"error: {name} must be a whole number of at least 1, not "
+                                                      f"{value!r}; fix or unset it")
+    assert not any(kit_home.iterdir())
+
 def test_fold_count_beyond_the_smallest_class_is_a_usage_error():
     y = np.array([0] * 100 + [1] * 3)
     dataset = Data(pd.DataFrame({"id": range(103), "t": y}), pd.DataFrame(), pd.DataFrame(), "t", "id")

@@ -259,7 +259,7 @@ def test_postgres_heartbeat_fails_and_retries_a_trial_of_a_worker_on_another_mac
                                                                                      kit_home, monkeypatch):
     """A dead worker on another host cannot be detected by pid: Optuna's heartbeat must catch it."""
     victim = kill_tuning_mid_trial(postgres_url, {"KIT_HOME": str(kit_home), "KIT_HEARTBEAT_SECONDS": "1"})
-    monkeypatch.setattr(tuning, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setenv("KIT_HEARTBEAT_SECONDS", "1")
     storage, _ = tuning.open_storage(postgres_url, TITANIC)
     storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(
         storage.get_study_id_from_name("titanic:lgbm"), victim.number), "host", "another-machine")
