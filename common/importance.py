@@ -96,9 +96,10 @@ def _rows(X: Any, rows: np.ndarray) -> Any:
 
 def permutation(model: Any, X: pd.DataFrame | np.ndarray, y: np.ndarray,
                 score: Callable[[np.ndarray, np.ndarray], float], predict: Callable[[Any, Any], np.ndarray],
-                greater_is_better: bool, budget_s: float, seed: int = 0,
+                metric_gain: Callable[[float, float], float], budget_s: float, seed: int = 0,
                 groups: dict[str, Any] | None = None, min_rows: int = MIN_ROWS) -> dict[str, float]:
-    """Metric loss when each feature is shuffled across rows (positive: the model relied on it). A feature is a
+    """How much the score gets worse when each feature is shuffled across rows (positive: the model relied on it;
+    ``metric_gain`` is ``Metric.gain``, so errors and scores count the same way). A feature is a
     column of a frame, or one of ``groups`` (name -> columns shuffled together, required for arrays). Features are
     measured in a random order until ``budget_s`` is spent (the first always); the ones it did not reach are left
     out. When the first prediction shows that every feature on all rows would overrun the budget, a random subset
@@ -124,12 +125,12 @@ def permutation(model: Any, X: pd.DataFrame | np.ndarray, y: np.ndarray,
             log.info("permutation importance: the %.0fs budget covered %d of %d features", budget_s, len(out),
                      len(groups))
             break
-        loss = base - score(y, predict(model, _shuffled(X, groups[name], rng.permutation(len(y)))))
-        out[str(name)] = float(loss if greater_is_better else -loss)
+        shuffled = score(y, predict(model, _shuffled(X, groups[name], rng.permutation(len(y)))))
+        out[str(name)] = float(metric_gain(base, shuffled))
     return out
 
 
-def explainer(score: Callable[[np.ndarray, np.ndarray], float], greater_is_better: bool,
+def explainer(score: Callable[[np.ndarray, np.ndarray], float], metric_gain: Callable[[float, float], float],
               predict: Callable[[Any, Any], np.ndarray],
               groups: Callable[[int], dict[str, Any]] | None = None) -> Callable[..., tuple[str, dict] | None]:
     """The per-fold hook of ``cross_validate``: (kind, importance per feature) of a fitted fold model, or None.
@@ -146,7 +147,7 @@ def explainer(score: Callable[[np.ndarray, np.ndarray], float], greater_is_bette
         else:
             return None
         budget = min(PERMUTATION_CAP_S, max(PERMUTATION_FLOOR_S, PERMUTATION_SHARE * fit_seconds))
-        return "permutation", permutation(model, X_valid, np.asarray(y_valid), score, predict, greater_is_better,
+        return "permutation", permutation(model, X_valid, np.asarray(y_valid), score, predict, metric_gain,
                                           budget, groups=named)
 
     return explain

@@ -61,7 +61,7 @@ def run_cv(prep: Prepared, recipe_name: str, params: dict[str, Any], seed: int, 
     interrupted run with the same inputs left."""
     recipe = prep.competition.recipe(recipe_name)
     comp = prep.competition
-    explainer = importance.explainer(comp.score, comp.metric.greater_is_better, predict_raw,
+    explainer = importance.explainer(comp.score, comp.metric.gain, predict_raw,
                                      comp.importance_groups) if explain else None
     folds_scored = folds_scored or recipe.folds_scored
     params = resolve(prep.competition, recipe_name, params)

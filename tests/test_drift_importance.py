@@ -10,6 +10,7 @@ import pytest
 import competitions
 from common import data, drift, runner
 from common.blocks.series import last_window_view
+from common.metrics import Metric
 from common.splitters import Panel
 
 from conftest import env_for, run_script
@@ -95,6 +96,9 @@ def test_digit_drift_on_the_real_images_and_a_shifted_copy(data_dir, kit_home):
     assert shifted.auc > 0.9 and "strong drift" in shifted.verdict
 
 
+MSE = Metric("mse", lambda t, p: float(np.mean((t - p) ** 2)), greater_is_better=False)  # an error: lower is better
+
+
 # -- importance in run records -------------------------------------------------------------------------------------
 def test_lightgbm_runs_record_gain_by_feature_name_others_permutation(data_dir, kit_home):
     lgbm, _ = runner.train(TITANIC, "lgbm", n_folds=3, progress=False)
@@ -122,11 +126,9 @@ def test_permutation_importance_stops_at_its_time_budget(budget):
     X = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 6)), columns=list("abcdef"))
     y = X["a"] * 3 + X["b"]
     model = LinearRegression().fit(X, y)
-    out = permutation(model, X, y.to_numpy(), lambda t, p: -float(np.mean((t - p) ** 2)),
-                      lambda m, x: m.predict(x), True, budget_s=budget)
+    out = permutation(model, X, y.to_numpy(), MSE, lambda m, x: m.predict(x), MSE.gain, budget_s=budget)
     assert len(out) == 1  # the first column is always measured, then the budget is spent
-    full = permutation(model, X, y.to_numpy(), lambda t, p: -float(np.mean((t - p) ** 2)),
-                       lambda m, x: m.predict(x), True, budget_s=60)
+    full = permutation(model, X, y.to_numpy(), MSE, lambda m, x: m.predict(x), MSE.gain, budget_s=60)
     assert max(full, key=full.get) == "a" and full["a"] > full["b"] > abs(full["c"])
 
 
@@ -150,8 +152,7 @@ def test_permutation_importance_of_an_array_shuffles_named_column_groups_on_a_ro
         return m.predict(x)
 
     groups = {"first two": np.array([0, 1]), "third": np.array([2]), "rest": np.array([3, 4, 5])}
-    out = permutation(model, X, y, lambda t, p: -float(np.mean((t - p) ** 2)), slow_predict, True, budget_s=2.0,
-                      groups=groups)
+    out = permutation(model, X, y, MSE, slow_predict, MSE.gain, budget_s=2.0, groups=groups)
     assert set(out) == set(groups)  # every group measured within the budget
     assert out["first two"] > out["third"] > abs(out["rest"])
     assert 500 <= max(seen[1:]) < 6000  # the pilot, then a sample of the rows, never all of them
