@@ -25,6 +25,11 @@ class Metric:
         """True when score ``a`` beats score ``b``."""
         return a > b if self.greater_is_better else a < b
 
+    @property
+    def direction_in_words(self) -> str:
+        """How to read its scores, for people: "higher is better" or "lower is better"."""
+        return "higher is better" if self.greater_is_better else "lower is better"
+
     def gain(self, new, old):
         """How much ``new`` beats ``old`` (scores or arrays of them): positive is better, for an error as for a
         score."""

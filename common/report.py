@@ -114,8 +114,7 @@ def markdown(sections: list[Section]) -> str:
         return "# CV leaderboard\n\nNo runs yet: train one with `python scripts/train.py titanic`.\n"
     out = ["# CV leaderboard", ""]
     for s in sections:
-        better = "higher is better" if s.metric.greater_is_better else "lower is better"
-        out += [f"## {s.name} — {s.metric.name} ({better})", "", "| " + " | ".join(HEADER) + " |",
+        out += [f"## {s.name} — {s.metric.name} ({s.metric.direction_in_words})", "", "| " + " | ".join(HEADER) + " |",
                 "|" + "---|" * len(HEADER)]
         out += ["| " + " | ".join(row) + " |" for row in _rows(s)]
         out.append("")
@@ -175,7 +174,7 @@ def terminal(sections: list[Section], limit: int = 10) -> str:
         return "no runs yet: train one with python scripts/train.py titanic"
     lines = []
     for s in sections:
-        lines.append(f"{s.name} ({s.metric.name}, {'higher' if s.metric.greater_is_better else 'lower'} is better)")
+        lines.append(f"{s.name} ({s.metric.name}, {s.metric.direction_in_words})")
         for row in _rows(s)[:limit]:
             lb = f"  LB {row[8]}" if row[8] else ""
             lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}")
@@ -335,9 +334,8 @@ def html_page(sections: list[Section], figures: dict[str, Figures] | None = None
     if not sections:
         body.append("<p>No runs yet: train one with <code>python scripts/train.py titanic</code>.</p>")
     for s in sections:
-        better = "higher is better" if s.metric.greater_is_better else "lower is better"
         name = html.escape(s.name)
-        body.append(f"<h2 id='{name}'>{name} — {html.escape(s.metric.name)} ({better})</h2>")
+        body.append(f"<h2 id='{name}'>{name} — {html.escape(s.metric.name)} ({s.metric.direction_in_words})</h2>")
         body.append(_html_table(HEADER, _rows(s), "runs"))
         body += _html_extras(s)
         for title, uri in _plots(s) + _competition_figures(s, (figures or {}).get(s.name)):
