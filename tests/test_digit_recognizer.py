@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 import competitions
-from common import data, importance, runner
+from common import data, ensemble_runs, importance, runner
 from common.errors import DataError
+from common.metrics import ACCURACY
 
 from conftest import ROOT, kill_at_first_checkpoint, run_script
 
@@ -207,3 +208,24 @@ def test_most_confidently_wrong_ranks_by_confidence():
     assert list(wrong["row"]) == [2, 1] and list(wrong["predicted"]) == [7, 5]
     counts, truth, _ = confusion(oof)
     assert counts.sum() == 3 and counts[3, 3] == 1 and counts[2, 7] == 1
+
+
+def test_runs_scored_on_every_fold_blend_their_class_probabilities(small_tables, tmp_path, kit_home):
+    """Issue 15's multiclass case end to end: the members' out-of-fold probabilities (one column per class) are read
+    back, blended per fold with weights chosen on the other folds, and the blend's labels are the submission."""
+    train, test = small_tables
+    mirror = write_mirror(tmp_path / "mirror", train, test)
+    for recipe in ("logreg", "knn"):
+        runner.train(DR, recipe, n_folds=3, data_dir=mirror, folds_scored=3, progress=False)
+    record, skipped, best = ensemble_runs.build(DR, data_dir=mirror)
+    assert not skipped and record.ensemble["space"] == "identity" and record.cv["folds_scored"] == 3
+    oof = pd.read_parquet(record.path / "oof.parquet")
+    probs = oof[[f"oof_{c}" for c in range(10)]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1) and (probs >= 0).all()
+    for k in range(3):  # each fold scored by the labels of its own blend
+        rows = (oof["fold"] == k).to_numpy()
+        assert record.cv["fold_scores"][k] == pytest.approx(ACCURACY(oof.loc[rows, "target"],
+                                                                     probs[rows].argmax(axis=1)))
+    sub = pd.read_csv(kit_home / "submissions" / "digit-recognizer.csv")
+    assert list(sub["ImageId"]) == list(range(1, 201)) and sub["Label"].between(0, 9).all()
+    assert record.cv["mean"] >= best["cv_mean"] - 0.05  # a blend of two on 300 images: not far below the better
