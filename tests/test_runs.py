@@ -88,6 +88,22 @@ def test_records_of_earlier_versions_read_and_round_trip(kit_home):
     assert record.cv["mean"] == 0.84959 and record.environment["git_commit"] == "eda0b0a"
     assert record.path == folder and record["run_id"] == OLD_RECORD["run_id"]
     assert record.to_json() == OLD_RECORD  # nothing lost, unknown fields kept
+    # mapping-style reads, for users' own scripts: every field of the file, and where the run lives
+    assert record["path"] == str(folder) and record.get("git_commit") == "eda0b0a"
+    assert record.get("no such field", "default") == "default"
+    with pytest.raises(KeyError):
+        record["no such field"]
+
+
+@pytest.mark.parametrize(("obj", "problem"), [
+    ([1, 2], "it is not a JSON object"),
+    ({**OLD_RECORD, "cv": {"std": 0.01}}, "it has no CV mean"),
+    ({**OLD_RECORD, "cv": {"mean": "0.8"}}, "it has no CV mean"),
+    ({**OLD_RECORD, "recipe": 3}, "its 'recipe' is missing or not a str"),
+])
+def test_what_is_not_a_run_record_is_refused_naming_the_first_problem(obj, problem):
+    with pytest.raises(ValueError, match=f"^{re.escape(problem)}$"):
+        RunRecord.from_json(obj)
 
 
 def test_a_json_that_is_not_a_run_record_is_skipped_naming_the_problem(kit_home, caplog):
