@@ -158,6 +158,42 @@ def test_edited_submission_is_refused(trained, fake_kaggle, kit_home, data_dir):
     assert not fake_kaggle.calls("StartSubmissionUpload")
 
 
+def test_a_missing_submission_file_is_refused_before_anything_is_sent(trained, fake_kaggle, kit_home, data_dir):
+    (kit_home / "runs" / "titanic" / trained[0]["run_id"] / "submission.csv").unlink()
+    result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 5 and last_line(result).endswith("submission.csv is missing; the run cannot be "
+                                                                 "submitted")
+    assert not fake_kaggle.calls("StartSubmissionUpload")
+
+
+def test_a_submission_kaggle_rejects_while_waiting_is_an_error_kept_in_the_record(trained, fake_kaggle, kit_home,
+                                                                                   data_dir):
+    """Kaggle's own scoring can fail a file the toolkit validated (a changed evaluation, a server fault): --wait
+    says so with Kaggle's reason, and the record keeps the rejected submission."""
+    fake_kaggle.state.check_submission = lambda slug, blob: ("Evaluation Exception: scoring failed", None)
+    run = trained[0]
+    result = run_script("submit.py", "titanic", "--wait", "--poll", "0.2", env=env_for(kit_home, fake_kaggle, data_dir))
+    ref = fake_kaggle.state.submissions[0]["ref"]
+    assert result.returncode == 5
+    assert last_line(result) == f"error: Kaggle rejected submission {ref}: Evaluation Exception: scoring failed"
+    [entry] = RunRecord.read(run.path).kaggle_submissions
+    assert entry["ref"] == ref and entry["status"] == "ERROR" and entry["error"].startswith("Evaluation Exception")
+
+
+def test_waiting_past_the_timeout_keeps_the_submission_and_says_how_to_get_the_score(trained, fake_kaggle, kit_home,
+                                                                                    data_dir):
+    fake_kaggle.state.pending_polls = 10 ** 6  # Kaggle is slow today
+    run = trained[0]
+    result = run_script("submit.py", "titanic", "--wait", "--timeout", "1", "--poll", "0.2",
+                        env=env_for(kit_home, fake_kaggle, data_dir))
+    ref = fake_kaggle.state.submissions[0]["ref"]
+    assert result.returncode == 4
+    assert last_line(result) == (f"error: submission {ref} not scored after 1s; check later with python "
+                                 "scripts/leaderboard.py titanic --sync")
+    [entry] = RunRecord.read(run.path).kaggle_submissions  # nothing lost: --sync fills the score in later
+    assert entry["ref"] == ref and entry["public_score"] is None
+
+
 def test_lost_server_response_is_retried_without_a_duplicate(trained, fake_kaggle, kit_home, data_dir):
     fake_kaggle.state.lose_create_responses = 1  # Kaggle creates it but the answer is a 500
     result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
