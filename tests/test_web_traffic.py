@@ -363,9 +363,13 @@ def _key_no_such_day(key: pd.DataFrame) -> pd.DataFrame:
     ({"train": _negative}, "counts >= 0"),
     ({"train": lambda f: f.iloc[:0]}, "train_1.csv has 0 rows"),
     ({"key": lambda k: k[~k["Page"].str.startswith(k["Page"].iloc[0][:-11])]}, "asks for no forecast of 1 train"),
+    ({"train": lambda f: f[["Page"]]}, "train_1.csv has no day columns after Page"),
+    ({"train": lambda f: f.rename(columns={f.columns[10]: "yesterday"})},
+     "train_1.csv: column 'yesterday' is not a YYYY-MM-DD day; the day columns must be the competition's"),
+    ({"train": lambda f: f.rename(columns={"Page": "page"})}, "train_1.csv is missing column(s) Page"),
 ], ids=["key-day-missing", "key-of-another-stage", "key-page-short-of-a-day", "key-no-such-day",
         "days-out-of-order", "day-repeated", "day-missing", "text-visits", "negative", "empty-train",
-        "page-missing-from-key"])
+        "page-missing-from-key", "no-days", "day-not-a-date", "no-page-column"])
 def test_bad_files_give_one_line_and_write_nothing(replica, tmp_path, kit_home, changes, message):
     mirror = small_copy(replica, tmp_path / "mirror", pages=30, **changes)
     result = run_script("train.py", "web-traffic", "--recipe", "median", "--quiet",
