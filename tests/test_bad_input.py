@@ -4,6 +4,7 @@ never replace a good cache, run or submission."""
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -206,10 +207,19 @@ def test_folds_mismatch_says_the_data_changed(shared_kaggle, tmp_path, monkeypat
     assert [by_id[i] for i in shuffled.data.train["PassengerId"]] == list(shuffled.folds.fold)
 
 
-def test_a_damaged_folds_file_is_named_as_damaged(data_dir, kit_home):
+@pytest.mark.parametrize(("text", "problem"), [
+    ("PassengerId,fold\n1,9\n", "its fold ids are not 0..4"),
+    ("PassengerId,fold\n1,0\n1,1\n", "PassengerId values repeat"),
+    ("id,fold\n1,0\n", "its columns are ['id', 'fold'], not ['PassengerId', 'fold']"),
+    (b"\xff\xfe\x00garbage", "'utf-8' codec can't decode"),
+], ids=["fold-ids", "ids-repeat", "columns", "not-text"])
+def test_a_damaged_folds_file_is_named_as_damaged(data_dir, kit_home, text, problem):
     prep = runner.prepare(TITANIC, 5)
-    prep.folds.path.write_text("PassengerId,fold\n1,9\n")
-    with pytest.raises(DataError, match=r"folds file .* is damaged \(its fold ids are not 0..4\)"):
+    if isinstance(text, bytes):
+        prep.folds.path.write_bytes(text)
+    else:
+        prep.folds.path.write_text(text)
+    with pytest.raises(DataError, match=rf"folds file .* is damaged \({re.escape(problem)}"):
         runner.prepare(TITANIC, 5)
 
 

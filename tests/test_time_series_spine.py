@@ -3,6 +3,7 @@ series x days train file, backtest windows read off the key file's horizon and g
 and a key-file submission (``<series>_<date>`` -> Id), as Web Traffic ships it."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from common import runner
 from common.competition import Competition, Data, DataFiles, FileSpec, Recipe, SubmissionSpec
 from common.data import read_table
-from common.errors import SubmissionError
+from common.errors import DataError, SubmissionError
 from common.metrics import SMAPE
 from common.splitters import Backtest, ForecastTask, Panel
 from common.submission import forecast_for_keys
@@ -146,3 +147,32 @@ def test_key_rows_for_unforecast_series_are_refused():
     with pytest.raises(SubmissionError, match="1 key rows name a series or day that was not forecast"):
         forecast_for_keys(np.ones((2, 2)), np.array(["a", "b"]), dates, pd.Series(["a", "c"]),
                           pd.Series(["2016-05-01", "2016-05-02"]))
+
+
+def test_persisted_windows_that_no_longer_fit_the_train_days_are_named(tmp_path, kit_home, monkeypatch, caplog):
+    """The windows are persisted like row folds: damaged, they are called damaged; train cut short, they are
+    refused naming the missing day; train grown, they are still used (same CV), with a warning on how to move on."""
+    import sys
+
+    mirror = tmp_path / "mirror"
+    write_files(mirror / "toy-traffic", 0)
+    path = runner.prepare(TOY, 3, mirror).folds.path
+    good = path.read_text()
+    path.write_text("last_history_day,first_day\nnot a day,2016-01-01\n")
+    with pytest.raises(DataError, match=r"backtest windows file .* is damaged"):
+        runner.prepare(TOY, 3, mirror)
+    path.write_text(good)
+
+    module, days = sys.modules[__name__], DAYS
+    shutil.rmtree(mirror)
+    monkeypatch.setattr(module, "DAYS", days + 7)
+    write_files(mirror / "toy-traffic", 0)
+    grown = runner.prepare(TOY, 3, mirror)
+    assert grown.folds.path == path and "train now ends on 2016-05-06" in caplog.text
+    assert "delete the file to backtest up to the new last day" in caplog.text
+
+    shutil.rmtree(mirror)
+    monkeypatch.setattr(module, "DAYS", days - 7)
+    write_files(mirror / "toy-traffic", 0)
+    with pytest.raises(DataError, match=r"the train days changed since .*: 2016-04-29 no longer in train"):
+        runner.prepare(TOY, 3, mirror)
