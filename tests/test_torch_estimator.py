@@ -1,8 +1,11 @@
 """The generic torch classifier: a CNN needs only its network and how a batch is built; classes come from y
 (multiclass, any labels), early stopping uses the metric passed in, and a fit is reproducible by seed."""
 
+import io
+
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
@@ -56,7 +59,7 @@ def test_binary_fit_is_reproducible_by_seed_and_clonable(digits):
     assert np.allclose(first.predict_proba(X_test), second.predict_proba(X_test), atol=1e-6)
 
 
-@pytest.mark.parametrize("damage", ["cut short", "not a checkpoint", "empty"])
+@pytest.mark.parametrize("damage", ["cut short", "not a checkpoint", "empty", "another torch file"])
 def test_a_damaged_checkpoint_is_moved_aside_and_training_starts_again(digits, tmp_path, caplog, damage):
     """A checkpoint cut short or edited by hand must never resume a fit: the fit starts from the first epoch and ends
     where a fit that never had a checkpoint ends."""
@@ -65,7 +68,10 @@ def test_a_damaged_checkpoint_is_moved_aside_and_training_starts_again(digits, t
     first = model.fit(X, y).predict_proba(X_test)
     (checkpoint,) = tmp_path.glob("*/checkpoint.pt")
     whole = checkpoint.read_bytes()
-    checkpoint.write_bytes({"cut short": whole[:len(whole) // 2], "not a checkpoint": b"epoch 1", "empty": b""}[damage])
+    other = io.BytesIO()
+    torch.save({"epoch": 1, "weights": torch.zeros(3)}, other)  # loads, but is not a checkpoint of a fit
+    checkpoint.write_bytes({"cut short": whole[:len(whole) // 2], "not a checkpoint": b"epoch 1", "empty": b"",
+                            "another torch file": other.getvalue()}[damage])
     damaged = checkpoint.read_bytes()
     again = clone(model).fit(X, y)
     assert "is unreadable" in caplog.text and again.loop_.resumed_from is None and again.loop_.epochs_run == 2
