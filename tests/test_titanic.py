@@ -214,6 +214,14 @@ def test_compare_scores_stacks_and_other_fold_kinds(data_dir, kit_home):
     ungrouped = run_script("compare.py", "titanic", "--recipes", "fast", "--repeats", "1", "--split", "group")
     assert ungrouped.returncode == 2 and "Traceback" not in ungrouped.stderr
     assert "splitter defines no groups; choose kfold or stratified" in ungrouped.stderr.strip().splitlines()[-1]
+    windows = run_script("compare.py", "web-traffic", "--recipes", "median", "--split", "kfold")
+    assert windows.returncode == 2 and windows.stderr.strip().splitlines()[-1] == (
+        "error: --split works for row folds; web-traffic uses Backtest")
+    # --tuned where nothing was tuned yet: said once, and the recipe is still scored as it is
+    untuned = run_script("compare.py", "titanic", "--recipes", "logreg", "--tuned", "--repeats", "1", "--folds", "3")
+    assert untuned.returncode == 0, untuned.stderr
+    assert "(logreg: no tuning storage at" in untuned.stdout and "tuned #" not in untuned.stdout
+    assert [line.split()[0] for line in untuned.stdout.splitlines() if line.startswith("  logreg")] == ["logreg"]
 
 
 @pytest.mark.parametrize("script", ["train.py", "download.py", "tune.py", "compare.py"])
