@@ -15,10 +15,10 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import pandas as pd
 
@@ -163,12 +163,21 @@ class RunRecord:
         """Refuse what is not a run record (ValueError naming the first problem)."""
         if not isinstance(obj, dict):
             raise ValueError("it is not a JSON object")
-        for key, kind in (("run_id", str), ("competition", str), ("recipe", str), ("metric", dict), ("cv", dict)):
-            if not isinstance(obj.get(key), kind):
-                raise ValueError(f"its {key!r} is missing or not a {kind.__name__}")
-        if not isinstance(obj["cv"].get("mean"), int | float):
-            raise ValueError("it has no CV mean")
         known = {f.name for f in fields(cls)} - {"environment", "extra", "path"}
+        for f in fields(cls):  # each field of the file of the kind this class holds (required ones present)
+            optional = f.default is not MISSING or f.default_factory is not MISSING
+            if f.name not in known or (optional and f.name not in obj):
+                continue
+            kind = get_origin(f.type) or f.type
+            if not isinstance(obj.get(f.name), kind) or (kind is int and isinstance(obj[f.name], bool)):
+                raise ValueError(f"its {f.name!r} is missing or not of type {kind.__name__}")
+        if not isinstance(obj["metric"].get("name"), str):
+            raise ValueError("its metric has no name")
+        cv = obj["cv"]
+        numbers = [cv.get("mean"), cv.get("std"), *(cv.get("fold_scores") or [None])]
+        if not isinstance(cv.get("fold_scores"), list) or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in numbers):
+            raise ValueError("its CV has no mean, std and fold scores (numbers)")
         return cls(**{k: v for k, v in obj.items() if k in known},
                    environment={k: obj[k] for k in ENVIRONMENT_KEYS if k in obj},
                    extra={k: v for k, v in obj.items() if k not in known and k not in ENVIRONMENT_KEYS}, path=path)
