@@ -30,13 +30,13 @@ from common.competition import Competition, reference
 from common.compute import env_int
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
+from common.params import recipe_defaults
 
 try:
     import fcntl
 except ImportError:  # Windows: the C runtime's byte-range lock, which the system also drops when its process dies
     fcntl = None  # type: ignore[assignment]
     import msvcrt
-from common.params import recipe_defaults
 
 log = logging.getLogger(__name__)
 # Heartbeats and the retry callback are marked experimental; they are the documented way and we test them.
@@ -95,9 +95,10 @@ def require_storage(url: str, then: str) -> None:
 
 
 class FlockLock:
-    """The journal's write lock as a kernel file lock (``flock``; Optuna only calls acquire and release): the
-    kernel drops it when its process dies, so a killed worker can never leave a stale lock that the next run waits
-    on (Optuna's default symlink lock stays behind after ``kill -9`` and is broken only after a 30 s grace period)."""
+    """The journal's write lock as a kernel file lock (``flock``; on Windows the C runtime's byte lock; Optuna only
+    calls acquire and release): the kernel drops it when its process dies, so a killed worker can never leave a
+    stale lock that the next run waits on (Optuna's default symlink lock stays behind after ``kill -9`` and is
+    broken only after a 30 s grace period)."""
 
     def __init__(self, journal: Path):
         self.path = Path(f"{journal}.flock")
