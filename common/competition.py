@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from common.errors import UsageError
+from common.errors import UsageError, did_you_mean
 from common.metrics import Metric
 
 ColumnKind = Literal["int", "float", "numeric", "str", "any"]
@@ -156,7 +156,8 @@ class Competition:
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:
             known = ", ".join(sorted(self.recipes))
-            raise UsageError(f"unknown recipe {name!r} for {self.name}; choose one of: {known}")
+            raise UsageError(f"unknown recipe {name!r} for {self.name}{did_you_mean(name, self.recipes)}; choose "
+                             f"one of: {known}")
         return self.recipes[name]
 
     def score(self, y_true: np.ndarray, raw_pred: np.ndarray) -> float:

@@ -8,6 +8,18 @@ def cell(value) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
+def did_you_mean(name: str, choices) -> str:
+    """" (did you mean 'titanic'?)" for a typo close to one of ``choices``, else "": the one suggestion difflib finds
+    closest, so an error line about an unknown name points at the likely fix first."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name).lower(), [str(c).lower() for c in choices], n=1, cutoff=0.6)
+    if not close:
+        return ""
+    original = next(c for c in choices if str(c).lower() == close[0])
+    return f" (did you mean {original!r}?)"
+
+
 class KitError(Exception):
     """Base of every error a user can fix; the message says what to do."""
 

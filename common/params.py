@@ -9,7 +9,7 @@ must never train a model on its library defaults.
 from typing import Any
 
 from common.competition import Competition
-from common.errors import UsageError
+from common.errors import UsageError, did_you_mean
 
 
 def _type_ok(default: Any, value: Any) -> Any:
@@ -54,7 +54,8 @@ def merge(defaults: dict[str, Any], changes: dict[str, Any] | None, where: str) 
             valid = ", ".join(f"{k}={defaults[k]!r}" for k in defaults if not isinstance(defaults[k], dict))
             nested = ", ".join(k for k in defaults if isinstance(defaults[k], dict))
             listing = "; ".join(p for p in (valid, f"sections: {nested}" if nested else "") if p) or "none"
-            raise UsageError(f"unknown param {key!r} for {where}; its params are: {listing}")
+            raise UsageError(f"unknown param {key!r} for {where}{did_you_mean(key, defaults)}; its params are: "
+                             f"{listing}")
         default = defaults[key]
         if isinstance(default, dict):
             merged[key] = merge(default, value, f"{where} > {key}")

@@ -6,7 +6,7 @@ Packages are imported only when asked for, so a text or image package's heavy im
 import importlib
 
 from common.competition import Competition
-from common.errors import UsageError
+from common.errors import UsageError, did_you_mean
 
 REGISTRY: dict[str, str] = {
     "titanic": "competitions.titanic",
@@ -24,5 +24,6 @@ def names() -> list[str]:
 
 def get(name: str) -> Competition:
     if name not in REGISTRY:
-        raise UsageError(f"unknown competition {name!r}; choose one of: {', '.join(REGISTRY)}")
+        raise UsageError(f"unknown competition {name!r}{did_you_mean(name, REGISTRY)}; choose one of: "
+                         f"{', '.join(REGISTRY)}")
     return importlib.import_module(REGISTRY[name]).COMPETITION

@@ -117,9 +117,12 @@ def test_params_take_the_type_of_the_recipes_value(change, merged):
     ({"rate": "fast"}, "param 'rate' of toy must be a number, got 'fast'"),
     ({"kind": 2}, "param 'kind' of toy must be a string, got 2"),
     ({"layers": 64}, "param 'layers' of toy must be a list, got 64"),
-    ({"inner": {"depht": 4}}, "unknown param 'depht' for toy > inner; its params are: depth=3"),
+    ({"inner": {"depht": 4}}, r"unknown param 'depht' for toy > inner \(did you mean 'depth'\?\); its params are: "
+                              "depth=3"),
     ({"inner": 4}, "params for toy > inner must be a JSON object, got int"),
-    ({"tress": 10}, "unknown param 'tress' for toy; its params are: on=True, trees=100, .*; sections: inner"),
+    ({"tress": 10}, r"unknown param 'tress' for toy \(did you mean 'trees'\?\); its params are: on=True, "
+                    "trees=100, .*; sections: inner"),
+    ({"zzz": 10}, "unknown param 'zzz' for toy; its params are: "),  # nothing close: no suggestion
 ])
 def test_a_param_of_the_wrong_type_or_name_is_one_usage_line(change, message):
     with pytest.raises(UsageError, match=message):

@@ -108,8 +108,12 @@ def test_train_script_end_to_end(data_dir, kit_home):
 @pytest.mark.parametrize(
     ("args", "code", "text"),
     [
-        (["nope"], 2, "unknown competition 'nope'"),
-        (["titanic", "--recipe", "nope"], 2, "unknown recipe 'nope'"),
+        (["nope"], 2, "unknown competition 'nope'; choose one of: titanic, house-prices"),
+        (["titanic", "--recipe", "nope"], 2, "unknown recipe 'nope' for titanic; choose one of"),
+        (["house_prices"], 2, "unknown competition 'house_prices' (did you mean 'house-prices'?); choose one of"),
+        (["titanic", "--recipe", "lgb"], 2, "unknown recipe 'lgb' for titanic (did you mean 'lgbm'?); choose one"),
+        (["titanic", "--recipe", "logreg", "--params", '{"c": 1}'], 2,
+         "unknown param 'c' for recipe 'logreg' of titanic (did you mean 'C'?); its params are: C=0.1"),
     ],
 )
 def test_train_script_errors_are_one_line(data_dir, args, code, text):
