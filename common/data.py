@@ -168,6 +168,10 @@ def _from_data_dir(comp: Competition, root: Path, names: list[str], check: Check
     found = _from_folder(comp, folder, names, "data-dir", check)
     if found is not None:
         return found
+    if root.name == comp.slug and not folder.exists():  # the competition's own folder (~/Downloads/titanic)
+        found = _from_folder(comp, root, names, "data-dir", check)
+        if found is not None:
+            return found
     for zip_path in (folder / f"{comp.slug}.zip", root / f"{comp.slug}.zip"):
         if zip_path.is_file():
             return _unpack_to_cache(comp, zip_path, "data-dir", check)

@@ -69,10 +69,14 @@ def test_a_data_dir_with_a_tilde_is_the_home_folder(shared_kaggle, tmp_path, mon
     assert paths.home() == tmp_path / "kit"
 
 
-def test_a_data_dir_that_is_the_competition_folder_itself_says_where_to_point(data_dir):
+def test_a_data_dir_that_is_the_competition_folder_itself_is_used_or_says_where_to_point(data_dir, tmp_path):
+    """``--data-dir ~/Downloads/titanic``: a folder named as the competition is taken as its folder; one of another
+    name (which could hold another competition's train.csv) gets a hint instead."""
+    assert data.fetch(TITANIC, data_dir / "titanic").folder == data_dir / "titanic"
+    shutil.copytree(data_dir / "titanic", tmp_path / "downloads")
     with pytest.raises(DataError, match=r"itself holds the files: point --data-dir / KAGGLE_DATA_DIR at "
-                                        rf"{data_dir}, the folder above it"):
-        data.fetch(TITANIC, data_dir / "titanic")
+                                        rf"{tmp_path}, the folder above it"):
+        data.fetch(TITANIC, tmp_path / "downloads")
 
 
 def test_a_runs_files_are_used_where_its_record_found_them(shared_kaggle, tmp_path, monkeypatch):
