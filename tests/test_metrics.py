@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from common.metrics import ACCURACY, F1, RMSLE, SMAPE
+from common.metrics import ACCURACY, F1, RMSLE, ROC_AUC, SMAPE, by_name
 
 
 def test_accuracy_by_hand():
@@ -31,7 +31,22 @@ def test_smape_kaggle_conventions():
     assert SMAPE([100, 0, np.nan], [110, 0, 5]) == pytest.approx(expected)
     # one of the two is zero: |0-4|/(0+4) = 1 -> 200 %
     assert SMAPE([0], [4]) == pytest.approx(200.0)
+    assert math.isnan(SMAPE([np.nan, np.nan], [1, 2]))  # nothing to score: not a perfect 0
     assert not SMAPE.greater_is_better
+
+
+def test_roc_auc_by_rank_sum():
+    # pairs (positive, negative) ordered right: (0.9, 0.1) (0.9, 0.5) (0.5, 0.1); the tie (0.5, 0.5) counts half
+    assert ROC_AUC([1, 1, 0, 0], [0.9, 0.5, 0.5, 0.1]) == pytest.approx(3.5 / 4)
+    with pytest.raises(ValueError, match="needs both classes"):
+        ROC_AUC([1, 1], [0.2, 0.3])
+
+
+def test_a_metric_a_run_names_is_found_or_rebuilt_with_its_direction():
+    assert by_name("rmsle") is RMSLE
+    own = by_name("my_mae", "minimize")  # a user's own metric: ranked in its direction, never recomputed
+    assert own.is_better(0.1, 0.2) and by_name("my_auc", "maximize").is_better(0.9, 0.8)
+    assert own.direction_in_words == "lower is better" and ACCURACY.direction_in_words == "higher is better"
 
 
 def test_direction_comparisons():
