@@ -7,6 +7,7 @@ sees a feature frame, a target and folds; what a "row" is stays the package's bu
 
 import importlib
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,22 @@ class Competition:
     @property
     def cache(self) -> str:
         return self.cache_name or self.slug
+
+    def recipe_lines(self) -> list[str]:
+        """One line per recipe for ``train.py --list-recipes``: name, what kind (an alias, a stack of which members,
+        tunable) and its description - so a user picks one without reading the source."""
+        width = max(len(n) for n in self.recipes)
+        lines = []
+        for name in sorted(self.recipes):
+            recipe = self.recipes[name]
+            alias = next((n for n, r in self.recipes.items() if r is recipe and n != name), None)
+            tags = [f"= {alias}" if name == "default" and alias else "",
+                    f"stack of {', '.join(recipe.members)}" if recipe.members else "",
+                    "tunable" if recipe.space is not None else ""]
+            tag = "; ".join(t for t in tags if t)
+            lines.append(textwrap.fill(f"{f'[{tag}] ' if tag else ''}{recipe.description}", 118,
+                                       initial_indent=f"  {name:<{width}}  ", subsequent_indent=" " * (width + 4)))
+        return lines
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

@@ -3,6 +3,7 @@
 
     python scripts/train.py titanic                       # default recipe, seed 0, 5 folds
     python scripts/train.py titanic --recipe lgbm --seed 3 --folds 10
+    python scripts/train.py titanic --list-recipes        # what each recipe is
     python scripts/train.py titanic --recipe lgbm --params best          # the best trial of scripts/tune.py
     python scripts/train.py titanic --recipe lgbm --params my-params.json
     python scripts/train.py digit-recognizer --folds-scored all           # the full 5-fold CV of a slow model
@@ -21,7 +22,9 @@ from common.runner import train
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
-    parser.add_argument("--recipe", default="default", help="named recipe of the competition (default: default)")
+    parser.add_argument("--recipe", default="default", help="named recipe of the competition (default: default; "
+                        "--list-recipes shows them)")
+    parser.add_argument("--list-recipes", action="store_true", help="list the competition's recipes and exit")
     parser.add_argument("--seed", type=seed_arg, default=0, help="model seed (folds stay fixed per competition)")
     parser.add_argument("--folds", type=folds_arg, help="number of CV folds (default: the competition's own, 5 "
                         "except web-traffic's 3 backtest windows)")
@@ -39,6 +42,10 @@ def main() -> int:
     args = parser.parse_args()
     setup_logging(args.verbose)
     comp = competitions.get(args.competition)
+    if args.list_recipes:
+        print(f"{comp.name} recipes ({comp.metric.name}, {comp.metric.direction_in_words}):")
+        print("\n".join(comp.recipe_lines()))
+        return 0
     comp.recipe(args.recipe)  # fail fast on an unknown recipe, before any download
     params = source = None
     if args.params == "best":

@@ -228,6 +228,16 @@ def test_compare_scores_stacks_and_other_fold_kinds(data_dir, kit_home):
     assert [line.split()[0] for line in untuned.stdout.splitlines() if line.startswith("  logreg")] == ["logreg"]
 
 
+@pytest.mark.parametrize("name", competitions.names())
+def test_list_recipes_names_each_recipe_and_what_it_is_without_any_work(kit_home, name):
+    comp = competitions.get(name)
+    result = run_script("train.py", name, "--list-recipes")
+    assert result.returncode == 0, result.stderr
+    listed = [line.split()[0] for line in result.stdout.splitlines()[1:] if line.startswith("  ") and line[2] != " "]
+    assert listed == sorted(comp.recipes)
+    assert comp.recipes["default"].description.split()[0] in result.stdout and not any(kit_home.iterdir())
+
+
 @pytest.mark.parametrize("script", ["train.py", "download.py", "tune.py", "compare.py"])
 def test_scripts_have_help(script):
     result = run_script(script, "--help")
