@@ -175,9 +175,11 @@ def _from_data_dir(comp: Competition, root: Path, names: list[str], check: Check
     for zip_path in (folder / f"{comp.slug}.zip", root / f"{comp.slug}.zip"):
         if zip_path.is_file():
             return _unpack_to_cache(comp, zip_path, "data-dir", check)
-    if folder.is_dir():
-        missing = [n for n in names if not (folder / n).is_file()]
-        raise DataError(f"{comp.name}: {', '.join(missing)} missing from {folder} (needs {', '.join(names)}, each "
+    own = root.name == comp.slug and not folder.exists() and any((root / n).is_file() for n in names)
+    if folder.is_dir() or own:  # the competition's folder, short of some files
+        where = folder if folder.is_dir() else root
+        missing = [n for n in names if not (where / n).is_file()]
+        raise DataError(f"{comp.name}: {', '.join(missing)} missing from {where} (needs {', '.join(names)}, each "
                         f"as it is or zipped as <name>.zip, or all in {comp.slug}.zip)")
     hint = (f"; {root} itself holds the files: point --data-dir / KAGGLE_DATA_DIR at {root.parent}, the folder above "
             f"it, and name this folder {comp.slug}" if _has_all(root, names) else "")

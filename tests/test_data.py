@@ -73,6 +73,10 @@ def test_a_data_dir_that_is_the_competition_folder_itself_is_used_or_says_where_
     """``--data-dir ~/Downloads/titanic``: a folder named as the competition is taken as its folder; one of another
     name (which could hold another competition's train.csv) gets a hint instead."""
     assert data.fetch(TITANIC, data_dir / "titanic").folder == data_dir / "titanic"
+    shutil.copytree(data_dir / "titanic", tmp_path / "short" / "titanic")
+    (tmp_path / "short" / "titanic" / "test.csv").unlink()
+    with pytest.raises(DataError, match=r"titanic: test.csv missing from .*short/titanic \(needs train.csv"):
+        data.fetch(TITANIC, tmp_path / "short" / "titanic")
     shutil.copytree(data_dir / "titanic", tmp_path / "downloads")
     with pytest.raises(DataError, match=r"itself holds the files: point --data-dir / KAGGLE_DATA_DIR at "
                                         rf"{tmp_path}, the folder above it"):
