@@ -199,6 +199,10 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_symlink_lock(path)
         return journal_storage(path), str(path)
+    dialect = url.partition("://")[0].split("+")[0]
+    if dialect == "postgres":  # Heroku-style URLs: SQLAlchemy dropped this alias (its error: "Can't load plugin")
+        raise UsageError(f"tuning storage {display_url(url)}: write postgresql:// - SQLAlchemy does not accept "
+                         "postgres://")
     try:
         if url.startswith("sqlite"):
             # SQLite serialises writers; a generous busy timeout keeps "database is locked" away.
@@ -215,8 +219,9 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
             )
     except ImportError as exc:
-        raise TuningError(f"no database driver for {display_url(url)}: pip install -e '.[postgres]' "
-                          f"({exc})") from exc
+        fix = ("pip install -e '.[postgres]'" if dialect == "postgresql" else
+               f"install the Python driver SQLAlchemy uses for {dialect}:// (e.g. mysql+pymysql:// needs pymysql)")
+        raise TuningError(f"no database driver for {display_url(url)}: {fix} ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many types; all mean "cannot use it"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TuningError(f"cannot reach tuning storage {display_url(url)}: {first}") from exc

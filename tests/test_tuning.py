@@ -176,6 +176,20 @@ def test_unreachable_storage_is_one_line(data_dir):
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("url", "error", "message"), [
+    ("postgres://u:secret@localhost/db", UsageError,
+     r"tuning storage postgres://u:\*\*\*@localhost/db: write postgresql:// - SQLAlchemy does not accept "
+     "postgres://$"),
+    ("mysql://u@localhost/db", TuningError,
+     r"no database driver for mysql://u@localhost/db: install the Python driver SQLAlchemy uses for mysql:// \(e.g."),
+])
+def test_a_storage_url_sqlalchemy_cannot_use_says_what_to_write_or_install(url, error, message):
+    """Hosting services hand out postgres:// URLs, which SQLAlchemy refuses with "Can't load plugin"; a dialect
+    whose driver is missing must not be told to install the PostgreSQL one."""
+    with pytest.raises(error, match=f"^{message}"):
+        tuning.open_storage(url, TITANIC)
+
+
 def test_study_created_for_the_other_direction_is_refused(storage_url):
     storage, _ = tuning.open_storage(storage_url, TITANIC)
     optuna.create_study(study_name="titanic:lgbm", storage=storage, direction="minimize")
