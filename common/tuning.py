@@ -203,6 +203,9 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
     if dialect == "postgres":  # Heroku-style URLs: SQLAlchemy dropped this alias (its error: "Can't load plugin")
         raise UsageError(f"tuning storage {display_url(url)}: write postgresql:// - SQLAlchemy does not accept "
                          "postgres://")
+    file = storage_file(url)
+    if file is not None:  # an SQLite file's folder is made, as a journal's is (SQLite: "unable to open database file")
+        file.parent.mkdir(parents=True, exist_ok=True)
     try:
         if url.startswith("sqlite"):
             # SQLite serialises writers; a generous busy timeout keeps "database is locked" away.

@@ -190,6 +190,13 @@ def test_a_storage_url_sqlalchemy_cannot_use_says_what_to_write_or_install(url, 
         tuning.open_storage(url, TITANIC)
 
 
+def test_an_sqlite_file_gets_its_folder_made_as_a_journal_does(tmp_path):
+    url = f"sqlite:///{tmp_path}/studies/2026/t.db"  # SQLite itself: "unable to open database file"
+    storage, _ = tuning.open_storage(url, TITANIC)
+    optuna.create_study(study_name="titanic:lgbm", storage=storage, direction="maximize")
+    assert (tmp_path / "studies" / "2026" / "t.db").is_file()
+
+
 def test_study_created_for_the_other_direction_is_refused(storage_url):
     storage, _ = tuning.open_storage(storage_url, TITANIC)
     optuna.create_study(study_name="titanic:lgbm", storage=storage, direction="minimize")
