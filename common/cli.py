@@ -36,6 +36,14 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Every script's last step of option parsing: the shared --verbose flag, then logging set up from it."""
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    return args
+
+
 def _whole(text: str, low: int, high: int | None, out_of_range: str) -> int:
     """A whole number in [low, high] from an option's text, or argparse's usage error saying what is allowed."""
     try:

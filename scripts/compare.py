@@ -23,7 +23,7 @@ import numpy as np
 
 import competitions
 from common import runner, tuning
-from common.cli import folds_arg, repeats_arg, run_main, seed_arg, setup_logging
+from common.cli import folds_arg, parse_args, repeats_arg, run_main, seed_arg
 from common.errors import UsageError
 from common.resume import Resume
 from common.splitters import RowFolds
@@ -36,7 +36,8 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipes", nargs="*", help="recipes to compare (default: all)")
     parser.add_argument("--folds", type=folds_arg, help="folds per repeat (default: the competition's own)")
-    parser.add_argument("--repeats", type=repeats_arg, default=3, metavar="1..50")
+    parser.add_argument("--repeats", type=repeats_arg, default=3, metavar="1..50",
+                        help="fold assignments to score each recipe on, each with its own fold seed (default: 3)")
     parser.add_argument("--seed", type=seed_arg, default=0, help="model seed")
     parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
     parser.add_argument("--tuned", action="store_true", help="also score each recipe's best tuned params")
@@ -49,8 +50,7 @@ def main() -> int:
     parser.add_argument("--baseline", help="a recipe to pair every other with: mean fold-score gain over it (positive "
                              "is better, for errors too) ± its standard error, and (classification) the rows where "
                              "their predictions differ")
-    args = parser.parse_args()
-    setup_logging()
+    args = parse_args(parser)
     comp = competitions.get(args.competition)
     names = args.recipes or list(comp.recipes)
     if args.baseline:

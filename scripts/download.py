@@ -10,7 +10,7 @@ import argparse
 
 import competitions
 from common import data
-from common.cli import run_main, setup_logging
+from common.cli import parse_args, run_main
 
 
 def main() -> int:
@@ -18,9 +18,7 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip")
     parser.add_argument("--force", action="store_true", help="download again even if the cache is valid")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
+    args = parse_args(parser)
     comp = competitions.get(args.competition)
     files, dataset = data.load(comp, args.data_dir, force_download=args.force)  # files, columns, dtypes, ids
     print(f"{comp.name}: {len(dataset.train)} train rows, {len(dataset.test)} test rows in {files.folder} "

@@ -12,7 +12,7 @@ import argparse
 
 import competitions
 from common import drift
-from common.cli import run_main, seed_arg, setup_logging
+from common.cli import parse_args, run_main, seed_arg
 
 
 def main() -> int:
@@ -20,9 +20,7 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
     parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the folds and the classifier")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
+    args = parse_args(parser)
     comp = competitions.get(args.competition)
     result, path = drift.check(comp, args.data_dir, args.seed)
     print(f"{comp.name}: adversarial ROC AUC {result.auc:.3f} ± {result.auc_std:.3f} ({result.what})")

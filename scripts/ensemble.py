@@ -17,7 +17,7 @@ import argparse
 
 import competitions
 from common import blending, ensemble_runs, paths
-from common.cli import positive_arg, run_main, setup_logging
+from common.cli import parse_args, positive_arg, run_main
 
 
 def main() -> int:
@@ -25,12 +25,12 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--runs", nargs="+", metavar="RUN_ID", help="run ids to blend (default: every run of the "
                         "competition on the most used folds)")
-    parser.add_argument("--method", default="hill", choices=blending.METHODS)
+    parser.add_argument("--method", default="hill", choices=blending.METHODS,
+                        help="hill: greedy forward selection with replacement in the metric's direction (default); "
+                        "nnls: non-negative least-squares weights; rank: rank average (ranking metrics only)")
     parser.add_argument("--max-members", type=positive_arg, help="most distinct runs in the blend")
     parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
+    args = parse_args(parser)
     comp = competitions.get(args.competition)
     record, skipped, best = ensemble_runs.build(comp, args.runs, args.method, args.max_members, args.data_dir)
     for run_id, reason in skipped:

@@ -11,7 +11,7 @@ import argparse
 
 import competitions
 from common import kaggle_runs, report
-from common.cli import run_main, setup_logging
+from common.cli import parse_args, run_main
 
 
 def main() -> int:
@@ -20,9 +20,7 @@ def main() -> int:
     parser.add_argument("--sync", action="store_true", help="fill in scores of your submissions from Kaggle")
     parser.add_argument("--storage", help="tuning storage to plot studies from (a journal file or a database URL, "
                         "as for tune.py; default: each competition's own journal)")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
+    args = parse_args(parser)
     names = args.competitions or None
     for name in names or []:
         competitions.get(name)  # unknown names fail here, in one line

@@ -16,7 +16,7 @@ import argparse
 
 import competitions
 from common import kaggle_api, kaggle_runs
-from common.cli import run_main, seconds_arg, setup_logging
+from common.cli import parse_args, run_main, seconds_arg
 from common.errors import KaggleApiError
 
 
@@ -35,9 +35,7 @@ def main() -> int:
     parser.add_argument("--note", help="one line added to the submission's description on Kaggle (after the run "
                         "id, recipe, CV and seed)")
     parser.add_argument("--data-dir", help="where the sample submission is found (as for train.py)")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
+    args = parse_args(parser)
     comp = competitions.get(args.competition)
     run = kaggle_runs.pick_run(comp, args.run)
     message = kaggle_runs.message_for(run, args.note)

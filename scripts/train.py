@@ -15,7 +15,7 @@ import logging
 
 import competitions
 from common import paths, tuning
-from common.cli import folds_arg, run_main, scored_arg, seed_arg, setup_logging
+from common.cli import folds_arg, parse_args, run_main, scored_arg, seed_arg
 from common.runner import train
 
 
@@ -38,9 +38,7 @@ def main() -> int:
                         "a JSON object written inline: '{\"C\": 0.5}'")
     parser.add_argument("--storage", help="tuning storage for --params best (default: the embedded journal)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
+    args = parse_args(parser)
     comp = competitions.get(args.competition)
     if args.list_recipes:
         print(f"{comp.name} recipes ({comp.metric.name}, {comp.metric.direction_in_words}):")

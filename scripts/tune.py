@@ -13,7 +13,7 @@ import argparse
 
 import competitions
 from common import tuning
-from common.cli import folds_arg, positive_arg, run_main, seconds_arg, seed_arg, setup_logging
+from common.cli import folds_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
 
 
 def main() -> int:
@@ -29,9 +29,7 @@ def main() -> int:
     parser.add_argument("--folds", type=folds_arg, help="CV folds, the same persisted folds as train.py (default: "
                         "the competition's own)")
     parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    setup_logging(args.verbose)
+    args = parse_args(parser)
     comp = competitions.get(args.competition)
     args.folds = args.folds or comp.default_folds
     study = tuning.tune(comp, args.recipe, n_trials=args.trials, timeout=args.timeout, storage_url=args.storage,

@@ -1,6 +1,7 @@
 """Titanic end to end on the real files: train, run record, submission, reproducibility, failures."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -238,10 +239,18 @@ def test_list_recipes_names_each_recipe_and_what_it_is_without_any_work(kit_home
     assert comp.recipes["default"].description.split()[0] in result.stdout and not any(kit_home.iterdir())
 
 
-@pytest.mark.parametrize("script", ["train.py", "download.py", "tune.py", "compare.py"])
-def test_scripts_have_help(script):
+@pytest.mark.parametrize("script", ["train.py", "download.py", "tune.py", "compare.py", "ensemble.py", "drift.py",
+                                    "submit.py", "leaderboard.py"])
+def test_scripts_have_help_for_every_option(script):
     result = run_script(script, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
+    options = result.stdout.split("options:")[1].splitlines()[1:]
+    for i, line in enumerate(options):  # an option's help follows it on its line or on the next, further indented
+        if line.startswith("  -"):
+            after = line.strip().split("  ", 1)
+            follows = i + 1 < len(options) and options[i + 1].startswith(" " * 10)
+            assert len(after) == 2 or follows, f"{script}: {line.strip()} has no help"
+    assert re.search(r"--verbose +debug logging", result.stdout)
 
 
 def test_every_recipe_param_is_a_real_model_parameter():
