@@ -40,20 +40,19 @@ def env_int(name: str, default: int, minimum: int = 1) -> int:
     return number
 
 
-# Whole-number settings read from the environment, with their defaults: checked when a command starts.
-ENV_INTS = {"KIT_THREADS": 1, "KIT_HEARTBEAT_SECONDS": 10}
+# Whole-number settings read from the environment (each at least 1): checked when a command starts.
+ENV_INTS = ("KIT_THREADS", "KIT_HEARTBEAT_SECONDS")
 
 
 def check_settings() -> None:
     """Refuse a typo in a setting before any work, not when the first model (or tuning storage) reads it."""
-    for name, default in ENV_INTS.items():
-        env_int(name, default)
+    for name in ENV_INTS:
+        env_int(name, 1)
 
 
 def n_threads() -> int:
-    if os.environ.get("KIT_THREADS", "").strip():
-        return env_int("KIT_THREADS", 1)
-    return max(1, (os.cpu_count() or 1) // env_int("LOCAL_WORLD_SIZE", 1))
+    """KIT_THREADS, else every core this process's share of a torchrun job has."""
+    return env_int("KIT_THREADS", 0) or max(1, (os.cpu_count() or 1) // env_int("LOCAL_WORLD_SIZE", 1))
 
 
 @functools.cache

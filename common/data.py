@@ -168,15 +168,15 @@ def _from_data_dir(comp: Competition, root: Path, names: list[str], check: Check
     found = _from_folder(comp, folder, names, "data-dir", check)
     if found is not None:
         return found
-    if root.name == comp.slug and not folder.exists():  # the competition's own folder (~/Downloads/titanic)
+    own = root.name == comp.slug and not folder.exists()  # the competition's own folder (~/Downloads/titanic)
+    if own:
         found = _from_folder(comp, root, names, "data-dir", check)
         if found is not None:
             return found
     for zip_path in (folder / f"{comp.slug}.zip", root / f"{comp.slug}.zip"):
         if zip_path.is_file():
             return _unpack_to_cache(comp, zip_path, "data-dir", check)
-    own = root.name == comp.slug and not folder.exists() and any((root / n).is_file() for n in names)
-    if folder.is_dir() or own:  # the competition's folder, short of some files
+    if folder.is_dir() or (own and any((root / n).is_file() for n in names)):  # its folder, short of some files
         where = folder if folder.is_dir() else root
         missing = [n for n in names if not (where / n).is_file()]
         raise DataError(f"{comp.name}: {', '.join(missing)} missing from {where} (needs {', '.join(names)}, each "

@@ -214,11 +214,12 @@ def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
             engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
             if url.startswith("postgresql"):
                 engine_kwargs["connect_args"] = {"connect_timeout": 10}
+            heartbeat = env_int("KIT_HEARTBEAT_SECONDS", 10)
             storage = RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
-                heartbeat_interval=env_int("KIT_HEARTBEAT_SECONDS", 10),
-                grace_period=3 * env_int("KIT_HEARTBEAT_SECONDS", 10),
+                heartbeat_interval=heartbeat,
+                grace_period=3 * heartbeat,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
             )
     except ImportError as exc:

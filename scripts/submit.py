@@ -13,6 +13,7 @@ message names the run and its CV; the Kaggle reference (and later the scores) go
 """
 
 import argparse
+from typing import get_args
 
 import competitions
 from common import kaggle_api, kaggle_runs
@@ -30,7 +31,7 @@ def main() -> int:
                         help="seconds to wait for a score (default 900)")
     parser.add_argument("--poll", type=seconds_arg(0.1), default=10,
                         help="seconds between polls (at least 0.1; default 10)")
-    parser.add_argument("--zip", choices=("auto", "always", "never"), default="auto",
+    parser.add_argument("--zip", choices=get_args(kaggle_runs.ZipMode), default="auto",
                         help="upload the CSV zipped (Kaggle unpacks it): auto = when over 1 MB (default)")
     parser.add_argument("--note", help="one line added to the submission's description on Kaggle (after the run "
                         "id, recipe, CV and seed)")

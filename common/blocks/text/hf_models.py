@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import ParseResult, urlparse
 
 from common.data import safe_extract, sha256_file
 from common.errors import DataError, UsageError
@@ -88,21 +89,21 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
     return str(cached)
 
 
-def _hub_host() -> str:
-    from urllib.parse import urlparse
+def _hub_url() -> ParseResult:
+    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
 
-    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+
+def _hub_host() -> str:
+    return _hub_url().hostname or "huggingface.co"
 
 
 def _hub_address() -> tuple[str, int]:
     """Where a download would connect first: the hub's (or mirror's) host and port, or the proxy the libraries would
     go through for it (HTTPS_PROXY, HTTP_PROXY, honouring NO_PROXY) - behind a proxy the hub itself never answers
     directly, yet downloads work."""
-    from urllib.parse import urlparse
     from urllib.request import getproxies, proxy_bypass
 
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host = url.hostname or "huggingface.co"
+    url, host = _hub_url(), _hub_host()
     address = (host, url.port or (80 if url.scheme == "http" else 443))
     proxy = getproxies().get(url.scheme or "https")
     if not proxy or proxy_bypass(host):
