@@ -37,7 +37,7 @@ help:
 	@echo "make drift COMP=c     how different test is from train (adversarial validation)"
 	@echo "make tune COMP=c RECIPE=r [STORAGE=url]   tune a recipe for 15 min, then train its best trial"
 	@echo "make dashboard [COMP=c]                   optuna-dashboard on that storage (PORT=$(PORT))"
-	@echo "make test | lint      ruff and the tests | ruff alone"
+	@echo "make test | lint      ruff, mypy and the tests | ruff and mypy alone"
 	@echo "make setup | setup-tabular | clean-venv   install everything | the tabular part | remove $(VENV)"
 	@echo "More: python scripts/<train|compare|tune|ensemble|drift|submit|leaderboard|download>.py --help"
 
@@ -115,10 +115,12 @@ dashboard: setup-tabular
 
 test: setup
 	$(PY) -m ruff check common competitions scripts tests
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 lint: setup-tabular
 	$(PY) -m ruff check common competitions scripts tests
+	$(PY) -m mypy
 
 clean-venv:
 	rm -rf $(VENV)

@@ -8,7 +8,7 @@ sees a feature frame, a target and folds; what a "row" is stays the package's bu
 import importlib
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,14 +27,14 @@ Task = Literal["binary", "regression", "multiclass", "forecast"]
 class FileSpec:
     """What a competition file must contain; checked when it is loaded."""
 
-    columns: dict[str, ColumnKind]
+    columns: Mapping[str, ColumnKind]
     min_rows: int = 1
     # Column name patterns (prefix -> kind) for wide files such as pixel0..pixel783 or one column per day.
-    column_prefixes: dict[str, ColumnKind] = field(default_factory=dict)
+    column_prefixes: Mapping[str, ColumnKind] = field(default_factory=dict)
     # Columns whose values must not repeat (ids); the first also names rows in error messages.
     unique: tuple[str, ...] = ()
     # Plausible ranges (low, high; None = open) of numeric columns: a negative age or area is damage, not data.
-    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    bounds: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,8 @@ class Competition:
     metric: Metric
     files: dict[str, FileSpec]
     load: Callable[[DataFiles], Data]  # validated raw tables
-    features: Callable[[Data], tuple[pd.DataFrame, pd.DataFrame]]  # label-free features for train and test
+    # Label-free features for train and test: frames, arrays (images) or a Panel and ForecastTask (series).
+    features: Callable[[Data], tuple[Any, Any]]
     folds: Any  # a splitter from common.splitters
     recipes: dict[str, Recipe]
     submission: SubmissionSpec

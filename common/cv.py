@@ -132,6 +132,8 @@ def cross_validate(
         if on_fold is not None:
             on_fold(k, outcome.score, list(scores))
     bar.close()
+    if oof is None:
+        raise ValueError("no fold to score: cross_validate needs at least one")
     test_mean = None if test_sum is None else test_sum / len(folds)
     if refit and X_test is not None:
         test_mean = _kept(store, "refit", partial(_fit_all, make_model, X, y, X_test, predict)).test_pred

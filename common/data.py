@@ -15,7 +15,7 @@ import os
 import shutil
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -137,7 +137,7 @@ def check_loaded(data: Data) -> Data:
     return data
 
 
-def _few(values: Sequence, n: int = 3) -> str:
+def _few(values: Iterable, n: int = 3) -> str:
     return ", ".join(map(str, list(values)[:n]))
 
 

@@ -120,7 +120,7 @@ def adversarial(view: DriftView, competition: str, n_splits: int = 5, seed: int 
                                n_jobs=n_threads(), verbose=-1)
         X_train, X_valid = _rows(view.X, train_idx), _rows(view.X, valid_idx)
         model.fit(X_train, y[train_idx])
-        aucs.append(ROC_AUC(y[valid_idx], model.predict_proba(X_valid)[:, 1]))
+        aucs.append(ROC_AUC(y[valid_idx], np.asarray(model.predict_proba(X_valid))[:, 1]))
         gain += model.booster_.feature_importance(importance_type="gain")
     share = gain / gain.sum() if gain.sum() > 0 else gain
     order = np.argsort(-share)[:TOP_FEATURES]
@@ -162,7 +162,8 @@ def save(result: DriftResult) -> Path:
     return write_json_atomic(result_path(result.competition), result.to_json())
 
 
-REQUIRED = {"auc": (int, float), "auc_std": (int, float), "what": str, "verdict": str, "top": list}
+REQUIRED: dict[str, type | tuple[type, ...]] = {"auc": (int, float), "auc_std": (int, float), "what": str,
+                                               "verdict": str, "top": list}
 
 
 def load(competition: str) -> dict[str, Any] | None:

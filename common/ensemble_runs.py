@@ -116,8 +116,8 @@ def read_member(record: RunRecord, prep: runner.Prepared) -> Member:
     """A run's predictions keyed like the truth; Unreadable when its files are missing or damaged."""
     data = prep.data
     try:
-        oof = pd.read_parquet(record.path / "oof.parquet")
-        test = pd.read_parquet(record.path / "test_pred.parquet")
+        oof = pd.read_parquet(record.folder / "oof.parquet")
+        test = pd.read_parquet(record.folder / "test_pred.parquet")
     except Exception as exc:  # noqa: BLE001 - any way a file can be missing or damaged
         raise Unreadable(f"its prediction files cannot be read ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
@@ -182,7 +182,7 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
     def weights(values: np.ndarray) -> dict[str, float]:
         return {i: round(float(v), 6) for i, v in zip(ids, values, strict=True) if v > 0}
 
-    ensemble = {
+    ensemble: dict[str, Any] = {
         "method": method,
         "space": blending.space_for(comp.metric).name if method != "rank" else "rank",
         "members": [{"run_id": m.record.run_id, "recipe": m.record.recipe, "cv_mean": member_results[i].mean,
@@ -202,7 +202,7 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
     with RunWriter(comp.name, RECIPE, params) as run:
         record = runner.finish_run(run, prep, RECIPE, result, params=params, params_source={"kind": "ensemble"},
                                    seed=0, started=started, ensemble=ensemble)
-    submission.publish(record.path / "submission.csv", comp.name)
+    submission.publish(record.folder / "submission.csv", comp.name)
     return record, skipped, ensemble["best_member"]
 
 

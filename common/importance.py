@@ -106,6 +106,8 @@ def permutation(model: Any, X: pd.DataFrame | np.ndarray, y: np.ndarray,
     of the rows (at least ``min_rows``) is scored instead."""
     rng = np.random.default_rng(seed)
     if groups is None:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("permutation importance of an array needs groups (name -> columns)")
         groups = {str(c): [c] for c in X.columns}
     order = rng.permutation(len(y))
     pilot = np.sort(order[:min_rows])  # timed first: all rows of a slow model could take the whole budget

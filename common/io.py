@@ -65,7 +65,7 @@ def _is_dead_leftover(entry: Path) -> bool:
 
 def sweep_leftovers(folder: Path) -> list[Path]:
     """Remove temp files/folders in ``folder`` left by dead processes of this host; returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = [e for e in Path(folder).iterdir() if e.name.startswith(".")]
     except OSError:

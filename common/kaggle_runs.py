@@ -33,7 +33,10 @@ def pick_run(comp: Competition, run_id: str | None = None) -> RunRecord:
         raise UsageError(f"no runs of {comp.name} yet; run: python scripts/train.py {comp.name}")
     if run_id:
         return find_run(runs, run_id, comp.name)
-    return best_run(runs, comp.metric)
+    best = best_run(runs, comp.metric)
+    if best is None:
+        raise UsageError(f"no run of {comp.name} has a CV score; run: python scripts/train.py {comp.name}")
+    return best
 
 
 def message_for(run: RunRecord, note: str | None = None) -> str:
@@ -91,7 +94,7 @@ def submit_run(comp: Competition, run: RunRecord, path: Path, zip_mode: ZipMode 
         sent = upload.name
     entry = {"ref": ref, "message": message, "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
              "status": "PENDING", "public_score": None, "private_score": None, "uploaded": sent}
-    update_record(run.path, kaggle_submissions=[*RunRecord.read(run.path).kaggle_submissions, entry])
+    update_record(run.folder, kaggle_submissions=[*RunRecord.read(run.folder).kaggle_submissions, entry])
     return entry
 
 
@@ -104,7 +107,7 @@ def _matching(run: RunRecord, remote: list[dict]) -> dict[int, dict]:
 def apply_scores(run: RunRecord, remote: list[dict]) -> RunRecord:
     """Fill in status and scores of this run's submissions from Kaggle's list; returns the updated record.
     The record is read afresh: ``run`` may predate the submission being scored (whose local entry must be kept)."""
-    run = RunRecord.read(run.path)
+    run = RunRecord.read(run.folder)
     found = _matching(run, remote)
     if not found:
         return run
@@ -113,7 +116,7 @@ def apply_scores(run: RunRecord, remote: list[dict]) -> RunRecord:
         entry = entries.setdefault(ref, {"ref": ref, "message": s["description"], "submitted": s["date"]})
         entry.update({"status": s["status"], "public_score": s["public_score"], "private_score": s["private_score"],
                       "error": s.get("error")})
-    return update_record(run.path, kaggle_submissions=sorted(entries.values(), key=lambda e: e["ref"]))
+    return update_record(run.folder, kaggle_submissions=sorted(entries.values(), key=lambda e: e["ref"]))
 
 
 def wait_for_score(comp: Competition, run: RunRecord, ref: int, timeout: float = 600,

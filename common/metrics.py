@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cmp_to_key
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -35,13 +35,15 @@ class Metric:
         score."""
         return new - old if self.greater_is_better else old - new
 
-    def rank(self, items: Iterable["T"], score: Callable[["T"], float]) -> list["T"]:
+    def rank(self, items: Iterable[T], score: Callable[[T], float]) -> list[T]:
         """``items`` best first by ``score``, in this metric's direction (ties keep their order)."""
-        return sorted(items, key=cmp_to_key(lambda a, b: -1 if self.is_better(score(a), score(b))
-                                            else 1 if self.is_better(score(b), score(a)) else 0))
+        def order(a: T, b: T) -> int:
+            return -1 if self.is_better(score(a), score(b)) else 1 if self.is_better(score(b), score(a)) else 0
+
+        return sorted(items, key=cmp_to_key(order))
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["maximize", "minimize"]:
         return "maximize" if self.greater_is_better else "minimize"
 
 

@@ -36,7 +36,7 @@ def _fonts() -> tuple[tuple[str, frozenset[int]], ...]:
     from matplotlib.ft2font import FT2Font
 
     default = font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]))
-    found = [(FT2Font(default).family_name, default)]
+    found = [(FT2Font(default).family_name, str(default))]
     installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
     found += [(name, installed[name]) for name in CJK_FAMILIES if name in installed]
     out = []

@@ -35,9 +35,11 @@ def oof_frame(data: Data, folds: Folds, result: CVResult, X) -> pd.DataFrame:
 
 
 def test_frame(data: Data, result: CVResult, X_test) -> pd.DataFrame:
+    if result.test_pred is None:
+        raise ValueError("the CV result holds no test prediction")
     if isinstance(X_test, ForecastTask):
         return _by_day(np.asarray(X_test.history.series), data.id_col, X_test.dates, result.test_pred)
     members = {c: v for n, r in result.members.items()
-               for c, v in prediction_columns(f"pred_{n}", r.test_pred).items()}
+               if r.test_pred is not None for c, v in prediction_columns(f"pred_{n}", r.test_pred).items()}
     return pd.DataFrame({data.id_col: data.test[data.id_col].to_numpy(),
                          **prediction_columns("pred", result.test_pred), **members})

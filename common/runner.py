@@ -142,7 +142,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
         record = finish_run(run, prep, recipe_name, result, params=params,
                             params_source=params_source or {"kind": "recipe"}, seed=seed, started=started,
                             processes=processes)
-    submission.publish(record.path / "submission.csv", comp.name)
+    submission.publish(record.folder / "submission.csv", comp.name)
     if resume is not None:
         resume.finish()
     return record, record.path
@@ -157,6 +157,8 @@ def finish_run(run: RunWriter, prep: Prepared, recipe_name: str, result: CVResul
     for k, score, secs in zip(result.fold_ids, result.fold_scores, result.fold_seconds, strict=True):
         log.info("fold %d: %s %.5f (%.1fs)", k, comp.metric.name, score, secs)
     submission.check_finite(result.oof[validated(result.oof, prep.folds.fold is None)], "out-of-fold predictions")
+    if result.test_pred is None:
+        raise ValueError("the CV result holds no test prediction to submit")
     submission.check_finite(result.test_pred)
     sub = comp.to_submission(prep.data, result.test_pred)
     # A stack's files also keep each member's predictions, so a blend can be studied without re-running it.

@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, TypeVar, get_origin, get_type_hints
 
 import pandas as pd
 
@@ -153,6 +153,13 @@ class RunRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know
     path: Path | None = None  # the run folder (not written)
 
+    @property
+    def folder(self) -> Path:
+        """The run folder of a record read from one (a record built in memory has none)."""
+        if self.path is None:
+            raise ValueError(f"run {self.run_id} was not read from a run folder")
+        return self.path
+
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("environment", "extra", "path")
                and not (f.name in OMITTED_WHEN_EMPTY and not getattr(self, f.name))}
@@ -164,11 +171,12 @@ class RunRecord:
         if not isinstance(obj, dict):
             raise ValueError("it is not a JSON object")
         known = {f.name for f in fields(cls)} - {"environment", "extra", "path"}
+        types = get_type_hints(cls)
         for f in fields(cls):  # each field of the file of the kind this class holds (required ones present)
             optional = f.default is not MISSING or f.default_factory is not MISSING
             if f.name not in known or (optional and f.name not in obj):
                 continue
-            kind = get_origin(f.type) or f.type
+            kind = get_origin(types[f.name]) or types[f.name]
             if not isinstance(obj.get(f.name), kind) or (kind is int and isinstance(obj[f.name], bool)):
                 raise ValueError(f"its {f.name!r} is missing or not of type {kind.__name__}")
         if not isinstance(obj["metric"].get("name"), str):
@@ -252,7 +260,10 @@ def update_record(folder: str | Path, **changes: Any) -> RunRecord:
     return record
 
 
-def most_used(records: list[RunRecord], key: Callable[[RunRecord], Hashable]) -> Hashable:
+H = TypeVar("H", bound=Hashable)
+
+
+def most_used(records: list[RunRecord], key: Callable[[RunRecord], H]) -> H:
     """The value of ``key`` most runs share (the newest run breaks a tie)."""
     counts = Counter(key(r) for r in records)
     newest = {key(r): r.started for r in sorted(records, key=lambda r: r.started)}

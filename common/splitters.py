@@ -199,7 +199,9 @@ class RowFolds:
 
     @property
     def name(self) -> str:
-        return self.kind if isinstance(self.kind, str) else (self.label or getattr(self.kind, "__name__", "custom"))
+        if isinstance(self.kind, str):
+            return self.kind
+        return self.label or str(getattr(self.kind, "__name__", "custom"))
 
     def _splitter(self, n_splits: int):
         if not isinstance(self.kind, str):

@@ -104,7 +104,7 @@ def forecast_for_keys(forecast: np.ndarray, series: np.ndarray, dates: pd.Dateti
     """The forecast value of each key row (series x day), looked up without per-row Python: a key-file competition
     (``<page>_<date>`` -> Id) maps its series x horizon forecast to submission rows with this."""
     row = pd.Index(series).get_indexer(key_series)
-    col = pd.DatetimeIndex(dates).get_indexer(pd.to_datetime(key_dates))
+    col = pd.DatetimeIndex(dates).get_indexer(pd.DatetimeIndex(pd.to_datetime(key_dates)))
     bad = (row < 0) | (col < 0)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])

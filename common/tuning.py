@@ -160,7 +160,8 @@ def journal_storage(path: Path) -> JournalStorage:
     if bad:
         raise damaged
     try:
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        # Optuna types the lock as its private base class; it only calls acquire and release.
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001 - Optuna's replay fails in many ways; all mean "not a usable journal"
@@ -242,8 +243,8 @@ def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.study_name.startswith(prefix):
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            out[summary.study_name] = [(t.number, t.value) for t in study.get_trials(deepcopy=False,
-                                                                                    states=(TrialState.COMPLETE,))]
+            out[summary.study_name] = [(t.number, t.value) for t in study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     return out
 
 

@@ -56,7 +56,7 @@ def out_of_range(rng: random.Random, blob: bytes) -> bytes:
 def duplicate_id(rng: random.Random, blob: bytes) -> bytes:
     df = _read(blob)
     a, b = rng.sample(range(len(df)), 2)
-    df.iloc[b, 0] = df.iloc[a, 0]  # the id is the first column of every competition file here
+    df.iloc[[b], 0] = df.iloc[[a], 0].to_numpy()  # the id is the first column of every competition file here
     return _write(df)
 
 

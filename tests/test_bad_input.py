@@ -380,6 +380,7 @@ def _start_and_wait_for(args: list[str], env: dict[str, str], marker: str) -> su
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]], env=env, cwd=ROOT,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     deadline = time.time() + 120
+    assert proc.stderr is not None
     for line in proc.stderr:
         if marker in line or time.time() > deadline:
             break

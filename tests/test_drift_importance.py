@@ -156,3 +156,5 @@ def test_permutation_importance_of_an_array_shuffles_named_column_groups_on_a_ro
     assert set(out) == set(groups)  # every group measured within the budget
     assert out["first two"] > out["third"] > abs(out["rest"])
     assert 500 <= max(seen[1:]) < 6000  # the pilot, then a sample of the rows, never all of them
+    with pytest.raises(TypeError, match="needs groups"):  # an array has no column names to measure by
+        permutation(model, X, y, MSE, lambda m, x: m.predict(x), MSE.gain, budget_s=1.0)

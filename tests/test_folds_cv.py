@@ -68,6 +68,9 @@ def test_a_users_own_splitter_plugs_in_and_is_persisted_under_its_label(kit_home
     result = cross_validate(LogisticRegression, data.train[["x"]], data.y, folds, lambda y, p: ACCURACY(y, p >= 0.5),
                             progress=False)
     assert len(result.fold_scores) == 3 and result.mean > 0.7
+    with pytest.raises(ValueError, match="no fold to score"):
+        cross_validate(LogisticRegression, data.train[["x"]], data.y, folds, lambda y, p: ACCURACY(y, p >= 0.5),
+                       progress=False, scored=[])
 
 
 def test_a_splitter_that_leaves_rows_unvalidated_is_refused(kit_home):

@@ -76,7 +76,7 @@ def dates_of(data: Data) -> pd.DatetimeIndex:
 
 
 def features(data: Data):
-    panel = Panel(data.train["Page"].to_numpy(), dates_of(data), data.labels)
+    panel = Panel(data.train["Page"].to_numpy(), dates_of(data), data.y)
     future = pd.DatetimeIndex(sorted(data.test["date"].unique()))
     return panel, ForecastTask(panel, future)
 

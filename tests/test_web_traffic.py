@@ -347,7 +347,7 @@ def _key_from_an_earlier_stage(key: pd.DataFrame) -> pd.DataFrame:
 
 def _key_no_such_day(key: pd.DataFrame) -> pd.DataFrame:
     key = key.copy()
-    key.iloc[3, key.columns.get_loc("Page")] = key["Page"].iloc[3][:-10] + "2016-11-31"
+    key.at[key.index[3], "Page"] = key["Page"].iloc[3][:-10] + "2016-11-31"
     return key
 
 

@@ -47,9 +47,9 @@ def window_summaries(panel: Panel, window: int) -> tuple[pd.DataFrame, np.ndarra
         prev_mean = mean
         frames.append((pd.DataFrame(summary), back))
     frame = pd.concat([f for f, _ in frames], ignore_index=True)
-    back = np.concatenate([np.full(n_series, b) for _, b in frames])
+    backs = np.concatenate([np.full(n_series, b) for _, b in frames])
     series = np.tile(np.arange(n_series), count)
-    return frame, back, series
+    return frame, backs, series
 
 
 def last_window_view(panel: Panel, window: int) -> DriftView:

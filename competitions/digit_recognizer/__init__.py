@@ -7,7 +7,7 @@ train.csv is ``label, pixel0..pixel783`` (row-major 28x28, 0-255); test.csv the 
 import numpy as np
 import pandas as pd
 
-from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec
+from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec
 from common.data import read_table
 from common.drift import DriftView, tabular_view
 from common.errors import DataError
@@ -19,7 +19,7 @@ from competitions.digit_recognizer.recipes import RECIPES
 ID, TARGET = "ImageId", "label"  # stated once; ImageId is a row number (train rows get one too, for the folds)
 SIDE = 28
 PIXELS = [f"pixel{i}" for i in range(SIDE * SIDE)]
-PIXEL_SPEC = {p: "int" for p in PIXELS}
+PIXEL_SPEC: dict[str, ColumnKind] = {p: "int" for p in PIXELS}
 PIXEL_BOUNDS = {p: (0, 255) for p in PIXELS}
 FILES = {
     "train.csv": FileSpec({TARGET: "int", **PIXEL_SPEC}, bounds={TARGET: (0, 9), **PIXEL_BOUNDS}),

@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
+from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
 from common.data import read_table, require
 from common.drift import DriftView, tabular_view, with_terms
 from common.metrics import F1
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 ID, TARGET = "id", "target"  # stated once; everything below refers to these
 
-TWEET = {ID: "int", "keyword": "any", "location": "any", "text": "str"}
+TWEET: dict[str, ColumnKind] = {ID: "int", "keyword": "any", "location": "any", "text": "str"}
 FILES = {
     "train.csv": FileSpec({**TWEET, TARGET: "int"}, unique=(ID,)),
     "test.csv": FileSpec(TWEET, unique=(ID,)),

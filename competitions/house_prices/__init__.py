@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec
+from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec
 from common.data import read_table, require
 from common.errors import DataError
 from common.metrics import RMSLE
@@ -25,7 +25,8 @@ WHOLE = ["MSSubClass", "LotArea", "OverallQual", "OverallCond", "YearBuilt", "Ye
          "MoSold", "YrSold"]
 GAPPY = ["LotFrontage", "MasVnrArea", "BsmtFinSF1", "BsmtFinSF2", "BsmtUnfSF", "TotalBsmtSF", "BsmtFullBath",
          "BsmtHalfBath", "GarageYrBlt", "GarageCars", "GarageArea"]
-HOUSE = {ID: "int", "Neighborhood": "str", **{c: "int" for c in WHOLE}, **{c: "numeric" for c in GAPPY}}
+HOUSE: dict[str, ColumnKind] = {ID: "int", "Neighborhood": "str", **{c: "int" for c in WHOLE},
+                                **{c: "numeric" for c in GAPPY}}
 BOUNDS = {**{c: (0, None) for c in WHOLE + GAPPY}, "OverallQual": (1, 10), "OverallCond": (1, 10), "MoSold": (1, 12),
           "YearBuilt": (1800, 2100), "YearRemodAdd": (1800, 2100), "YrSold": (1800, 2100)}
 FILES = {

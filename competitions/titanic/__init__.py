@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from common.competition import Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
+from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
 from common.data import read_table, require
 from common.metrics import ACCURACY
 from common.splitters import RowFolds
@@ -11,8 +11,9 @@ from competitions.titanic.recipes import RECIPES
 
 ID, TARGET = "PassengerId", "Survived"  # stated once; everything below refers to these
 
-PASSENGER = {ID: "int", "Pclass": "int", "Name": "str", "Sex": "str", "Age": "numeric", "SibSp": "int",
-             "Parch": "int", "Ticket": "str", "Fare": "numeric", "Cabin": "any", "Embarked": "any"}
+PASSENGER: dict[str, ColumnKind] = {ID: "int", "Pclass": "int", "Name": "str", "Sex": "str", "Age": "numeric",
+                                    "SibSp": "int", "Parch": "int", "Ticket": "str", "Fare": "numeric", "Cabin": "any",
+                                    "Embarked": "any"}
 BOUNDS = {"Pclass": (1, 3), "Age": (0, 120), "SibSp": (0, None), "Parch": (0, None), "Fare": (0, None)}
 FILES = {
     "train.csv": FileSpec({**PASSENGER, TARGET: "int"}, unique=(ID,), bounds=BOUNDS),

@@ -23,7 +23,7 @@ SLUG = "web-traffic-time-series-forecasting"
 
 def features(data: Data) -> tuple[Panel, ForecastTask]:
     """The panel of every page's visits with its project / access / agent, and the days the key asks for."""
-    panel = Panel(data.train[ID].to_numpy(), data.extras["dates"], data.labels,
+    panel = Panel(data.train[ID].to_numpy(), data.extras["dates"], data.y,
                   data.train[["project", "access", "agent"]].reset_index(drop=True))
     return panel, ForecastTask(panel, data.extras["future"])
 

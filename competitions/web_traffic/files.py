@@ -91,15 +91,15 @@ def read_train(files: DataFiles, name: str, spec: FileSpec) -> tuple[pd.DataFram
     values = values_frame.to_numpy(dtype=np.float32)
     negative = values < 0
     if negative.any():
-        row, col = (int(v[0]) for v in np.nonzero(negative))
+        row, day = (int(v[0]) for v in np.nonzero(negative))
         raise DataError(f"{name}: visits must be counts >= 0; page {frame['Page'].iloc[row]!r} has "
-                        f"{values[row, col]:g} on {dates[col].date()} ({int(negative.sum())} negative value(s) in "
+                        f"{values[row, day]:g} on {dates[day].date()} ({int(negative.sum())} negative value(s) in "
                         "all) - download the file again")
     fractional = ~np.isnan(values) & (values != np.round(values))
     if fractional.any():
-        row, col = (int(v[0]) for v in np.nonzero(fractional))
+        row, day = (int(v[0]) for v in np.nonzero(fractional))
         log.warning("%s: %d visit counts are not whole numbers (e.g. page %r on %s); using them as they are", name,
-                    int(fractional.sum()), frame["Page"].iloc[row], dates[col].date())
+                    int(fractional.sum()), frame["Page"].iloc[row], dates[day].date())
     pages = frame[["Page"]].copy()
     del frame, values_frame
     return pages.assign(**page_parts(pages["Page"], name)), dates, values

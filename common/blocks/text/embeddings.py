@@ -92,6 +92,8 @@ def _encode(encoder, texts: list[str], batch_size: int,
         vectors[batch] = done
         if save is not None and number % SAVE_EVERY == 0 and number < len(rows):
             save(np.concatenate(rows[:number]), vectors)
+    if vectors is None:
+        raise ValueError("no texts to embed")
     return vectors
 
 

@@ -112,7 +112,7 @@ def _batches(lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(lengths))
     chunk = batch_size * 50
-    batches = []
+    batches: list[np.ndarray] = []
     for start in range(0, len(order), chunk):
         part = order[start:start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]

@@ -7,6 +7,7 @@ uninterrupted one would.
 """
 
 import copy
+import functools
 import logging
 import operator
 import pickle
@@ -186,7 +187,7 @@ def train_loop(
                      "scaler": None if scaler is None else scaler.state_dict(),
                      "best_state": best_state, "best_score": best_score, "best_epoch": best_epoch,
                      "bad_epochs": bad_epochs, "history": history, "epoch": epoch, "rng": _rng_state()}
-            write_with(path, lambda fh, state=state: torch.save(state, fh))
+            write_with(path, functools.partial(torch.save, state))
         if after_epoch is not None:
             after_epoch(epoch)
     model.load_state_dict(best_state)
