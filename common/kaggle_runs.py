@@ -42,9 +42,7 @@ def pick_run(comp: Competition, run_id: str | None = None) -> RunRecord:
 def message_for(run: RunRecord, note: str | None = None) -> str:
     """Kaggle's description of the submission: the run id first (``--sync`` finds the run by it), recipe, CV and
     seed, then the user's own note."""
-    cv = run.cv
-    message = (f"{run.run_id} {run.recipe} CV {run.metric['name']} {cv['mean']:.5f}±{cv['std']:.5f} "
-               f"seed {run.seed}")
+    message = f"{run.run_id} {run.recipe} CV {run.metric['name']} {run.cv_text(sep='±')} seed {run.seed}"
     if note is None:
         return message
     if not note.strip() or any(c in note for c in "\r\n"):

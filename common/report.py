@@ -99,7 +99,7 @@ def _rows(section: Section) -> list[list[str]]:
     for rank, r in enumerate(section.runs, 1):
         public, private = _lb(r, "public_score"), _lb(r, "private_score")
         gap = None if public is None else public - r.cv["mean"]
-        rows.append([str(rank), r.run_id, r.recipe, f"{r.cv['mean']:.5f} ± {r.cv['std']:.5f}",
+        rows.append([str(rank), r.run_id, r.recipe, r.cv_text(),
                      str(len(r.cv.get("fold_scores", []))), _params_source(r),
                      f"{r.seconds.get('total', 0):.1f}", r.started[:16].replace("T", " "),
                      _fmt(public), _fmt(private), _fmt(gap, 4)])
@@ -130,7 +130,7 @@ def _ensemble_rows(section: Section) -> list[list[str]]:
                             for m in sorted(e.get("members", []), key=lambda m: -m.get("weight", 0))
                             if m.get("weight", 0) > 0)
         best = e.get("best_member", {})
-        rows.append([r.run_id, e.get("method", "?"), f"{r.cv['mean']:.5f} ± {r.cv['std']:.5f}",
+        rows.append([r.run_id, e.get("method", "?"), r.cv_text(),
                      _fmt(best.get("cv_mean")), members])
     return rows
 

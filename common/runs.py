@@ -153,6 +153,12 @@ class RunRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know
     path: Path | None = None  # the run folder (not written)
 
+    def cv_text(self, sep: str = " ± ") -> str:
+        """The CV mean ± its spread over the scored folds, for people; one scored fold has no spread to show (a
+        std of 0 would read as a perfectly stable score): "0.97393 (1 fold)"."""
+        mean = f"{self.cv['mean']:.5f}"
+        return f"{mean} (1 fold)" if len(self.cv["fold_scores"]) == 1 else f"{mean}{sep}{self.cv['std']:.5f}"
+
     @property
     def folder(self) -> Path:
         """The run folder of a record read from one (a record built in memory has none)."""

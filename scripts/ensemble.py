@@ -37,7 +37,7 @@ def main() -> int:
         print(f"skipped {run_id}: {reason}")
     cv, metric = record.cv, comp.metric.name
     print(f"{comp.name} ensemble ({args.method}) of {len(record.ensemble['members'])} runs: CV {metric} "
-          f"{cv['mean']:.5f} ± {cv['std']:.5f} over {len(cv['fold_scores'])} folds (nested: each fold's weights "
+          f"{record.cv_text()} over {len(cv['fold_scores'])} folds (nested: each fold's weights "
           f"chosen on the others); best single run {best['cv_mean']:.5f} ({best['run_id']})")
     if args.method == "hill":
         shares = ", ".join(f"{v:g}" for v in record.ensemble["fold_shrink"])

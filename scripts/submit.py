@@ -41,8 +41,7 @@ def main() -> int:
     run = kaggle_runs.pick_run(comp, args.run)
     message = kaggle_runs.message_for(run, args.note)
     path = kaggle_runs.verified_submission(comp, run, args.data_dir)
-    print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv['mean']:.5f} "
-          f"± {run.cv['std']:.5f}")
+    print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv_text()}")
     print(f"file {path} is valid ({run.submission['rows']} rows)")
     form = "zipped" if kaggle_runs.zips(path, args.zip) else "as CSV"
     if args.dry_run:

@@ -60,7 +60,7 @@ def main() -> int:
         return 0
     cv = record.cv
     logging.getLogger(__name__).info("run folder: %s", folder)
-    print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {cv['mean']:.5f} ± {cv['std']:.5f} "
+    print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {record.cv_text()} "
           f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
     print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")

@@ -140,3 +140,16 @@ def test_a_run_is_found_by_its_id_or_a_prefix_only_it_has():
         find_run(runs, "2026", "titanic")
     with pytest.raises(UsageError, match=r"no run 2099 under runs/titanic/"):
         find_run(runs, "2099", "titanic")
+
+
+def test_the_cv_is_shown_with_its_spread_and_one_scored_fold_without_one():
+    """A held-out fold (Digit Recognizer's CNN scores one) has no spread: a std of 0 would read as a stable score."""
+    from common.kaggle_runs import message_for
+
+    five = RunRecord("r5", "", "titanic", "x", {"name": "accuracy"}, {"mean": 0.8496, "std": 0.01406,
+                                                                      "fold_scores": [0.86, 0.83, 0.84, 0.84, 0.87]})
+    one = RunRecord("r1", "", "digit-recognizer", "cnn", {"name": "accuracy"},
+                    {"mean": 0.99595, "std": 0.0, "fold_scores": [0.99595]})
+    assert five.cv_text() == "0.84960 ± 0.01406" and five.cv_text(sep="±") == "0.84960±0.01406"
+    assert one.cv_text() == "0.99595 (1 fold)"
+    assert message_for(one) == "r1 cnn CV accuracy 0.99595 (1 fold) seed 0"
