@@ -306,7 +306,19 @@ def read_table(files: DataFiles, name: str, spec: FileSpec, **read_kwargs) -> pd
         raise DataError(f"{name} not found in {files.folder}")
     check_not_truncated(path, name)
     try:
-        df = pd.read_csv(path, **read_kwargs)
+        df = _read_csv(path, name, read_kwargs)
+    except ValueError:  # a value the asked-for dtype cannot hold: read plainly, so the checks name its row
+        if "dtype" not in read_kwargs:
+            raise
+        df = _read_csv(path, name, {k: v for k, v in read_kwargs.items() if k != "dtype"})
+    validate_frame(df, spec, name)
+    return df
+
+
+def _read_csv(path: Path, name: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
+    """pandas' reader, with its errors about the file itself as one DataError line."""
+    try:
+        return pd.read_csv(path, **read_kwargs)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{name} is empty ({path}); download it again") from exc
     except pd.errors.ParserError as exc:
@@ -317,8 +329,6 @@ def read_table(files: DataFiles, name: str, spec: FileSpec, **read_kwargs) -> pd
         raise DataError(f"{name} cannot be parsed as CSV ({path}): {first}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"{name} is not valid UTF-8 text (byte {exc.start}: {exc.reason}); download it again") from exc
-    validate_frame(df, spec, name)
-    return df
 
 
 def check_not_truncated(path: Path, name: str) -> None:
@@ -392,6 +402,8 @@ def validate_frame(df: pd.DataFrame, spec: FileSpec, name: str) -> None:
 
 
 def _check_kind(df: pd.DataFrame, col: str, kind: str, name: str, id_col: str | None) -> None:
+    if kind == "str":  # an empty name, ticket or page would only fail later, inside a feature or a model
+        require(df, df[col].notna(), name, col, "text on every row (no gaps)", id_col)
     if kind in ("any", "str"):
         return
     series = df[col]

@@ -3,8 +3,11 @@
 import numpy as np
 
 
-def cell(value) -> str:
-    """A value from a table as a user wrote it, for an error line: -5.0 or 'abc', not numpy's np.float64(-5.0)."""
+def cell(value: object) -> str:
+    """A value from a table as a user wrote it, for an error line: -5.0 or 'abc', not numpy's np.float64(-5.0); a
+    gap (read as NaN) is "nothing", as the file has it."""
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return "nothing"
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 

@@ -576,6 +576,20 @@ def test_value_errors_name_the_row(shared_kaggle, tmp_path, value, message):
         data.load(HP, tmp_path)
 
 
+@pytest.mark.parametrize(("file", "column"), [("test.csv", "Ticket"), ("train.csv", "Sex")])
+def test_a_text_column_with_a_gap_is_refused_naming_the_row(shared_kaggle, tmp_path, kit_home, file, column):
+    """An empty ticket in test.csv ended in a traceback inside the features; an empty sex trained quietly."""
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    table = pd.read_csv(folder / file, keep_default_na=False, dtype=str)
+    table.loc[4, column] = ""
+    table.to_csv(folder / file, index=False)
+    result = run_script("train.py", "titanic", "--recipe", "fast",
+                        env=env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(tmp_path)))
+    line = one_error_line(result, 3)
+    assert f"{file}: {column} must be text on every row (no gaps); row 5 (PassengerId" in line, line
+    assert "the first holds nothing" in line and not (kit_home / "runs").exists()
+
+
 def test_duplicate_test_ids_fail_at_load_with_exit_3(shared_kaggle, tmp_path, kit_home):
     folder = titanic_copy(shared_kaggle, tmp_path)
     test = pd.read_csv(folder / "test.csv")

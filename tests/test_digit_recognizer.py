@@ -104,6 +104,8 @@ def test_folds_scored_option_runs_more_folds(small_tables, tmp_path, kit_home):
     (lambda tr, te: (tr, te.assign(pixel7=te["pixel7"].where(te.index != 4, np.nan))),
      r"test\.csv: pixel7 must be a whole number on every row \(no gaps\); row 5 "),
     (lambda tr, te: (tr.drop(columns=["pixel783"]), te), r"train\.csv is missing column\(s\) pixel783"),
+    (lambda tr, te: (tr, te.astype({"pixel9": object}).assign(pixel9=te["pixel9"].where(te.index != 3, "--"))),
+     r"test\.csv: pixel9 must be numeric; row 4 .* the first holds '--'"),  # was a traceback from read_csv's dtype
     (lambda tr, te: (tr.assign(label=tr["label"].where(tr.index != 1, 10)), te),
      r"train\.csv: label must be in 0\.\.9; row 2 "),
     (lambda tr, te: (tr, te.copy().assign(label=0)), r"test\.csv has unexpected column\(s\) label \(test\.csv must not "

@@ -351,8 +351,18 @@ def _key_no_such_day(key: pd.DataFrame) -> pd.DataFrame:
     return key
 
 
+def _blank(column: str, row: int):
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame.at[frame.index[row], column] = None
+        return frame
+    return change
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"key": _key_day_missing}, "the forecast days are not consecutive"),
+    ({"key": _blank("Page", 6)}, "key_1.csv: Page must be text on every row (no gaps); row 7"),
+    ({"train": _blank("Page", 2)}, "train_1.csv: Page must be text on every row (no gaps); row 3"),
     ({"key": _key_from_an_earlier_stage}, "which is not after the last train day 2016-11-01"),
     ({"key": lambda k: k.drop(index=k.index[5])}, "has 59 key rows, not one per forecast day (60)"),
     ({"key": _key_no_such_day}, "with a real day; row 4"),
@@ -367,9 +377,9 @@ def _key_no_such_day(key: pd.DataFrame) -> pd.DataFrame:
     ({"train": lambda f: f.rename(columns={f.columns[10]: "yesterday"})},
      "train_1.csv: column 'yesterday' is not a YYYY-MM-DD day; the day columns must be the competition's"),
     ({"train": lambda f: f.rename(columns={"Page": "page"})}, "train_1.csv is missing column(s) Page"),
-], ids=["key-day-missing", "key-of-another-stage", "key-page-short-of-a-day", "key-no-such-day",
-        "days-out-of-order", "day-repeated", "day-missing", "text-visits", "negative", "empty-train",
-        "page-missing-from-key", "no-days", "day-not-a-date", "no-page-column"])
+], ids=["key-day-missing", "key-page-empty", "train-page-empty", "key-of-another-stage", "key-page-short-of-a-day",
+        "key-no-such-day", "days-out-of-order", "day-repeated", "day-missing", "text-visits", "negative",
+        "empty-train", "page-missing-from-key", "no-days", "day-not-a-date", "no-page-column"])
 def test_bad_files_give_one_line_and_write_nothing(replica, tmp_path, kit_home, changes, message):
     mirror = small_copy(replica, tmp_path / "mirror", pages=30, **changes)
     result = run_script("train.py", "web-traffic", "--recipe", "median", "--quiet",

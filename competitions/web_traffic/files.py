@@ -73,12 +73,7 @@ def read_train(files: DataFiles, name: str, spec: FileSpec) -> tuple[pd.DataFram
         header = None
     if header is not None and len(header) > 1 and header[0] == "Page":
         dtypes = {c: np.float32 for c in header[1:]} | {"Page": str}
-        try:
-            frame = read_table(files, name, spec, dtype=dtypes)
-        except ValueError as exc:  # a day column with text: read plainly for a message naming page and day
-            if isinstance(exc, DataError):
-                raise
-            frame = read_table(files, name, spec, dtype={"Page": str})
+        frame = read_table(files, name, spec, dtype=dtypes)  # a day column with text is read plainly: named below
     else:
         frame = read_table(files, name, spec, dtype={"Page": str})
     dates = train_dates(frame.columns, name)
