@@ -561,16 +561,19 @@ def test_where_posix_calls_are_missing_the_toolkit_falls_back(tmp_path, monkeypa
 
 
 # 9. Smaller ones.
-@pytest.mark.parametrize(("value", "message"), [
-    ("-5", r"SalePrice must be a positive number on every row; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds "
-           r"-5\)"),  # as written, not numpy's np.int64(-5)
-    ("cheap", r"SalePrice must be numeric; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds 'cheap'\)"),
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("SalePrice", "-5", r"SalePrice must be a positive number on every row; row 3 \(Id 3\) \(1 row\(s\) in all; the "
+                        r"first holds -5\)"),  # as written, not numpy's np.int64(-5)
+    ("SalePrice", "cheap", r"SalePrice must be numeric; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds 'cheap'\)"),
+    # >= 0 alone let it through, and its squares overflowed inside the linear members: a traceback
+    ("GarageArea", "1e12", r"GarageArea must be in 0\.\.100000; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds "
+                           r"1000000000000\.0\)"),
 ])
-def test_value_errors_name_the_row(shared_kaggle, tmp_path, value, message):
+def test_value_errors_name_the_row(shared_kaggle, tmp_path, column, value, message):
     folder = tmp_path / HP.slug
     shutil.copytree(shared_kaggle / HP.slug, folder)
     table = pd.read_csv(folder / "train.csv", keep_default_na=False, dtype=str)
-    table.loc[2, "SalePrice"] = value
+    table.loc[2, column] = value
     table.to_csv(folder / "train.csv", index=False)
     with pytest.raises(DataError, match=message):
         data.load(HP, tmp_path)
