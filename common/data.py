@@ -411,6 +411,8 @@ def _check_kind(df: pd.DataFrame, col: str, kind: str, name: str, id_col: str | 
         numeric = pd.to_numeric(series, errors="coerce")
         require(df, numeric.notna() | series.isna(), name, col, "numeric", id_col)
         series = numeric
+    # "inf" in a CSV reads as a number: it would pass ">= 0" and break a feature or a model far from here
+    require(df, series.isna() | np.isfinite(series), name, col, "a finite number", id_col)
     if kind == "int":
         require(df, series.notna(), name, col, "a whole number on every row (no gaps)", id_col)
         require(df, series == series.round(), name, col, "a whole number", id_col)

@@ -566,6 +566,8 @@ def test_where_posix_calls_are_missing_the_toolkit_falls_back(tmp_path, monkeypa
                         r"first holds -5\)"),  # as written, not numpy's np.int64(-5)
     ("SalePrice", "cheap", r"SalePrice must be numeric; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds 'cheap'\)"),
     # >= 0 alone let it through, and its squares overflowed inside the linear members: a traceback
+    ("SalePrice", "1e308", r"SalePrice must be at most 1,000,000,000 dollars; row 3 "),  # overflowed the stack
+    ("LotArea", "inf", r"LotArea must be a finite number; row 3 "),  # "inf" reads as a number >= 0
     ("GarageArea", "1e12", r"GarageArea must be in 0\.\.100000; row 3 \(Id 3\) \(1 row\(s\) in all; the first holds "
                            r"1000000000000\.0\)"),
 ])

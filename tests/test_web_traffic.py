@@ -336,6 +336,12 @@ def _negative(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _infinite(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype({frame.columns[40]: float})
+    frame.iloc[4, 40] = np.inf  # written as "inf", which reads as a number
+    return frame
+
+
 def _key_day_missing(key: pd.DataFrame) -> pd.DataFrame:
     return key[~key["Page"].str.endswith("2016-11-15")]
 
@@ -371,6 +377,7 @@ def _blank(column: str, row: int):
     ({"train": _drop_day}, "skips 1 day"),
     ({"train": _text_visits}, "a number of visits or empty"),
     ({"train": _negative}, "counts >= 0"),
+    ({"train": _infinite}, "visits must be finite counts; page"),
     ({"train": lambda f: f.iloc[:0]}, "train_1.csv has 0 rows"),
     ({"key": lambda k: k[~k["Page"].str.startswith(k["Page"].iloc[0][:-11])]}, "asks for no forecast of 1 train"),
     ({"train": lambda f: f[["Page"]]}, "train_1.csv has no day columns after Page"),
@@ -379,7 +386,7 @@ def _blank(column: str, row: int):
     ({"train": lambda f: f.rename(columns={"Page": "page"})}, "train_1.csv is missing column(s) Page"),
 ], ids=["key-day-missing", "key-page-empty", "train-page-empty", "key-of-another-stage", "key-page-short-of-a-day",
         "key-no-such-day", "days-out-of-order", "day-repeated", "day-missing", "text-visits", "negative",
-        "empty-train", "page-missing-from-key", "no-days", "day-not-a-date", "no-page-column"])
+        "infinite", "empty-train", "page-missing-from-key", "no-days", "day-not-a-date", "no-page-column"])
 def test_bad_files_give_one_line_and_write_nothing(replica, tmp_path, kit_home, changes, message):
     mirror = small_copy(replica, tmp_path / "mirror", pages=30, **changes)
     result = run_script("train.py", "web-traffic", "--recipe", "median", "--quiet",

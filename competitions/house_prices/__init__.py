@@ -37,6 +37,7 @@ BOUNDS = {**{c: (0, None) for c in WHOLE + GAPPY}, **{c: (0, 100_000) for c in A
           "LotArea": (0, 10_000_000), "LotFrontage": (0, 10_000), "MiscVal": (0, 100_000_000), "MSSubClass": (0, 1000),
           "OverallQual": (1, 10), "OverallCond": (1, 10), "MoSold": (1, 12), "GarageYrBlt": (1800, 2300),
           "YearBuilt": (1800, 2100), "YearRemodAdd": (1800, 2100), "YrSold": (1800, 2100)}
+MAX_PRICE = 1_000_000_000  # the files' largest is $755 000; a price near 1e308 overflowed the stack (a traceback)
 FILES = {
     "train.csv": FileSpec({**HOUSE, TARGET: "numeric"}, unique=(ID,), bounds=BOUNDS),
     "test.csv": FileSpec(HOUSE, unique=(ID,), bounds=BOUNDS),
@@ -60,6 +61,7 @@ def load(files: DataFiles) -> Data:
                                                 f"extra {', '.join(extra)}" if extra else "") if p))
     test = test[expected]
     require(train, train[TARGET] > 0, "train.csv", TARGET, "a positive number on every row", ID)
+    require(train, train[TARGET] <= MAX_PRICE, "train.csv", TARGET, f"at most {MAX_PRICE:,} dollars", ID)
     description = files.path("data_description.txt").read_text(encoding="utf-8", errors="replace")
     none_cols = features.none_columns(description)
     if not none_cols:
