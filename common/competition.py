@@ -19,8 +19,8 @@ import pandas as pd
 from common.errors import UsageError, did_you_mean
 from common.metrics import Metric
 
-# What a column must hold on every row: "int" a whole number (no gaps); "float" / "numeric" a number or a gap; "str"
-# text (no gaps: names, ids, a tweet's text); "any" anything, gaps included (a cabin, a keyword).
+# What a column must hold on every row: "int" a whole number (no gaps); "float" / "numeric" a finite number or a gap;
+# "str" text (no gaps: names, tickets, pages); "any" anything, gaps included (a cabin, a keyword, a tweet's text).
 ColumnKind = Literal["int", "float", "numeric", "str", "any"]
 Task = Literal["binary", "regression", "multiclass", "forecast"]
 
