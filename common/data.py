@@ -304,6 +304,7 @@ def read_table(files: DataFiles, name: str, spec: FileSpec, **read_kwargs) -> pd
     path = files.path(name)
     if not path.is_file():
         raise DataError(f"{name} not found in {files.folder}")
+    check_plain_text(path, name)
     check_not_truncated(path, name)
     try:
         df = _read_csv(path, name, read_kwargs)
@@ -326,9 +327,32 @@ def _read_csv(path: Path, name: str, read_kwargs: dict[str, Any]) -> pd.DataFram
         if "EOF inside string" in first:
             raise DataError(f"{name} ends inside a quoted field ({first}); the file looks truncated - download it "
                             "again") from exc
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            separator = _separator_hint(fh.readline())
+        if separator:
+            raise DataError(f"{name}: {separator}") from exc
         raise DataError(f"{name} cannot be parsed as CSV ({path}): {first}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"{name} is not valid UTF-8 text (byte {exc.start}: {exc.reason}); download it again") from exc
+
+
+# What a file named .csv holds when it is not CSV text, by its first bytes, and what to do about it.
+NOT_PLAIN_TEXT = [(b"\x1f\x8b", "gzip-compressed", "unpack it first (gunzip)"),
+                  (b"PK\x03\x04", "a zip archive", "unzip it first"),
+                  (b"\xff\xfe", "UTF-16 text (a spreadsheet's 'Unicode text')", "save it as CSV in UTF-8"),
+                  (b"\xfe\xff", "UTF-16 text (a spreadsheet's 'Unicode text')", "save it as CSV in UTF-8")]
+
+
+def check_plain_text(path: Path, name: str) -> None:
+    """A compressed, zipped or UTF-16 file under a .csv name would otherwise read as a truncated or garbled CSV."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    for magic, what, fix in NOT_PLAIN_TEXT:
+        if head.startswith(magic):
+            raise DataError(f"{name} is not plain CSV text: it is {what}; {fix}")
+    if b"\x00" in head:
+        raise DataError(f"{name} is not plain CSV text: it holds NUL bytes (UTF-16 or a binary file); save it as CSV "
+                        "in UTF-8, or download it again")
 
 
 def check_not_truncated(path: Path, name: str) -> None:
@@ -372,9 +396,16 @@ def require(df: pd.DataFrame, ok, name: str, column: str, rule: str, id_col: str
 
 
 def validate_frame(df: pd.DataFrame, spec: FileSpec, name: str) -> None:
+    unnamed = [str(c) for c in df.columns if str(c).startswith("Unnamed: ")]
+    if unnamed:  # a header cell left empty: what pandas' to_csv writes for its index unless told index=False
+        raise DataError(f"{name} has a column with no name in its header (read as {unnamed[0]!r}); the competition's "
+                        "files have none - remove it (pandas: save with to_csv(..., index=False))")
     missing = [c for c in spec.columns if c not in df.columns]
     if missing:
         shown = ", ".join(map(str, df.columns[:12])) + (" ..." if len(df.columns) > 12 else "")
+        hint = _header_hint(df, missing)
+        if hint:
+            raise DataError(f"{name}: {hint}; it has: {shown}")
         raise DataError(f"{name} is missing column(s) {', '.join(missing)}; it has: {shown}")
     if len(df) < spec.min_rows:
         raise DataError(f"{name} has {len(df)} rows; expected at least {spec.min_rows}")
@@ -399,6 +430,29 @@ def validate_frame(df: pd.DataFrame, spec: FileSpec, name: str) -> None:
             ids = pd.unique(df.loc[dup, col])
             raise DataError(f"{name}: {col} must be unique, but {len(ids)} value(s) appear more than once: "
                             f"{_few(ids)} ({row_names(df, dup)})")
+
+
+def _header_hint(df: pd.DataFrame, missing: list[str]) -> str:
+    """Why the expected columns are not there, where a re-saved file shows it: another separator (a spreadsheet's
+    ';' or a tab), or names that differ only in case or spaces."""
+    if len(df.columns) == 1 and _separator_hint(str(df.columns[0])):
+        return _separator_hint(str(df.columns[0]))
+    loose = {str(c).strip().lower(): str(c) for c in df.columns}
+    close = [(loose[c.lower()], c) for c in missing if c.lower() in loose]
+    if close:
+        have, want = close[0]
+        return f"column names must match exactly (case and spaces count): {have!r} should be {want!r}"
+    return ""
+
+
+def _separator_hint(header: str) -> str:
+    """What to do when a header line is not separated by commas (a spreadsheet's ';' or a tab), else ""."""
+    if "," in header:
+        return ""
+    for sep, called in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+        if sep in header:
+            return f"its columns are separated by {called}, not commas - save it as comma-separated CSV"
+    return ""
 
 
 def _check_kind(df: pd.DataFrame, col: str, kind: str, name: str, id_col: str | None) -> None:

@@ -2,6 +2,7 @@
 never replace a good cache, run or submission."""
 
 import errno
+import gzip
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -593,6 +595,32 @@ def test_a_text_column_with_a_gap_is_refused_naming_the_row(shared_kaggle, tmp_p
     line = one_error_line(result, 3)
     assert f"{file}: {column} must be text on every row (no gaps); row 5 (PassengerId" in line, line
     assert "the first holds nothing" in line and not (kit_home / "runs").exists()
+
+
+def _resaved(sep: str = ",", index: bool = False):
+    def change(blob: bytes) -> bytes:
+        table = pd.read_csv(BytesIO(blob), dtype=str, keep_default_na=False)
+        return table.to_csv(sep=sep, index=index).encode()
+    return change
+
+
+# What a spreadsheet or a pandas re-save does to a file: each named for what it is and what to do, not "truncated"
+# or "missing every column".
+@pytest.mark.parametrize(("change", "message"), [
+    (_resaved(sep=";"), "train.csv: its columns are separated by semicolons, not commas - save it as comma-separated"),
+    (_resaved(sep="\t"), "train.csv: its columns are separated by tabs, not commas"),
+    (_resaved(index=True), "train.csv has a column with no name in its header (read as 'Unnamed: 0')"),
+    (lambda b: b.decode().encode("utf-16"), "train.csv is not plain CSV text: it is UTF-16 text"),
+    (gzip.compress, "train.csv is not plain CSV text: it is gzip-compressed; unpack it"),
+    (lambda b: b.replace(b"Survived", b"survived", 1), "column names must match exactly (case and spaces count): "
+                                                       "'survived' should be 'Survived'"),
+], ids=["semicolons", "tabs", "pandas-index", "utf-16", "gzip", "case"])
+def test_a_resaved_train_file_is_named_for_what_it_is(shared_kaggle, tmp_path, change, message):
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    (folder / "train.csv").write_bytes(change((folder / "train.csv").read_bytes()))
+    with pytest.raises(DataError) as caught:
+        data.load(TITANIC, tmp_path)
+    assert message in str(caught.value), str(caught.value)
 
 
 def test_duplicate_test_ids_fail_at_load_with_exit_3(shared_kaggle, tmp_path, kit_home):
