@@ -383,7 +383,7 @@ def _blank(column: str, row: int):
     ({"train": lambda f: f[["Page"]]}, "train_1.csv has no day columns after Page"),
     ({"train": lambda f: f.rename(columns={f.columns[10]: "yesterday"})},
      "train_1.csv: column 'yesterday' is not a YYYY-MM-DD day; the day columns must be the competition's"),
-    ({"train": lambda f: f.rename(columns={"Page": "page"})}, "train_1.csv is missing column(s) Page"),
+    ({"train": lambda f: f.rename(columns={"Page": "url"})}, "train_1.csv is missing column(s) Page"),
 ], ids=["key-day-missing", "key-page-empty", "train-page-empty", "key-of-another-stage", "key-page-short-of-a-day",
         "key-no-such-day", "days-out-of-order", "day-repeated", "day-missing", "text-visits", "negative",
         "infinite", "empty-train", "page-missing-from-key", "no-days", "day-not-a-date", "no-page-column"])
