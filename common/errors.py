@@ -82,6 +82,7 @@ def describe_os_error(exc: OSError) -> str:
         errno.ENOENT: "it does not exist; check the path (or create the folder) and run again",
         errno.ENOTDIR: "a part of the path is a file, not a folder; check the path (KIT_HOME, --data-dir)",
         errno.EISDIR: "it is a folder where a file was expected; check the path",
+        errno.EEXIST: "a file stands where a folder is needed; move it away and run the same command again",
     }
     hint = hints.get(exc.errno or 0, "check the path and run the same command again")
     return f"cannot use {path}: {reason}; {hint} (nothing half-written was kept)"

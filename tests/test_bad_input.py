@@ -331,6 +331,16 @@ def test_disk_full_is_one_line_and_leaves_no_temp_file(data_dir, kit_home, monke
     assert not (kit_home / "submissions").exists()
 
 
+def test_a_file_where_a_folder_belongs_is_one_line_and_the_run_is_kept(data_dir, kit_home, capsys):
+    (kit_home / "submissions").write_text("not a folder")
+    code = handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False))
+    assert code == 7
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: cannot use {kit_home / 'submissions'}") and "a file stands where a folder" in line
+    assert len(list((kit_home / "runs" / "titanic").iterdir())) == 1  # the finished run is not lost
+    assert (kit_home / "submissions").read_text() == "not a folder"
+
+
 # 5. Options are checked before any work, as usage errors with the valid range.
 @pytest.mark.parametrize(("script", "args", "text"), [
     ("train.py", ("--seed", "-1"), "seeds are 0..4294967295"),
