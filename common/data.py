@@ -435,8 +435,8 @@ def validate_frame(df: pd.DataFrame, spec: FileSpec, name: str) -> None:
 def _header_hint(df: pd.DataFrame, missing: list[str]) -> str:
     """Why the expected columns are not there, where a re-saved file shows it: another separator (a spreadsheet's
     ';' or a tab), or names that differ only in case or spaces."""
-    if len(df.columns) == 1 and _separator_hint(str(df.columns[0])):
-        return _separator_hint(str(df.columns[0]))
+    if len(df.columns) == 1 and (separator := _separator_hint(str(df.columns[0]))):
+        return separator
     loose = {str(c).strip().lower(): str(c) for c in df.columns}
     close = [(loose[c.lower()], c) for c in missing if c.lower() in loose]
     if close:

@@ -84,18 +84,13 @@ def read_train(files: DataFiles, name: str, spec: FileSpec) -> tuple[pd.DataFram
             require(frame, numeric.notna() | values_frame[col].isna(), name, col, "a number of visits or empty",
                     "Page")
     values = values_frame.to_numpy(dtype=np.float32)
-    negative = values < 0
-    if negative.any():
-        row, day = (int(v[0]) for v in np.nonzero(negative))
-        raise DataError(f"{name}: visits must be counts >= 0; page {frame['Page'].iloc[row]!r} has "
-                        f"{values[row, day]:g} on {dates[day].date()} ({int(negative.sum())} negative value(s) in "
-                        "all) - download the file again")
-    huge = np.isinf(values)  # "inf" in the file, or a count beyond float32's 3.4e38: no page has that many visits
-    if huge.any():
-        row, day = (int(v[0]) for v in np.nonzero(huge))
-        raise DataError(f"{name}: visits must be finite counts; page {frame['Page'].iloc[row]!r} has "
-                        f"{values[row, day]:g} on {dates[day].date()} ({int(huge.sum())} such value(s) in "
-                        "all) - download the file again")
+    # "inf" in the file, or a count beyond float32's 3.4e38, is infinite: no page has that many visits
+    for bad, rule, what in ((values < 0, "counts >= 0", "negative"), (np.isinf(values), "finite counts", "such")):
+        if bad.any():
+            row, day = (int(v[0]) for v in np.nonzero(bad))
+            raise DataError(f"{name}: visits must be {rule}; page {frame['Page'].iloc[row]!r} has "
+                            f"{values[row, day]:g} on {dates[day].date()} ({int(bad.sum())} {what} value(s) in all) "
+                            "- download the file again")
     fractional = ~np.isnan(values) & (values != np.round(values))
     if fractional.any():
         row, day = (int(v[0]) for v in np.nonzero(fractional))
