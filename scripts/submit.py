@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Submit a run's validated submission to Kaggle and (with --wait) print its leaderboard score.
+"""Submit a run's validated submission to Kaggle, wait for its leaderboard score and print it.
 
-    python scripts/submit.py house-prices                 # the best run by CV
+    python scripts/submit.py house-prices                 # the best run by CV; waits for the score
     python scripts/submit.py titanic --run 20261122-2130  # a given run (a unique prefix of its id)
     python scripts/submit.py titanic --dry-run            # validate and show what would be sent
-    python scripts/submit.py titanic --wait               # poll until scored, print the public score
+    python scripts/submit.py titanic --no-wait            # return once Kaggle has the file; score it later with
+                                                          # python scripts/leaderboard.py titanic --sync
     python scripts/submit.py web-traffic --zip never      # upload the CSV as it is (default: zipped over 1 MB)
     python scripts/submit.py titanic --note "boys decided by the model"   # your words after the run's description
 
@@ -13,11 +14,12 @@ message names the run and its CV; the Kaggle reference (and later the scores) go
 """
 
 import argparse
+import sys
 from typing import get_args
 
 import competitions
 from common import kaggle_api, kaggle_runs
-from common.cli import parse_args, run_main, seconds_arg
+from common.cli import Terminated, parse_args, run_main, seconds_arg
 from common.errors import KaggleApiError
 
 
@@ -26,7 +28,8 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--run", help="run id (or a unique prefix); default: the best run by CV")
     parser.add_argument("--dry-run", action="store_true", help="validate and show what would be sent; send nothing")
-    parser.add_argument("--wait", action="store_true", help="poll Kaggle until the submission is scored")
+    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                        help="poll Kaggle until the submission is scored (default); --no-wait returns at once")
     parser.add_argument("--timeout", type=seconds_arg(1), default=900,
                         help="seconds to wait for a score (default 900)")
     parser.add_argument("--poll", type=seconds_arg(0.1), default=10,
@@ -51,13 +54,18 @@ def main() -> int:
         raise KaggleApiError(f"no Kaggle credentials: {kaggle_api.CREDENTIALS_HELP}; the validated file is {path}")
     entry = kaggle_runs.submit_run(comp, run, path, args.zip, message)
     print(f"submitted {form}: Kaggle ref {entry['ref']}, message: {message}")
-    if args.wait:
+    later = f"python scripts/leaderboard.py {comp.name} --sync"
+    if not args.wait:
+        print(f"the score, once Kaggle has it: {later}")
+        return 0
+    try:
         scored = kaggle_runs.wait_for_score(comp, run, entry["ref"], args.timeout, args.poll)
-        private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
-        print(f"scored: public {comp.metric.name} {scored['public_score']}{private} "
-              f"(CV {run.cv['mean']:.5f})")
-    else:
-        print(f"the score, once Kaggle has it: python scripts/leaderboard.py {comp.name} --sync (or use --wait)")
+    except KeyboardInterrupt as stop:  # the submission is in and recorded; only the wait stops
+        print(f"stopped waiting: submission {entry['ref']} is recorded in run {run.run_id}; "
+              f"its score, once Kaggle has it: {later}", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
+    private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
+    print(f"scored: public {comp.metric.name} {scored['public_score']}{private} (CV {run.cv_text()})")
     return 0
 
 

@@ -4,8 +4,10 @@ including a headless Chromium that opens the HTML report from disk."""
 import io
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import zipfile
 
@@ -17,7 +19,7 @@ from common import kaggle_runs, runner
 from common.metrics import ACCURACY, RMSLE
 from common.runs import RunRecord, best_run, load_runs
 
-from conftest import env_for, run_script, skip_or_fail
+from conftest import ROOT, env_for, run_script, skip_or_fail
 
 TITANIC = competitions.get("titanic")
 
@@ -47,9 +49,9 @@ def test_best_run_follows_the_metric_direction():
     assert best_run(runs, ACCURACY).cv["mean"] == 0.13
 
 
-def test_submit_wait_records_the_reference_and_the_score(trained, fake_kaggle, kit_home, data_dir):
+def test_submit_waits_for_the_score_and_records_it_with_the_reference(trained, fake_kaggle, kit_home, data_dir):
     run = trained[1]
-    result = run_script("submit.py", "titanic", "--run", run["run_id"], "--wait", "--poll", "0.2",
+    result = run_script("submit.py", "titanic", "--run", run["run_id"], "--poll", "0.2",
                         env=env_for(kit_home, fake_kaggle, data_dir))
     assert result.returncode == 0, result.stderr
     assert "scored: public accuracy" in result.stdout
@@ -96,7 +98,7 @@ def test_a_note_follows_the_runs_description_and_sync_still_finds_the_run(traine
     env = env_for(kit_home, fake_kaggle, data_dir)
     fake_kaggle.state.pending_polls = 0  # scored at once
     result = run_script("submit.py", "titanic", "--run", run["run_id"], "--note", "women and children first",
-                        env=env)
+                        "--no-wait", env=env)
     assert result.returncode == 0, result.stderr
     assert "python scripts/leaderboard.py titanic --sync" in result.stdout.splitlines()[-1]  # where the score will be
     [sent] = fake_kaggle.state.submissions
@@ -194,9 +196,34 @@ def test_waiting_past_the_timeout_keeps_the_submission_and_says_how_to_get_the_s
     assert entry["ref"] == ref and entry["public_score"] is None
 
 
+def test_ctrl_c_while_waiting_keeps_the_submission_and_says_how_to_get_the_score(trained, fake_kaggle, kit_home,
+                                                                                data_dir):
+    """The wait is the only part a user is likely to interrupt: the file is on Kaggle by then, so the line says
+    that and where the score will come from, not the trainer's "nothing half-written was kept"."""
+    fake_kaggle.state.pending_polls = 10 ** 6
+    run = trained[0]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "submit.py"), "titanic", "--poll", "0.2"],
+                            env=env_for(kit_home, fake_kaggle, data_dir), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not fake_kaggle.state.submissions and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)  # polling now
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    ref = fake_kaggle.state.submissions[0]["ref"]
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (f"stopped waiting: submission {ref} is recorded in run {run.run_id}; "
+                                            "its score, once Kaggle has it: python scripts/leaderboard.py titanic "
+                                            "--sync")
+    assert "Traceback" not in err and f"submitted as CSV: Kaggle ref {ref}" in out
+    [entry] = RunRecord.read(run.path).kaggle_submissions
+    assert entry["ref"] == ref and entry["public_score"] is None
+
+
 def test_lost_server_response_is_retried_without_a_duplicate(trained, fake_kaggle, kit_home, data_dir):
     fake_kaggle.state.lose_create_responses = 1  # Kaggle creates it but the answer is a 500
-    result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
+    result = run_script("submit.py", "titanic", "--poll", "0.2", env=env_for(kit_home, fake_kaggle, data_dir))
     assert result.returncode == 0, result.stderr
     assert len(fake_kaggle.state.submissions) == 1
     assert len(load_runs("titanic")[0]["kaggle_submissions"] + load_runs("titanic")[1]["kaggle_submissions"]) == 1
@@ -211,7 +238,7 @@ def test_persistent_server_errors_fail_clearly_and_record_nothing(trained, fake_
 
 
 def test_sync_fills_in_scores_of_earlier_submissions(trained, fake_kaggle, kit_home, data_dir):
-    assert run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir)).returncode == 0
+    assert run_script("submit.py", "titanic", "--no-wait", env=env_for(kit_home, fake_kaggle, data_dir)).returncode == 0
     pending = [s for r in load_runs("titanic") for s in r["kaggle_submissions"]]
     assert pending[0]["public_score"] is None
     fake_kaggle.state.pending_polls = 0  # meanwhile Kaggle has scored it
