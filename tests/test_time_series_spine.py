@@ -12,11 +12,11 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from common import runner
 from common.competition import Competition, Data, DataFiles, FileSpec, Recipe, SubmissionSpec
-from common.data import read_table
 from common.errors import DataError, SubmissionError
 from common.metrics import SMAPE
 from common.splitters import Backtest, ForecastTask, Panel
 from common.submission import forecast_for_keys
+from common.tables import read_table
 
 SERIES, DAYS, HORIZON = 6, 120, 14
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 
 from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec
-from common.data import read_table
 from common.drift import DriftView, tabular_view
 from common.errors import DataError
 from common.metrics import ACCURACY
 from common.splitters import RowFolds
+from common.tables import read_table
 from competitions.digit_recognizer import figures
 from competitions.digit_recognizer.recipes import RECIPES
 

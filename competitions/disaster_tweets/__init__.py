@@ -5,10 +5,10 @@ import logging
 import pandas as pd
 
 from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
-from common.data import read_table, require
 from common.drift import DriftView, tabular_view, with_terms
 from common.metrics import F1
 from common.splitters import RowFolds
+from common.tables import read_table, require
 from competitions.disaster_tweets import features
 from competitions.disaster_tweets.recipes import RECIPES
 

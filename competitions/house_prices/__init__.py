@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec
-from common.data import read_table, require
 from common.errors import DataError
 from common.metrics import RMSLE
 from common.splitters import RowFolds
+from common.tables import read_table, require
 from competitions.house_prices import features
 from competitions.house_prices.recipes import RECIPES
 

@@ -3,9 +3,9 @@
 import pandas as pd
 
 from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
-from common.data import read_table, require
 from common.metrics import ACCURACY
 from common.splitters import RowFolds
+from common.tables import read_table, require
 from competitions.titanic import features
 from competitions.titanic.recipes import RECIPES
 

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.competition import Data, DataFiles, FileSpec
-from common.data import read_table, require, row_names
 from common.errors import DataError
+from common.tables import read_table, require, row_names
 
 log = logging.getLogger(__name__)
 
