@@ -8,7 +8,7 @@ import pytest
 import competitions
 from common import data, runner
 from common.errors import DataError, SubmissionError
-from competitions.house_prices import decode, features
+from competitions.house_prices import MAX_PRICE, decode, features
 
 HP = competitions.get("house-prices")
 SLUG = "house-prices-advanced-regression-techniques"
@@ -146,9 +146,10 @@ def test_unseen_category_at_test_time_still_predicts(hp_copy, kit_home):
     assert sub["SalePrice"].notna().all() and (sub["SalePrice"] > 0).all()
 
 
-def test_negative_predictions_are_clipped_and_nan_refused(data_dir, kit_home, monkeypatch, caplog):
-    assert decode(np.array([-5.0, 100.0])).tolist() == [0.0, 100.0]
+def test_impossible_predictions_are_clipped_and_nan_refused(data_dir, kit_home, monkeypatch, caplog):
+    assert decode(np.array([-5.0, 100.0, 5e20, np.inf])).tolist() == [0.0, 100.0, MAX_PRICE, MAX_PRICE]
     assert "clipped 1 negative price" in caplog.text
+    assert "clipped 2 price predictions above $1,000,000,000" in caplog.text
 
     from sklearn.dummy import DummyRegressor
 

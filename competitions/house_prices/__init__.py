@@ -75,13 +75,19 @@ def make_features(data: Data) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def decode(prices: np.ndarray) -> np.ndarray:
-    """Clip negative prices to 0 (with a warning): a price below 0 has no meaning and RMSLE is undefined there,
-    while one wild extrapolation should not cost the whole submission. NaN is refused before this runs."""
+    """Clip prices into 0..MAX_PRICE (with a warning): a price below 0 has no meaning and RMSLE is undefined there,
+    one above the largest train.csv may hold (or an overflow to inf) is a linear member extrapolating from a test
+    row far outside train, and one wild extrapolation should not cost the whole submission. NaN is refused before
+    this runs."""
     prices = np.asarray(prices, dtype=float)
     negative = int((prices < 0).sum())
     if negative:
         log.warning("clipped %d negative price predictions to 0", negative)
-    return np.clip(prices, 0, None)
+    huge = int((prices > MAX_PRICE).sum())
+    if huge:
+        log.warning("clipped %d price predictions above $%s (the most train.csv may hold) to it: their test rows lie "
+                    "far outside train - check them", huge, f"{MAX_PRICE:,}")
+    return np.clip(prices, 0, MAX_PRICE)
 
 
 COMPETITION = Competition(
