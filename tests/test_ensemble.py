@@ -301,3 +301,22 @@ def test_an_ensemble_is_not_blended_again_and_its_record_reads_back(data_dir, ki
     assert again.ensemble == json.loads((second.path / "run.json").read_text())["ensemble"]
     assert again.params_source == {"kind": "ensemble"} and again.recipe == "ensemble"
     shutil.rmtree(second.path)
+
+
+def test_an_ensemble_outlives_a_member_folder_deleted_by_hand(data_dir, kit_home):
+    """README: a run folder may be removed with rm -r; the ensemble that blended it keeps its own predictions, so the
+    report still lists it and submit.py still validates and would send it."""
+    runs = [runner.train(TITANIC, recipe, n_folds=5, progress=False)[0] for recipe in ("fast", "logreg")]
+    ensemble, _, _ = ensemble_runs.build(TITANIC)
+    assert runs[0] is not None
+    shutil.rmtree(runs[0].path)
+    env = env_for(kit_home, data_dir=data_dir)
+    report = run_script("leaderboard.py", "titanic", env=env)
+    assert report.returncode == 0, report.stderr
+    assert ensemble.run_id in report.stdout and runs[0].run_id not in report.stdout
+    assert ensemble.run_id in (kit_home / "reports" / "leaderboard.md").read_text()
+    sent = run_script("submit.py", "titanic", "--run", ensemble.run_id, "--dry-run", env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert "is valid (418 rows)" in sent.stdout and "dry run: would submit" in sent.stdout
+    again = run_script("ensemble.py", "titanic", env=env)  # one run left: a one-line error, not a traceback
+    assert again.returncode != 0 and again.stderr.strip().splitlines()[-1].startswith("error: ")
