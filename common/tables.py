@@ -3,6 +3,7 @@ FileSpec's columns, kinds, bounds and unique ids; every failure is one DataError
 and first bad rows. ``common.data`` finds and unpacks the files; this module reads what is in them."""
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,12 @@ def _read_csv(path: Path, name: str, read_kwargs: dict[str, Any]) -> pd.DataFram
             separator = _separator_hint(fh.readline())
         if separator:
             raise DataError(f"{name}: {separator}") from exc
+        if fields := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", first):
+            expected, line, saw = fields.groups()
+            # pandas counts records, the header as 1: our row N (the first after the header is row 1) is its N + 1
+            raise DataError(f"{name}: row {int(line) - 1} has {saw} fields where the header has {expected} - a comma "
+                            "too many, or quotes missing around a text that holds commas; fix that row or download "
+                            "the file again") from exc
         raise DataError(f"{name} cannot be parsed as CSV ({path}): {first}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"{name} is not valid UTF-8 text (byte {exc.start}: {exc.reason}); download it again") from exc

@@ -633,6 +633,36 @@ def test_a_resaved_train_file_is_named_for_what_it_is(shared_kaggle, tmp_path, c
     assert message in str(caught.value), str(caught.value)
 
 
+def _edited_line(row: int, tail: str):
+    def change(blob: bytes) -> bytes:
+        lines = blob.decode().splitlines(keepends=True)
+        lines[row] = lines[row].rstrip("\r\n") + tail + "\n"
+        return "".join(lines).encode()
+    return change
+
+
+def _semicolons_with_commas_in_a_name(blob: bytes) -> bytes:
+    table = pd.read_csv(BytesIO(blob), dtype=str, keep_default_na=False)
+    table.loc[2, "Name"] = "Heikkinen, Miss., Laina, x"  # more fields than the header on a comma read: pandas fails
+    return table.to_csv(sep=";", index=False).encode()
+
+
+# A file edited by hand so that pandas cannot split it into fields: the row, and what to look for there.
+@pytest.mark.parametrize(("change", "message"), [
+    (_edited_line(5, ",x,y"), "train.csv: row 5 has 14 fields where the header has 12 - a comma too many, or "
+                              "quotes missing around a text that holds commas; fix that row"),
+    (_semicolons_with_commas_in_a_name, "train.csv: its columns are separated by semicolons, not commas"),
+], ids=["stray-commas", "semicolons-and-commas"])
+def test_a_line_pandas_cannot_split_is_named(shared_kaggle, tmp_path, kit_home, change, message):
+    folder = titanic_copy(shared_kaggle, tmp_path)
+    (folder / "train.csv").write_bytes(change((folder / "train.csv").read_bytes()))
+    result = run_script("train.py", "titanic", "--recipe", "fast",
+                        env=env_with(KIT_HOME=str(kit_home), KAGGLE_DATA_DIR=str(tmp_path)))
+    line = one_error_line(result, 3)
+    assert message in line, line
+    assert not (kit_home / "runs").exists()
+
+
 def test_duplicate_test_ids_fail_at_load_with_exit_3(shared_kaggle, tmp_path, kit_home):
     folder = titanic_copy(shared_kaggle, tmp_path)
     test = pd.read_csv(folder / "test.csv")
