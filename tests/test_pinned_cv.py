@@ -3,7 +3,8 @@ time series (issue 11): a refactor of splitters, CV, predictions or submissions 
 Recorded 2026-11-23 with scripts/train.py semantics: 5 persisted folds, seed 0. Re-pinned on purpose only when a
 recipe's model changes (House Prices' linear features and lasso alpha, 2026-11-24: ridge and fast). Disaster Tweets'
 `tfidf` (0.75883 / 0.77099 / 0.75801 / 0.76753 / 0.76015) was dropped from the pins that day to keep `make test` well
-under 15 minutes (66 s; `fast` pins the same text path through the spine)."""
+under 15 minutes (66 s; `fast` pins the same text path through the spine). The torch models are not pinned: their
+last digits may follow the CPU's kernels (AVX2 or AVX-512), which a CI machine need not share."""
 
 import pytest
 
@@ -39,11 +40,14 @@ PINNED = {
         0.762114537444934, 0.7662835249042146, 0.7594740912606341,
         0.754803996925442, 0.7467680608365019,
     ],
+    # the backtest path (3 persisted windows; a small LightGBM blended with the median and rounded), pinned
+    # 2026-12-05: the figures BENCHMARKS.md has for `fast` since 2026-11-24
+    "web-traffic/fast": [49.85916506686121, 51.373001164901055, 50.6240046253754],
 }
 
 
 @pytest.mark.parametrize("key", list(PINNED))
 def test_fold_scores_are_unchanged(key, data_dir):
     name, recipe = key.split("/")
-    record, _ = runner.train(competitions.get(name), recipe, seed=0, n_folds=5, progress=False)
+    record, _ = runner.train(competitions.get(name), recipe, seed=0, progress=False)  # the persisted folds
     assert record["cv"]["fold_scores"] == pytest.approx(PINNED[key], abs=1e-9)
