@@ -210,6 +210,16 @@ def test_params_best_without_a_study_is_one_line(data_dir):
     assert "study 'titanic:lgbm' is not there" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the PostgreSQL storage's heartbeat, asked outside optimize
+def test_params_best_of_a_study_stopped_before_any_trial_finished_is_one_line(data_dir, storage_url):
+    """Ctrl-C during the first trial leaves a study whose only trial never finished: --params best says so."""
+    storage, _ = tuning.open_storage(storage_url, TITANIC)
+    study = optuna.create_study(study_name="titanic:lgbm", storage=storage, direction="maximize")
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    with pytest.raises(UsageError, match=r"^study 'titanic:lgbm' has no finished trial yet$"):
+        tuning.best_params(TITANIC, "lgbm", storage_url)
+
+
 @pytest.mark.parametrize("url, file", [
     ("runs/titanic/optuna.journal", "runs/titanic/optuna.journal"), ("journal:///tmp/x.log", "/tmp/x.log"),
     ("~/studies/t.journal", str(Path.home() / "studies" / "t.journal")),
