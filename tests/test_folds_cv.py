@@ -73,6 +73,22 @@ def test_a_users_own_splitter_plugs_in_and_is_persisted_under_its_label(kit_home
                        progress=False, scored=[])
 
 
+def test_cross_validate_takes_a_scikit_learn_splitters_pairs_as_they_come():
+    """nyaggle's contract: the pure loop needs no persisted folds; KFold(...).split(X) plugs straight in, and each
+    fold's out-of-fold rows are a model fitted on that fold's training rows only."""
+    from sklearn.model_selection import KFold
+
+    data = make_data()
+    X, score = data.train[["x"]], (lambda y, p: ACCURACY(y, p >= 0.5))
+    pairs = list(KFold(4, shuffle=True, random_state=0).split(X))
+    plain = cross_validate(LogisticRegression, X, data.y, iter(pairs), score, X_test=data.test[["x"]], progress=False)
+    assert len(plain.fold_scores) == 4 and not np.isnan(plain.oof).any() and plain.test_pred.shape == (10,)
+    for k, (train, valid) in enumerate(pairs):
+        model = LogisticRegression().fit(X.iloc[train], data.y[train])
+        assert np.allclose(plain.oof[valid], model.predict_proba(X.iloc[valid])[:, 1])
+        assert plain.fold_scores[k] == pytest.approx(score(data.y[valid], plain.oof[valid]))
+
+
 def test_a_splitter_that_leaves_rows_unvalidated_is_refused(kit_home):
     data = make_data()
     shuffle = RowFolds(lambda n, seed: ShuffleSplit(n, test_size=0.1, random_state=seed), label="shuffle")
