@@ -77,16 +77,16 @@ def collect(competitions: list[str] | None = None, storage: str | None = None) -
 def _studies(name: str, storage: str | None) -> dict[str, list[tuple[int, float]]]:
     """Finished trials of this competition's studies, from ``storage`` (a journal file or any database URL, as for
     tune.py) or, by default, the competition's own journal."""
-    from common import tuning
+    from common import storages
 
     url = storage or str(paths.runs_dir(name) / "optuna.journal")
-    local = tuning.storage_file(url)
+    local = storages.storage_file(url)
     if local is not None and not local.is_file():  # never created by reading it
         return {}
     try:
-        return tuning.histories(url, prefix=f"{name}:")
+        return storages.histories(url, prefix=f"{name}:")
     except Exception as exc:  # noqa: BLE001 - an unreadable storage must not stop the report
-        log.warning("skipping the Optuna history of %s from %s: %s", name, tuning.display_url(url), _reason(exc))
+        log.warning("skipping the Optuna history of %s from %s: %s", name, storages.display_url(url), _reason(exc))
         return {}
 
 

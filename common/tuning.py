@@ -2,9 +2,9 @@
 
 One study per ``<competition>:<recipe>``; a seeded TPE sampler; a median pruner fed with the running CV mean after
 every fold, so hopeless settings stop after the first folds; every trial keeps its fold scores, seconds and full
-params as attributes. Storage is an embedded journal file under ``runs/<competition>/`` (safe for several processes on
-one machine) or any SQLAlchemy URL - PostgreSQL first-class, with heartbeats so a dead worker's trial is failed and
-retried. ``--trials`` is the study's total of finished trials, so re-running the same command resumes.
+params as attributes. The studies live in any of ``common.storages``' storages: the embedded journal file or an
+SQLAlchemy URL (PostgreSQL first-class). ``--trials`` is the study's total of finished trials, so re-running the same
+command resumes.
 """
 
 import json
@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,231 +20,24 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from common import paths
 from common.competition import Competition, reference
-from common.compute import env_int
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
 from common.params import recipe_defaults
-
-try:
-    import fcntl
-except ImportError:  # Windows: the C runtime's byte-range lock, which the system also drops when its process dies
-    fcntl = None  # type: ignore[assignment]
-    import msvcrt
+from common.storages import MAX_RETRY, default_storage, display_url, open_storage, require_storage
 
 log = logging.getLogger(__name__)
-# Heartbeats and the retry callback are marked experimental; they are the documented way and we test them.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Counted against --trials when deciding to stop: other workers' running trials will finish too.
 COUNTED = (*FINISHED, TrialState.RUNNING)
-MAX_RETRY = 2
 
 
 def study_name(comp: Competition, recipe: str) -> str:
     return f"{comp.name}:{recipe}"
-
-
-def default_storage(comp: Competition) -> str:
-    return str(paths.runs_dir(comp.name) / "optuna.journal")
-
-
-def display_url(url: str) -> str:
-    """The storage URL without its password, for logs and run records."""
-    if "://" not in url:
-        return url
-    import sqlalchemy
-
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is reported by open_storage
-        return url
-
-
-def journal_file(url: str) -> Path | None:
-    """The journal file a storage URL names (a plain path or ``journal://``); None for a database URL."""
-    if "://" not in url or url.startswith("journal://"):
-        return Path(url.removeprefix("journal://")).expanduser()
-    return None
-
-
-def storage_file(url: str) -> Path | None:
-    """The file behind a journal path or an SQLite URL; None for a database server (or SQLite in memory)."""
-    journal = journal_file(url)
-    if journal is not None:
-        return journal
-    scheme, _, rest = url.partition(":///")
-    if scheme.split("+")[0] == "sqlite" and rest and not rest.startswith(":memory:"):
-        return Path(rest.split("?")[0])
-    return None
-
-
-def require_storage(url: str, then: str) -> None:
-    """Readers (``--params best``, the report) must not create a storage where a typo points: one usage line,
-    ``then`` saying what to do."""
-    path = storage_file(url)
-    if path is not None and not path.is_file():
-        raise UsageError(f"no tuning storage at {path}; {then}")
-
-
-class FlockLock:
-    """The journal's write lock as a kernel file lock (``flock``; on Windows the C runtime's byte lock; Optuna only
-    calls acquire and release): the kernel drops it when its process dies, so a killed worker can never leave a
-    stale lock that the next run waits on (Optuna's default symlink lock stays behind after ``kill -9`` and is
-    broken only after a 30 s grace period)."""
-
-    def __init__(self, journal: Path):
-        self.path = Path(f"{journal}.flock")
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        if fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            return True
-        while True:  # msvcrt's blocking lock gives up after 10 tries a second apart: wait on, as flock does
-            os.lseek(self._fd, 0, os.SEEK_SET)  # it locks bytes from the current position
-            try:
-                msvcrt.locking(self._fd, msvcrt.LK_LOCK, 1)
-                return True
-            except OSError:
-                continue
-
-    def release(self) -> None:
-        if self._fd is not None:
-            if fcntl is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            else:
-                os.lseek(self._fd, 0, os.SEEK_SET)
-                msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)
-            os.close(self._fd)
-            self._fd = None
-
-
-def remove_stale_symlink_lock(journal: Path) -> bool:
-    """Optuna's own journal lock (``<journal>.lock``) is never taken by this toolkit, so one that exists was left by
-    a killed process of an older version: remove it at once rather than wait out its grace period."""
-    lock = Path(f"{journal}.lock")
-    if not lock.is_symlink() and not lock.exists():
-        return False
-    lock.unlink()
-    log.warning("removed a stale journal lock %s left by a killed tuning run", lock)
-    return True
-
-
-def journal_storage(path: Path) -> JournalStorage:
-    """The journal file as an Optuna storage. Optuna replays every line on opening. A last line cut short (a writer
-    killed mid-line) is removed with a warning: Optuna skips it, but its next write would bury it mid-file. Any other
-    damage (a line edited by hand, another file) is one line naming the first bad line, and the file is left as it
-    is, since it holds the study's trials."""
-    lock = FlockLock(path)
-    bad = ""
-    if path.is_file():
-        try:
-            locked = lock.acquire()  # the writers' lock: no line is being appended while the file is checked
-        except OSError:  # a folder we may not write to (a report reading someone's journal): check, never repair
-            locked = False
-        try:
-            bad = _checked_journal(path, repair=locked)
-        finally:
-            lock.release()
-    damaged = TuningError(f"tuning journal {path} is damaged{bad}; move it away to start a new study, or repair "
-                          "that line")
-    if bad:
-        raise damaged
-    try:
-        # Optuna types the lock as its private base class; it only calls acquire and release.
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]
-    except OSError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Optuna's replay fails in many ways; all mean "not a usable journal"
-        raise damaged from exc
-
-
-def _checked_journal(path: Path, repair: bool) -> str:
-    """Where a journal stops being Optuna's (a line that is not JSON or not a journal entry), or empty when every line
-    is fine. A last line without a line break (Optuna ends every line it writes with one) is cut off with ``repair``
-    (under the writers' lock), else left to Optuna, which skips it."""
-    with open(path, "rb") as fh:
-        end = 0
-        for number, line in enumerate(fh, start=1):
-            if not line.endswith(b"\n"):
-                if not repair:
-                    return ""
-                os.truncate(path, end)
-                log.warning("removed the last line of tuning journal %s: cut short (%d bytes) by a killed writer",
-                            path, len(line))
-                return ""
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                return f" at line {number} (not JSON)"
-            if not isinstance(entry, dict) or "op_code" not in entry:
-                return f" at line {number} (not an Optuna journal entry)"
-            end += len(line)
-    return ""
-
-
-def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
-    """Build the storage for a URL (None = embedded journal file); fail with one line if it cannot be reached."""
-    url = url or default_storage(comp)
-    path = journal_file(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_symlink_lock(path)
-        return journal_storage(path), str(path)
-    dialect = url.partition("://")[0].split("+")[0]
-    if dialect == "postgres":  # Heroku-style URLs: SQLAlchemy dropped this alias (its error: "Can't load plugin")
-        raise UsageError(f"tuning storage {display_url(url)}: write postgresql:// - SQLAlchemy does not accept "
-                         "postgres://")
-    file = storage_file(url)
-    if file is not None:  # an SQLite file's folder is made, as a journal's is (SQLite: "unable to open database file")
-        file.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if url.startswith("sqlite"):
-            # SQLite serialises writers; a generous busy timeout keeps "database is locked" away.
-            storage = RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-        else:
-            engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-            if url.startswith("postgresql"):
-                engine_kwargs["connect_args"] = {"connect_timeout": 10}
-            heartbeat = env_int("KIT_HEARTBEAT_SECONDS", 10)
-            storage = RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=3 * heartbeat,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-            )
-    except ImportError as exc:
-        fix = ("pip install -e '.[postgres]'" if dialect == "postgresql" else
-               f"install the Python driver SQLAlchemy uses for {dialect}:// (e.g. mysql+pymysql:// needs pymysql)")
-        raise TuningError(f"no database driver for {display_url(url)}: {fix} ({exc})") from exc
-    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many types; all mean "cannot use it"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TuningError(f"cannot reach tuning storage {display_url(url)}: {first}") from exc
-    return storage, url
-
-
-def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
-    """(trial number, value) of every complete trial of each study whose name starts with ``prefix``, read from a
-    journal file or any SQLAlchemy URL (PostgreSQL included), for the report."""
-    journal = journal_file(url)
-    storage: BaseStorage = (journal_storage(journal) if journal is not None
-                            else RDBStorage(url, skip_compatibility_check=True))
-    out = {}
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if summary.study_name.startswith(prefix):
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            out[summary.study_name] = [(t.number, t.value) for t in study.get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    return out
 
 
 def open_study(comp: Competition, recipe: str, storage: BaseStorage, seed: int = 0) -> optuna.Study:

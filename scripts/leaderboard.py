@@ -25,9 +25,9 @@ def main() -> int:
     for name in names or []:
         competitions.get(name)  # unknown names fail here, in one line
     if args.storage:
-        from common import tuning  # lazy: Optuna only when a storage is named
+        from common import storages  # lazy: Optuna only when a storage is named
 
-        tuning.require_storage(args.storage, "--storage takes the journal file or database tune.py wrote "
+        storages.require_storage(args.storage, "--storage takes the journal file or database tune.py wrote "
                                "(by default runs/<competition>/optuna.journal)")
     if args.sync:
         for name in report.present(names):

@@ -12,7 +12,7 @@ was stopped or killed. Then: python scripts/train.py titanic --recipe lgbm --par
 import argparse
 
 import competitions
-from common import tuning
+from common import storages, tuning
 from common.cli import folds_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
 
 
@@ -43,7 +43,7 @@ def main() -> int:
         return 0
     print(f"{study.study_name}: best CV {comp.metric.name} {best.value:.5f} (trial {best.number}); {counts}")
     print(f"train it: python scripts/train.py {comp.name} --recipe {args.recipe} --params best"
-          + (f" --storage {tuning.display_url(args.storage)}" if args.storage else "")
+          + (f" --storage {storages.display_url(args.storage)}" if args.storage else "")
           + (f" --seed {args.seed}" if args.seed else "")
           + (f" --folds {args.folds}" if args.folds != comp.default_folds else ""))
     return 0
