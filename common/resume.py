@@ -57,7 +57,8 @@ class FoldFiles:
             return None
         if not isinstance(outcome, FoldOutcome):
             return None
-        log.info("%s: fold %s taken from the interrupted run before (%s)", self.label, key, self.folder)
+        log.info("%s: fold %s taken from the finished folds kept in %s (same inputs, same code)", self.label, key,
+                 self.folder)
         return outcome
 
     def save(self, key: int | str, outcome: FoldOutcome) -> None:

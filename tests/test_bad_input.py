@@ -439,7 +439,7 @@ def test_a_run_killed_mid_cv_resumes_its_finished_folds(data_dir, kit_home, tmp_
     assert not list((kit_home / "runs" / "web-traffic").glob("*/run.json"))
     resumed = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "fold 0 taken from the interrupted run" in resumed.stderr
+    assert "fold 0 taken from the finished folds kept in" in resumed.stderr
     assert not (kit_home / "resume").exists()
     fresh = subprocess.run(args, env=env_with(KIT_HOME=str(tmp_path / "fresh")), cwd=ROOT, capture_output=True,
                            text=True, timeout=300)

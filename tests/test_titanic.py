@@ -171,7 +171,7 @@ def test_an_interrupted_comparison_goes_on_from_its_finished_folds(data_dir, kit
     caplog.set_level(logging.INFO)
     compare["main"]()
     assert capsys.readouterr().out.splitlines()[-1].rsplit("(", 1)[0] == clean
-    assert sum("taken from the interrupted run before" in r.getMessage() for r in caplog.records) == 6
+    assert sum("taken from the finished folds kept in" in r.getMessage() for r in caplog.records) == 6
     assert not list((kit_home / "resume").rglob("fold-*.pkl"))  # the finished comparison removes them
 
 
