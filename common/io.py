@@ -86,6 +86,36 @@ def sweep_leftovers(folder: Path) -> list[Path]:
     return removed
 
 
+OWNER = "owner"
+
+
+def own_mark(folder: Path) -> Path:
+    """This process's in-use marker in ``folder``: named like a temp file (pid and host)."""
+    return Path(folder) / f".{temp_tag()}{OWNER}"
+
+
+def mark_in_use(folder: Path) -> Path:
+    """Say that this process uses ``folder`` (made if missing), so that other processes leave it alone while this one
+    lives (``in_use_elsewhere``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mark = own_mark(folder)
+    mark.touch()
+    return mark
+
+
+def in_use_elsewhere(folder: Path) -> bool:
+    """Whether another live process marked ``folder`` as in use (one of another host counts as live: it cannot be
+    probed from here, and keeping a folder only costs disk)."""
+    for mark in Path(folder).glob(f".tmp-*{OWNER}"):
+        match = _LEFTOVER.search(mark.name)
+        if match is None:
+            continue
+        pid, host = int(match.group(1)), match.group(2)
+        if host != host_tag() or (pid != os.getpid() and pid_alive(pid)):
+            return True
+    return False
+
+
 def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

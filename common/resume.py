@@ -5,7 +5,9 @@ A fold is reused only by a run with the very same inputs - competition, recipe, 
 the code of ``common/`` and ``competitions/`` - so a resumed run gives the CV an uninterrupted one would. Each fold is
 one pickle under ``resume/<competition>/<code>-<key>/``, written atomically; the run removes its folder once written.
 Folders that other code made can never be reused, so a run of the same competition removes them when it starts
-(``resume/`` does not grow with every change to the code).
+(``resume/`` does not grow with every change to the code) - unless a live process still uses them: each run marks
+its folders (``common.io.mark_in_use``), so a run of edited code started beside a running one leaves the running
+one's folds alone, and a run finishing beside another with the same inputs leaves their shared folder to the other.
 """
 
 import contextlib
@@ -20,7 +22,7 @@ from typing import Any
 
 from common import paths
 from common.cv import FoldOutcome
-from common.io import write_bytes_atomic
+from common.io import in_use_elsewhere, mark_in_use, own_mark, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +82,8 @@ class Resume:
         """Remove kept folds that other code made: no run of this code can take them."""
         if not self.root.is_dir():
             return
-        stale = [f for f in self.root.iterdir() if f.is_dir() and not f.name.startswith(f"{self.code}-")]
+        stale = [f for f in self.root.iterdir()
+                 if f.is_dir() and not f.name.startswith(f"{self.code}-") and not in_use_elsewhere(f)]
         for folder in stale:
             shutil.rmtree(folder, ignore_errors=True)
         if stale:
@@ -91,12 +94,16 @@ class Resume:
         folder = self.root / f"{self.code}-{hashlib.sha256(material.encode()).hexdigest()[:16]}"
         if folder not in self.used:
             self.used.append(folder)
+            mark_in_use(folder)
         return FoldFiles(folder, label)
 
     def finish(self) -> None:
         _unfinished.remove(self)
         for folder in self.used:
-            shutil.rmtree(folder, ignore_errors=True)
+            if in_use_elsewhere(folder):  # a run with the same inputs beside this one: its folds, its folder
+                own_mark(folder).unlink(missing_ok=True)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
         for folder in (self.root, self.root.parent):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: other runs' unfinished folds stay

@@ -1,5 +1,7 @@
 """Folds persisted and reused; cross_validate fits every fold's preprocessing on that fold only."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,6 +214,51 @@ def test_an_interruption_says_how_many_finished_folds_wait_and_a_written_run_rem
     assert not (kit_home / "resume").exists()
     assert handle_errors(interrupted) == 130
     assert "kept under resume" not in capsys.readouterr().err
+
+
+def _marked_by(folder, pid: int) -> None:
+    from common.io import OWNER, host_tag
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f".tmp-{pid}-{host_tag()}-{OWNER}").touch()
+
+
+def test_folds_of_a_live_run_survive_a_run_of_edited_code_and_a_finishing_twin(kit_home):
+    """Edit the code while a long run goes and start another: the running one's kept folds stay, since its process
+    lives; once it is gone they are removed as before. A run with the same inputs finishing beside a live twin
+    leaves their shared folder to the twin."""
+    import subprocess
+    import sys
+
+    from common.cv import FoldOutcome
+    from common.resume import Resume
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        root = kit_home / "resume" / "toy"
+        running = root / "0123456789ab-0000000000000000"  # a live run of other (older) code
+        (running / "fold-0.pkl").parent.mkdir(parents=True)
+        (running / "fold-0.pkl").write_bytes(b"kept")
+        _marked_by(running, alive.pid)
+        killed = root / "0123456789ab-1111111111111111"  # a run of that code killed with kill -9
+        _marked_by(killed, gone.pid)
+        first = Resume("toy")
+        assert running.is_dir() and (running / "fold-0.pkl").read_bytes() == b"kept"
+        assert not killed.exists()
+
+        store = first.store("toy/x", recipe="x", params={"C": 1.0})
+        store.save(0, FoldOutcome(np.zeros(3), None, 0.5, 1.0))
+        _marked_by(store.folder, alive.pid)  # a twin with the same inputs, still running
+        first.finish()
+        assert (store.folder / "fold-0.pkl").is_file()  # the twin's folds stay
+        assert not [m for m in store.folder.iterdir() if str(os.getpid()) in m.name]  # this run's marker went
+    finally:
+        alive.kill()
+        alive.wait()
+    Resume("toy").finish()  # both runs gone now: the next run of this code clears the other code's folder
+    assert not running.exists()
 
 
 def test_a_run_removes_folds_kept_by_other_code_and_reuses_its_own(kit_home):
