@@ -79,7 +79,7 @@ def _studies(name: str, storage: str | None) -> dict[str, list[tuple[int, float]
     tune.py) or, by default, the competition's own journal."""
     from common import storages
 
-    url = storage or str(paths.runs_dir(name) / "optuna.journal")
+    url = storage or storages.default_storage(name)
     local = storages.storage_file(url)
     if local is not None and not local.is_file():  # never created by reading it
         return {}

@@ -34,8 +34,9 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 MAX_RETRY = 2
 
 
-def default_storage(comp: Competition) -> str:
-    return str(paths.runs_dir(comp.name) / "optuna.journal")
+def default_storage(competition: str) -> str:
+    """The embedded journal of a competition (by its CLI name), where its studies live unless a URL is given."""
+    return str(paths.runs_dir(competition) / "optuna.journal")
 
 
 def display_url(url: str) -> str:
@@ -176,7 +177,7 @@ def _checked_journal(path: Path, repair: bool) -> str:
 
 def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
     """Build the storage for a URL (None = embedded journal file); fail with one line if it cannot be reached."""
-    url = url or default_storage(comp)
+    url = url or default_storage(comp.name)
     path = journal_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -154,7 +154,7 @@ def validate_frame(df: pd.DataFrame, spec: FileSpec, name: str) -> None:
         if dup.any():
             ids = pd.unique(df.loc[dup, col])
             raise DataError(f"{name}: {col} must be unique, but {len(ids)} value(s) appear more than once: "
-                            f"{few(ids)} ({row_names(df, dup)})")
+                            f"{_few(ids)} ({row_names(df, dup)})")
 
 
 def _header_hint(df: pd.DataFrame, missing: list[str]) -> str:
@@ -206,14 +206,14 @@ def check_loaded(data: Data) -> Data:
         missing = sample_ids.difference(test_ids)
         extra = test_ids.difference(sample_ids)
         if len(missing) or len(extra):
-            parts = [f"{len(missing)} sample-submission ids are not in test.csv (e.g. {few(missing)})"
+            parts = [f"{len(missing)} sample-submission ids are not in test.csv (e.g. {_few(missing)})"
                      if len(missing) else "",
-                     f"{len(extra)} test ids are not in the sample submission (e.g. {few(extra)})"
+                     f"{len(extra)} test ids are not in the sample submission (e.g. {_few(extra)})"
                      if len(extra) else ""]
             raise DataError(f"test ids and sample-submission ids differ: {'; '.join(p for p in parts if p)}; "
                             "is a file truncated or from another competition? download it again")
     return data
 
 
-def few(values: Iterable, n: int = 3) -> str:
+def _few(values: Iterable, n: int = 3) -> str:
     return ", ".join(map(str, list(values)[:n]))

@@ -253,7 +253,7 @@ def best_params(comp: Competition, recipe: str, storage_url: str | None = None) 
                              f"--recipe <member> first (members: {', '.join(members)})")
         return params, {"kind": "stack", "members": sources}
     name = study_name(comp, recipe)
-    require_storage(storage_url or default_storage(comp),
+    require_storage(storage_url or default_storage(comp.name),
                     f"study {name!r} is not there: run scripts/tune.py {comp.name} --recipe {recipe}"
                     + (f" --storage {storage_url}" if storage_url else "") + " first")
     storage, resolved = open_storage(storage_url, comp)
