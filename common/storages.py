@@ -17,7 +17,6 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from common import paths
-from common.competition import Competition
 from common.compute import env_int
 from common.errors import TuningError, UsageError
 
@@ -175,9 +174,10 @@ def _checked_journal(path: Path, repair: bool) -> str:
     return ""
 
 
-def open_storage(url: str | None, comp: Competition) -> tuple[BaseStorage, str]:
-    """Build the storage for a URL (None = embedded journal file); fail with one line if it cannot be reached."""
-    url = url or default_storage(comp.name)
+def open_storage(url: str | None, competition: str) -> tuple[BaseStorage, str]:
+    """Build the storage for a URL (None = the competition's embedded journal file, by its CLI name); fail with one
+    line if it cannot be reached."""
+    url = url or default_storage(competition)
     path = journal_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

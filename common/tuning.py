@@ -147,7 +147,7 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
     """
     from common.runner import prepare
 
-    storage, _ = open_storage(storage_url, comp)
+    storage, _ = open_storage(storage_url, comp.name)
     study = open_study(comp, recipe, storage, seed=seed + (index or 0))
     prep = prepare(comp, n_folds, data_dir)
     callbacks: list[Callable] = [Reporter("" if index is None else f"[w{index}] ", n_trials)]
@@ -195,7 +195,7 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     if n_trials is not None and workers > n_trials:
         log.info("%d trials to run: starting %d workers, not %d", n_trials, n_trials, workers)
         workers = n_trials
-    storage, resolved = open_storage(storage_url, comp)
+    storage, resolved = open_storage(storage_url, comp.name)
     study = open_study(comp, recipe, storage, seed=seed)
     recover_dead_trials(study)
     deadline = None if timeout is None else time.time() + timeout
@@ -256,7 +256,7 @@ def best_params(comp: Competition, recipe: str, storage_url: str | None = None) 
     require_storage(storage_url or default_storage(comp.name),
                     f"study {name!r} is not there: run scripts/tune.py {comp.name} --recipe {recipe}"
                     + (f" --storage {storage_url}" if storage_url else "") + " first")
-    storage, resolved = open_storage(storage_url, comp)
+    storage, resolved = open_storage(storage_url, comp.name)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
         trial = study.best_trial

@@ -93,7 +93,7 @@ def test_two_workers_share_one_postgres_study(data_dir, postgres_url):
 def running_trials(storage_url) -> list:
     """The study's running trials that have finished at least one fold (so they are mid-trial)."""
     try:
-        storage, _ = storages.open_storage(storage_url, TITANIC)
+        storage, _ = storages.open_storage(storage_url, TITANIC.name)
         study = optuna.load_study(study_name="titanic:lgbm", storage=storage)
     except KeyError:
         return []
@@ -134,7 +134,7 @@ def kill_tuning_mid_trial(storage_url: str, env: dict[str, str]):
 def test_kill_minus_9_mid_trial_then_resume(data_dir, storage_url, kit_home):
     journal = storage_url or str(kit_home / "runs" / "titanic" / "optuna.journal")
     victim = kill_tuning_mid_trial(journal, {"KIT_HOME": str(kit_home)})
-    storage, _ = storages.open_storage(journal, TITANIC)
+    storage, _ = storages.open_storage(journal, TITANIC.name)
     before = optuna.load_study(study_name="titanic:lgbm", storage=storage)
     done_before = {t.number: t.value for t in before.get_trials(states=(TrialState.COMPLETE,))}
     running = before.get_trials(states=(TrialState.RUNNING,))
@@ -187,18 +187,18 @@ def test_a_storage_url_sqlalchemy_cannot_use_says_what_to_write_or_install(url, 
     """Hosting services hand out postgres:// URLs, which SQLAlchemy refuses with "Can't load plugin"; a dialect
     whose driver is missing must not be told to install the PostgreSQL one."""
     with pytest.raises(error, match=f"^{message}"):
-        storages.open_storage(url, TITANIC)
+        storages.open_storage(url, TITANIC.name)
 
 
 def test_an_sqlite_file_gets_its_folder_made_as_a_journal_does(tmp_path):
     url = f"sqlite:///{tmp_path}/studies/2026/t.db"  # SQLite itself: "unable to open database file"
-    storage, _ = storages.open_storage(url, TITANIC)
+    storage, _ = storages.open_storage(url, TITANIC.name)
     optuna.create_study(study_name="titanic:lgbm", storage=storage, direction="maximize")
     assert (tmp_path / "studies" / "2026" / "t.db").is_file()
 
 
 def test_study_created_for_the_other_direction_is_refused(storage_url):
-    storage, _ = storages.open_storage(storage_url, TITANIC)
+    storage, _ = storages.open_storage(storage_url, TITANIC.name)
     optuna.create_study(study_name="titanic:lgbm", storage=storage, direction="minimize")
     with pytest.raises(TuningError, match="created to minimize, but accuracy must maximize"):
         tuning.tune(TITANIC, "lgbm", n_trials=1, storage_url=storage_url)
@@ -213,7 +213,7 @@ def test_params_best_without_a_study_is_one_line(data_dir):
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the PostgreSQL storage's heartbeat, asked outside optimize
 def test_params_best_of_a_study_stopped_before_any_trial_finished_is_one_line(data_dir, storage_url):
     """Ctrl-C during the first trial leaves a study whose only trial never finished: --params best says so."""
-    storage, _ = storages.open_storage(storage_url, TITANIC)
+    storage, _ = storages.open_storage(storage_url, TITANIC.name)
     study = optuna.create_study(study_name="titanic:lgbm", storage=storage, direction="maximize")
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
     with pytest.raises(UsageError, match=r"^study 'titanic:lgbm' has no finished trial yet$"):
@@ -291,7 +291,7 @@ def test_postgres_heartbeat_fails_and_retries_a_trial_of_a_worker_on_another_mac
     """A dead worker on another host cannot be detected by pid: Optuna's heartbeat must catch it."""
     victim = kill_tuning_mid_trial(postgres_url, {"KIT_HOME": str(kit_home), "KIT_HEARTBEAT_SECONDS": "1"})
     monkeypatch.setenv("KIT_HEARTBEAT_SECONDS", "1")
-    storage, _ = storages.open_storage(postgres_url, TITANIC)
+    storage, _ = storages.open_storage(postgres_url, TITANIC.name)
     storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(
         storage.get_study_id_from_name("titanic:lgbm"), victim.number), "host", "another-machine")
     time.sleep(4)  # past the grace period (3 heartbeats)
