@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage, InMemoryStorage
 
-from common.cli import run_main
+from common.cli import parse_args, positive_arg, run_main
 from common.storages import open_storage
 
 
@@ -27,9 +27,9 @@ def trials_per_minute(storage: BaseStorage, n_trials: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--trials", type=positive_arg, default=300)
     parser.add_argument("--postgres", help="a PostgreSQL URL to include (an empty database: a study is added to it)")
-    args = parser.parse_args()
+    args = parse_args(parser)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         urls = {"journal file (default)": str(Path(tmp) / "optuna.journal"), "sqlite": f"sqlite:///{tmp}/optuna.db"}

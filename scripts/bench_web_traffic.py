@@ -4,13 +4,15 @@ replica's real pages (resampled, noise added, the same share of missing days), t
 report wall time and peak memory (RSS of the training process and its children).
 
     python scripts/bench_web_traffic.py --out /tmp/wt-full            # build once (never commit it), then run
-    python scripts/bench_web_traffic.py --out /tmp/wt-full --recipe median --pages 20000
+    python scripts/bench_web_traffic.py --out /tmp/wt-full --recipe median           # the same mirror again
+    python scripts/bench_web_traffic.py --out /tmp/wt-20k --pages 20000 --build-only # a smaller one beside it
 
 The files are written as Kaggle names them for stage 2 (train_2.csv, key_2.csv, sample_submission_2.csv; the
 forecast starts two days after train ends, 62 days), so the run goes through ``web-traffic-stage2``.
 """
 
 import argparse
+import json
 import logging
 import resource
 import subprocess
@@ -25,13 +27,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from common.cli import run_main, setup_logging
+from common.cli import folds_arg, parse_args, positive_arg, run_main
 from common.data import DataFiles
+from common.errors import UsageError
+from common.io import write_json_atomic
 from competitions.web_traffic.files import STAGES, read_train
 
 log = logging.getLogger("bench_web_traffic")
 SLUG = "web-traffic-time-series-forecasting"
 ROOT = Path(__file__).resolve().parents[1]
+FULL_SIZE = {"pages": 145_063, "days": 803, "horizon": 62}  # stage 2 of the real competition
+MARK = "bench-mirror.json"  # the size of a finished mirror, beside its <slug>/ folder
 
 
 def replica_panel(shared: Path, work: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -85,29 +91,46 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for the generated mirror (outside the repo)")
     parser.add_argument("--shared", default=str(ROOT.parent / "shared" / "kaggle"), help="the local Kaggle mirror")
-    parser.add_argument("--pages", type=int, default=145_063)
-    parser.add_argument("--days", type=int, default=803)
-    parser.add_argument("--horizon", type=int, default=62)
+    for name, full in FULL_SIZE.items():
+        parser.add_argument(f"--{name}", type=positive_arg,
+                            help=f"size of the mirror to build (default {full:,}; a mirror built before keeps its own)")
     parser.add_argument("--recipe", default="default")
-    parser.add_argument("--folds", default="5")
+    parser.add_argument("--folds", type=folds_arg, default=5)
     parser.add_argument("--build-only", action="store_true")
-    args = parser.parse_args()
-    setup_logging(False)
+    args = parse_args(parser)
     out = Path(args.out)
-    if not (out / SLUG / "train_2.csv").is_file():
-        started = time.perf_counter()
-        build(Path(args.shared), out, args.pages, args.days, args.horizon, seed=0)
-        log.info("built in %.0f s", time.perf_counter() - started)
+    size = mirror(out, Path(args.shared), {name: getattr(args, name) for name in FULL_SIZE})
     if args.build_only:
         return 0
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "web-traffic-stage2", "--recipe",
-                           args.recipe, "--folds", args.folds, "--data-dir", str(out), "--quiet"], cwd=ROOT)
+                           args.recipe, "--folds", str(args.folds), "--data-dir", str(out), "--quiet"], cwd=ROOT)
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2  # KiB -> GiB
     print(f"web-traffic-stage2 {args.recipe}: exit {done.returncode}, wall {wall / 60:.1f} min, "
-          f"peak RSS {peak:.2f} GB ({args.pages} pages x {args.days} days)")
+          f"peak RSS {peak:.2f} GB ({size['pages']} pages x {size['days']} days)")
     return done.returncode
+
+
+def mirror(out: Path, shared: Path, asked: dict[str, int | None]) -> dict[str, int]:
+    """The mirror in ``out``: the one built there before (its size recorded in MARK, written last, so a build cut
+    short is built again) if it has the size asked for, else a new one. Returns its size."""
+    mark = out / MARK
+    if mark.is_file():
+        built = json.loads(mark.read_text())
+        differ = {name: value for name, value in asked.items() if value is not None and value != built.get(name)}
+        if differ:
+            raise UsageError(f"{out} holds a mirror of {built['pages']} pages x {built['days']} days (horizon "
+                             f"{built['horizon']}), not the {', '.join(f'{v} {k}' for k, v in differ.items())} asked "
+                             "for; give another --out, or remove that folder to build it again")
+        log.info("using the mirror built before in %s: %d pages x %d days", out, built["pages"], built["days"])
+        return built
+    size = {name: FULL_SIZE[name] if value is None else value for name, value in asked.items()}
+    started = time.perf_counter()
+    build(shared, out, size["pages"], size["days"], size["horizon"], seed=0)
+    write_json_atomic(mark, size)
+    log.info("built in %.0f s", time.perf_counter() - started)
+    return size
 
 
 if __name__ == "__main__":

@@ -51,6 +51,24 @@ def test_bench_web_traffic_builds_a_stage_two_mirror_and_runs_a_recipe_on_it(sha
     assert forecast_days.min() == days[-1] + pd.Timedelta(days=3)  # stage 2: two days skipped after train ends
     submission = pd.read_csv(kit_home / "submissions" / "web-traffic-stage2.csv")
     assert set(submission["Id"]) == set(key["Id"]) and (submission["Visits"] >= 0).all()
-    # a second call reuses the mirror instead of building it again
+    # a second call reuses the mirror instead of building it again; one of another size is refused, not mislabelled
     again = run_script("bench_web_traffic.py", "--out", str(out), "--shared", str(shared_kaggle), "--build-only")
-    assert again.returncode == 0 and "built in" not in again.stderr
+    assert again.returncode == 0, again.stderr
+    assert "built in" not in again.stderr and "using the mirror built before" in again.stderr
+    other = run_script("bench_web_traffic.py", "--out", str(out), "--shared", str(shared_kaggle), "--pages", "400")
+    assert other.returncode == 2
+    assert other.stderr.strip() == (f"error: {out} holds a mirror of 300 pages x 803 days (horizon 62), not the 400 "
+                                    "pages asked for; give another --out, or remove that folder to build it again")
+    assert len(pd.read_csv(folder / "train_2.csv")) == 300
+
+
+def test_bench_web_traffic_builds_again_where_a_build_was_cut_short(shared_kaggle, tmp_path, kit_home):
+    out = tmp_path / "mirror"
+    folder = out / "web-traffic-time-series-forecasting"
+    folder.mkdir(parents=True)
+    (folder / "train_2.csv").write_text("Page,2015-07-01\nA_en.wikipedia.org_all-access_all-agents,1")  # cut short
+    done = run_script("bench_web_traffic.py", "--out", str(out), "--shared", str(shared_kaggle), "--pages", "20",
+                      "--days", "500", "--build-only")
+    assert done.returncode == 0, done.stderr
+    assert "built in" in done.stderr
+    assert pd.read_csv(folder / "train_2.csv").shape == (20, 501)
