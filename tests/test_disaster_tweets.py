@@ -9,9 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score as sk_f1
 
 import competitions
 from common import data, runner
+from common.blocks.text import thresholds
+from common.competition import binary_labels
 from common.errors import DataError, UsageError
 from common.metrics import f1_score
 from competitions.disaster_tweets import features
@@ -25,6 +28,43 @@ SLUG = "nlp-getting-started"
 @pytest.fixture
 def tw_copy(mirror_copy):
     return mirror_copy(SLUG)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_f1_threshold_is_the_best_cut_off_and_ties_go_to_the_one_nearest_half(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(8, 300))
+    y = rng.integers(0, 2, n)
+    proba = np.round(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), 2)  # coarse: ties among cut-offs are common
+    chosen = thresholds.best_f1_threshold(y, proba)
+    scores = {t: sk_f1(y, proba >= t, zero_division=0) for t in np.unique(proba)}
+    best = max(scores.values())
+    assert scores[chosen] == pytest.approx(best)
+    assert abs(chosen - 0.5) == min(abs(t - 0.5) for t, f in scores.items() if f == pytest.approx(best))
+    # F1 2/3 at 0.2 (everything positive) and at 0.7 (one sure positive): 0.7, nearer the usual cut-off
+    assert thresholds.best_f1_threshold(np.array([1, 0, 0, 1]), np.array([0.2, 0.3, 0.6, 0.7])) == 0.7
+
+
+def test_probabilities_shifted_to_the_threshold_decode_at_half_as_the_threshold_would():
+    p = np.random.default_rng(0).random(1000)
+    for t in (0.05, 0.3, 0.5, 0.77):
+        shifted = thresholds.shift_to_half(p, t)
+        assert np.array_equal(binary_labels(shifted), (p >= t).astype(int))
+        assert np.all(np.diff(shifted[np.argsort(p)]) >= 0)  # monotone: every ranking metric is unchanged
+        assert thresholds.shift_to_half(np.array([t]), t)[0] == pytest.approx(0.5)
+
+
+def test_f1_threshold_learns_its_cut_off_on_training_rows_and_predicts_with_it():
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(600, 8, weights=[0.85], flip_y=0.05, random_state=0)
+    model = thresholds.F1Threshold(LogisticRegression(), cv=3).fit(X[:400], y[:400])
+    assert model.threshold_ < 0.5  # a rare positive class: F1 wants a lower cut-off than 0.5
+    raw = model.tuned_.estimator_.predict_proba(X[400:])[:, 1]
+    assert np.array_equal(model.predict(X[400:]), (raw >= model.threshold_).astype(int))
+    assert np.array_equal(model.predict(X[400:]), model.tuned_.predict(X[400:]))
+    assert sk_f1(y[400:], model.predict(X[400:])) > sk_f1(y[400:], (raw >= 0.5).astype(int))
 
 
 def test_cleaning_keeps_signal():
