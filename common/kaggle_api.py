@@ -146,6 +146,9 @@ def call_with_retries(fn, slug: str, action: str, retries: int = RETRIES, backof
 
 def download_competition(slug: str, dest: Path) -> Path:
     """Download the competition's files (one zip) into ``dest`` and return its path."""
+    if not has_credentials():  # a user without a token may well have the files: name both ways
+        raise KaggleApiError(f"no Kaggle credentials to download {slug}: {CREDENTIALS_HELP}; or, with the "
+                             "competition's files already on disk, point --data-dir (or KAGGLE_DATA_DIR) at them")
     api = _client()
     log.info("downloading %s through the Kaggle API", slug)
     call_with_retries(lambda: api.competition_download_files(slug, path=str(dest), force=True, quiet=False),

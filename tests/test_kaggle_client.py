@@ -39,6 +39,7 @@ def test_no_credentials_says_where_to_put_them(fake_kaggle, kit_home):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: no Kaggle credentials")
     assert "kaggle.json" in lines[-1] and "KAGGLE_USERNAME" in lines[-1]
+    assert lines[-1].endswith("point --data-dir (or KAGGLE_DATA_DIR) at them")  # the files may be on disk already
     assert "Traceback" not in result.stderr
     assert not fake_kaggle.calls("DownloadDataFiles")
 
