@@ -120,9 +120,10 @@ def mirror(out: Path, shared: Path, asked: dict[str, int | None]) -> dict[str, i
         built = json.loads(mark.read_text())
         differ = {name: value for name, value in asked.items() if value is not None and value != built.get(name)}
         if differ:
+            asked_words = ", ".join(_size_words(differ))
             raise UsageError(f"{out} holds a mirror of {built['pages']} pages x {built['days']} days (horizon "
-                             f"{built['horizon']}), not the {', '.join(f'{v} {k}' for k, v in differ.items())} asked "
-                             "for; give another --out, or remove that folder to build it again")
+                             f"{built['horizon']}), not the {asked_words} asked for; give another --out, or remove "
+                             "that folder to build it again")
         log.info("using the mirror built before in %s: %d pages x %d days", out, built["pages"], built["days"])
         return built
     size = {name: FULL_SIZE[name] if value is None else value for name, value in asked.items()}
@@ -131,6 +132,10 @@ def mirror(out: Path, shared: Path, asked: dict[str, int | None]) -> dict[str, i
     write_json_atomic(mark, size)
     log.info("built in %.0f s", time.perf_counter() - started)
     return size
+
+
+def _size_words(size: dict[str, int]) -> list[str]:
+    return [f"horizon {value}" if name == "horizon" else f"{value} {name}" for name, value in size.items()]
 
 
 if __name__ == "__main__":
