@@ -62,9 +62,15 @@ def warn_if_token_readable() -> list[Path]:
     return exposed
 
 
-def _client():
+def require_credentials(then: str = "") -> None:
+    """One line saying where credentials go when there are none (the official client would print its help and exit
+    the process); ``then``: what else the user can do, appended."""
     if not has_credentials():
-        raise KaggleApiError(f"no Kaggle credentials: {CREDENTIALS_HELP}")
+        raise KaggleApiError(f"no Kaggle credentials: {CREDENTIALS_HELP}{then}")
+
+
+def _client(then: str = ""):
+    require_credentials(then)
     warn_if_token_readable()
     # Importing the package authenticates eagerly and prints help on failure; keep that noise off the terminal.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -146,10 +152,8 @@ def call_with_retries(fn, slug: str, action: str, retries: int = RETRIES, backof
 
 def download_competition(slug: str, dest: Path) -> Path:
     """Download the competition's files (one zip) into ``dest`` and return its path."""
-    if not has_credentials():  # a user without a token may well have the files: name both ways
-        raise KaggleApiError(f"no Kaggle credentials to download {slug}: {CREDENTIALS_HELP}; or, with the "
-                             "competition's files already on disk, point --data-dir (or KAGGLE_DATA_DIR) at them")
-    api = _client()
+    # a user without a token may well have the files: name both ways
+    api = _client("; or, with the competition's files already on disk, point --data-dir (or KAGGLE_DATA_DIR) at them")
     log.info("downloading %s through the Kaggle API", slug)
     call_with_retries(lambda: api.competition_download_files(slug, path=str(dest), force=True, quiet=False),
                       slug, f"download {slug}")

@@ -20,7 +20,6 @@ from typing import get_args
 import competitions
 from common import kaggle_api, kaggle_runs
 from common.cli import Terminated, parse_args, run_main, seconds_arg
-from common.errors import KaggleApiError
 
 
 def main() -> int:
@@ -50,8 +49,7 @@ def main() -> int:
     if args.dry_run:
         print(f"dry run: would submit it {form} to {comp.slug} with message: {message}")
         return 0
-    if not kaggle_api.has_credentials():
-        raise KaggleApiError(f"no Kaggle credentials: {kaggle_api.CREDENTIALS_HELP}; the validated file is {path}")
+    kaggle_api.require_credentials(f"; the validated file is {path}")
     entry = kaggle_runs.submit_run(comp, run, path, args.zip, message)
     print(f"submitted {form}: Kaggle ref {entry['ref']}, message: {message}")
     later = f"python scripts/leaderboard.py {comp.name} --sync"
