@@ -35,7 +35,7 @@ help:
 	@echo "make report           the CV leaderboard of every run: reports/leaderboard.md and .html"
 	@echo "make ensemble COMP=c  blend the competition's runs into an ensemble run (nested CV)"
 	@echo "make drift COMP=c     how different test is from train (adversarial validation)"
-	@echo "make submit COMP=c    send the best run by CV (RUN=id: that run) to Kaggle, wait for its score, print it"
+	@echo "make submit COMP=c    send the best run by CV (RUN=id: that run) to Kaggle, wait for its score (AGAIN=1: resend)"
 	@echo "make tune COMP=c RECIPE=r [STORAGE=url]   tune a recipe for 15 min, then train its best trial"
 	@echo "make dashboard [COMP=c]                   optuna-dashboard on that storage (PORT=$(PORT))"
 	@echo "make test | lint      ruff, mypy and the tests | ruff and mypy alone"
@@ -102,8 +102,9 @@ drift: $(FOR_COMP)
 	$(PY) scripts/drift.py $(COMP)
 
 # Send the best run by CV (or RUN=<run id>) to Kaggle, wait for its score and print it: make submit COMP=house-prices
+# (AGAIN=1 sends a file Kaggle already has, which submit.py refuses by default)
 submit: $(FOR_COMP)
-	$(PY) scripts/submit.py $(COMP)$(if $(RUN), --run $(RUN))
+	$(PY) scripts/submit.py $(COMP)$(if $(RUN), --run $(RUN))$(if $(AGAIN), --again)
 
 # Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
 tune: $(FOR_COMP)

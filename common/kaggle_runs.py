@@ -63,6 +63,33 @@ def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None 
     return path
 
 
+def earlier_submission(comp: Competition, run: RunRecord) -> tuple[RunRecord, dict[str, Any]] | None:
+    """The newest submission Kaggle did not reject of this run's file: by this run, or by another run whose
+    submission.csv has the same sha256 (the same recipe and seed trained again writes the same file)."""
+    digest = run.submission.get("sha256")
+    if not digest:
+        return None
+    sent = [(other, entry) for other in load_runs(comp.name) if other.submission.get("sha256") == digest
+            for entry in other.kaggle_submissions if entry.get("status") != "ERROR"]
+    return max(sent, key=lambda found: found[1]["ref"], default=None)
+
+
+def refuse_resubmission(comp: Competition, run: RunRecord) -> None:
+    """Kaggle scores a file, not a run: sending a file it has already scored (or is scoring) spends one of the
+    day's few submissions on a score the user has, so it takes --again."""
+    earlier = earlier_submission(comp, run)
+    if earlier is None:
+        return
+    other, entry = earlier
+    what = "this run's file" if other.run_id == run.run_id else f"the same file (run {other.run_id}, same sha256)"
+    score = entry.get("public_score")
+    state = (f"public {comp.metric.name} {score}" if score is not None
+             else f"not scored yet: python scripts/leaderboard.py {comp.name} --sync")
+    raise UsageError(f"{what} was already submitted to Kaggle on {entry.get('submitted') or 'an earlier day'} "
+                     f"(ref {entry['ref']}, {state}); the same file gets the same score, so sending it again only "
+                     "spends one of today's submissions - pass --again to send it anyway")
+
+
 def zips(path: Path, mode: ZipMode = "auto") -> bool:
     """Whether the upload of ``path`` goes zipped: always, never, or (auto) when the file is over ZIP_ABOVE."""
     return mode == "always" or (mode == "auto" and path.stat().st_size > ZIP_ABOVE)

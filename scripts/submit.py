@@ -8,9 +8,11 @@
                                                           # python scripts/leaderboard.py titanic --sync
     python scripts/submit.py web-traffic --zip never      # upload the CSV as it is (default: zipped over 1 MB)
     python scripts/submit.py titanic --note "boys decided by the model"   # your words after the run's description
+    python scripts/submit.py titanic --again              # send a file Kaggle has already scored, once more
 
-The file is re-validated against the sample submission and refused if it changed since its run wrote it. The
-message names the run and its CV; the Kaggle reference (and later the scores) go into the run's run.json.
+The file is re-validated against the sample submission and refused if it changed since its run wrote it, or if
+Kaggle already has it (from this run or an identical file of another) unless --again is given. The message names
+the run and its CV; the Kaggle reference (and later the scores) go into the run's run.json.
 """
 
 import argparse
@@ -37,12 +39,17 @@ def main() -> int:
                         help="upload the CSV zipped (Kaggle unpacks it): auto = when over 1 MB (default)")
     parser.add_argument("--note", help="one line added to the submission's description on Kaggle (after the run "
                         "id, recipe, CV and seed)")
+    parser.add_argument("--again", action="store_true", help="send a file Kaggle already has from this run (or "
+                        "an identical one from another run); refused without it, as it would only spend one of "
+                        "the day's submissions on the same score")
     parser.add_argument("--data-dir", help="where the sample submission is found (as for train.py)")
     args = parse_args(parser)
     comp = competitions.get(args.competition)
     run = kaggle_runs.pick_run(comp, args.run)
     message = kaggle_runs.message_for(run, args.note)
     path = kaggle_runs.verified_submission(comp, run, args.data_dir)
+    if not args.again:
+        kaggle_runs.refuse_resubmission(comp, run)
     print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv_text()}")
     print(f"file {path} is valid ({run.submission['rows']} rows)")
     form = "zipped" if kaggle_runs.zips(path, args.zip) else "as CSV"

@@ -63,6 +63,7 @@ def test_make_submit_sends_the_best_run_or_the_one_named(tmp_path):
     venv = f"VENV={tmp_path / 'venv'}"
     assert "scripts/submit.py house-prices\n" in make("-n", "submit", "COMP=house-prices", venv).stdout
     assert "scripts/submit.py titanic --run 20261205-1131\n" in make("-n", "submit", "RUN=20261205-1131", venv).stdout
+    assert "scripts/submit.py titanic --again\n" in make("-n", "submit", "AGAIN=1", venv).stdout
 
 
 def test_a_bare_make_lists_the_targets_and_installs_nothing(tmp_path):

@@ -79,9 +79,9 @@ def test_a_zipped_upload_scores_like_the_plain_csv_and_leaves_the_run_untouched(
     env = env_for(kit_home, fake_kaggle, data_dir)
     dry = run_script("submit.py", "titanic", "--run", run["run_id"], "--zip", "always", "--dry-run", env=env)
     assert "would submit it zipped" in dry.stdout, dry.stderr
-    for mode in ("always", "never"):
+    for mode, again in (("always", ()), ("never", ("--again",))):
         result = run_script("submit.py", "titanic", "--run", run["run_id"], "--zip", mode, "--wait", "--poll", "0.2",
-                            env=env)
+                            *again, env=env)
         assert result.returncode == 0, result.stderr
     zipped, plain = fake_kaggle.state.submissions
     assert zipped["error"] is None and zipped["score"] == plain["score"]
@@ -110,6 +110,34 @@ def test_a_note_follows_the_runs_description_and_sync_still_finds_the_run(traine
     bad = run_script("submit.py", "titanic", "--note", "two\nlines", env=env)
     assert bad.returncode == 2 and "--note must be one line" in last_line(bad)
     assert len(fake_kaggle.state.submissions) == 1
+
+
+def test_a_file_kaggle_already_has_is_sent_again_only_with_again(trained, fake_kaggle, kit_home, data_dir):
+    """Kaggle scores the file, not the run: the same file again - from the same run, or from the same recipe and
+    seed trained again - would spend one of the day's submissions on a score the user already has."""
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    [first] = [r for r in trained if r.recipe == "fast"]
+    [rule] = [r for r in trained if r.recipe == "rule"]
+    assert run_script("submit.py", "titanic", "--run", first.run_id, "--poll", "0.2", env=env).returncode == 0
+    [sent] = fake_kaggle.state.submissions
+    for extra in ((), ("--dry-run",), ("--no-wait",)):
+        again = run_script("submit.py", "titanic", "--run", first.run_id, *extra, env=env)
+        assert again.returncode == 2 and "Traceback" not in again.stderr
+        assert last_line(again).startswith("error: this run's file was already submitted to Kaggle on 20")
+        assert f"(ref {sent['ref']}, public accuracy {sent['score']})" in last_line(again)
+        assert last_line(again).endswith("pass --again to send it anyway")
+    runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False)  # the same recipe and seed: the same file
+    [twin] = [r for r in load_runs("titanic") if r.run_id not in {t.run_id for t in trained}]
+    assert twin.submission["sha256"] == first.submission["sha256"]
+    other = run_script("submit.py", "titanic", "--run", twin.run_id, env=env)
+    assert other.returncode == 2
+    assert last_line(other).startswith(f"error: the same file (run {first.run_id}, same sha256) was already submitted")
+    assert len(fake_kaggle.state.submissions) == 1 and len(fake_kaggle.calls("StartSubmissionUpload")) == 1
+    forced = run_script("submit.py", "titanic", "--run", twin.run_id, "--again", "--poll", "0.2", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert len(fake_kaggle.state.submissions) == 2 and RunRecord.read(twin.path).kaggle_submissions
+    # another run's file was never sent: no --again needed
+    assert run_script("submit.py", "titanic", "--run", rule.run_id, "--no-wait", env=env).returncode == 0
 
 
 def test_auto_zips_only_files_over_the_threshold(tmp_path):
@@ -180,6 +208,11 @@ def test_a_submission_kaggle_rejects_while_waiting_is_an_error_kept_in_the_recor
     assert last_line(result) == f"error: Kaggle rejected submission {ref}: Evaluation Exception: scoring failed"
     [entry] = RunRecord.read(run.path).kaggle_submissions
     assert entry["ref"] == ref and entry["status"] == "ERROR" and entry["error"].startswith("Evaluation Exception")
+    # a file Kaggle rejected is not one it has: sending it again (after a fault on Kaggle's side) needs no --again
+    del fake_kaggle.state.check_submission
+    retry = run_script("submit.py", "titanic", "--poll", "0.2", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert retry.returncode == 0, retry.stderr
+    assert [e["status"] for e in RunRecord.read(run.path).kaggle_submissions] == ["ERROR", "COMPLETE"]
 
 
 def test_waiting_past_the_timeout_keeps_the_submission_and_says_how_to_get_the_score(trained, fake_kaggle, kit_home,
