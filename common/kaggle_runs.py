@@ -74,20 +74,27 @@ def earlier_submission(comp: Competition, run: RunRecord) -> tuple[RunRecord, di
     return max(sent, key=lambda found: found[1]["ref"], default=None)
 
 
-def refuse_resubmission(comp: Competition, run: RunRecord) -> None:
-    """Kaggle scores a file, not a run: sending a file it has already scored (or is scoring) spends one of the
-    day's few submissions on a score the user has, so it takes --again."""
+def earlier_submission_text(comp: Competition, run: RunRecord) -> str | None:
+    """What Kaggle already has of this run's file, in words (None when it has nothing)."""
     earlier = earlier_submission(comp, run)
     if earlier is None:
-        return
+        return None
     other, entry = earlier
     what = "this run's file" if other.run_id == run.run_id else f"the same file (run {other.run_id}, same sha256)"
     score = entry.get("public_score")
     state = (f"public {comp.metric.name} {score}" if score is not None
              else f"not scored yet: python scripts/leaderboard.py {comp.name} --sync")
-    raise UsageError(f"{what} was already submitted to Kaggle on {entry.get('submitted') or 'an earlier day'} "
-                     f"(ref {entry['ref']}, {state}); the same file gets the same score, so sending it again only "
-                     "spends one of today's submissions - pass --again to send it anyway")
+    return (f"{what} was already submitted to Kaggle on {entry.get('submitted') or 'an earlier day'} "
+            f"(ref {entry['ref']}, {state})")
+
+
+def refuse_resubmission(comp: Competition, run: RunRecord) -> None:
+    """Kaggle scores a file, not a run: sending a file it has already scored (or is scoring) spends one of the
+    day's few submissions on a score the user has, so it takes --again."""
+    earlier = earlier_submission_text(comp, run)
+    if earlier is not None:
+        raise UsageError(f"{earlier}; the same file gets the same score, so sending it again only spends one of "
+                         "today's submissions - pass --again to send it anyway")
 
 
 def zips(path: Path, mode: ZipMode = "auto") -> bool:

@@ -120,15 +120,20 @@ def test_a_file_kaggle_already_has_is_sent_again_only_with_again(trained, fake_k
     [rule] = [r for r in trained if r.recipe == "rule"]
     assert run_script("submit.py", "titanic", "--run", first.run_id, "--poll", "0.2", env=env).returncode == 0
     [sent] = fake_kaggle.state.submissions
+    [sent_on] = [e["submitted"] for e in RunRecord.read(first.path).kaggle_submissions]
     for extra in ((), ("--dry-run",), ("--no-wait",)):
         again = run_script("submit.py", "titanic", "--run", first.run_id, *extra, env=env)
         assert again.returncode == 2 and "Traceback" not in again.stderr
         assert last_line(again).startswith("error: this run's file was already submitted to Kaggle on 20")
         assert f"(ref {sent['ref']}, public accuracy {sent['score']})" in last_line(again)
         assert last_line(again).endswith("pass --again to send it anyway")
-    runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False)  # the same recipe and seed: the same file
+    retrained = run_script("train.py", "titanic", "--recipe", "fast", "--folds", "3", "--quiet", env=env)
+    assert retrained.returncode == 0, retrained.stderr  # the same recipe and seed: the same file, and it says so
     [twin] = [r for r in load_runs("titanic") if r.run_id not in {t.run_id for t in trained}]
     assert twin.submission["sha256"] == first.submission["sha256"]
+    assert retrained.stdout.splitlines()[-1] == (f"note: the same file (run {first.run_id}, same sha256) was already "
+                                                 f"submitted to Kaggle on {sent_on} (ref {sent['ref']}, public "
+                                                 f"accuracy {sent['score']})")
     other = run_script("submit.py", "titanic", "--run", twin.run_id, env=env)
     assert other.returncode == 2
     assert last_line(other).startswith(f"error: the same file (run {first.run_id}, same sha256) was already submitted")
