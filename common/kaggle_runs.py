@@ -63,23 +63,15 @@ def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None 
     return path
 
 
-def earlier_submission(comp: Competition, run: RunRecord) -> tuple[RunRecord, dict[str, Any]] | None:
-    """The newest submission Kaggle did not reject of this run's file: by this run, or by another run whose
-    submission.csv has the same sha256 (the same recipe and seed trained again writes the same file)."""
+def earlier_submission(comp: Competition, run: RunRecord) -> str | None:
+    """In words, the newest submission Kaggle did not reject of this run's file - by this run, or by another run whose
+    submission.csv has the same sha256 (the same recipe and seed trained again writes the same file); None if none."""
     digest = run.submission.get("sha256")
-    if not digest:
-        return None
-    sent = [(other, entry) for other in load_runs(comp.name) if other.submission.get("sha256") == digest
+    sent = [(other, entry) for other in load_runs(comp.name) if digest and other.submission.get("sha256") == digest
             for entry in other.kaggle_submissions if entry.get("status") != "ERROR"]
-    return max(sent, key=lambda found: found[1]["ref"], default=None)
-
-
-def earlier_submission_text(comp: Competition, run: RunRecord) -> str | None:
-    """What Kaggle already has of this run's file, in words (None when it has nothing)."""
-    earlier = earlier_submission(comp, run)
-    if earlier is None:
+    if not sent:
         return None
-    other, entry = earlier
+    other, entry = max(sent, key=lambda found: found[1]["ref"])
     what = "this run's file" if other.run_id == run.run_id else f"the same file (run {other.run_id}, same sha256)"
     score = entry.get("public_score")
     state = (f"public {comp.metric.name} {score}" if score is not None
@@ -91,7 +83,7 @@ def earlier_submission_text(comp: Competition, run: RunRecord) -> str | None:
 def refuse_resubmission(comp: Competition, run: RunRecord) -> None:
     """Kaggle scores a file, not a run: sending a file it has already scored (or is scoring) spends one of the
     day's few submissions on a score the user has, so it takes --again."""
-    earlier = earlier_submission_text(comp, run)
+    earlier = earlier_submission(comp, run)
     if earlier is not None:
         raise UsageError(f"{earlier}; the same file gets the same score, so sending it again only spends one of "
                          "today's submissions - pass --again to send it anyway")

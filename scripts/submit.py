@@ -47,9 +47,9 @@ def main() -> int:
     comp = competitions.get(args.competition)
     run = kaggle_runs.pick_run(comp, args.run)
     message = kaggle_runs.message_for(run, args.note)
-    path = kaggle_runs.verified_submission(comp, run, args.data_dir)
-    if not args.again:
+    if not args.again:  # before the file is checked against the data: nothing to check if it will not go
         kaggle_runs.refuse_resubmission(comp, run)
+    path = kaggle_runs.verified_submission(comp, run, args.data_dir)
     print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv_text()}")
     print(f"file {path} is valid ({run.submission['rows']} rows)")
     form = "zipped" if kaggle_runs.zips(path, args.zip) else "as CSV"
