@@ -20,6 +20,12 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
+try:
+    import fcntl
+except ImportError:  # Windows: the C runtime's byte-range lock, which the system also drops when its process dies
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
 log = logging.getLogger(__name__)
 
 _LEFTOVER = re.compile(r"\.tmp-(\d+)-([0-9a-f]{8})-")
@@ -114,6 +120,48 @@ def in_use_elsewhere(folder: Path) -> bool:
         if host != host_tag() or (pid != os.getpid() and pid_alive(pid)):
             return True
     return False
+
+
+class FileLock:
+    """An exclusive kernel lock on the file ``path`` (``flock``; on Windows the C runtime's byte lock), held between
+    ``acquire`` and ``release`` or as a ``with`` block. The kernel drops it when its process dies, so a killed process
+    never leaves a stale lock that the next one waits on (a lock made of a file's existence, as Optuna's symlink lock
+    is, stays behind after ``kill -9``). The lock file itself stays: removing it would let a third process lock a new
+    file while a second still holds the old one."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            return True
+        while True:  # msvcrt's blocking lock gives up after 10 tries a second apart: wait on, as flock does
+            os.lseek(self._fd, 0, os.SEEK_SET)  # it locks bytes from the current position
+            try:
+                msvcrt.locking(self._fd, msvcrt.LK_LOCK, 1)
+                return True
+            except OSError:
+                continue
+
+    def release(self) -> None:
+        if self._fd is not None:
+            if fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            else:
+                os.lseek(self._fd, 0, os.SEEK_SET)
+                msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def current_umask() -> int:

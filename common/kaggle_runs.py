@@ -118,7 +118,7 @@ def submit_run(comp: Competition, run: RunRecord, path: Path, zip_mode: ZipMode 
         sent = upload.name
     entry = {"ref": ref, "message": message, "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
              "status": "PENDING", "public_score": None, "private_score": None, "uploaded": sent}
-    update_record(run.folder, kaggle_submissions=[*RunRecord.read(run.folder).kaggle_submissions, entry])
+    update_record(run.folder, lambda record: {"kaggle_submissions": [*record.kaggle_submissions, entry]})
     return entry
 
 
@@ -130,17 +130,17 @@ def _matching(run: RunRecord, remote: list[dict]) -> dict[int, dict]:
 
 def apply_scores(run: RunRecord, remote: list[dict]) -> RunRecord:
     """Fill in status and scores of this run's submissions from Kaggle's list; returns the updated record.
-    The record is read afresh: ``run`` may predate the submission being scored (whose local entry must be kept)."""
-    run = RunRecord.read(run.folder)
-    found = _matching(run, remote)
-    if not found:
-        return run
-    entries = {e["ref"]: dict(e) for e in run.kaggle_submissions}
-    for ref, s in found.items():
-        entry = entries.setdefault(ref, {"ref": ref, "message": s["description"], "submitted": s["date"]})
-        entry.update({"status": s["status"], "public_score": s["public_score"], "private_score": s["private_score"],
-                      "error": s.get("error")})
-    return update_record(run.folder, kaggle_submissions=sorted(entries.values(), key=lambda e: e["ref"]))
+    The entries are those on disk when the lock is held: ``run`` may predate the submission being scored (whose local
+    entry must be kept)."""
+    def scored(record: RunRecord) -> dict[str, Any]:
+        entries = {e["ref"]: dict(e) for e in record.kaggle_submissions}
+        for ref, s in _matching(record, remote).items():
+            entry = entries.setdefault(ref, {"ref": ref, "message": s["description"], "submitted": s["date"]})
+            entry.update({"status": s["status"], "public_score": s["public_score"],
+                          "private_score": s["private_score"], "error": s.get("error")})
+        return {"kaggle_submissions": sorted(entries.values(), key=lambda e: e["ref"])}
+
+    return update_record(run.folder, scored)
 
 
 def wait_for_score(comp: Competition, run: RunRecord, ref: int, timeout: float = 600,

@@ -25,7 +25,7 @@ import pandas as pd
 from common import paths
 from common.compute import cpu_flags
 from common.errors import UsageError
-from common.io import sweep_leftovers, temp_tag, write_json_atomic, write_with
+from common.io import FileLock, sweep_leftovers, temp_tag, write_json_atomic, write_with
 from common.metrics import Metric
 
 log = logging.getLogger(__name__)
@@ -263,11 +263,20 @@ def find_run(records: list[RunRecord], run_id: str, competition: str) -> RunReco
     return matches[0]
 
 
-def update_record(folder: str | Path, **changes: Any) -> RunRecord:
-    """Change fields of a finished run's record, atomically (used to add Kaggle submission refs and scores;
-    nothing else of a run is ever rewritten)."""
-    record = replace(RunRecord.read(folder), **changes)
-    record.write(folder)
+# One lock for the records of a competition's runs, beside them: a run folder keeps only what the run wrote.
+RECORDS_LOCK = ".records.flock"
+
+
+def update_record(folder: str | Path, change: Callable[["RunRecord"], dict[str, Any]]) -> RunRecord:
+    """Change fields of a finished run's record (used to add Kaggle submission refs and scores; nothing else of a run
+    is ever rewritten): ``change`` gets the record as it is on disk and returns the new values of the fields it
+    changes. Read, change and write happen under one lock of the competition's records, so a submit and a ``--sync``
+    (or two of either) running at once each keep the other's entries, instead of writing back a record read before
+    the other wrote."""
+    with FileLock(Path(folder).parent / RECORDS_LOCK):
+        current = RunRecord.read(folder)
+        record = replace(current, **change(current))
+        record.write(folder)
     return record
 
 

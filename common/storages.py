@@ -19,12 +19,7 @@ from optuna.trial import TrialState
 from common import paths
 from common.compute import env_int
 from common.errors import TuningError, UsageError
-
-try:
-    import fcntl
-except ImportError:  # Windows: the C runtime's byte-range lock, which the system also drops when its process dies
-    fcntl = None  # type: ignore[assignment]
-    import msvcrt
+from common.io import FileLock
 
 log = logging.getLogger(__name__)
 # Heartbeats and the retry callback are marked experimental; they are the documented way and we test them.
@@ -76,40 +71,6 @@ def require_storage(url: str, then: str) -> None:
         raise UsageError(f"no tuning storage at {path}; {then}")
 
 
-class FlockLock:
-    """The journal's write lock as a kernel file lock (``flock``; on Windows the C runtime's byte lock; Optuna only
-    calls acquire and release): the kernel drops it when its process dies, so a killed worker can never leave a
-    stale lock that the next run waits on (Optuna's default symlink lock stays behind after ``kill -9`` and is
-    broken only after a 30 s grace period)."""
-
-    def __init__(self, journal: Path):
-        self.path = Path(f"{journal}.flock")
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        if fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            return True
-        while True:  # msvcrt's blocking lock gives up after 10 tries a second apart: wait on, as flock does
-            os.lseek(self._fd, 0, os.SEEK_SET)  # it locks bytes from the current position
-            try:
-                msvcrt.locking(self._fd, msvcrt.LK_LOCK, 1)
-                return True
-            except OSError:
-                continue
-
-    def release(self) -> None:
-        if self._fd is not None:
-            if fcntl is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            else:
-                os.lseek(self._fd, 0, os.SEEK_SET)
-                msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)
-            os.close(self._fd)
-            self._fd = None
-
-
 def remove_stale_symlink_lock(journal: Path) -> bool:
     """Optuna's own journal lock (``<journal>.lock``) is never taken by this toolkit, so one that exists was left by
     a killed process of an older version: remove it at once rather than wait out its grace period."""
@@ -126,7 +87,7 @@ def journal_storage(path: Path) -> JournalStorage:
     killed mid-line) is removed with a warning: Optuna skips it, but its next write would bury it mid-file. Any other
     damage (a line edited by hand, another file) is one line naming the first bad line, and the file is left as it
     is, since it holds the study's trials."""
-    lock = FlockLock(path)
+    lock = FileLock(Path(f"{path}.flock"))
     bad = ""
     if path.is_file():
         try:

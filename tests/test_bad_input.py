@@ -535,8 +535,6 @@ def test_where_posix_calls_are_missing_the_toolkit_falls_back(tmp_path, monkeypa
     os.kill(pid, 0) would end the process or signal a console group. What each fallback does is checked here."""
     from types import SimpleNamespace
 
-    from common import storages
-
     monkeypatch.delattr(os, "fchmod")
     assert io.write_text_atomic(tmp_path / "a.txt", "x").read_text() == "x"
 
@@ -563,9 +561,9 @@ def test_where_posix_calls_are_missing_the_toolkit_falls_back(tmp_path, monkeypa
         if len(calls) <= 2:  # held elsewhere: msvcrt's LK_LOCK gives up after its own 10 s
             raise OSError(errno.EDEADLK, "Resource deadlock avoided")
 
-    monkeypatch.setattr(storages, "fcntl", None)
-    monkeypatch.setattr(storages, "msvcrt", SimpleNamespace(LK_LOCK=1, LK_UNLCK=0, locking=locking), raising=False)
-    lock = storages.FlockLock(tmp_path / "journal.log")
+    monkeypatch.setattr(io, "fcntl", None)
+    monkeypatch.setattr(io, "msvcrt", SimpleNamespace(LK_LOCK=1, LK_UNLCK=0, locking=locking), raising=False)
+    lock = io.FileLock(tmp_path / "journal.log.flock")
     assert lock.acquire()
     os.write(lock._fd, b"moved")  # the next lock call must seek back to byte 0
     lock.release()

@@ -86,6 +86,42 @@ def test_every_dependency_that_can_change_a_score_is_recorded_with_each_run():
     assert not set(TRACKED_LIBRARIES) & set(UNTRACKED_DEPENDENCIES)
 
 
+# Appends entries to a run's record, as a submit or a --sync does, from the moment the file "go" says that both
+# writers are ready.
+APPENDER = """
+import sys, time
+from pathlib import Path
+from common.runs import update_record
+folder, tag, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+(folder.parent / f"ready-{tag}").touch()
+while not (folder.parent / "go").exists():
+    time.sleep(0.001)
+for i in range(n):
+    update_record(folder, lambda record: {"kaggle_submissions": [*record.kaggle_submissions, {"ref": f"{tag}{i}"}]})
+"""
+
+
+def test_two_processes_changing_one_record_at_once_lose_nothing(kit_home):
+    """A submit recording its ref while a --sync (or another submit) writes the same run.json: without the run's
+    lock, each read the record before the other wrote and wrote back without the other's entry."""
+    import subprocess
+    import sys
+    import time
+
+    with RunWriter("toy", "fast", {}) as run:
+        final = run.finish(toy_record(run))
+    writers = [subprocess.Popen([sys.executable, "-c", APPENDER, str(final), tag, "40"], cwd=ROOT)
+               for tag in ("a", "b")]
+    deadline = time.time() + 120
+    while not all((final.parent / f"ready-{tag}").exists() for tag in "ab") and time.time() < deadline:
+        time.sleep(0.01)
+    (final.parent / "go").touch()
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    refs = [e["ref"] for e in RunRecord.read(final).kaggle_submissions]
+    assert sorted(refs) == sorted(f"{tag}{i}" for tag in "ab" for i in range(40))
+    assert [r for r in refs if r.startswith("a")] == [f"a{i}" for i in range(40)]  # each writer's in its own order
+
+
 def toy_record(run: RunWriter, **changes) -> RunRecord:
     fields = {"competition": "toy", "recipe": "fast", "metric": {"name": "accuracy", "direction": "maximize"},
               "cv": {"mean": 0.5, "std": 0.0, "fold_scores": [0.5]}, **changes}
