@@ -134,15 +134,25 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self._lock(fd)
+        except BaseException:  # Ctrl-C while waiting, or a file system without locks: no descriptor left open
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    @staticmethod
+    def _lock(fd: int) -> None:
         if fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            return True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
         while True:  # msvcrt's blocking lock gives up after 10 tries a second apart: wait on, as flock does
-            os.lseek(self._fd, 0, os.SEEK_SET)  # it locks bytes from the current position
+            os.lseek(fd, 0, os.SEEK_SET)  # it locks bytes from the current position
             try:
-                msvcrt.locking(self._fd, msvcrt.LK_LOCK, 1)
-                return True
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                return
             except OSError:
                 continue
 

@@ -570,6 +570,22 @@ def test_where_posix_calls_are_missing_the_toolkit_falls_back(tmp_path, monkeypa
     assert calls == [(1, 0, 1)] * 3 + [(0, 0, 1)] and lock._fd is None
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open descriptors in Linux's /proc")
+def test_a_lock_that_cannot_be_taken_leaves_no_descriptor_open(tmp_path, monkeypatch):
+    """A file system without locks (or Ctrl-C while waiting): the error goes up, the lock file's descriptor is closed,
+    and release() afterwards does nothing."""
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(io.fcntl, "flock", no_locks)
+    lock = io.FileLock(tmp_path / "x.flock")
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError, match="No locks"):
+        lock.acquire()
+    assert len(os.listdir("/proc/self/fd")) == before and lock._fd is None
+    lock.release()
+
+
 # 9. Smaller ones.
 @pytest.mark.parametrize(("column", "value", "message"), [
     ("SalePrice", "-5", r"SalePrice must be a positive number on every row; row 3 \(Id 3\) \(1 row\(s\) in all; the "
