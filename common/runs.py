@@ -273,10 +273,18 @@ def update_record(folder: str | Path, change: Callable[["RunRecord"], dict[str, 
     changes. Read, change and write happen under one lock of the competition's records, so a submit and a ``--sync``
     (or two of either) running at once each keep the other's entries, instead of writing back a record read before
     the other wrote."""
-    with FileLock(Path(folder).parent / RECORDS_LOCK):
+    lock = FileLock(Path(folder).parent / RECORDS_LOCK)
+    try:
+        lock.acquire()
+    except OSError as exc:  # a file system without locks: the record still gets its entry (a submission was made)
+        log.warning("cannot lock %s (%s); updating %s without the lock", lock.path, exc.strerror or exc,
+                    Path(folder).name)
+    try:
         current = RunRecord.read(folder)
         record = replace(current, **change(current))
         record.write(folder)
+    finally:
+        lock.release()
     return record
 
 
