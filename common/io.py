@@ -124,10 +124,10 @@ def in_use_elsewhere(folder: Path) -> bool:
 
 class FileLock:
     """An exclusive kernel lock on the file ``path`` (``flock``; on Windows the C runtime's byte lock), held between
-    ``acquire`` and ``release`` or as a ``with`` block. The kernel drops it when its process dies, so a killed process
-    never leaves a stale lock that the next one waits on (a lock made of a file's existence, as Optuna's symlink lock
-    is, stays behind after ``kill -9``). The lock file itself stays: removing it would let a third process lock a new
-    file while a second still holds the old one."""
+    ``acquire`` and ``release`` (the interface Optuna's journal calls). The kernel drops it when its process dies, so a
+    killed process never leaves a stale lock that the next one waits on (a lock made of a file's existence, as
+    Optuna's symlink lock is, stays behind after ``kill -9``). The lock file itself stays: removing it would let a
+    third process lock a new file while a second still holds the old one."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -165,14 +165,6 @@ class FileLock:
                 msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)
             os.close(self._fd)
             self._fd = None
-
-    def __enter__(self) -> "FileLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
 
 def current_umask() -> int:
     mask = os.umask(0o022)
