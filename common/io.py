@@ -166,6 +166,7 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
+
 def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
