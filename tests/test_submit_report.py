@@ -240,15 +240,25 @@ def test_ctrl_c_while_waiting_keeps_the_submission_and_says_how_to_get_the_score
     that and where the score will come from, not the trainer's "nothing half-written was kept"."""
     fake_kaggle.state.pending_polls = 10 ** 6
     run = trained[0]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "submit.py"), "titanic", "--poll", "0.2"],
-                            env=env_for(kit_home, fake_kaggle, data_dir), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # A child inherits an ignored SIGINT (pytest started as a background job without job control has one), and
+    # Python then leaves it ignored: start the child with the default, as a terminal would.
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "submit.py"), "titanic", "--poll", "0.2"],
+                                env=env_for(kit_home, fake_kaggle, data_dir), cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.time() + 120
     while not fake_kaggle.state.submissions and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
     time.sleep(0.5)  # polling now
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # it did not stop: leave no poller behind
+            proc.kill()
     ref = fake_kaggle.state.submissions[0]["ref"]
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == (f"stopped waiting: submission {ref} is recorded in run {run.run_id}; "
