@@ -45,6 +45,17 @@ def test_the_f1_threshold_is_the_best_cut_off_and_ties_go_to_the_one_nearest_hal
     assert thresholds.best_f1_threshold(np.array([1, 0, 0, 1]), np.array([0.2, 0.3, 0.6, 0.7])) == 0.7
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_f1_from_counts_is_scikit_learns_f1_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 7, 300, 5000):
+        y = rng.integers(0, 2, n)
+        for pred in (rng.integers(0, 2, n), np.zeros(n, int), np.ones(n, int), y):
+            assert thresholds.f1_from_counts(y, pred) == sk_f1(y, pred, zero_division=0)
+    none = np.zeros(5, int)  # no positives at all: 0, as f1_score gives
+    assert thresholds.f1_from_counts(none, none) == sk_f1(none, none, zero_division=0) == 0.0
+
+
 def test_probabilities_shifted_to_the_threshold_decode_at_half_as_the_threshold_would():
     p = np.random.default_rng(0).random(1000)
     for t in (0.05, 0.3, 0.5, 0.77):
@@ -57,6 +68,7 @@ def test_probabilities_shifted_to_the_threshold_decode_at_half_as_the_threshold_
 def test_f1_threshold_learns_its_cut_off_on_training_rows_and_predicts_with_it():
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
 
     X, y = make_classification(600, 8, weights=[0.85], flip_y=0.05, random_state=0)
     model = thresholds.F1Threshold(LogisticRegression(), cv=3).fit(X[:400], y[:400])
@@ -65,6 +77,10 @@ def test_f1_threshold_learns_its_cut_off_on_training_rows_and_predicts_with_it()
     assert np.array_equal(model.predict(X[400:]), (raw >= model.threshold_).astype(int))
     assert np.array_equal(model.predict(X[400:]), model.tuned_.predict(X[400:]))
     assert sk_f1(y[400:], model.predict(X[400:])) > sk_f1(y[400:], (raw >= 0.5).astype(int))
+    # the same cut-off as scikit-learn's own F1 scorer chooses
+    plain = TunedThresholdClassifierCV(LogisticRegression(), scoring="f1", cv=StratifiedKFold(3, shuffle=True,
+                                       random_state=0), random_state=0).fit(X[:400], y[:400])
+    assert model.threshold_ == plain.best_threshold_
 
 
 def test_cleaning_keeps_signal():
