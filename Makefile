@@ -24,6 +24,9 @@ RECIPE ?= lgbm
 # Tuning storage: the embedded journal file by default; any SQLAlchemy URL (postgresql://user@host/db) to share.
 STORAGE ?= runs/$(COMP)/optuna.journal
 PORT ?= 8080
+# pytest-xdist workers for `make test`: one per core (at most 4), each with its share of the threads
+# (tests/conftest.py); TEST_WORKERS=0 runs the tests one after another in one process.
+TEST_WORKERS ?= logical
 
 .PHONY: help setup setup-tabular titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift submit test lint clean-venv tune tune-titanic dashboard
 
@@ -122,7 +125,7 @@ dashboard: setup-tabular
 test: setup
 	$(PY) -m ruff check common competitions scripts tests
 	$(PY) -m mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
 lint: setup-tabular
 	$(PY) -m ruff check common competitions scripts tests

@@ -6,12 +6,25 @@ With CI=true a missing data folder or an unavailable port 80 fails the run inste
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# `pytest -n N` (pytest-xdist; `make test` runs one worker per core): each worker, and every script it starts, gets
+# its share of the cores. Two workers each running torch or LightGBM on every core would fight over them and each
+# run several times slower. Set here, before any test imports torch, which reads OMP_NUM_THREADS once.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _var in ("KIT_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+# The kaggle client's LOCALHOST environment is always localhost:80, one port for every test process on the machine.
+PORT_80_MODULES = {"test_kaggle_client.py", "test_submit_report.py"}
+PORT_80_LOCK = Path(tempfile.gettempdir()) / "kaggle-starter-kit-tests-localhost-80.lock"
 
 
 def skip_or_fail(reason: str) -> None:
@@ -65,8 +78,25 @@ def mirror_copy(shared_kaggle, tmp_path, monkeypatch):
     return copy
 
 
+@pytest.fixture(autouse=True)
+def port_80(request):
+    """Tests on the fake Kaggle, and the ones that count on nothing listening there, take port 80 one at a time:
+    across pytest-xdist's workers and across two test sessions at once (a kernel lock, gone with its process)."""
+    if "fake_kaggle" not in request.fixturenames and request.node.path.name not in PORT_80_MODULES:
+        yield
+        return
+    from common.io import FileLock
+
+    lock = FileLock(PORT_80_LOCK)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 @pytest.fixture
-def fake_kaggle(shared_kaggle):
+def fake_kaggle(shared_kaggle, port_80):
     from fake_kaggle import FakeKaggle
 
     try:
