@@ -102,6 +102,22 @@ def running_trials(storage_url) -> list:
     return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if len(t.user_attrs.get("fold_scores", [])) >= 1]
 
 
+def journal_lock_is_free(storage_url: str) -> bool:
+    """False while the journal's writers' lock is held: by a worker frozen mid-append, reading the journal (which
+    takes that lock) would wait for ever. A database storage has no such lock."""
+    if "://" in storage_url:
+        return True
+    import fcntl
+
+    with open(f"{storage_url}.flock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
 def freeze_mid_trial(proc: subprocess.Popen, storage_url: str, timeout: float = 120):
     """SIGSTOP the worker while a trial is mid-way and return that trial.
 
@@ -111,7 +127,8 @@ def freeze_mid_trial(proc: subprocess.Popen, storage_url: str, timeout: float = 
     while time.time() < deadline:
         if running_trials(storage_url):
             os.kill(proc.pid, signal.SIGSTOP)
-            still = running_trials(storage_url)
+            os.waitpid(proc.pid, os.WUNTRACED)  # stopped for sure: it can take no lock after the check below
+            still = running_trials(storage_url) if journal_lock_is_free(storage_url) else []
             if still:
                 return still[0]
             os.kill(proc.pid, signal.SIGCONT)
