@@ -27,6 +27,19 @@ PORT_80_MODULES = {"test_kaggle_client.py", "test_submit_report.py"}
 PORT_80_LOCK = Path(tempfile.gettempdir()) / "kaggle-starter-kit-tests-localhost-80.lock"
 
 
+def flock_is_held(path: Path | str) -> bool:
+    """Whether some open file holds an exclusive ``flock`` on ``path`` (this process's own other descriptors too)."""
+    import fcntl
+
+    with open(path, "a") as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        return False
+
+
 def skip_or_fail(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: required, not skipped)")

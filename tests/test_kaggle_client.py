@@ -113,10 +113,7 @@ def test_kaggle_out_of_reach_is_one_line_that_offers_local_files(kit_home):
 
 def test_port_80_is_held_by_one_test_at_a_time(fake_kaggle):
     """`make test` runs the tests in parallel workers: while one test has the fake Kaggle up, another process (a
-    second worker, or a second test session) cannot take the port's lock, and waits for it."""
-    pytest.importorskip("fcntl")
-    from conftest import PORT_80_LOCK
+    second worker, or a second test session) cannot take the port's lock, and waits for it (flock: per open file)."""
+    from conftest import PORT_80_LOCK, flock_is_held
 
-    probe = "import fcntl, sys; fcntl.flock(open(sys.argv[1], 'a'), fcntl.LOCK_EX | fcntl.LOCK_NB)"
-    held = subprocess.run([sys.executable, "-c", probe, str(PORT_80_LOCK)], capture_output=True, text=True)
-    assert held.returncode != 0 and "BlockingIOError" in held.stderr
+    assert flock_is_held(PORT_80_LOCK)

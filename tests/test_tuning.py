@@ -19,7 +19,7 @@ from common.competition import Recipe
 from common.errors import TuningError, UsageError
 from common.params import resolve
 
-from conftest import ROOT, run_script
+from conftest import ROOT, flock_is_held, run_script
 
 TITANIC = competitions.get("titanic")
 
@@ -105,17 +105,7 @@ def running_trials(storage_url) -> list:
 def journal_lock_is_free(storage_url: str) -> bool:
     """False while the journal's writers' lock is held: by a worker frozen mid-append, reading the journal (which
     takes that lock) would wait for ever. A database storage has no such lock."""
-    if "://" in storage_url:
-        return True
-    import fcntl
-
-    with open(f"{storage_url}.flock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return True
+    return "://" in storage_url or not flock_is_held(f"{storage_url}.flock")
 
 
 def freeze_mid_trial(proc: subprocess.Popen, storage_url: str, timeout: float = 120):
