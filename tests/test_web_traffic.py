@@ -1,6 +1,7 @@
 """Web Traffic: the real replica's files (plain and as Kaggle nests them), backtests read off the key file,
 forecasters, key-file submissions, stage 2's gap, and the bad inputs of issue 13."""
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 import competitions
 from common import data, runner, tuning
+from common.blocks.series import nan_median, nan_quantile
 from common.errors import DataError, UsageError
 from common.importance import gain
 from common.metrics import smape_score
@@ -272,6 +274,29 @@ def test_median_of_medians_reads_each_window():
     logged = np.log1p(np.array([[1, 1, 1, 1, 50, 50, 50]], dtype=np.float32))
     # windows of the last 3, 5 and 7 days: medians 50, 50, 1 -> 50
     assert np.expm1(median_of_medians(logged, (3, 5, 7)))[0] == pytest.approx(50)
+
+
+@pytest.mark.parametrize("days", [2, 3, 28, 56, 329, 600])
+def test_row_medians_and_quantiles_match_numpys_to_the_bit_on_the_real_pages(replica, days):
+    """The fast nan_median / nan_quantile replace numpy's in every feature: not one value may move."""
+    visits = pd.read_csv(replica / "train_1.csv", nrows=1500).drop(columns="Page").to_numpy(np.float32)
+    logged = np.log1p(np.tile(visits, (1, 2)))[:, -days:]  # the real pages' missing days, plus more below
+    rng = np.random.default_rng(days)
+    logged[rng.random(logged.shape) < 0.05] = np.nan
+    logged[:40] = np.nan  # pages with no history at all
+    logged[40:80, 1:] = np.nan  # one known day
+    logged[80], logged[80, :2] = np.nan, (6.901737, 1.9459101)  # a pair whose mean and 0.5-quantile differ
+    for values in (logged, logged.astype(np.float64)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = [np.nanmedian(values, axis=1), np.nanquantile(values, 0.25, axis=1),
+                        np.nanquantile(values, 0.75, axis=1)]
+        for got, want in zip([nan_median(values), nan_quantile(values, 0.25), nan_quantile(values, 0.75)],
+                             expected, strict=True):
+            assert got.dtype == values.dtype
+            np.testing.assert_array_equal(got, want)
+    missing = np.isnan(nan_median(logged))
+    assert missing[:40].all() and np.array_equal(missing, np.isnan(logged).all(axis=1))
 
 
 def test_global_lgbm_and_weekday_beat_the_flat_median_on_trending_weekly_pages():

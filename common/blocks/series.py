@@ -9,6 +9,51 @@ from common.drift import DriftView
 from common.splitters import Panel
 
 SUMMARIES = ("mean", "median", "std", "zeros", "missing", "trend", "weekly", "peak", "change")
+MASKED_MEDIAN_MAX = 600  # below this many columns np.nanmedian takes its masked-array path, which nan_median follows
+
+
+def _sorted_known(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row sorted (missing values last) and its count of known values."""
+    return np.sort(values, axis=1), values.shape[1] - np.count_nonzero(np.isnan(values), axis=1)
+
+
+def _float_out(values: np.ndarray) -> np.ndarray:
+    dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float64
+    return np.full(values.shape[0], np.nan, dtype=dtype)
+
+
+def nan_quantile(values: np.ndarray, q: float) -> np.ndarray:
+    """``np.nanquantile(values, q, axis=1)`` of a 2-D array, the same to the bit, without the all-missing warning.
+
+    numpy quantiles each row that holds a NaN in a Python loop: seconds per call at the competition's 145 063 pages.
+    Here the rows with the same count of known values form one dense block (sorted, missing last), quantiled at
+    once - a few distinct counts, so a few numpy calls."""
+    values = np.asarray(values)
+    out = _float_out(values)
+    ordered, counts = _sorted_known(values)
+    for n in np.unique(counts[counts > 0]):
+        rows = counts == n
+        out[rows] = np.quantile(ordered[rows, :n], q, axis=1)
+    return out
+
+
+def nan_median(values: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(values, axis=1)`` of a 2-D array, the same to the bit, without the all-missing warning: the
+    middle known value, or the two middle ones as ``(low + high) / 2`` in the array's own float type, as numpy's
+    masked median computes them; one sort instead of a masked array, several times faster."""
+    values = np.asarray(values)
+    if values.shape[1] >= MASKED_MEDIAN_MAX:  # numpy's other path averages differently: take it as it is
+        out = _float_out(values)
+        seen = ~np.all(np.isnan(values), axis=1)
+        out[seen] = np.nanmedian(values[seen], axis=1)
+        return out
+    out = _float_out(values)
+    ordered, counts = _sorted_known(values)
+    rows = np.flatnonzero(counts)
+    high = counts[rows] // 2
+    low = np.where(counts[rows] % 2 == 1, high, high - 1)
+    out[rows] = (ordered[rows, low] + ordered[rows, high]) / 2
+    return out
 
 
 def window_summaries(panel: Panel, window: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -33,15 +78,16 @@ def window_summaries(panel: Panel, window: int) -> tuple[pd.DataFrame, np.ndarra
             centred = block - mean[:, None]
             slope = np.nansum(centred * days, axis=1) / np.sum(days**2) * 7
             by_day = np.stack([np.nanmean(block[:, weekday[stop - window:stop] == d], axis=1) for d in range(7)], 1)
+            median = nan_median(block)
             summary = {
                 "mean": mean,
-                "median": np.nanmedian(block, axis=1),
+                "median": median,
                 "std": np.nanstd(block, axis=1),
                 "zeros": np.nanmean(np.where(np.isnan(block), np.nan, block == 0), axis=1),
                 "missing": np.isnan(block).mean(axis=1),
                 "trend": slope,
                 "weekly": np.nanstd(by_day, axis=1),
-                "peak": np.nanmax(block, axis=1) - np.nanmedian(block, axis=1),
+                "peak": np.nanmax(block, axis=1) - median,
                 "change": mean - prev_mean if prev_mean is not None else np.full(n_series, np.nan),
             }
         prev_mean = mean

@@ -8,20 +8,12 @@ dominate Wikipedia traffic.
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from common.blocks.series import nan_median
 from common.constraints import POSITIVE_INT, Checked, between
 from common.splitters import ForecastTask, Panel
 
 # The windows of the public "median of medians" kernel (roughly Fibonacci, 11 days to 11 months)
 FIBONACCI_WINDOWS = (11, 18, 30, 48, 78, 126, 203, 329)
-
-
-def nan_median(values: np.ndarray, axis: int = 1) -> np.ndarray:
-    """``np.nanmedian`` without the all-NaN warning (all-missing gives NaN)."""
-    out = np.full(values.shape[:axis] + values.shape[axis + 1:], np.nan, dtype=np.float32)
-    seen = ~np.all(np.isnan(values), axis=axis)
-    if seen.any():
-        out[seen] = np.nanmedian(values[seen], axis=axis)
-    return out
 
 
 def log_history(panel: Panel) -> np.ndarray:

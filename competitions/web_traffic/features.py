@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from competitions.web_traffic.baselines import median_of_medians, nan_median, weekday_profile
+from common.blocks.series import nan_median, nan_quantile
+from competitions.web_traffic.baselines import median_of_medians, weekday_profile
 
 YEAR = 364  # a year back on the same weekday
 LEVEL_WINDOWS = (7, 14, 28, 56, 112, 224)
@@ -59,8 +60,8 @@ def _series_features(logged: np.ndarray, dates: pd.DatetimeIndex, cut: Cut, code
         cols.append(nan_median(history[:, -w:]) - level)
         names.append(f"median_{w}")
     recent = history[:, -56:]
-    cols += [nan_median(history[:, -3:]) - level, np.nanquantile(history[:, -28:], 0.25, axis=1) - level,
-             np.nanquantile(history[:, -28:], 0.75, axis=1) - level]
+    cols += [nan_median(history[:, -3:]) - level, nan_quantile(history[:, -28:], 0.25) - level,
+             nan_quantile(history[:, -28:], 0.75) - level]
     names += ["median_3", "q25_28", "q75_28"]
     cols += [np.nanmean(history[:, -7:], axis=1) - level,
              np.nanstd(recent, axis=1), np.nanmax(recent, axis=1) - level,

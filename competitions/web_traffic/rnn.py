@@ -16,11 +16,12 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from torch import nn
 
+from common.blocks.series import nan_median
 from common.blocks.torch.estimator import TorchRegressor
 from common.constraints import BOOLEAN, NON_NEGATIVE_INT, OPTIONAL_TEXT, POSITIVE, POSITIVE_INT, Checked
 from common.errors import UsageError
 from common.splitters import ForecastTask
-from competitions.web_traffic.baselines import log_history, nan_median
+from competitions.web_traffic.baselines import log_history
 from competitions.web_traffic.features import YEAR
 from competitions.web_traffic.global_lgbm import static_codes
 
