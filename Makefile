@@ -11,7 +11,9 @@ PY := $(VENV)/bin/python
 # (TABULAR_EXTRAS: no torch, no test tools) for Titanic and House Prices, so the quick start does not wait for torch
 # (on Linux, PyPI's torch is the CUDA build, ~2.5 GB with its NVIDIA libraries); the tabular part and the dev tools
 # (LINT_EXTRAS) for make lint. --no-compile: pip would turn every installed module into bytecode up front (15 s of
-# the quick start's 49 s install); Python compiles the modules a run imports as it first imports them, as after uv.
+# the quick start's 49 s install); Python compiles the modules a run imports as it first imports them, as after uv -
+# unless PYTHONDONTWRITEBYTECODE forbids it to write them: then every process would compile its imports again (the
+# torch stack's 6.8 s import took 13.1 s), so pip compiles them up front.
 STAMP := $(VENV)/.installed
 STAMP_TABULAR := $(VENV)/.installed-tabular
 STAMP_LINT := $(VENV)/.installed-lint
@@ -21,7 +23,7 @@ LINT_EXTRAS ?= dev
 TABULAR_COMPS := titanic house-prices
 # what a target working on COMP needs installed
 FOR_COMP = $(if $(filter $(COMP),$(TABULAR_COMPS)),setup-tabular,setup)
-PIP := $(PY) -m pip install --quiet --no-compile --disable-pip-version-check
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check$(if $(PYTHONDONTWRITEBYTECODE),, --no-compile)
 
 COMP ?= titanic
 RECIPE ?= lgbm

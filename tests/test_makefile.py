@@ -1,6 +1,7 @@
 """The Makefile's set-up: which Python makes the venv, and what each target installs (checked with make itself;
 nothing is installed: an old Python is refused before the venv exists, and the install plans are read with -n)."""
 
+import os
 import shutil
 import subprocess
 
@@ -12,8 +13,10 @@ if shutil.which("make") is None:
     pytest.skip("make is not installed", allow_module_level=True)
 
 
-def make(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+def make(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """``env``: variables set for this make, over the environment without PYTHONDONTWRITEBYTECODE."""
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | env
+    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env=environ)
 
 
 OLD_PYTHON = """#!/bin/sh
@@ -50,11 +53,23 @@ def test_tabular_targets_install_no_torch(tmp_path, target):
 
 def installed_extras(target: str, tmp_path) -> list[set[str]]:
     """The extras of each `pip install -e '.[...]'` that ``make -n target`` plans, each without bytecode up front."""
-    plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
+    installs = planned_installs(target, tmp_path)
+    assert all("--no-compile" in line for line in installs), installs
+    return [set(line.split("'.[")[1].split("]'")[0].split(",")) for line in installs]
+
+
+def planned_installs(target: str, tmp_path, **env: str) -> list[str]:
+    plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}", **env)
     assert plan.returncode == 0, plan.stderr
     installs = [line for line in plan.stdout.splitlines() if "pip install" in line and "'.[" in line]
-    assert installs and all("--no-compile" in line for line in installs), installs
-    return [set(line.split("'.[")[1].split("]'")[0].split(",")) for line in installs]
+    assert installs
+    return installs
+
+
+def test_pip_compiles_bytecode_up_front_where_python_may_not_write_it(tmp_path):
+    """Without it, every process under PYTHONDONTWRITEBYTECODE would compile its imports again."""
+    installs = planned_installs("titanic", tmp_path, PYTHONDONTWRITEBYTECODE="1")
+    assert not any("--no-compile" in line for line in installs), installs
 
 
 def test_lint_installs_the_dev_tools_without_torch(tmp_path):
