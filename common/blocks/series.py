@@ -42,12 +42,11 @@ def nan_median(values: np.ndarray) -> np.ndarray:
     middle known value, or the two middle ones as ``(low + high) / 2`` in the array's own float type, as numpy's
     masked median computes them; one sort instead of a masked array, several times faster."""
     values = np.asarray(values)
+    out = _float_out(values)
     if values.shape[1] >= MASKED_MEDIAN_MAX:  # numpy's other path averages differently: take it as it is
-        out = _float_out(values)
         seen = ~np.all(np.isnan(values), axis=1)
         out[seen] = np.nanmedian(values[seen], axis=1)
         return out
-    out = _float_out(values)
     ordered, counts = _sorted_known(values)
     rows = np.flatnonzero(counts)
     high = counts[rows] // 2
