@@ -215,6 +215,7 @@ def _reason(exc: Exception) -> str:
 
 def _plots(section: Section) -> list[tuple[str, str]]:
     plt = plotting.pyplot()
+    from matplotlib.ticker import MaxNLocator
 
     plots = []
     runs = section.runs[:TOP_RUNS_PLOTTED]
@@ -257,6 +258,8 @@ def _plots(section: Section) -> list[tuple[str, str]]:
         ax.scatter(numbers, values, s=8, alpha=0.5, label="trial")
         ax.plot(numbers, best, color="red", label="best so far")
         ax.set_xlabel("trial")
+        ax.set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)  # whole trial numbers, even for a one-trial study
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_ylabel(f"CV {section.metric.name}")
         ax.set_title(f"Optuna history: {study}")
         ax.legend()

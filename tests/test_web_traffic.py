@@ -18,6 +18,7 @@ from common.metrics import smape_score
 from common.splitters import ForecastTask, Panel
 from competitions.web_traffic.baselines import MedianForecaster, median_of_medians
 from competitions.web_traffic.blend import Blend
+from competitions.web_traffic.figures import example_pages
 from competitions.web_traffic.global_lgbm import GlobalLGBM
 from competitions.web_traffic.recipes import WINDOW_SETS
 
@@ -469,6 +470,21 @@ def test_sample_ids_must_match_the_key(replica, tmp_path, kit_home):
 def _silent_page(frame: pd.DataFrame) -> pd.DataFrame:
     frame.iloc[3, 1:] = np.nan  # a page with no visits recorded at all
     return frame
+
+
+def test_the_report_pictures_pages_of_other_wikis_across_the_traffic_levels(replica):
+    """The replica's pages are mostly es.wikipedia spider ones: the pictures still show four kinds of page, in order
+    of level, each near its level's quantile; a panel of one kind gets the quantiles themselves."""
+    pages = pd.read_csv(replica / "train_1.csv", usecols=["Page"])["Page"]
+    level = np.random.default_rng(0).random(len(pages))
+    chosen = example_pages(level, pages, 4)
+    kinds = pages.iloc[chosen].str.extract(r"_([^_]+\.org_[^_]+)_[^_]+$")[0]
+    assert kinds.nunique() == 4 and kinds.str.contains("es.wikipedia").sum() <= 1
+    rank = np.argsort(np.argsort(level))[chosen]
+    assert (np.diff(rank) > 0).all() and rank[0] >= len(pages) // 4 - 50 and rank[-1] >= len(pages) - 50
+    one_kind = pd.Series([f"P{i}_es.wikipedia.org_all-access_spider" for i in range(9)])
+    assert example_pages(np.arange(9.0)[::-1], one_kind, 4).tolist() == [6, 4, 2, 0]  # levels 2, 4, 6, 8
+    assert example_pages(np.zeros(2), one_kind[:2], 4).tolist() == [0, 1]
 
 
 def test_report_shows_the_backtest_pictures(replica, tmp_path, kit_home):

@@ -38,6 +38,23 @@ def per_project(oof: pd.DataFrame, truth: np.ndarray, forecast: np.ndarray) -> p
                       for p in sorted(set(project))}).sort_values()
 
 
+def example_pages(level: np.ndarray, names: pd.Series, pages: int) -> np.ndarray:
+    """Rows of ``pages`` pages spread over the traffic levels (from the lower quartile to the busiest), each from
+    another project and access where the panel has them: a panel can be mostly one wiki's (the replica's pages are
+    78 % es.wikipedia spider ones), and four pictures of one wiki show less than four wikis do. In order of level."""
+    order = np.argsort(level, kind="stable")
+    parts = names.str.extract(PAGE_PATTERN).fillna("")
+    kind = pd.factorize(parts["project"] + " " + parts["access"])[0][order]  # by rank of level
+    ranks = np.arange(len(order))
+    taken = np.zeros(len(order), dtype=bool)
+    for target in np.linspace(len(order) // 4, len(order) - 1, min(pages, len(order))).astype(int):
+        distance = np.abs(ranks - target).astype(float)
+        distance[taken] = np.inf
+        fresh = np.where(np.isin(kind, kind[taken]), np.inf, distance)  # the nearest rank of a kind not shown yet,
+        taken[np.argmin(fresh) if np.isfinite(fresh).any() else np.argmin(distance)] = True  # else the nearest
+    return order[taken]
+
+
 def figures(run: Any, load_data: Callable[[], Any], pages: int = 4) -> list[tuple[str, Any]]:
     plt = plotting.pyplot()
 
@@ -60,8 +77,7 @@ def figures(run: Any, load_data: Callable[[], Any], pages: int = 4) -> list[tupl
     # pandas' median skips NaN without numpy's all-NaN warning (pages with no visits recorded in the windows)
     level = pd.DataFrame(truth).median(axis=1).fillna(0).to_numpy() if truth.size else None
     if level is not None and len(level):
-        order = np.argsort(level)
-        chosen = order[np.linspace(len(order) // 4, len(order) - 1, pages).astype(int)]
+        chosen = example_pages(level, oof["Page"], pages)
         dates = data.extras["dates"]
         fig, axes = plt.subplots(pages, 1, figsize=(11, 2.1 * pages), sharex=True)
         oof_days = pd.DatetimeIndex(pd.to_datetime(oof.columns[1:]))
