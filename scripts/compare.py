@@ -26,7 +26,7 @@ from common import runner, tuning
 from common.cli import folds_arg, parse_args, repeats_arg, run_main, seed_arg
 from common.errors import UsageError
 from common.resume import Resume
-from common.splitters import RowFolds
+from common.splitters import Backtest, RowFolds
 
 log = logging.getLogger("compare")
 
@@ -71,7 +71,10 @@ def main() -> int:
     splitter = comp.folds
     if args.split:
         if not isinstance(splitter, RowFolds):
-            raise UsageError(f"--split works for row folds; {comp.name} uses {type(splitter).__name__}")
+            scored_on = ("backtest windows, which each repeat moves a week further back instead"
+                         if isinstance(splitter, Backtest) else f"its own splitter ({type(splitter).__name__})")
+            raise UsageError(f"--split chooses a kind of row folds; {comp.name} is scored on {scored_on}: leave "
+                             "--split out")
         splitter = splitter.with_kind(args.split)
     args.folds = args.folds or comp.default_folds
     prep = runner.prepare(comp, args.folds, args.data_dir)

@@ -221,7 +221,8 @@ def test_compare_scores_stacks_and_other_fold_kinds(data_dir, kit_home):
     assert "splitter defines no groups; choose kfold or stratified" in ungrouped.stderr.strip().splitlines()[-1]
     windows = run_script("compare.py", "web-traffic", "--recipes", "median", "--split", "kfold")
     assert windows.returncode == 2 and windows.stderr.strip().splitlines()[-1] == (
-        "error: --split works for row folds; web-traffic uses Backtest")
+        "error: --split chooses a kind of row folds; web-traffic is scored on backtest windows, which each repeat "
+        "moves a week further back instead: leave --split out")
     # --tuned where nothing was tuned yet: said once, and the recipe is still scored as it is
     untuned = run_script("compare.py", "titanic", "--recipes", "logreg", "--tuned", "--repeats", "1", "--folds", "3")
     assert untuned.returncode == 0, untuned.stderr
