@@ -337,6 +337,15 @@ def test_report_covers_every_competition_and_each_metric_direction(data_dir, kit
     hp = [r["cv"]["mean"] for r in sections["house-prices"].runs]
     assert hp == sorted(hp)  # RMSLE: lower first, shown as is (no sign flip)
     assert "lower is better" in report.markdown(list(sections.values()))
+    # one competition named: the table here shows it alone, the report files keep every competition
+    named = run_script("leaderboard.py", "titanic", env=env_for(kit_home, data_dir=data_dir))
+    assert named.returncode == 0, named.stderr
+    assert "titanic (accuracy" in named.stdout and "house-prices" not in named.stdout
+    md = (kit_home / "reports" / "leaderboard.md").read_text()
+    assert "## titanic" in md and "## house-prices" in md
+    none_yet = run_script("leaderboard.py", "digit-recognizer", env=env_for(kit_home, data_dir=data_dir))
+    assert none_yet.returncode == 0 and "no runs of digit-recognizer yet" in none_yet.stdout
+    assert "## house-prices" in (kit_home / "reports" / "leaderboard.md").read_text()
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
