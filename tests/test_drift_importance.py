@@ -10,6 +10,7 @@ import pytest
 import competitions
 from common import data, drift, runner
 from common.blocks.series import last_window_view
+from common.errors import DataError
 from common.metrics import Metric
 from common.splitters import Panel
 
@@ -69,9 +70,17 @@ def test_series_drift_compares_the_last_window_with_the_earlier_ones():
     values = rng.poisson(50, (300, 360)).astype(np.float32)
     values[:150, -60:] *= 3  # half the series jump in the last window
     view = last_window_view(Panel(np.arange(300), days, values), 60)
-    assert view.X.shape == (300 * 6, 9) and view.is_test.sum() == 300 and len(np.unique(view.groups)) == 300
+    # 6 windows: the last against 4, the oldest only the one before the second (it has no change of level)
+    assert view.X.shape == (300 * 5, 9) and view.is_test.sum() == 300 and len(np.unique(view.groups)) == 300
+    assert not view.X["change"].isna().any()
     result = drift.adversarial(view, "synthetic")
     assert result.auc > 0.7 and result.top[0][0] in ("change", "mean", "median", "peak")
+    # the same noise without the jump: no drift to see (with the oldest window in, its missing change read as 0.57)
+    still = rng.poisson(50, (300, 360)).astype(np.float32)
+    calm = drift.adversarial(last_window_view(Panel(np.arange(300), days, still), 60), "synthetic")
+    assert calm.auc < 0.55 and "no meaningful drift" in calm.verdict
+    with pytest.raises(DataError, match="the drift check needs three"):
+        last_window_view(Panel(np.arange(300), days[:179], still[:, :179]), 60)
 
 
 def test_web_traffic_drift_on_the_replica(data_dir, kit_home):
