@@ -63,6 +63,17 @@ class FoldStore(Protocol):
     def save(self, key: int | str, outcome: FoldOutcome) -> None: ...
 
 
+def corrected_std_error(differences: np.ndarray, test_train_ratio: float) -> float:
+    """Standard error of the mean of paired fold-score differences over repeated CV, corrected for the folds'
+    overlapping training sets (Nadeau & Bengio 2003; Bouckaert & Frank 2004): fold scores share most of their
+    training rows, so they are not independent and the plain std / sqrt(n) is too small - for 10 x 5 folds by 3.7x.
+    NaN for fewer than two differences."""
+    differences = np.asarray(differences, dtype=float)
+    if len(differences) < 2:
+        return float("nan")
+    return float(np.sqrt(np.var(differences, ddof=1) * (1 / len(differences) + test_train_ratio)))
+
+
 def predict_raw(model: Any, X: pd.DataFrame) -> np.ndarray:
     """Probabilities of the positive class for binary classifiers, class probabilities for multiclass, else
     plain predictions; the competition's ``decode`` turns them into submission values."""

@@ -151,6 +151,16 @@ class Folds:
         k = len(self.folds) if n is None else min(n, len(self.folds))
         return list(range(k)) if self.fold is not None else list(range(len(self.folds) - k, len(self.folds)))
 
+    def test_train_ratio(self) -> float:
+        """How big a fold's validation side is against its training side, on average: rows, or for backtest windows
+        days forecast against days of history (the correlation term of the corrected standard error in common.cv)."""
+        def size(part) -> int:
+            if isinstance(part, Rows):
+                return len(part.index)
+            return part.history_end if part.fit else part.stop - part.start
+
+        return float(np.mean([size(f.valid) for f in self.folds]) / np.mean([size(f.train) for f in self.folds]))
+
     def pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(train rows, validation rows) of each fold, as scikit-learn splitters give them (row splitters)."""
         return [(f.train.index, f.valid.index) for f in self.folds]

@@ -24,6 +24,7 @@ import numpy as np
 import competitions
 from common import runner, tuning
 from common.cli import folds_arg, parse_args, repeats_arg, run_main, seed_arg
+from common.cv import corrected_std_error
 from common.errors import UsageError
 from common.resume import Resume
 from common.splitters import Backtest, RowFolds
@@ -48,8 +49,9 @@ def main() -> int:
                         help="fold seed of the first repeat (default: the competition's own + 1, so none of the "
                              "repeats reuses the persisted folds that tuning used)")
     parser.add_argument("--baseline", help="a recipe to pair every other with: mean fold-score gain over it (positive "
-                             "is better, for errors too) ± its standard error, and (classification) the rows where "
-                             "their predictions differ")
+                             "is better, for errors too) ± its standard error (corrected for the training rows the "
+                             "folds share: Nadeau & Bengio), and (classification) the rows where their predictions "
+                             "differ")
     args = parse_args(parser)
     comp = competitions.get(args.competition)
     names = args.recipes or list(comp.recipes)
@@ -98,20 +100,22 @@ def main() -> int:
             base = (scores, results)
             line += "   [baseline]"
         elif base is not None:
-            line += "   " + paired(comp, prep.data.y, base, (scores, results))
+            line += "   " + paired(comp, prep.data.y, base, (scores, results), repeats[0].folds.test_train_ratio())
         print(line, flush=True)
     resume.finish()
     return 0
 
 
-def paired(comp, y, base, other) -> str:
+def paired(comp, y, base, other, test_train_ratio: float) -> str:
     """The other recipe against the baseline on the same folds: fold-score gain ± its standard error (folds share
-    rows, so the pairing removes the folds' own difficulty), and for classifiers the rows whose predicted class
+    rows, so the pairing removes the folds' own difficulty; the error is corrected for the training rows the folds
+    share, common.cv.corrected_std_error), and for classifiers the rows whose predicted class
     differs - how many per repeat and on what share of them the other recipe is right. A gain carried by a handful
     of flipped rows is the kind the leaderboard does not repeat. The gain is in the metric's own direction: positive
     is better, for an error (RMSLE, SMAPE) as for a score."""
     diff = comp.metric.gain(other[0], base[0])
-    text = f"gain {diff.mean():+.5f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.5f}"
+    error = corrected_std_error(diff, test_train_ratio)
+    text = f"gain {diff.mean():+.5f}" + ("" if np.isnan(error) else f" ± {error:.5f}")
     if comp.task not in ("binary", "multiclass"):
         return text
     truth = np.asarray(y)

@@ -11,10 +11,10 @@ from sklearn.model_selection import PredefinedSplit, ShuffleSplit
 from sklearn.pipeline import make_pipeline
 
 from common.competition import Data
-from common.cv import cross_validate
+from common.cv import corrected_std_error, cross_validate
 from common.errors import DataError, UsageError
 from common.metrics import ACCURACY
-from common.splitters import RowFolds
+from common.splitters import Fold, Folds, RowFolds, Window, row_folds
 
 
 def make_data(n=200, seed=0) -> Data:
@@ -275,3 +275,18 @@ def test_a_run_removes_folds_kept_by_other_code_and_reuses_its_own(kit_home):
     assert second.store("toy/x", recipe="x", params={"C": 1.0}).load(0).score == 0.5
     first.finish()
     second.finish()
+
+
+def test_the_paired_standard_error_counts_the_training_rows_folds_share():
+    """Nadeau & Bengio's correction: var(d) x (1/n + n_test/n_train). Five equal row folds validate a quarter as many
+    rows as they train on; a backtest window forecasts its days from the days before it."""
+    fold = np.arange(100) % 5
+    assert row_folds(fold).test_train_ratio() == pytest.approx(0.25)
+    windows = Folds((Fold(Window(100, 100, 160, fit=True), Window(100, 100, 160)),
+                     Fold(Window(160, 160, 220, fit=True), Window(160, 160, 220))), None, "h")
+    assert windows.test_train_ratio() == pytest.approx(60 / 130)
+    d = np.array([1.0, 2.0, 3.0, 4.0])
+    assert corrected_std_error(d, 0.25) == pytest.approx(np.sqrt(np.var(d, ddof=1) * (1 / 4 + 0.25)))
+    assert corrected_std_error(d, 0.25) > d.std(ddof=1) / np.sqrt(4)  # wider than the naive error
+    assert corrected_std_error(d, 0.0) == pytest.approx(d.std(ddof=1) / np.sqrt(4))  # disjoint training sets: naive
+    assert np.isnan(corrected_std_error(d[:1], 0.25))
