@@ -109,7 +109,8 @@ def main() -> int:
 def paired(comp, y, base, other, test_train_ratio: float) -> str:
     """The other recipe against the baseline on the same folds: fold-score gain ± its standard error (folds share
     rows, so the pairing removes the folds' own difficulty; the error is corrected for the training rows the folds
-    share, common.cv.corrected_std_error), and for classifiers the rows whose predicted class
+    share, common.cv.corrected_std_error; backtest repeats also share most of their forecast days, which it does not
+    count, so there it is still too small), and for classifiers the rows whose predicted class
     differs - how many per repeat and on what share of them the other recipe is right. A gain carried by a handful
     of flipped rows is the kind the leaderboard does not repeat. The gain is in the metric's own direction: positive
     is better, for an error (RMSLE, SMAPE) as for a score."""
