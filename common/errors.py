@@ -72,7 +72,8 @@ def describe_os_error(exc: OSError) -> str:
     path = exc.filename or "a file"
     if exc.filename2:
         path = f"{exc.filename} -> {exc.filename2}"
-    reason = exc.strerror or type(exc).__name__
+    text = str(exc).strip()
+    reason = exc.strerror or (text.splitlines()[0] if text else type(exc).__name__)  # a library's own OSError: its text
     hints = {
         errno.EACCES: "make it writable for you (chmod/chown) or set KIT_HOME to a folder you can write to",
         errno.EPERM: "make it writable for you (chmod/chown) or set KIT_HOME to a folder you can write to",

@@ -133,7 +133,9 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
             result = run_cv(prep, recipe_name, params, seed, progress=progress, folds_scored=folds_scored,
                             explain=True, resume=resume)
         except Exception as exc:
-            if not changes or isinstance(exc, KitError):
+            # the machine's refusals (memory; the OS, which gives an errno) keep their own one line and exit code
+            refused = isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno is not None)
+            if not changes or refused or isinstance(exc, KitError):
                 raise
             # Values the model only rejects when fitting (LightGBM checks num_leaves > 1 in fit): a usage error.
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -297,7 +297,9 @@ def test_permission_denied_in_process_is_one_line(data_dir, kit_home, monkeypatc
     assert line.startswith(f"error: cannot use {kit_home}") and "Permission denied" in line and "KIT_HOME" in line
 
 
-def test_out_of_memory_is_one_line_and_keeps_the_finished_folds(data_dir, kit_home, monkeypatch, capsys):
+# With --params a fit's own errors read as the params' fault (exit 2); the machine's refusals must stay exit 7.
+@pytest.mark.parametrize("params", [None, {"C": 0.5}], ids=["recipe", "with-params"])
+def test_out_of_memory_is_one_line_and_keeps_the_finished_folds(data_dir, kit_home, monkeypatch, capsys, params):
     """numpy refuses a large allocation with MemoryError (a laptop running Web Traffic at full size): one line, exit
     7, the folds finished before it kept for the same command to go on from."""
     from common import cv
@@ -311,10 +313,41 @@ def test_out_of_memory_is_one_line_and_keeps_the_finished_folds(data_dir, kit_ho
         return real(*args, **kwargs)
 
     monkeypatch.setattr(cv, "_fit_fold", hungry)
-    assert handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False)) == 7
+    assert handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False, params=params)) == 7
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("error: out of memory") and "2 finished fold(s) kept" in line
     assert not (kit_home / "runs" / "titanic").exists() or not list((kit_home / "runs" / "titanic").iterdir())
+
+
+@pytest.mark.parametrize("params", [None, {"C": 0.5}], ids=["recipe", "with-params"])
+def test_a_full_disk_during_the_folds_is_the_machines_error(data_dir, kit_home, monkeypatch, capsys, params):
+    from common import cv
+
+    real, calls = cv._fit_fold, []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(kit_home / "resume"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cv, "_fit_fold", full)
+    assert handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False, params=params)) == 7
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: cannot use") and "disk is full" in line and "params" not in line
+
+
+def test_a_librarys_own_oserror_under_params_names_the_params(data_dir, kit_home, monkeypatch, capsys):
+    """transformers raises a bare OSError (no errno) for a model it cannot load: that is the params' doing."""
+    from common import cv
+
+    def unloadable(*args, **kwargs):
+        raise OSError("Can't load tokenizer for 'my-model'")
+
+    monkeypatch.setattr(cv, "_fit_fold", unloadable)
+    assert handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False, params={"C": 0.5})) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "failed with the params you gave (C): OSError: Can't load tokenizer for 'my-model'" in line
 
 
 def test_disk_full_is_one_line_and_leaves_no_temp_file(data_dir, kit_home, monkeypatch, capsys):
