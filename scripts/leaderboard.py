@@ -38,7 +38,8 @@ def main() -> int:
     # the files always hold every competition (a sync of one must not leave the others out of the report); the
     # names choose what is synced and what the terminal shows
     figures = {n: competitions.get(n).figures for n in report.present() if n in competitions.names()}
-    md, page, sections = report.write(None, args.storage, {n: f for n, f in figures.items() if f is not None})
+    md, page, sections = report.write(storage=args.storage,
+                                      figures={n: f for n, f in figures.items() if f is not None})
     shown = [s for s in sections if names is None or s.name in names]
     print(report.terminal(shown) if shown or names is None else
           f"no runs of {', '.join(names)} yet: train one with python scripts/train.py {names[0]}")
