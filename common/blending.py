@@ -34,6 +34,7 @@ MAX_STEPS = 50  # picks of the hill climb (with replacement): weights in steps o
 # recipes' runs (BENCHMARKS.md, issue 15): as good as the plain hill or better on 8 of 10 (competition, fold seed)
 # pairs, Titanic up to +0.0045; House Prices 0.00004 and Web Traffic's backtest 0.10 worse once each.
 SHRINK = (0.0, 0.25, 0.5, 0.75, 1.0)
+SHRINK_MIN_FOLDS = 3  # the share is chosen by leaving each choosing fold out in turn; on 2, one fold would choose
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,7 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
 
     def shrunk_on(folds: tuple[int, ...]) -> Blend:
         blend = choose_on(folds)
-        if method != "hill" or not shrink or len(folds) < 3:
+        if method != "hill" or not shrink or len(folds) < SHRINK_MIN_FOLDS:
             return blend
         scores: dict[float, list[float]] = {keep: [] for keep in SHRINK}
         for held in folds:

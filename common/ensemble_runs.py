@@ -247,3 +247,13 @@ def _enough(comp: Competition, records: list[RunRecord]) -> None:
         have = f"only {records[0].run_id}" if records else "none"
         raise UsageError(f"an ensemble needs at least two runs of {comp.name} on the same folds ({have} can take "
                          f"part): train more recipes or seeds with python scripts/train.py {comp.name} --recipe ...")
+
+
+def describe_shrink(ensemble: dict, folds: int) -> str:
+    """The shares kept, or why none was chosen: each fold's weights come from the other folds, and a share needs
+    ``blending.SHRINK_MIN_FOLDS`` of those."""
+    test = (f"{ensemble['shrink']:g} for the test weights" if folds >= blending.SHRINK_MIN_FOLDS
+            else f"not chosen: {folds} folds are too few")
+    if folds - 1 < blending.SHRINK_MIN_FOLDS:
+        return f"{test}; per fold not chosen, since each fold's weights come from only {folds - 1} other fold(s)"
+    return f"{test}, {', '.join(f'{v:g}' for v in ensemble['fold_shrink'])} per fold"

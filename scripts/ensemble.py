@@ -40,9 +40,8 @@ def main() -> int:
           f"{record.cv_text()} over {len(cv['fold_scores'])} folds (nested: each fold's weights "
           f"chosen on the others); best single run {best['cv_mean']:.5f} ({best['run_id']})")
     if args.method == "hill":
-        shares = ", ".join(f"{v:g}" for v in record.ensemble["fold_shrink"])
-        print(f"  hill blend kept against its first pick: {record.ensemble['shrink']:g} for the test weights, "
-              f"{shares} per fold (chosen one level further in; 0 = that run alone)")
+        print(f"  hill blend kept against its first pick (chosen one level further in; 0 = that run alone): "
+              f"{ensemble_runs.describe_shrink(record.ensemble, len(cv['fold_scores']))}")
     for run_id, weight in sorted(record.ensemble["weights"].items(), key=lambda kv: -kv[1]):
         member = next(m for m in record.ensemble["members"] if m["run_id"] == run_id)
         print(f"  {weight:6.3f}  {member['recipe']:<14} {run_id}  (CV {member['cv_mean']:.5f})")

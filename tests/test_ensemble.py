@@ -320,3 +320,11 @@ def test_an_ensemble_outlives_a_member_folder_deleted_by_hand(data_dir, kit_home
     assert "is valid (418 rows)" in sent.stdout and "dry run: would submit" in sent.stdout
     again = run_script("ensemble.py", "titanic", env=env)  # one run left: a one-line error, not a traceback
     assert again.returncode != 0 and again.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_the_shrinkage_line_says_where_too_few_folds_chose_no_share():
+    shares = {"shrink": 0.5, "fold_shrink": [1.0, 0.75, 0.5, 1.0]}
+    assert ensemble_runs.describe_shrink(shares, 4) == "0.5 for the test weights, 1, 0.75, 0.5, 1 per fold"
+    three = ensemble_runs.describe_shrink({"shrink": 0.25, "fold_shrink": [1.0] * 3}, 3)
+    assert three.startswith("0.25 for the test weights;") and "only 2 other fold(s)" in three
+    assert ensemble_runs.describe_shrink({"shrink": 1.0, "fold_shrink": [1.0] * 2}, 2).startswith("not chosen")
