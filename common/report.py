@@ -147,13 +147,17 @@ def _drift_lines(section: Section) -> list[str]:
             f" {d['verdict']}.", f"Top drifting features: {top or 'none'}."]
 
 
+def _folds(n: int) -> str:
+    return "1 fold" if n == 1 else f"{n} folds"
+
+
 def _importance_lines(section: Section) -> list[str]:
     run = section.explained
     if run is None:
         return ["No run of this competition records feature importance."]
     imp = run.importance
     top = ", ".join(f"{name} ({value:.3g})" for name, value in list(imp["features"].items())[:10])
-    return [f"Best run with importance: {run.recipe} {run.run_id} ({imp['kind']}, {imp['folds']} folds): {top}."]
+    return [f"Best run with importance: {run.recipe} {run.run_id} ({imp['kind']}, {_folds(imp['folds'])}): {top}."]
 
 
 def _markdown_extras(section: Section) -> list[str]:
@@ -288,7 +292,8 @@ def _importance_plot(section: Section, plt) -> list[tuple[str, str]]:
     items = list(imp["features"].items())[:TOP_FEATURES_PLOTTED]
     label = "total split gain" if imp["kind"] == "gain" else f"{section.metric.name} lost when shuffled"
     fig = _bars(plt, [n for n, _ in items], [v for _, v in items], label,
-                f"{section.name}: {run.recipe} {run.run_id[:15]} ({imp['kind']}, mean of {imp['folds']} folds)")
+                f"{section.name}: {run.recipe} {run.run_id[:15]} ({imp['kind']}, "
+                f"{'' if imp['folds'] == 1 else 'mean of '}{_folds(imp['folds'])})")
     return [(f"Feature importance of the best run that has it ({run.run_id})", _png(fig))]
 
 
