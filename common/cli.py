@@ -97,10 +97,15 @@ def positive_arg(text: str) -> int:
 
 
 def _resumable() -> str:
+    """What an interrupted command leaves for the same command to go on from: finished folds, a part download."""
+    from common import paths
     from common.resume import kept_folds
 
     kept = kept_folds()
-    return f"; {kept} finished fold(s) kept under resume/: the same command goes on from them" if kept else ""
+    said = f"; {kept} finished fold(s) kept under resume/: the same command goes on from them" if kept else ""
+    for folder in paths.partial_downloads():
+        said += f"; the download so far stays in {paths.shown(folder)}/: the same command goes on from it"
+    return said
 
 
 # The optional parts of pyproject.toml, by the module whose absence means the part was not installed.

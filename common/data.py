@@ -8,6 +8,7 @@ Sources, first match wins (see README "Data sources"):
 4. the Kaggle API through the official client (``common.kaggle_api``), unpacked safely into the cache.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ from typing import Any
 from common import paths
 from common.competition import Competition, Data, DataFiles
 from common.errors import DataError
-from common.io import make_temp_dir, write_json_atomic
+from common.io import FileLock, make_temp_dir, write_json_atomic
 from common.tables import check_loaded
 
 log = logging.getLogger(__name__)
@@ -74,14 +75,45 @@ def fetch(comp: Competition, data_dir: str | Path | None = None, force_download:
         if cached is not None:
             return cached
 
+    return _download(comp, cache, names, force_download, check)
+
+
+def _download(comp: Competition, cache: Path, names: list[str], force: bool, check: Check | None) -> DataFiles:
+    """Download through the Kaggle API into ``paths.download_dir``, which outlives an interruption (Ctrl-C, a lost
+    connection, ``kill -9``) so that the next run resumes the download instead of starting over - Web Traffic's
+    zip is hundreds of MB. Processes take turns (a lock that dies with its process); one that waited takes the
+    cache the other filled. The download is removed once its files are in the cache, or refused by the checks."""
     from common import kaggle_api  # lazy: only this path needs the official client
 
-    tmp = make_temp_dir(cache.parent, f"download-{comp.slug}")
+    folder = paths.download_dir(comp.slug)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder.parent / f"{folder.name}.flock")
+    if not lock.acquire(blocking=False):
+        log.info("%s: another process is downloading the same files; waiting for it", comp.name)
+        lock.acquire()
     try:
-        zip_path = kaggle_api.download_competition(comp.slug, tmp)
-        return _unpack_to_cache(comp, zip_path, "kaggle-api", check)
+        cached = None if force else _verified_cache(cache, names)
+        if cached is not None:
+            log.info("%s: another process downloaded the files meanwhile", comp.name)
+            return cached
+        folder.mkdir(exist_ok=True)
+        kept = sum(p.stat().st_size for p in folder.glob(f"{comp.slug}.*") if p.is_file()
+                   and not p.name.endswith(kaggle_api.PARTIAL_MARKER))
+        if kept and not force:
+            log.info("%s: %.1f MB of an earlier download are in %s; the client goes on from there if Kaggle's "
+                     "file is unchanged", comp.name, kept / 1e6, paths.shown(folder))
+        zip_path = kaggle_api.download_competition(comp.slug, folder, resume=not force)
+        try:
+            files = _unpack_to_cache(comp, zip_path, "kaggle-api", check)
+        except DataError:  # a complete download the checks refuse: the next run fetches it anew
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+        return files
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty: a download that never started leaves nothing behind
+        lock.release()
 
 
 def load(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False,

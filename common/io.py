@@ -133,28 +133,36 @@ class FileLock:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock, waiting for it (``blocking=False``: False at once if another process holds it)."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            self._lock(fd)
+            taken = self._lock(fd, blocking)
         except BaseException:  # Ctrl-C while waiting, or a file system without locks: no descriptor left open
             os.close(fd)
             raise
+        if not taken:
+            os.close(fd)
+            return False
         self._fd = fd
         return True
 
     @staticmethod
-    def _lock(fd: int) -> None:
+    def _lock(fd: int, blocking: bool) -> bool:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
         while True:  # msvcrt's blocking lock gives up after 10 tries a second apart: wait on, as flock does
             os.lseek(fd, 0, os.SEEK_SET)  # it locks bytes from the current position
             try:
-                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-                return
+                msvcrt.locking(fd, msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
+                return True
             except OSError:
-                continue
+                if not blocking:
+                    return False
 
     def release(self) -> None:
         if self._fd is not None:

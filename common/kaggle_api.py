@@ -20,6 +20,7 @@ CREDENTIALS_HELP = (
     "KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY (create a token at https://www.kaggle.com/settings/api)"
 )
 RETRIES = 3
+PARTIAL_MARKER = ".kaggle-partial"  # the client's note beside a part-downloaded file: which remote file it is
 
 
 def rules_url(slug: str) -> str:
@@ -150,14 +151,18 @@ def call_with_retries(fn, slug: str, action: str, retries: int = RETRIES, backof
             time.sleep(backoff * attempt)
 
 
-def download_competition(slug: str, dest: Path) -> Path:
-    """Download the competition's files (one zip) into ``dest`` and return its path."""
+def download_competition(slug: str, dest: Path, resume: bool = True) -> Path:
+    """Download the competition's files (one zip) into ``dest`` and return its path. ``resume``: a part left in
+    ``dest`` by an interrupted download is continued (the client asks for the missing byte range, and only while its
+    ``.kaggle-partial`` marker shows the remote file unchanged: ETag and size), and a complete copy is not fetched
+    again; without it the file is downloaded anew."""
     # a user without a token may well have the files: name both ways
     api = _client("; or, with the competition's files already on disk, point --data-dir (or KAGGLE_DATA_DIR) at them")
     log.info("downloading %s through the Kaggle API", slug)
-    call_with_retries(lambda: api.competition_download_files(slug, path=str(dest), force=True, quiet=False),
+    call_with_retries(lambda: api.competition_download_files(slug, path=str(dest), force=not resume, quiet=False),
                       slug, f"download {slug}")
-    found = sorted(p for p in dest.iterdir() if p.is_file() and p.name.startswith(slug))
+    found = sorted(p for p in dest.iterdir()
+                   if p.is_file() and p.name.startswith(slug) and not p.name.endswith(PARTIAL_MARKER))
     if not found:
         raise KaggleApiError(f"Kaggle download of {slug} produced no file in {dest}")
     return found[0]

@@ -17,6 +17,20 @@ def data_cache(slug: str) -> Path:
     return home() / "data" / slug
 
 
+def download_dir(slug: str) -> Path:
+    """Where a download from the Kaggle API lands, kept after an interruption so the next run resumes it."""
+    return home() / "data" / f".download-{slug}"
+
+
+def partial_downloads() -> list[Path]:
+    """The ``download_dir`` folders an interruption left holding bytes: the next run resumes from them."""
+    try:
+        return sorted(p for p in (home() / "data").glob(".download-*") if p.is_dir()
+                      and any(f.is_file() and f.stat().st_size for f in p.iterdir()))
+    except OSError:
+        return []
+
+
 def folds_dir(name: str) -> Path:
     return home() / "folds" / name
 

@@ -15,9 +15,11 @@ enforces a daily limit, and ListSubmissions returns them with a public/private s
 
 import base64
 import csv
+import hashlib
 import io
 import itertools
 import json
+import re
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ API_PREFIX = "/api/v1/competitions.CompetitionApiService/"
 FILES_PREFIX = "/__files/"
 UPLOAD_PREFIX = "/__upload/"
 
+FILES_DATE = 1_577_836_800.0  # Last-Modified of every competition's zip (2020-01-01): a stored file keeps its date
 RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
 
 
@@ -49,6 +52,9 @@ class FakeKaggleState:
     upload_names: dict[str, str] = field(default_factory=dict)  # token -> the file name the client announced
     submissions: list[dict] = field(default_factory=list)
     _refs: itertools.count = field(default_factory=lambda: itertools.count(1001))
+    file_requests: list[dict] = field(default_factory=list)  # each GET of a competition's zip: slug, Range header
+    stall_download_after: int | None = None  # send this many bytes of a zip, then hang until ``stall_released``
+    stall_released: threading.Event = field(default_factory=threading.Event)
 
     def files(self, slug: str) -> dict[str, bytes]:
         blob = self.zip_bytes(slug)
@@ -245,12 +251,31 @@ class Handler(BaseHTTPRequestHandler):
         blob = self.state.zip_bytes(slug)
         if blob is None:
             return self._error(404, "no such file")
-        self.send_response(200)
+        # Like the storage Kaggle redirects to: byte ranges, a stable ETag and date, so the client can resume.
+        etag = f'"{hashlib.sha256(blob).hexdigest()[:16]}"'
+        asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        start = int(asked.group(1)) if asked and self.headers.get("If-Range") in (None, etag) else 0
+        start = start if start < len(blob) else 0
+        self.state.file_requests.append({"slug": slug, "range": self.headers.get("Range")})
+        self.send_response(206 if start else 200)
         self.send_header("Content-Type", "application/zip")
-        self.send_header("Content-Length", str(len(blob)))
-        self.send_header("Last-Modified", formatdate(usegmt=True))
+        self.send_header("Content-Length", str(len(blob) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(blob) - 1}/{len(blob)}")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", formatdate(FILES_DATE, usegmt=True))
         self.end_headers()
-        self.wfile.write(blob)
+        stall = self.state.stall_download_after
+        try:
+            if stall is not None and start < stall:  # a connection that hangs mid-file, until the test lets go
+                self.wfile.write(blob[start:stall])
+                self.wfile.flush()
+                self.state.stall_released.wait(60)
+                return
+            self.wfile.write(blob[start:])
+        except (BrokenPipeError, ConnectionResetError):  # the client was killed meanwhile
+            pass
 
 
 class FakeKaggle:
@@ -267,6 +292,7 @@ class FakeKaggle:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.state.stall_released.set()  # no handler left hanging
         self.server.shutdown()
         self.server.server_close()
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import kaggle_env, run_script
+from conftest import ROOT, kaggle_env, run_script
 
 
 def test_download_through_the_api(fake_kaggle, kit_home):
@@ -117,3 +117,68 @@ def test_port_80_is_held_by_one_test_at_a_time(fake_kaggle):
     from conftest import PORT_80_LOCK, flock_is_held
 
     assert flock_is_held(PORT_80_LOCK)
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(fake_kaggle, kit_home, shared_kaggle):
+    """An interrupted download keeps what arrived; the next run asks Kaggle only for the rest (HTTP range)."""
+    import hashlib
+    import os
+    import signal
+    import time
+    import zipfile
+
+    blob = (shared_kaggle / "digit-recognizer" / "digit-recognizer.zip").read_bytes()
+    part = kit_home / "data" / ".download-digit-recognizer" / "digit-recognizer.zip"
+    fake_kaggle.state.stall_download_after = 6 << 20  # the connection hangs after 6 MB of 15.6
+    env = kaggle_env(kit_home, fake_kaggle)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "download.py"), "digit-recognizer"], env=env,
+                            cwd=kit_home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (part.is_file() and part.stat().st_size >= 5 << 20):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)  # unwinds like Ctrl-C (kill -9 leaves the same files behind)
+    assert proc.wait(timeout=60) == 143
+    assert "the download so far stays in data/.download-digit-recognizer/" in proc.stderr.read().decode()
+    kept = part.stat().st_size
+    assert 5 << 20 <= kept < len(blob) and blob.startswith(part.read_bytes())
+
+    fake_kaggle.state.stall_download_after = None
+    fake_kaggle.state.stall_released.set()
+    result = run_script("download.py", "digit-recognizer", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "MB of an earlier download" in result.stderr
+    assert fake_kaggle.state.file_requests[-1]["range"] == f"bytes={kept}-"  # only the rest was sent
+    with zipfile.ZipFile(shared_kaggle / "digit-recognizer" / "digit-recognizer.zip") as zf:
+        expected = {name: hashlib.sha256(zf.read(name)).hexdigest() for name in zf.namelist()}
+    manifest = json.loads((kit_home / "data" / "digit-recognizer" / "MANIFEST.json").read_text())
+    assert manifest["files"] == expected
+    assert not part.parent.exists()  # the download is gone once its files are in the cache
+
+
+def test_a_second_download_of_the_same_files_waits_and_takes_the_firsts_cache(fake_kaggle, kit_home,
+                                                                                shared_kaggle):
+    import time
+
+    import competitions
+    from common import data
+    from common.io import FileLock
+
+    lock = FileLock(kit_home / "data" / ".download-titanic.flock")
+    (kit_home / "data").mkdir()
+    lock.acquire()  # as a download in another process would
+    log = kit_home / "second.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "download.py"), "titanic"], cwd=kit_home,
+                                env=kaggle_env(kit_home, fake_kaggle), stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and "waiting for it" not in log.read_text():
+            time.sleep(0.05)
+        assert "another process is downloading the same files; waiting for it" in log.read_text()
+        # meanwhile "the other process" fills the cache (here from the local files)
+        data._unpack_to_cache(competitions.get("titanic"), shared_kaggle / "titanic", "kaggle-api")
+    finally:
+        lock.release()
+    assert proc.wait(timeout=60) == 0, log.read_text()
+    assert "another process downloaded the files meanwhile" in log.read_text()
+    assert not fake_kaggle.calls("DownloadDataFiles")  # nothing was downloaded twice
