@@ -10,11 +10,13 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 from common.compute import check_settings
 from common.errors import FileSystemError, KitError, UsageError, describe_os_error
 
+STARTED = time.time()  # a part download written to since then is this command's
 MAX_SEED = 2**32 - 1  # numpy, scikit-learn and LightGBM all take seeds in [0, 2**32)
 MIN_FOLDS, MAX_FOLDS = 2, 20
 MAX_REPEATS = 50  # compare.py: each repeat is a whole k-fold CV
@@ -103,7 +105,7 @@ def _resumable() -> str:
 
     kept = kept_folds()
     said = f"; {kept} finished fold(s) kept under resume/: the same command goes on from them" if kept else ""
-    for folder in paths.partial_downloads():
+    for folder in paths.partial_downloads(since=STARTED):  # this command's, not one left by another
         said += f"; the download so far stays in {paths.shown(folder)}/: the same command goes on from it"
     return said
 

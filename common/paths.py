@@ -22,11 +22,12 @@ def download_dir(slug: str) -> Path:
     return home() / "data" / f".download-{slug}"
 
 
-def partial_downloads() -> list[Path]:
-    """The ``download_dir`` folders an interruption left holding bytes: the next run resumes from them."""
+def partial_downloads(since: float = 0.0) -> list[Path]:
+    """The ``download_dir`` folders an interruption left holding bytes (written to at ``since`` or later): the next
+    run resumes from them."""
     try:
         return sorted(p for p in (home() / "data").glob(".download-*") if p.is_dir()
-                      and any(f.is_file() and f.stat().st_size for f in p.iterdir()))
+                      and any(f.is_file() and f.stat().st_size and f.stat().st_mtime >= since for f in p.iterdir()))
     except OSError:
         return []
 
