@@ -148,7 +148,7 @@ def handle_errors(main: Callable[[], int | None]) -> int:
         print(f"error: {missing}", file=sys.stderr)
         return UsageError.exit_code
     except OSError as exc:
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        print(f"error: {describe_os_error(exc)}{_resumable()}", file=sys.stderr)
         return FileSystemError.exit_code
     except MemoryError:
         print("error: out of memory: close other programs, or make the model smaller with --params (e.g. fewer "

@@ -130,9 +130,19 @@ def _explain(exc: Exception, slug: str, action: str) -> KaggleApiError | None:
         if status < 500:
             return KaggleApiError(f"Kaggle answered {status} while trying to {action}: {exc}")
         return None
-    if isinstance(exc, requests.ConnectionError | requests.Timeout):
-        return None
+    if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
+        return None  # the network's failure (a reset mid-download reaches here as the socket's own error)
     return KaggleApiError(f"Kaggle client failed while trying to {action}: {exc}")
+
+
+def _machine_refused(exc: Exception) -> bool:
+    """This machine's file system refused (disk full, no permission), which the CLI reports as its own (exit 7)."""
+    import errno
+
+    import requests
+
+    return (isinstance(exc, OSError) and not isinstance(exc, requests.RequestException | ConnectionError)
+            and exc.errno in {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG})
 
 
 def call_with_retries(fn, slug: str, action: str, retries: int = RETRIES, backoff: float = 1.0):
@@ -141,6 +151,8 @@ def call_with_retries(fn, slug: str, action: str, retries: int = RETRIES, backof
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - the client raises many types; _explain sorts them
+            if _machine_refused(exc):  # a full disk is not Kaggle's failure, nor worth asking Kaggle again
+                raise
             error = _explain(exc, slug, action)
             if error is not None:
                 raise error from exc

@@ -182,3 +182,28 @@ def test_a_second_download_of_the_same_files_waits_and_takes_the_firsts_cache(fa
     assert proc.wait(timeout=60) == 0, log.read_text()
     assert "another process downloaded the files meanwhile" in log.read_text()
     assert not fake_kaggle.calls("DownloadDataFiles")  # nothing was downloaded twice
+
+
+def test_a_full_disk_during_a_download_is_the_machines_error_and_not_retried():
+    import errno
+
+    from common import kaggle_api
+
+    calls = []
+
+    def download():
+        calls.append(1)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as raised:  # the CLI makes it one line with exit 7, as for any full disk
+        kaggle_api.call_with_retries(download, "titanic", "download titanic", backoff=0)
+    assert raised.value.errno == errno.ENOSPC and len(calls) == 1
+
+    def reset():
+        calls.append(1)
+        raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+
+    calls.clear()
+    with pytest.raises(kaggle_api.KaggleApiError, match="after 3 attempts"):  # the network's: retried, exit 4
+        kaggle_api.call_with_retries(reset, "titanic", "download titanic", backoff=0)
+    assert len(calls) == 3
