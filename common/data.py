@@ -233,7 +233,7 @@ def _unpack_to_cache(comp: Competition, source_path: Path, source: str, check: C
                 if (source_path / name).is_file():
                     shutil.copyfile(source_path / name, tmp / name)
         else:
-            safe_extract(source_path, tmp)
+            safe_extract(source_path, tmp, only={*names, *(f"{n}.zip" for n in names)})
         outer = source_path if source_path.is_dir() else tmp
         for name in names:  # some competitions ship each file zipped inside the zip
             inner = outer / f"{name}.zip"
@@ -275,10 +275,12 @@ def _source_sha256(source_path: Path, names: list[str]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def safe_extract(zip_path: Path, target: Path, shown: str | None = None) -> list[Path]:
+def safe_extract(zip_path: Path, target: Path, shown: str | None = None, only: set[str] | None = None) -> list[Path]:
     """Extract a zip, refusing any member that would land outside ``target`` (zip-slip) or is a link.
 
-    ``shown`` is how errors name the archive (a zip inside a zip is named through its outer zip).
+    ``shown`` is how errors name the archive (a zip inside a zip is named through its outer zip). ``only``: extract
+    just these members (every member is still checked): Web Traffic's zip holds both stages, and the files of the
+    stage not run would sit in the cache for nothing.
     """
     target = target.resolve()
     shown = shown or str(zip_path)
@@ -295,6 +297,8 @@ def safe_extract(zip_path: Path, target: Path, shown: str | None = None) -> list
                     raise DataError(f"{shown}: member {info.filename!r} is a symlink; refusing to unpack this zip")
             extracted = []
             for info in members:
+                if only is not None and info.filename not in only:
+                    continue
                 zf.extract(info, target)
                 extracted.append(target / info.filename)
             return extracted

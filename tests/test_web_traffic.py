@@ -121,16 +121,19 @@ def test_nested_zips_as_kaggle_ships_them_load_like_the_plain_files(replica, tmp
     plain = small_copy(replica, tmp_path / "plain")
     nested = tmp_path / "nested"
     nested.mkdir()
-    with zipfile.ZipFile(nested / f"{SLUG}.zip", "w") as outer:
+    with zipfile.ZipFile(nested / f"{SLUG}.zip", "w") as outer:  # both stages, as Kaggle's zip has them
         for name in STAGE1:
-            inner = tmp_path / f"{name}.zip"
-            with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.write(plain / SLUG / name, name)
-            outer.write(inner, f"{name}.zip")
+            for stage_name in (name, name.replace("_1", "_2")):
+                inner = tmp_path / f"{stage_name}.zip"
+                with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as zf:
+                    zf.write(plain / SLUG / name, stage_name)
+                outer.write(inner, f"{stage_name}.zip")
     _, from_zip = data.load(WT, nested)
     _, from_csv = data.load(WT, plain)
     assert np.array_equal(from_zip.labels, from_csv.labels, equal_nan=True)
     assert from_zip.test.equals(from_csv.test) and len(from_zip.train) == 120
+    # the cache holds this stage's files only, not the other stage's zips
+    assert sorted(p.name for p in (kit_home / "data" / WT.cache).iterdir()) == sorted([*STAGE1, "MANIFEST.json"])
 
 
 def test_scoring_some_windows_scores_the_newest(replica, tmp_path, kit_home):
