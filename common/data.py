@@ -80,17 +80,20 @@ def fetch(comp: Competition, data_dir: str | Path | None = None, force_download:
 
 def _download(comp: Competition, cache: Path, names: list[str], force: bool, check: Check | None) -> DataFiles:
     """Download through the Kaggle API into ``paths.download_dir``, which outlives an interruption (Ctrl-C, a lost
-    connection, ``kill -9``) so that the next run resumes the download instead of starting over - Web Traffic's
-    zip is hundreds of MB. Processes take turns (a lock that dies with its process); one that waited takes the
+    connection, ``kill -9``) so that the next run resumes the download instead of starting over (Web Traffic's
+    zip is the largest here). Processes take turns (a lock that dies with its process); one that waited takes the
     cache the other filled. The download is removed once its files are in the cache, or refused by the checks."""
     from common import kaggle_api  # lazy: only this path needs the official client
 
     folder = paths.download_dir(comp.slug)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(folder.parent / f"{folder.name}.flock")
-    if not lock.acquire(blocking=False):
-        log.info("%s: another process is downloading the same files; waiting for it", comp.name)
-        lock.acquire()
+    try:
+        if not lock.acquire(blocking=False):
+            log.info("%s: another process is downloading the same files; waiting for it", comp.name)
+            lock.acquire()
+    except OSError as exc:  # a file system without locks: download all the same, as the run records do
+        log.warning("cannot lock %s (%s); downloading without it", lock.path, exc.strerror or exc)
     try:
         cached = None if force else _verified_cache(cache, names)
         if cached is not None:
