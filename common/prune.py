@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.io import FileLock, temp_tag
+from common.io import FileLock, sweep_leftovers, temp_tag
 from common.metrics import Metric
 from common.runs import RECORDS_LOCK, RunRecord
 
@@ -66,6 +66,7 @@ def remove(records: list[RunRecord]) -> int:
     that submit and sync take to update records."""
     freed = 0
     for parent, group in _by_parent(records).items():
+        sweep_leftovers(parent)  # what an earlier removal cut short left behind
         lock = FileLock(parent / RECORDS_LOCK)
         try:
             lock.acquire()

@@ -26,6 +26,9 @@ def main() -> int:
     comp = competitions.get(args.competition)
     records = load_runs(comp.name)
     chosen = prune.plan(records, comp.metric, args.keep)
+    if not records:
+        print(f"{comp.name}: no runs yet")
+        return 0
     if not chosen.remove:
         print(f"{comp.name}: nothing to remove ({len(records)} run(s), all kept)")
         return 0
