@@ -89,6 +89,17 @@ def refuse_resubmission(comp: Competition, run: RunRecord) -> None:
                          "today's submissions - pass --again to send it anyway")
 
 
+def refuse_unrecorded(comp: Competition, run: RunRecord) -> None:
+    """A submit stopped between Kaggle's answer and the record's update (``kill -9``, a crash) left Kaggle with this
+    run's file and the record without it, so ``refuse_resubmission`` cannot see it. Kaggle's list names the run (its
+    id starts every description): what it holds of this run is recorded, and refused as any earlier submission."""
+    remote = kaggle_api.list_submissions(comp.slug)
+    recorded = {e["ref"] for e in run.kaggle_submissions}
+    if any(ref not in recorded for ref in _matching(run, remote)):
+        log.info("Kaggle has a submission of run %s that its record lacks; recording it", run.run_id)
+        refuse_resubmission(comp, apply_scores(run, remote))
+
+
 def zips(path: Path, mode: ZipMode = "auto") -> bool:
     """Whether the upload of ``path`` goes zipped: always, never, or (auto) when the file is over ZIP_ABOVE."""
     return mode == "always" or (mode == "auto" and path.stat().st_size > ZIP_ABOVE)

@@ -57,6 +57,8 @@ def main() -> int:
         print(f"dry run: would submit it {form} to {comp.slug} with message: {message}")
         return 0
     kaggle_api.require_credentials(f"; the validated file is {path}")
+    if not args.again:  # a submit cut short may have sent it without recording it
+        kaggle_runs.refuse_unrecorded(comp, run)
     entry = kaggle_runs.submit_run(comp, run, path, args.zip, message)
     print(f"submitted {form}: Kaggle ref {entry['ref']}, message: {message}")
     later = f"python scripts/leaderboard.py {comp.name} --sync"

@@ -17,7 +17,7 @@ import pytest
 import competitions
 from common import kaggle_runs, runner
 from common.metrics import ACCURACY, RMSLE
-from common.runs import RunRecord, best_run, load_runs
+from common.runs import RunRecord, best_run, load_runs, update_record
 
 from conftest import ROOT, env_for, run_script, skip_or_fail
 
@@ -143,6 +143,24 @@ def test_a_file_kaggle_already_has_is_sent_again_only_with_again(trained, fake_k
     assert len(fake_kaggle.state.submissions) == 2 and RunRecord.read(twin.path).kaggle_submissions
     # another run's file was never sent: no --again needed
     assert run_script("submit.py", "titanic", "--run", rule.run_id, "--no-wait", env=env).returncode == 0
+
+
+def test_a_submission_kaggle_has_but_the_record_lost_is_recorded_and_not_sent_twice(trained, fake_kaggle, kit_home,
+                                                                                      data_dir):
+    """A submit killed between Kaggle's answer and the record's update: Kaggle's list names the run."""
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    run = trained[0]
+    assert run_script("submit.py", "titanic", "--run", run.run_id, "--no-wait", env=env).returncode == 0
+    [sent] = fake_kaggle.state.submissions
+    update_record(run.path, lambda r: {"kaggle_submissions": []})  # as if killed before the record was written
+    again = run_script("submit.py", "titanic", "--run", run.run_id, "--no-wait", env=env)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert last_line(again).startswith("error: this run's file was already submitted to Kaggle")
+    assert f"ref {sent['ref']}" in last_line(again)
+    assert [e["ref"] for e in RunRecord.read(run.path).kaggle_submissions] == [sent["ref"]]
+    assert len(fake_kaggle.calls("StartSubmissionUpload")) == 1
+    forced = run_script("submit.py", "titanic", "--run", run.run_id, "--no-wait", "--again", env=env)
+    assert forced.returncode == 0 and len(fake_kaggle.state.submissions) == 2
 
 
 def test_auto_zips_only_files_over_the_threshold(tmp_path):
