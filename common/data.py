@@ -23,7 +23,7 @@ from typing import Any
 from common import paths
 from common.competition import Competition, Data, DataFiles
 from common.errors import DataError
-from common.io import FileLock, make_temp_dir, write_json_atomic
+from common.io import held, make_temp_dir, write_json_atomic
 from common.tables import check_loaded
 
 log = logging.getLogger(__name__)
@@ -87,36 +87,30 @@ def _download(comp: Competition, cache: Path, names: list[str], force: bool, che
 
     folder = paths.download_dir(comp.slug)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder.parent / f"{folder.name}.flock")
-    try:
-        if not lock.acquire(blocking=False):
-            log.info("%s: another process is downloading the same files; waiting for it", comp.name)
-            lock.acquire()
-    except OSError as exc:  # a file system without locks: download all the same, as the run records do
-        log.warning("cannot lock %s (%s); downloading without it", lock.path, exc.strerror or exc)
-    try:
+    with held(folder.parent / f"{folder.name}.flock", "downloading",
+              f"{comp.name}: another process is downloading the same files; waiting for it"):
         cached = None if force else _verified_cache(cache, names)
         if cached is not None:
             log.info("%s: another process downloaded the files meanwhile", comp.name)
             return cached
         folder.mkdir(exist_ok=True)
-        kept = sum(p.stat().st_size for p in folder.glob(f"{comp.slug}.*") if p.is_file()
-                   and not p.name.endswith(kaggle_api.PARTIAL_MARKER))
-        if kept and not force:
-            log.info("%s: %.1f MB of an earlier download are in %s; the client goes on from there if Kaggle's "
-                     "file is unchanged", comp.name, kept / 1e6, paths.shown(folder))
-        zip_path = kaggle_api.download_competition(comp.slug, folder, resume=not force)
         try:
-            files = _unpack_to_cache(comp, zip_path, "kaggle-api", check)
-        except DataError:  # a complete download the checks refuse: the next run fetches it anew
+            kept = sum(p.stat().st_size for p in folder.glob(f"{comp.slug}.*") if p.is_file()
+                       and not p.name.endswith(kaggle_api.PARTIAL_MARKER))
+            if kept and not force:
+                log.info("%s: %.1f MB of an earlier download are in %s; the client goes on from there if Kaggle's "
+                         "file is unchanged", comp.name, kept / 1e6, paths.shown(folder))
+            zip_path = kaggle_api.download_competition(comp.slug, folder, resume=not force)
+            try:
+                files = _unpack_to_cache(comp, zip_path, "kaggle-api", check)
+            except DataError:  # a complete download the checks refuse: the next run fetches it anew
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             shutil.rmtree(folder, ignore_errors=True)
-            raise
-        shutil.rmtree(folder, ignore_errors=True)
-        return files
-    finally:
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # only when empty: a download that never started leaves nothing behind
-        lock.release()
+            return files
+        finally:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a download that never started leaves nothing behind
 
 
 def load(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False,
@@ -257,10 +251,13 @@ def _unpack_to_cache(comp: Competition, source_path: Path, source: str, check: C
             raise DataError(f"{exc} (in {source_path}; the cache was left as it was)") from exc
         manifest = {"source": str(source_path), "zip_sha256": zip_sha, "files": sums}
         write_json_atomic(tmp / MANIFEST, manifest)
-        if cache.exists():
-            old = make_temp_dir(cache.parent, f"old-{comp.slug}")
-            os.replace(cache, old / "cache")
-        os.replace(tmp, cache)
+        # two runs started together unpack together: one swap at a time, or the second would find a folder
+        # where it renames its own
+        with held(cache.parent / f".{cache.name}.swap.flock", "replacing the cache"):
+            if cache.exists():
+                old = make_temp_dir(cache.parent, f"old-{comp.slug}")
+                os.replace(cache, old / "cache")
+            os.replace(tmp, cache)
     finally:
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():

@@ -14,7 +14,8 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -173,6 +174,25 @@ class FileLock:
                 msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)
             os.close(self._fd)
             self._fd = None
+
+
+@contextmanager
+def held(path: Path, doing: str, waiting: str | None = None) -> Iterator[None]:
+    """Run the block holding the ``FileLock`` on ``path``; where the file system has no locks, run it all the same
+    with a warning (``doing`` says what goes on unlocked): the work must not fail for want of a lock. ``waiting``:
+    logged when another process holds the lock, before waiting for it."""
+    lock = FileLock(path)
+    try:
+        if waiting is None or not lock.acquire(blocking=False):
+            if waiting is not None:
+                log.info("%s", waiting)
+            lock.acquire()
+    except OSError as exc:
+        log.warning("cannot lock %s (%s); %s without the lock", path, exc.strerror or exc, doing)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def current_umask() -> int:

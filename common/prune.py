@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.io import FileLock, sweep_leftovers, temp_tag
+from common.io import held, sweep_leftovers, temp_tag
 from common.metrics import Metric
 from common.runs import RECORDS_LOCK, RunRecord
 
@@ -67,12 +67,7 @@ def remove(records: list[RunRecord]) -> int:
     freed = 0
     for parent, group in _by_parent(records).items():
         sweep_leftovers(parent)  # what an earlier removal cut short left behind
-        lock = FileLock(parent / RECORDS_LOCK)
-        try:
-            lock.acquire()
-        except OSError as exc:  # a file system without locks, as in runs.update_record
-            log.warning("cannot lock %s (%s); removing without the lock", lock.path, exc.strerror or exc)
-        try:
+        with held(parent / RECORDS_LOCK, "removing runs"):
             for record in group:
                 size = folder_bytes(record.folder)
                 doomed = parent / f".{temp_tag()}pruned-{record.run_id}"
@@ -80,8 +75,6 @@ def remove(records: list[RunRecord]) -> int:
                 shutil.rmtree(doomed)
                 freed += size
                 log.info("removed %s (%s)", record.run_id, size_text(size))
-        finally:
-            lock.release()
     return freed
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from common import paths
 from common.compute import cpu_flags
 from common.errors import UsageError
-from common.io import FileLock, sweep_leftovers, temp_tag, write_json_atomic, write_with
+from common.io import held, sweep_leftovers, temp_tag, write_json_atomic, write_with
 from common.metrics import Metric
 
 log = logging.getLogger(__name__)
@@ -273,18 +273,11 @@ def update_record(folder: str | Path, change: Callable[["RunRecord"], dict[str, 
     changes. Read, change and write happen under one lock of the competition's records, so a submit and a ``--sync``
     (or two of either) running at once each keep the other's entries, instead of writing back a record read before
     the other wrote."""
-    lock = FileLock(Path(folder).parent / RECORDS_LOCK)
-    try:
-        lock.acquire()
-    except OSError as exc:  # a file system without locks: the record still gets its entry (a submission was made)
-        log.warning("cannot lock %s (%s); updating %s without the lock", lock.path, exc.strerror or exc,
-                    Path(folder).name)
-    try:
+    # a file system without locks: the record still gets its entry (a submission was made)
+    with held(Path(folder).parent / RECORDS_LOCK, f"updating {Path(folder).name}"):
         current = RunRecord.read(folder)
         record = replace(current, **change(current))
         record.write(folder)
-    finally:
-        lock.release()
     return record
 
 

@@ -80,7 +80,7 @@ def test_bad_zip_leaves_the_good_cache_in_place(shared_kaggle, tmp_path, kit_hom
     line = one_error_line(result, 3)
     assert "Survived" in line and "cache was left as it was" in line
     assert snapshot(files.folder) == cache_before
-    assert not [p for p in (kit_home / "data").iterdir() if p.name.startswith(".")]  # no temp folder left
+    assert not [p for p in (kit_home / "data").iterdir() if p.name.startswith(".tmp")]  # no temp folder left
     # The next run without a data dir trains from the untouched cache.
     again = run_script("train.py", "titanic", "--recipe", "fast", "--quiet", "--folds", "3",
                        env={k: v for k, v in env_with(KIT_HOME=str(kit_home)).items() if k != "KAGGLE_DATA_DIR"})

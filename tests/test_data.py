@@ -273,3 +273,36 @@ def test_a_data_dir_that_is_missing_or_a_file_is_named_as_such(tmp_path):
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(DataError, match=r"data directory .*a-file is a file, not a folder"):
         data.load(titanic, tmp_path / "a-file")
+
+
+def test_two_runs_unpacking_at_once_swap_the_cache_in_one_at_a_time(shared_kaggle, tmp_path, kit_home):
+    """The rename of the new cache waits while another process swaps its own in (flock), instead of finding a
+    folder where it renames its own."""
+    import threading
+
+    from common.io import FileLock
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for mirror in (first, second):
+        mirror.mkdir()
+        zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip")
+    with zipfile.ZipFile(second / "titanic.zip", "a") as zf:
+        zf.writestr("notes.txt", "another zip, the same files")  # left out of the cache: only its own files go in
+    data.fetch(TITANIC, first)
+    cache = kit_home / "data" / "titanic"
+    lock = FileLock(cache.parent / ".titanic.swap.flock")
+    lock.acquire()  # as another process swapping its cache in
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(data.fetch(TITANIC, second)))
+    try:
+        worker.start()
+        worker.join(3)
+        assert worker.is_alive() and not done  # unpacked and checked, waiting to swap
+        manifest = json.loads((cache / data.MANIFEST).read_text())
+        assert manifest["zip_sha256"] == data.sha256_file(first / "titanic.zip")
+    finally:
+        lock.release()
+    worker.join(60)
+    assert done and done[0].folder == cache
+    assert json.loads((cache / data.MANIFEST).read_text())["zip_sha256"] == data.sha256_file(second / "titanic.zip")
+    assert sorted(p.name for p in cache.iterdir()) == sorted([*TITANIC.files, data.MANIFEST])
