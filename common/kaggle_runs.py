@@ -39,6 +39,16 @@ def pick_run(comp: Competition, run_id: str | None = None) -> RunRecord:
     return best
 
 
+def tuned_note(comp: Competition, run: RunRecord) -> str | None:
+    """For a run whose params won a tuning study: its CV is the best of many tries on the same folds, so it is
+    optimistic beside untuned runs; says how to score the tuned params on folds the study never saw."""
+    if run.params_source.get("kind") not in ("study", "stack"):
+        return None
+    return (f"run {run.run_id}'s params won a tuning study on these folds, so its CV is the best of many tries there "
+            f"and optimistic beside untuned runs; python scripts/compare.py {comp.name} --recipes {run.recipe} "
+            f"--tuned scores them on fold assignments the study never saw")
+
+
 def message_for(run: RunRecord, note: str | None = None) -> str:
     """Kaggle's description of the submission: the run id first (``--sync`` finds the run by it), recipe, CV and
     seed, then the user's own note."""

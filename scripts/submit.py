@@ -51,6 +51,9 @@ def main() -> int:
         kaggle_runs.refuse_resubmission(comp, run)
     path = kaggle_runs.verified_submission(comp, run, args.data_dir)
     print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv_text()}")
+    tuned = kaggle_runs.tuned_note(comp, run)
+    if tuned is not None and not args.run:  # chosen as the best by CV, which favours it
+        print(f"note: {tuned}")
     print(f"file {path} is valid ({run.submission['rows']} rows)")
     form = "zipped" if kaggle_runs.zips(path, args.zip) else "as CSV"
     if args.dry_run:

@@ -64,6 +64,9 @@ def main() -> int:
           f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
     print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
+    tuned = kaggle_runs.tuned_note(comp, record)
+    if tuned is not None:
+        print(f"note: {tuned}")
     earlier = kaggle_runs.earlier_submission(comp, record)
     if earlier is not None:  # the same recipe and seed again: submit.py would refuse it without --again
         print(f"note: {earlier}")

@@ -14,7 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 import competitions
-from common import runner, storages, tuning
+from common import kaggle_runs, runner, storages, tuning
 from common.competition import Recipe
 from common.errors import TuningError, UsageError
 from common.params import resolve
@@ -44,6 +44,11 @@ def test_tune_records_fold_scores_and_best_trains_to_the_same_cv(data_dir, stora
     assert record["params_source"]["study"] == "titanic:lgbm"
     assert record["params_source"]["trial"] == study.best_trial.number
     assert record["cv"]["mean"] == pytest.approx(study.best_value)  # same folds, same seed: same CV
+    # ... the best of six tries on those folds: train.py and submit.py say that this CV is optimistic
+    note = kaggle_runs.tuned_note(TITANIC, record)
+    assert note is not None and "optimistic" in note and "compare.py titanic --recipes lgbm --tuned" in note
+    untuned, _ = runner.train(TITANIC, "lgbm", seed=0, n_folds=3, progress=False)
+    assert kaggle_runs.tuned_note(TITANIC, untuned) is None
 
 
 def test_the_same_command_resumes_the_study(data_dir, storage_url):
