@@ -42,7 +42,7 @@ def pick_run(comp: Competition, run_id: str | None = None) -> RunRecord:
 def tuned_note(comp: Competition, run: RunRecord) -> str | None:
     """For a run whose params won a tuning study: its CV is the best of many tries on the same folds, so it is
     optimistic beside untuned runs; says how to score the tuned params on folds the study never saw."""
-    if run.params_source.get("kind") not in ("study", "stack"):
+    if not run.tuned:
         return None
     return (f"run {run.run_id}'s params won a tuning study on these folds, so its CV is the best of many tries there "
             f"and optimistic beside untuned runs; python scripts/compare.py {comp.name} --recipes {run.recipe} "

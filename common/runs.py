@@ -165,6 +165,11 @@ class RunRecord:
         return f"{mean} (1 fold)" if len(self.cv["fold_scores"]) == 1 else f"{mean}{sep}{self.cv['std']:.5f}"
 
     @property
+    def tuned(self) -> bool:
+        """Whether its params won a tuning study (on the persisted folds): its CV is then a best of many tries."""
+        return self.params_source.get("kind") in ("study", "stack")
+
+    @property
     def folder(self) -> Path:
         """The run folder of a record read from one (a record built in memory has none)."""
         if self.path is None:

@@ -328,3 +328,21 @@ def test_the_shrinkage_line_says_where_too_few_folds_chose_no_share():
     three = ensemble_runs.describe_shrink({"shrink": 0.25, "fold_shrink": [1.0] * 3}, 3)
     assert three.startswith("0.25 for the test weights;") and "only 2 other fold(s)" in three
     assert ensemble_runs.describe_shrink({"shrink": 1.0, "fold_shrink": [1.0] * 2}, 2).startswith("not chosen")
+
+
+def test_members_tuned_on_the_folds_are_flagged_with_what_that_means_for_the_blend(data_dir, kit_home):
+    from common import tuning
+
+    tuning.tune(TITANIC, "lgbm", n_trials=3)
+    params, source = tuning.best_params(TITANIC, "lgbm")
+    tuned, _ = runner.train(TITANIC, "lgbm", params=params, params_source=source, progress=False)
+    plain, _ = runner.train(TITANIC, "logreg", progress=False)
+    assert tuned is not None and tuned.tuned and plain is not None and not plain.tuned
+    result = run_script("ensemble.py", "titanic", env=env_for(kit_home, data_dir=data_dir))
+    assert result.returncode == 0, result.stderr
+    record = next(r for r in load_runs("titanic") if r.ensemble)
+    weighted = record.ensemble["weights"].get(tuned.run_id, 0) > 0
+    lines = [line for line in result.stdout.splitlines() if tuned.run_id in line and "CV" in line]
+    assert all("params tuned on these folds" in line for line in lines) and bool(lines) == weighted
+    assert ("note: members whose params were tuned" in result.stdout) == weighted
+    assert not any("tuned" in line for line in result.stdout.splitlines() if plain.run_id in line)
