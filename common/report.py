@@ -179,9 +179,10 @@ def terminal(sections: list[Section], limit: int = 10) -> str:
     lines = []
     for s in sections:
         lines.append(f"{s.name} ({s.metric.name}, {s.metric.direction_in_words})")
-        for row in _rows(s)[:limit]:
+        for run, row in list(zip(s.runs, _rows(s), strict=True))[:limit]:
             lb = f"  LB {row[8]}" if row[8] else ""
-            lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}")
+            tuned = "  (tuned on its folds: optimistic)" if run.tuned else ""
+            lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}{tuned}")
     return "\n".join(lines)
 
 

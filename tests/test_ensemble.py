@@ -346,3 +346,6 @@ def test_members_tuned_on_the_folds_are_flagged_with_what_that_means_for_the_ble
     assert all("params tuned on these folds" in line for line in lines) and bool(lines) == weighted
     assert ("note: members whose params were tuned" in result.stdout) == weighted
     assert not any("tuned" in line for line in result.stdout.splitlines() if plain.run_id in line)
+    table = run_script("leaderboard.py", "titanic", env=env_for(kit_home, data_dir=data_dir)).stdout.splitlines()
+    assert [line.endswith("(tuned on its folds: optimistic)") for line in table if tuned.run_id in line] == [True]
+    assert not any("tuned" in line for line in table if plain.run_id in line)
