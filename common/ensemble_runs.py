@@ -186,7 +186,8 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
         "method": method,
         "space": blending.space_for(comp.metric).name if method != "rank" else "rank",
         "members": [{"run_id": m.record.run_id, "recipe": m.record.recipe, "cv_mean": member_results[i].mean,
-                     "weight": float(w)} for m, i, w in zip(members, ids, blend.weights, strict=True)],
+                     "weight": float(w), "tuned": m.record.tuned}
+                    for m, i, w in zip(members, ids, blend.weights, strict=True)],
         "weights": weights(blend.weights),
         "fold_weights": [weights(w) for w in blend.fold_weights],
         "folds_used": len(masks),

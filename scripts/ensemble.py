@@ -18,7 +18,6 @@ import argparse
 import competitions
 from common import blending, ensemble_runs, paths
 from common.cli import parse_args, positive_arg, run_main
-from common.runs import load_runs
 
 
 def main() -> int:
@@ -43,12 +42,12 @@ def main() -> int:
     if args.method == "hill":
         print(f"  hill blend kept against its first pick (chosen one level further in; 0 = that run alone): "
               f"{ensemble_runs.describe_shrink(record.ensemble, len(cv['fold_scores']))}")
-    tuned = {r.run_id for r in load_runs(comp.name) if r.tuned}
+    members = {m["run_id"]: m for m in record.ensemble["members"]}
     for run_id, weight in sorted(record.ensemble["weights"].items(), key=lambda kv: -kv[1]):
-        member = next(m for m in record.ensemble["members"] if m["run_id"] == run_id)
-        flag = ", params tuned on these folds" if run_id in tuned else ""
+        member = members[run_id]
+        flag = ", params tuned on these folds" if member["tuned"] else ""
         print(f"  {weight:6.3f}  {member['recipe']:<14} {run_id}  (CV {member['cv_mean']:.5f}{flag})")
-    if tuned & {run_id for run_id, weight in record.ensemble["weights"].items() if weight > 0}:
+    if any(members[run_id]["tuned"] for run_id, weight in record.ensemble["weights"].items() if weight > 0):
         print("note: members whose params were tuned on these folds bring their optimism into the blend's CV: the "
               "weights are chosen honestly, their params were not (compare.py --tuned scores such params on "
               "other folds)")
