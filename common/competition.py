@@ -152,6 +152,9 @@ class Competition:
     # The cache folder under data/ (default: the slug). Competitions that share a slug but need other files of its
     # download (Web Traffic's two stages) get their own, or each would swap the other's files out - a download each.
     cache_name: str | None = None
+    # (name, cache) of the other competitions unpacked from the same Kaggle download (Web Traffic's other stage):
+    # the download is kept until each of them has a cache, so that running the other stage does not fetch it again.
+    shares_download_with: tuple[tuple[str, str], ...] = ()
 
     @property
     def cache(self) -> str:

@@ -82,7 +82,8 @@ def _download(comp: Competition, cache: Path, names: list[str], force: bool, che
     """Download through the Kaggle API into ``paths.download_dir``, which outlives an interruption (Ctrl-C, a lost
     connection, ``kill -9``) so that the next run resumes the download instead of starting over (Web Traffic's
     zip is the largest here). Processes take turns (a lock that dies with its process); one that waited takes the
-    cache the other filled. The download is removed once its files are in the cache, or refused by the checks."""
+    cache the other filled. The download is removed once its files are in the cache (and in the caches of the
+    competitions that share it, ``shares_download_with``), or refused by the checks."""
     from common import kaggle_api  # lazy: only this path needs the official client
 
     folder = paths.download_dir(comp.slug)
@@ -98,15 +99,27 @@ def _download(comp: Competition, cache: Path, names: list[str], force: bool, che
             kept = sum(p.stat().st_size for p in folder.glob(f"{comp.slug}.*") if p.is_file()
                        and not p.name.endswith(kaggle_api.PARTIAL_MARKER))
             if kept and not force:
-                log.info("%s: %.1f MB of an earlier download are in %s; the client goes on from there if Kaggle's "
-                         "file is unchanged", comp.name, kept / 1e6, paths.shown(folder))
+                if any(folder.glob(f"*{kaggle_api.PARTIAL_MARKER}")):
+                    log.info("%s: %.1f MB of an earlier download are in %s; the client goes on from there if "
+                             "Kaggle's file is unchanged", comp.name, kept / 1e6, paths.shown(folder))
+                else:
+                    log.info("%s: using the download kept in %s (%.1f MB); Kaggle is asked only whether its file "
+                             "changed since", comp.name, paths.shown(folder), kept / 1e6)
             zip_path = kaggle_api.download_competition(comp.slug, folder, resume=not force)
             try:
                 files = _unpack_to_cache(comp, zip_path, "kaggle-api", check)
             except DataError:  # a complete download the checks refuse: the next run fetches it anew
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-            shutil.rmtree(folder, ignore_errors=True)
+            waiting = [name for name, cache in comp.shares_download_with
+                       if not (paths.data_cache(cache) / MANIFEST).is_file()]
+            if waiting:
+                log.info("%s: kept the download %s (%.0f MB) for %s, which is unpacked from the same file: its "
+                         "first run takes it from there instead of downloading it again (delete the folder if you "
+                         "will not run it)", comp.name, paths.shown(zip_path), zip_path.stat().st_size / 1e6,
+                         ", ".join(waiting))
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
             return files
         finally:
             with contextlib.suppress(OSError):

@@ -23,11 +23,18 @@ def download_dir(slug: str) -> Path:
 
 
 def partial_downloads(since: float = 0.0) -> list[Path]:
-    """The ``download_dir`` folders an interruption left holding bytes (written to at ``since`` or later): the next
-    run resumes from them."""
+    """The ``download_dir`` folders an interruption left holding bytes (written to at ``since`` or later) that the
+    next run resumes from: the client's ``.kaggle-partial`` marker says which remote file they are part of (a
+    complete download kept for another stage has none)."""
+    from common.kaggle_api import PARTIAL_MARKER  # the client itself is imported only where a call needs it
+
+    def partial(folder: Path) -> bool:
+        files = [f for f in folder.iterdir() if f.is_file()]
+        parts = [f for f in files if not f.name.endswith(PARTIAL_MARKER)]
+        return len(parts) < len(files) and any(f.stat().st_size and f.stat().st_mtime >= since for f in parts)
+
     try:
-        return sorted(p for p in (home() / "data").glob(".download-*") if p.is_dir()
-                      and any(f.is_file() and f.stat().st_size and f.stat().st_mtime >= since for f in p.iterdir()))
+        return sorted(p for p in (home() / "data").glob(".download-*") if p.is_dir() and partial(p))
     except OSError:
         return []
 

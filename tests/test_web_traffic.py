@@ -22,7 +22,7 @@ from competitions.web_traffic.figures import example_pages
 from competitions.web_traffic.global_lgbm import GlobalLGBM
 from competitions.web_traffic.recipes import WINDOW_SETS
 
-from conftest import run_script
+from conftest import kaggle_env, run_script
 from test_bad_input import env_with, one_error_line, snapshot
 
 WT = competitions.get("web-traffic")
@@ -170,21 +170,46 @@ def test_a_forecaster_is_tuned_on_the_backtest_and_its_best_trial_trains(replica
 
 def test_both_stages_of_one_download_keep_a_cache_each(replica, tmp_path, kit_home):
     """One Kaggle zip holds both stages; one shared cache would swap them out in turn (a download each time)."""
+    _both_stages_zipped(replica, tmp_path, tmp_path / "mirror" / f"{SLUG}.zip")
+    one, two = data.fetch(WT, tmp_path / "mirror"), data.fetch(WT2, tmp_path / "mirror")
+    assert one.folder != two.folder and (two.folder / "train_2.csv").is_file()
+    written = (one.folder / "train_1.csv").stat().st_mtime_ns
+    assert data.fetch(WT, tmp_path / "mirror").folder == one.folder  # stage 1 again: its cache, not unpacked again
+    assert (one.folder / "train_1.csv").stat().st_mtime_ns == written
+
+
+def _both_stages_zipped(replica: Path, tmp_path: Path, target: Path) -> None:
+    """Kaggle's zip: each stage's files zipped one by one inside it."""
     small_copy(replica, tmp_path / "files", pages=30)
     small_copy(replica, tmp_path / "files2", pages=30, stage=2)
-    (tmp_path / "mirror").mkdir()
-    with zipfile.ZipFile(tmp_path / "mirror" / f"{SLUG}.zip", "w") as outer:
+    target.parent.mkdir(parents=True)
+    with zipfile.ZipFile(target, "w") as outer:
         for folder in ("files", "files2"):
             for csv in sorted((tmp_path / folder / SLUG).iterdir()):
                 inner = tmp_path / f"{csv.name}.zip"
                 with zipfile.ZipFile(inner, "w") as zf:
                     zf.write(csv, csv.name)
                 outer.write(inner, inner.name)
-    one, two = data.fetch(WT, tmp_path / "mirror"), data.fetch(WT2, tmp_path / "mirror")
-    assert one.folder != two.folder and (two.folder / "train_2.csv").is_file()
-    written = (one.folder / "train_1.csv").stat().st_mtime_ns
-    assert data.fetch(WT, tmp_path / "mirror").folder == one.folder  # stage 1 again: its cache, not unpacked again
-    assert (one.folder / "train_1.csv").stat().st_mtime_ns == written
+
+
+def test_the_second_stage_unpacks_the_download_the_first_kept(replica, tmp_path, kit_home, fake_kaggle):
+    """Both stages come in one Kaggle zip: the first stage run keeps it until the other has its cache, so running
+    both downloads it once."""
+    _both_stages_zipped(replica, tmp_path, tmp_path / "kaggle" / SLUG / f"{SLUG}.zip")
+    fake_kaggle.state.root = tmp_path / "kaggle"
+    env = kaggle_env(kit_home, fake_kaggle)
+    download = kit_home / "data" / f".download-{SLUG}"
+    first = run_script("download.py", "web-traffic-stage2", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "kept the download" in first.stderr and "for web-traffic, which" in first.stderr
+    assert (download / f"{SLUG}.zip").is_file()
+    second = run_script("download.py", "web-traffic", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "using the download kept in" in second.stderr
+    assert "Skipping, found more recently modified local copy" in second.stdout  # the client sent for no bytes
+    assert (kit_home / "data" / SLUG / "train_1.csv").is_file()
+    assert (kit_home / "data" / "web-traffic-stage2" / "train_2.csv").is_file()
+    assert not download.exists()  # gone once both stages have their files
 
 
 def _zip_each(plain: Path, folder: Path) -> None:

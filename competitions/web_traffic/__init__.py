@@ -52,7 +52,8 @@ def drift_view(data: Data, X: Panel, X_test: ForecastTask):
     return last_window_view(X, len(X_test.dates))
 
 
-def make(stage: Stage, name: str, default_folds: int, cache_name: str | None = None) -> Competition:
+def make(stage: Stage, name: str, default_folds: int, cache_name: str | None = None,
+         shares_download_with: tuple[tuple[str, str], ...] = ()) -> Competition:
     """``default_folds``: backtest windows when none are asked for - only as many as still train every model the
     way the final fit does: 3 of 60 days in stage 1's 490-550 days (their LightGBM gets 14-16 cut-offs like the
     refit's 16; older windows got 6-10 and ranked the members otherwise, BENCHMARKS.md), 5 in stage 2's 803."""
@@ -75,8 +76,11 @@ def make(stage: Stage, name: str, default_folds: int, cache_name: str | None = N
         counts=True,
         default_folds=default_folds,
         cache_name=cache_name,
+        shares_download_with=shares_download_with,
     )
     return comp
 
 
-COMPETITION = make(STAGES[1], "web-traffic", default_folds=3)
+# stage 2's name, and its own cache: one shared cache would swap the stages out in turn (a download each time)
+STAGE2 = "web-traffic-stage2"
+COMPETITION = make(STAGES[1], "web-traffic", default_folds=3, shares_download_with=((STAGE2, STAGE2),))
