@@ -34,12 +34,12 @@ PORT ?= 8080
 # (tests/conftest.py); TEST_WORKERS=0 runs the tests one after another in one process.
 TEST_WORKERS ?= logical
 
-.PHONY: help setup setup-tabular titanic house-prices disaster-tweets digit-recognizer web-traffic report ensemble drift submit test lint clean-venv tune tune-titanic dashboard
+.PHONY: help setup setup-tabular titanic house-prices disaster-tweets digit-recognizer web-traffic web-traffic-stage2 report ensemble drift submit test lint clean-venv tune tune-titanic dashboard
 
 # A bare `make` says what there is, and installs nothing (`make setup` installs everything).
 .DEFAULT_GOAL := help
 help:
-	@echo "make titanic | house-prices | disaster-tweets | digit-recognizer | web-traffic"
+	@echo "make titanic | house-prices | disaster-tweets | digit-recognizer | web-traffic | web-traffic-stage2"
 	@echo "                      set up, get the files, cross-validate the default, write submissions/<name>.csv"
 	@echo "make report           the CV leaderboard of every run: reports/leaderboard.md and .html"
 	@echo "make ensemble COMP=c  blend the competition's runs into an ensemble run (nested CV)"
@@ -104,6 +104,10 @@ digit-recognizer: setup
 
 web-traffic: setup
 	$(PY) scripts/train.py web-traffic --recipe default
+
+# Stage 2 (train_2.csv / key_2.csv, the final leaderboard's stage); the local mirror holds stage 1's files only
+web-traffic-stage2: setup
+	$(PY) scripts/train.py web-traffic-stage2 --recipe default
 
 # The CV leaderboard of every run: reports/leaderboard.md and .html
 report: setup-tabular

@@ -76,8 +76,8 @@ def test_lint_installs_the_dev_tools_without_torch(tmp_path):
     assert installed_extras("lint", tmp_path) == [{"dev"}]
 
 
-@pytest.mark.parametrize("target", ["disaster-tweets", "digit-recognizer", "web-traffic", "test",
-                                    "ensemble COMP=web-traffic", "submit COMP=disaster-tweets"])
+@pytest.mark.parametrize("target", ["disaster-tweets", "digit-recognizer", "web-traffic", "web-traffic-stage2",
+                                    "test", "ensemble COMP=web-traffic", "submit COMP=disaster-tweets"])
 def test_torch_targets_install_everything(tmp_path, target):
     plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
     assert plan.returncode == 0, plan.stderr
