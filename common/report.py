@@ -179,11 +179,27 @@ def terminal(sections: list[Section], limit: int = 10) -> str:
     lines = []
     for s in sections:
         lines.append(f"{s.name} ({s.metric.name}, {s.metric.direction_in_words})")
-        for run, row in list(zip(s.runs, _rows(s), strict=True))[:limit]:
+        shown, rest = _top_and_scored(s, limit)
+        for run, row in shown:
             lb = f"  LB {row[8]}" if row[8] else ""
             tuned = "  (tuned on its folds: optimistic)" if run.tuned else ""
             lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}{tuned}")
+        if rest:
+            lines.append(f"  ... {len(rest)} more run{'s' * (len(rest) > 1)} with a lower CV, in the report")
     return "\n".join(lines)
+
+
+Ranked = list[tuple[RunRecord, list[str]]]  # runs with their table rows, best CV first
+
+
+def _top_and_scored(section: Section, limit: int) -> tuple[Ranked, Ranked]:
+    """(run, row) of the best ``limit`` runs by CV and of every run with a leaderboard score (CV beside LB is the
+    point of the table, and a run just synced should show), then of the others."""
+    shown: Ranked = []
+    rest: Ranked = []
+    for rank, pair in enumerate(zip(section.runs, _rows(section), strict=True), 1):
+        (shown if rank <= limit or _lb(pair[0], "public_score") is not None else rest).append(pair)
+    return shown, rest
 
 
 def _png(fig) -> str:
@@ -313,6 +329,20 @@ def _html_table(header: list[str], rows: list[list[str]], css: str) -> str:
             + "</table>")
 
 
+SHOWN_RUNS = 25  # the HTML table's rows before the rest fold away (the markdown keeps every row)
+
+
+def _html_runs(section: Section) -> list[str]:
+    """The best ``SHOWN_RUNS`` runs by CV and every run with a leaderboard score, the rest folded under them: a few
+    hundred runs would push the ensembles, drift and pictures far down the page."""
+    shown, rest = _top_and_scored(section, SHOWN_RUNS)
+    out = [_html_table(HEADER, [row for _, row in shown], "runs")]
+    if rest:
+        out.append(f"<details><summary>{len(rest)} more run{'s' * (len(rest) > 1)} (lower CV, never scored on "
+                   f"Kaggle)</summary>{_html_table(HEADER, [row for _, row in rest], 'runs')}</details>")
+    return out
+
+
 def _html_extras(section: Section) -> list[str]:
     out = ["<h3>Ensembles</h3>"]
     rows = _ensemble_rows(section)
@@ -340,12 +370,16 @@ def html_page(sections: list[Section], figures: dict[str, Figures] | None = None
              "th{background:#f0f0f0}td:nth-child(2),td:nth-child(3){text-align:left}img{max-width:100%}"
              "table.ensembles td{text-align:left}")
     body = ["<h1>CV leaderboard</h1>"]
+    if len(sections) > 1:  # the competitions one after another make a long page: say what is on it
+        body.append("<p class='contents'>" + " · ".join(
+            f"<a href='#{html.escape(s.name)}'>{html.escape(s.name)}</a> ({len(s.runs)} run{'s' * (len(s.runs) > 1)})"
+            for s in sections) + "</p>")
     if not sections:
         body.append("<p>No runs yet: train one with <code>python scripts/train.py titanic</code>.</p>")
     for s in sections:
         name = html.escape(s.name)
         body.append(f"<h2 id='{name}'>{name} — {html.escape(s.metric.name)} ({s.metric.direction_in_words})</h2>")
-        body.append(_html_table(HEADER, _rows(s), "runs"))
+        body += _html_runs(s)
         body += _html_extras(s)
         for title, uri in _plots(s) + _competition_figures(s, (figures or {}).get(s.name)):
             body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")

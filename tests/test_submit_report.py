@@ -338,6 +338,25 @@ def test_report_skips_a_corrupt_run_json_and_still_writes(trained, kit_home):
     assert (kit_home / "reports" / "leaderboard.html").is_file()
 
 
+def test_the_tables_fold_away_low_runs_never_scored_on_kaggle(trained, kit_home, monkeypatch):
+    from common import report
+
+    runner.train(TITANIC, "fast", seed=1, n_folds=3, progress=False)
+    best, *others = sorted(load_runs("titanic"), key=lambda r: r.cv["mean"], reverse=True)
+    scored = others[-1]  # the lowest CV, but scored on Kaggle: CV beside LB is what the table is for
+    update_record(scored.path, lambda r: {"kaggle_submissions": [{"ref": 1, "public_score": 0.77}]})
+    monkeypatch.setattr(report, "SHOWN_RUNS", 1)
+    _, page, sections = report.write()
+    table = report.terminal(sections, limit=1)  # the terminal's table keeps the same runs in view
+    assert best.run_id in table and f"{scored.run_id}  LB 0.77000" in table and others[0].run_id not in table
+    assert table.endswith("... 1 more run with a lower CV, in the report")
+    shown, folded = page.read_text().split("<details>")
+    assert best.run_id in shown and scored.run_id in shown and "0.77000" in shown
+    assert "1 more run (lower CV, never scored on Kaggle)" in folded
+    assert others[0].run_id in folded.split("</details>")[0]
+    assert all(r.run_id in (kit_home / "reports" / "leaderboard.md").read_text() for r in [best, *others])
+
+
 def test_report_with_no_runs_is_friendly(kit_home):
     result = run_script("leaderboard.py", env=env_for(kit_home))
     assert result.returncode == 0 and "no runs yet" in result.stdout
