@@ -147,8 +147,8 @@ def _drift_lines(section: Section) -> list[str]:
             f" {d['verdict']}.", f"Top drifting features: {top or 'none'}."]
 
 
-def _folds(n: int) -> str:
-    return "1 fold" if n == 1 else f"{n} folds"
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 def _importance_lines(section: Section) -> list[str]:
@@ -157,7 +157,8 @@ def _importance_lines(section: Section) -> list[str]:
         return ["No run of this competition records feature importance."]
     imp = run.importance
     top = ", ".join(f"{name} ({value:.3g})" for name, value in list(imp["features"].items())[:10])
-    return [f"Best run with importance: {run.recipe} {run.run_id} ({imp['kind']}, {_folds(imp['folds'])}): {top}."]
+    folds = _count(imp["folds"], "fold")
+    return [f"Best run with importance: {run.recipe} {run.run_id} ({imp['kind']}, {folds}): {top}."]
 
 
 def _markdown_extras(section: Section) -> list[str]:
@@ -185,7 +186,7 @@ def terminal(sections: list[Section], limit: int = 10) -> str:
             tuned = "  (tuned on its folds: optimistic)" if run.tuned else ""
             lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}{tuned}")
         if rest:
-            lines.append(f"  ... {len(rest)} more run{'s' * (len(rest) > 1)} with a lower CV, in the report")
+            lines.append(f"  ... {_count(len(rest), 'more run')} with a lower CV, in the report")
     return "\n".join(lines)
 
 
@@ -310,7 +311,7 @@ def _importance_plot(section: Section, plt) -> list[tuple[str, str]]:
     label = "total split gain" if imp["kind"] == "gain" else f"{section.metric.name} lost when shuffled"
     fig = _bars(plt, [n for n, _ in items], [v for _, v in items], label,
                 f"{section.name}: {run.recipe} {run.run_id[:15]} ({imp['kind']}, "
-                f"{'' if imp['folds'] == 1 else 'mean of '}{_folds(imp['folds'])})")
+                f"{'' if imp['folds'] == 1 else 'mean of '}{_count(imp['folds'], 'fold')})")
     return [(f"Feature importance of the best run that has it ({run.run_id})", _png(fig))]
 
 
@@ -338,8 +339,8 @@ def _html_runs(section: Section) -> list[str]:
     shown, rest = _top_and_scored(section, SHOWN_RUNS)
     out = [_html_table(HEADER, [row for _, row in shown], "runs")]
     if rest:
-        out.append(f"<details><summary>{len(rest)} more run{'s' * (len(rest) > 1)} (lower CV, never scored on "
-                   f"Kaggle)</summary>{_html_table(HEADER, [row for _, row in rest], 'runs')}</details>")
+        out.append(f"<details><summary>{_count(len(rest), 'more run')} (lower CV, not scored on Kaggle)</summary>"
+                   f"{_html_table(HEADER, [row for _, row in rest], 'runs')}</details>")
     return out
 
 
@@ -372,7 +373,7 @@ def html_page(sections: list[Section], figures: dict[str, Figures] | None = None
     body = ["<h1>CV leaderboard</h1>"]
     if len(sections) > 1:  # the competitions one after another make a long page: say what is on it
         body.append("<p class='contents'>" + " · ".join(
-            f"<a href='#{html.escape(s.name)}'>{html.escape(s.name)}</a> ({len(s.runs)} run{'s' * (len(s.runs) > 1)})"
+            f"<a href='#{html.escape(s.name)}'>{html.escape(s.name)}</a> ({_count(len(s.runs), 'run')})"
             for s in sections) + "</p>")
     if not sections:
         body.append("<p>No runs yet: train one with <code>python scripts/train.py titanic</code>.</p>")

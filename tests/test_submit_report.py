@@ -352,7 +352,7 @@ def test_the_tables_fold_away_low_runs_never_scored_on_kaggle(trained, kit_home,
     assert table.endswith("... 1 more run with a lower CV, in the report")
     shown, folded = page.read_text().split("<details>")
     assert best.run_id in shown and scored.run_id in shown and "0.77000" in shown
-    assert "1 more run (lower CV, never scored on Kaggle)" in folded
+    assert "1 more run (lower CV, not scored on Kaggle)" in folded
     assert others[0].run_id in folded.split("</details>")[0]
     assert all(r.run_id in (kit_home / "reports" / "leaderboard.md").read_text() for r in [best, *others])
 
