@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from common import kaggle_api, submission
@@ -60,8 +61,9 @@ def message_for(run: RunRecord, note: str | None = None) -> str:
     return f"{message} - {note.strip()}"
 
 
-def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None = None) -> Path:
-    """The run's submission.csv, refused if it changed since the run validated it or no longer validates."""
+def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None = None) -> tuple[Path, pd.DataFrame]:
+    """The run's submission.csv and its rows, refused if it changed since the run validated it or no longer
+    validates."""
     path = run.path / run.submission["file"]
     if not path.is_file():
         raise SubmissionError(f"{path} is missing; the run cannot be submitted")
@@ -69,8 +71,35 @@ def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None 
         raise SubmissionError(f"{path} was edited after the run validated it (sha256 differs); refusing to submit "
                               "it - train again to get a fresh one")
     sample = load(comp, data_dir, used_by=run.data)[1].sample_submission
-    submission.validate(pd.read_csv(path), sample, comp.submission)
-    return path
+    rows = pd.read_csv(path)
+    submission.validate(rows, sample, comp.submission)
+    return path, rows
+
+
+def difference_note(comp: Competition, run: RunRecord, rows: pd.DataFrame) -> str | None:
+    """How far this file is from the best-scoring file on Kaggle: the rows whose prediction changed and, for
+    numbers, the metric between the two files. A file that changes a handful of rows can only move the score that
+    much, and it spends one of the day's few submissions. None when no other run has a score (or its file is gone
+    or was made for other test rows)."""
+    scored = [(r, score) for r in load_runs(comp.name) if (score := r.leaderboard()) is not None
+              and r.run_id != run.run_id and r.submission.get("sha256") != run.submission.get("sha256")]
+    if not scored:
+        return None
+    best, score = comp.metric.rank(scored, lambda pair: pair[1])[0]
+    spec = comp.submission
+    try:
+        other = pd.read_csv(best.path / best.submission["file"], usecols=[spec.id_col, spec.value_col])
+    except (OSError, ValueError, KeyError):  # pruned by hand, damaged: the note is only a help
+        return None
+    if not other[spec.id_col].equals(rows[spec.id_col]):
+        return None
+    mine, theirs = rows[spec.value_col].to_numpy(), other[spec.value_col].to_numpy()
+    changed = int((mine != theirs).sum()) if spec.dtype == "int" else int((~np.isclose(mine, theirs)).sum())
+    said = (f"against run {best.run_id}, the best on Kaggle (public {comp.metric.name} {score}), "
+            f"{changed:,} of {len(rows):,} predictions differ")
+    if spec.dtype != "int" and changed:
+        said += f" ({comp.metric.name} {comp.metric(theirs, mine):.5f} between the two files)"
+    return said
 
 
 def earlier_submission(comp: Competition, run: RunRecord) -> str | None:

@@ -42,11 +42,6 @@ class Section:
         return next((r for r in self.runs if r.importance.get("features")), None)
 
 
-def _lb(run: RunRecord, key: str) -> float | None:
-    scores = [s.get(key) for s in run.kaggle_submissions if s.get(key) is not None]
-    return scores[-1] if scores else None
-
-
 def _params_source(run: RunRecord) -> str:
     src = run.params_source or {"kind": "recipe"}
     if src.get("kind") == "study":
@@ -97,7 +92,7 @@ def _fmt(value: float | None, digits: int = 5) -> str:
 def _rows(section: Section) -> list[list[str]]:
     rows = []
     for rank, r in enumerate(section.runs, 1):
-        public, private = _lb(r, "public_score"), _lb(r, "private_score")
+        public, private = r.leaderboard(), r.leaderboard("private_score")
         gap = None if public is None else public - r.cv["mean"]
         rows.append([str(rank), r.run_id, r.recipe, r.cv_text(),
                      str(len(r.cv.get("fold_scores", []))), _params_source(r),
@@ -199,7 +194,7 @@ def _top_and_scored(section: Section, limit: int) -> tuple[Ranked, Ranked]:
     shown: Ranked = []
     rest: Ranked = []
     for rank, pair in enumerate(zip(section.runs, _rows(section), strict=True), 1):
-        (shown if rank <= limit or _lb(pair[0], "public_score") is not None else rest).append(pair)
+        (shown if rank <= limit or pair[0].leaderboard() is not None else rest).append(pair)
     return shown, rest
 
 
@@ -251,11 +246,11 @@ def _plots(section: Section) -> list[tuple[str, str]]:
     ax.set_title(f"{section.name}: fold scores per run (best CV on top)")
     plots.append(("Fold-score spread per run", _png(fig)))
 
-    scored = [r for r in section.runs if _lb(r, "public_score") is not None]
+    scored = [r for r in section.runs if r.leaderboard() is not None]
     if scored:
         fig, ax = plt.subplots(figsize=(5.5, 5))
         cv = [r.cv["mean"] for r in scored]
-        lb = [_lb(r, "public_score") for r in scored]
+        lb = [r.leaderboard() for r in scored]
         ax.scatter(cv, lb)
         low, high = min(cv + lb), max(cv + lb)
         ax.plot([low, high], [low, high], linestyle="--", color="grey", label="LB = CV")

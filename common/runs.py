@@ -164,6 +164,11 @@ class RunRecord:
         mean = f"{self.cv['mean']:.5f}"
         return f"{mean} (1 fold)" if len(self.cv["fold_scores"]) == 1 else f"{mean}{sep}{self.cv['std']:.5f}"
 
+    def leaderboard(self, key: str = "public_score") -> float | None:
+        """The newest Kaggle score of its file (``public_score`` or ``private_score``); None if never scored."""
+        scores = [s.get(key) for s in self.kaggle_submissions if s.get(key) is not None]
+        return scores[-1] if scores else None
+
     @property
     def tuned(self) -> bool:
         """Whether its params won a tuning study (on the persisted folds): its CV is then a best of many tries."""

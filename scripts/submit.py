@@ -49,12 +49,15 @@ def main() -> int:
     message = kaggle_runs.message_for(run, args.note)
     if not args.again:  # before the file is checked against the data: nothing to check if it will not go
         kaggle_runs.refuse_resubmission(comp, run)
-    path = kaggle_runs.verified_submission(comp, run, args.data_dir)
+    path, rows = kaggle_runs.verified_submission(comp, run, args.data_dir)
     print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv_text()}")
     tuned = kaggle_runs.tuned_note(comp, run)
     if tuned is not None and not args.run:  # chosen as the best by CV, which favours it
         print(f"note: {tuned}")
     print(f"file {path} is valid ({run.submission['rows']} rows)")
+    difference = kaggle_runs.difference_note(comp, run, rows)
+    if difference is not None:
+        print(difference)
     form = "zipped" if kaggle_runs.zips(path, args.zip) else "as CSV"
     if args.dry_run:
         print(f"dry run: would submit it {form} to {comp.slug} with message: {message}")

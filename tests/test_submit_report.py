@@ -71,6 +71,31 @@ def test_submit_waits_for_the_score_and_records_it_with_the_reference(trained, f
     assert "http://" not in page and "https://" not in page  # self-contained
 
 
+@pytest.mark.parametrize("name, recipes", [("titanic", ("rule", "logreg", "fast")),
+                                           ("house-prices", ("ridge", "lasso", "fast"))])
+def test_submit_says_how_far_the_file_is_from_the_best_on_kaggle(name, recipes, data_dir, kit_home):
+    import numpy as np
+    import pandas as pd
+
+    comp = competitions.get(name)
+    best, other, new = (runner.train(comp, recipe, n_folds=3, progress=False)[0] for recipe in recipes)
+    scores = (0.5, 0.4) if comp.metric.greater_is_better else (0.5, 0.6)  # the first is the better on Kaggle
+    for record, score in zip((best, other), scores, strict=True):
+        folder = kit_home / "runs" / name / record.run_id
+        update_record(folder, lambda r, s=score: {"kaggle_submissions": [{"ref": 1, "public_score": s}]})
+    shown = run_script("submit.py", name, "--run", new.run_id, "--dry-run", env=env_for(kit_home, data_dir=data_dir))
+    assert shown.returncode == 0, shown.stderr
+    theirs, mine = (pd.read_csv(kit_home / "runs" / name / r.run_id / "submission.csv").iloc[:, 1].to_numpy()
+                    for r in (best, new))
+    changed = int((theirs != mine).sum()) if comp.submission.dtype == "int" else int((~np.isclose(theirs, mine)).sum())
+    assert 0 < changed <= len(mine)
+    said = (f"against run {best.run_id}, the best on Kaggle (public {comp.metric.name} 0.5), {changed:,} of "
+            f"{len(mine):,} predictions differ")
+    assert said in shown.stdout
+    if comp.submission.dtype == "float":  # how far apart, in the metric's own terms
+        assert f"({comp.metric.name} {comp.metric(theirs, mine):.5f} between the two files)" in shown.stdout
+
+
 def test_a_zipped_upload_scores_like_the_plain_csv_and_leaves_the_run_untouched(trained, fake_kaggle, kit_home,
                                                                               data_dir):
     run = trained[0]
