@@ -119,13 +119,30 @@ def earlier_submission(comp: Competition, run: RunRecord) -> str | None:
             f"(ref {entry['ref']}, {state})")
 
 
-def refuse_resubmission(comp: Competition, run: RunRecord) -> None:
+def refuse_resubmission(comp: Competition, run: RunRecord, picked: bool = False) -> None:
     """Kaggle scores a file, not a run: sending a file it has already scored (or is scoring) spends one of the
-    day's few submissions on a score the user has, so it takes --again."""
+    day's few submissions on a score the user has, so it takes --again. ``picked``: the run was chosen as the best by
+    CV, so the error names the best run whose file Kaggle does not have yet."""
     earlier = earlier_submission(comp, run)
-    if earlier is not None:
-        raise UsageError(f"{earlier}; the same file gets the same score, so sending it again only spends one of "
-                         "today's submissions - pass --again to send it anyway")
+    if earlier is None:
+        return
+    instead = ""
+    if picked:
+        unsent = best_unsent(comp)
+        if unsent is not None:
+            instead = (f"; the best run by CV whose file Kaggle does not have is {unsent.run_id} ({unsent.recipe}, "
+                       f"CV {unsent.cv_text()}): --run {unsent.run_id}")
+    raise UsageError(f"{earlier}; the same file gets the same score, so sending it again only spends one of "
+                     f"today's submissions - pass --again to send it anyway{instead}")
+
+
+def best_unsent(comp: Competition) -> RunRecord | None:
+    """The best run by CV whose file no submission Kaggle accepted holds (by this run or another with the same
+    sha256)."""
+    runs = load_runs(comp.name)
+    sent = {r.submission.get("sha256") for r in runs
+            if any(e.get("status") != "ERROR" for e in r.kaggle_submissions)}
+    return best_run([r for r in runs if r.submission.get("sha256") not in sent], comp.metric)
 
 
 def refuse_unrecorded(comp: Competition, run: RunRecord) -> None:

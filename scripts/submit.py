@@ -48,7 +48,7 @@ def main() -> int:
     run = kaggle_runs.pick_run(comp, args.run)
     message = kaggle_runs.message_for(run, args.note)
     if not args.again:  # before the file is checked against the data: nothing to check if it will not go
-        kaggle_runs.refuse_resubmission(comp, run)
+        kaggle_runs.refuse_resubmission(comp, run, picked=args.run is None)
     path, rows = kaggle_runs.verified_submission(comp, run, args.data_dir)
     print(f"{comp.name}: run {run.run_id} ({run.recipe}), CV {comp.metric.name} {run.cv_text()}")
     tuned = kaggle_runs.tuned_note(comp, run)

@@ -170,6 +170,18 @@ def test_a_file_kaggle_already_has_is_sent_again_only_with_again(trained, fake_k
     assert run_script("submit.py", "titanic", "--run", rule.run_id, "--no-wait", env=env).returncode == 0
 
 
+def test_the_best_run_already_on_kaggle_names_the_best_one_that_is_not(trained, fake_kaggle, kit_home, data_dir):
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    best, second = trained
+    assert run_script("submit.py", "titanic", "--no-wait", env=env).returncode == 0  # the best by CV
+    again = run_script("submit.py", "titanic", "--dry-run", env=env)
+    assert again.returncode == 2 and last_line(again).startswith("error: this run's file was already submitted")
+    assert last_line(again).endswith(f"the best run by CV whose file Kaggle does not have is {second.run_id} "
+                                     f"({second.recipe}, CV {second.cv_text()}): --run {second.run_id}")
+    named = run_script("submit.py", "titanic", "--run", best.run_id, "--dry-run", env=env)
+    assert last_line(named).endswith("pass --again to send it anyway")  # the user chose it: no other run offered
+
+
 def test_a_submission_kaggle_has_but_the_record_lost_is_recorded_and_not_sent_twice(trained, fake_kaggle, kit_home,
                                                                                       data_dir):
     """A submit killed between Kaggle's answer and the record's update: Kaggle's list names the run."""
