@@ -203,6 +203,21 @@ def list_submissions(slug: str) -> list[dict]:
     return out
 
 
+def submission_limits(slug: str) -> dict[str, int] | None:
+    """The user's submissions to the competition since 00:00 UTC and how many more Kaggle allows today (``today``,
+    ``total``, ``left``, ``by_total``: the lifetime cap is what limits). None where Kaggle does not say (a user not on
+    a team yet gets zeros; an endpoint or network blip): it only helps, so it never stops a submit."""
+    api = _client()
+    try:
+        limits = api.competition_get_submission_limits(slug)
+    except Exception as exc:  # noqa: BLE001 - the submit itself reports Kaggle's failures
+        log.debug("Kaggle gave no submission limits for %s: %s", slug, exc)
+        return None
+    found = {"today": int(limits.num_today), "total": int(limits.num_total), "left": int(limits.num_allowed_now),
+             "by_total": int(bool(limits.limited_by_total))}
+    return None if not any(found.values()) else found
+
+
 def _score(value) -> float | None:
     try:
         return float(value) if value not in (None, "") else None

@@ -7,7 +7,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -175,6 +175,21 @@ def upload_form(path: Path, mode: ZipMode = "auto") -> Iterator[Path]:
         log.info("zipped %s for the upload: %.1f MB -> %.1f MB", path.name, path.stat().st_size / 1e6,
                  packed.stat().st_size / 1e6)
         yield packed
+
+
+def submissions_left(comp: Competition) -> int | None:
+    """How many submissions Kaggle still allows today (None: it does not say); none left is refused before any
+    upload - Web Traffic's file is a few hundred MB to send for a refusal."""
+    limits = kaggle_api.submission_limits(comp.slug)
+    if limits is None or limits["left"] > 0:
+        return None if limits is None else limits["left"]
+    if limits["by_total"]:
+        raise KaggleApiError(f"Kaggle allows no more submissions to {comp.slug}: its lifetime cap is reached "
+                             f"({limits['total']} made) - nothing was sent")
+    now = datetime.now(UTC)
+    wait = int((now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1) - now).total_seconds())
+    raise KaggleApiError(f"no submissions to {comp.slug} left today ({limits['today']} made since 00:00 UTC); Kaggle "
+                         f"allows more at 00:00 UTC, in {wait // 3600} h {wait % 3600 // 60} min - nothing was sent")
 
 
 def submit_run(comp: Competition, run: RunRecord, path: Path, zip_mode: ZipMode = "auto",

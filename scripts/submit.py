@@ -65,8 +65,11 @@ def main() -> int:
     kaggle_api.require_credentials(f"; the validated file is {path}")
     if not args.again:  # a submit cut short may have sent it without recording it
         kaggle_runs.refuse_unrecorded(comp, run)
+    left = kaggle_runs.submissions_left(comp)
     entry = kaggle_runs.submit_run(comp, run, path, args.zip, message)
     print(f"submitted {form}: Kaggle ref {entry['ref']}, message: {message}")
+    if left is not None:
+        print(f"{left - 1} more submission{'s' * (left != 2)} to {comp.slug} allowed today (until 00:00 UTC)")
     later = f"python scripts/leaderboard.py {comp.name} --sync"
     if not args.wait:
         print(f"the score, once Kaggle has it: {later}")

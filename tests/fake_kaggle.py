@@ -212,6 +212,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(500, "Internal server error")
         self._send_json(200, {"message": "Successfully submitted", "ref": ref})
 
+    def api_GetSubmissionLimits(self, body: dict) -> None:  # noqa: N802
+        slug = body.get("competitionName", "")
+        made = len([s for s in self.state.submissions if s["slug"] == slug])  # all of them fall on one fake day
+        left = max(0, self.state.daily_limit - made)
+        self._send_json(200, {"numToday": made, "numTotal": made, "numAllowedNow": left, "limitedByTotal": False})
+
     def api_ListSubmissions(self, body: dict) -> None:  # noqa: N802
         slug = body.get("competitionName", "")
         rows = []

@@ -3,6 +3,7 @@ including a headless Chromium that opens the HTML report from disk."""
 
 import io
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -236,6 +237,24 @@ def test_daily_limit_is_an_error_not_a_silent_success(trained, fake_kaggle, kit_
     assert result.returncode == 4
     assert "daily submission limit reached" in last_line(result)
     assert all(not r["kaggle_submissions"] for r in load_runs("titanic"))
+
+
+def test_no_submissions_left_today_is_refused_before_the_upload(trained, fake_kaggle, kit_home, data_dir):
+    """Kaggle says how many submissions it still allows today: none left costs no upload (Web Traffic's file is a
+    few hundred MB)."""
+    fake_kaggle.state.daily_limit = 2
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    first = run_script("submit.py", "titanic", "--run", trained[0].run_id, "--no-wait", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-2] == "1 more submission to titanic allowed today (until 00:00 UTC)"
+    assert run_script("submit.py", "titanic", "--run", trained[1].run_id, "--no-wait", env=env).returncode == 0
+    retrained = runner.train(TITANIC, "logreg", n_folds=3, progress=False)[0]
+    third = run_script("submit.py", "titanic", "--run", retrained.run_id, env=env)
+    assert third.returncode == 4 and "Traceback" not in third.stderr
+    assert re.fullmatch(r"error: no submissions to titanic left today \(2 made since 00:00 UTC\); Kaggle allows more "
+                        r"at 00:00 UTC, in \d+ h \d+ min - nothing was sent", last_line(third))
+    assert len(fake_kaggle.calls("StartSubmissionUpload")) == 2  # no third upload
+    assert not RunRecord.read(retrained.path).kaggle_submissions
 
 
 def test_edited_submission_is_refused(trained, fake_kaggle, kit_home, data_dir):
