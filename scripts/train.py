@@ -7,6 +7,8 @@
     python scripts/train.py titanic --recipe lgbm --params best          # the best trial of scripts/tune.py
     python scripts/train.py titanic --recipe lgbm --params my-params.json
     python scripts/train.py digit-recognizer --folds-scored all           # the full 5-fold CV of a slow model
+    python scripts/train.py titanic --like 20261122-2130   # a run again as it was trained: the same CV, or what
+                                                           # differs (code, data, libraries, CPU); --seed 1 to vary
     torchrun --nproc_per_node=2 scripts/train.py digit-recognizer         # data-parallel training (DDP)
 """
 
@@ -14,18 +16,22 @@ import argparse
 import logging
 
 import competitions
-from common import kaggle_runs, paths, tuning
+from common import kaggle_runs, paths, reproduce, tuning
 from common.cli import folds_arg, parse_args, run_main, scored_arg, seed_arg
 from common.runner import train
+from common.runs import find_run, load_runs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
-    parser.add_argument("--recipe", default="default", help="named recipe of the competition (default: default; "
-                        "--list-recipes shows them)")
+    parser.add_argument("--recipe", help="named recipe of the competition (default: default; --list-recipes shows "
+                        "them)")
+    parser.add_argument("--like", metavar="RUN", help="train again as run RUN was trained (id or unique prefix): its "
+                        "recipe, params, seed and folds, then compare the CV with its own; --seed, --folds and "
+                        "--folds-scored still change what they name")
     parser.add_argument("--list-recipes", action="store_true", help="list the competition's recipes and exit")
-    parser.add_argument("--seed", type=seed_arg, default=0, help="model seed (folds stay fixed per competition)")
+    parser.add_argument("--seed", type=seed_arg, help="model seed (default 0; folds stay fixed per competition)")
     parser.add_argument("--folds", type=folds_arg, help="number of CV folds (default: the competition's own, 5 "
                         "except web-traffic's 3 backtest windows)")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "
@@ -44,8 +50,20 @@ def main() -> int:
         print(f"{comp.name} recipes ({comp.metric.name}, {comp.metric.direction_in_words}):")
         print("\n".join(comp.recipe_lines()))
         return 0
-    comp.recipe(args.recipe)  # fail fast on an unknown recipe, before any download
+    like = None
     params = source = None
+    if args.like:
+        if args.recipe or args.params:
+            parser.error("--like takes the recipe and params from the run; leave out --recipe and --params")
+        like = find_run(load_runs(comp.name), args.like, comp.name)
+        was = reproduce.settings(like)
+        args.recipe, params, source = was["recipe_name"], was["params"], was["params_source"]
+        args.seed = was["seed"] if args.seed is None else args.seed
+        args.folds = args.folds or was["n_folds"]
+        args.folds_scored = args.folds_scored or (was["folds_scored"] if args.folds == was["n_folds"] else None)
+    args.recipe = args.recipe or "default"
+    args.seed = args.seed or 0
+    comp.recipe(args.recipe)  # fail fast on an unknown recipe, before any download
     if args.params == "best":
         params, source = tuning.best_params(comp, args.recipe, args.storage)
     elif args.params:
@@ -64,6 +82,8 @@ def main() -> int:
           f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
     print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
+    if like is not None:
+        print(reproduce.verdict(like, record))
     tuned = kaggle_runs.tuned_note(comp, record)
     if tuned is not None:
         print(f"note: {tuned}")

@@ -268,3 +268,45 @@ def test_prune_keeps_the_best_of_each_fold_assignment_the_submitted_and_the_newe
     assert "(submitted to Kaggle)" in removed.stdout and "(the newest run)" in removed.stdout
     again = run_script("prune.py", "titanic", "--keep", "2", env=env)
     assert "nothing to remove" in again.stdout
+
+
+def test_train_like_a_run_reproduces_it_and_names_what_differs_when_it_does_not(data_dir, kit_home):
+    """`train.py --like RUN`: the run's recipe, params, seed and folds again; the same CV, or what changed."""
+    from conftest import run_script
+
+    first = run_script("train.py", "titanic", "--recipe", "fast", "--folds", "3", "--seed", "2", "--quiet")
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.split("(run ")[1].split(")")[0]
+    again = run_script("train.py", "titanic", "--like", run_id[:22], "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1].startswith(f"the same fold scores as run {run_id}, CV accuracy ")
+    assert again.stdout.splitlines()[-1].endswith("and the same submission file")
+    other = run_script("train.py", "titanic", "--like", run_id, "--seed", "5", "--quiet")
+    assert other.returncode == 0, other.stderr
+    verdict = other.stdout.splitlines()[-1]
+    assert verdict.startswith("CV accuracy ") and f"against run {run_id}'s " in verdict
+    assert "what differs: the seed (2 -> 5)" in verdict
+    mixed = run_script("train.py", "titanic", "--like", run_id, "--recipe", "lgbm")
+    assert mixed.returncode == 2 and "leave out --recipe and --params" in mixed.stderr
+
+
+def test_the_differences_between_two_runs_name_every_input_the_record_holds():
+    from common.reproduce import differences, settings
+
+    def record(**env) -> RunRecord:
+        base = {"git_commit": "a" * 40, "libraries": {"lightgbm": "4.6.0", "numpy": "2.4.6"}, "python": "3.11.7",
+                "cpu_flags": ["avx2", "avx512_bf16"], "cpu_count": 2, "processes": 1}
+        return RunRecord("r", "", "titanic", "lgbm", {"name": "accuracy"}, {"mean": 0.8, "fold_scores": [0.8]},
+                         seed=0, folds={"n_splits": 5, "hash": "f1"}, data={"sha256": {"train.csv": "t"}},
+                         environment={**base, **env})
+
+    old = record()
+    assert differences(old, record()) == []
+    new = record(git_commit="b" * 40 + "-dirty", libraries={"lightgbm": "4.7.0", "numpy": "2.4.6"},
+                 cpu_flags=["avx2"])
+    assert differences(old, new) == ["the code (aaaaaaaaaa -> bbbbbbbbbb with uncommitted changes)",
+                                     "lightgbm 4.6.0 -> 4.7.0", "the CPU's flags (avx2, avx512_bf16 -> avx2)"]
+    ensemble = RunRecord("e", "", "titanic", "ensemble", {"name": "accuracy"}, {"mean": 0.8},
+                         params_source={"kind": "ensemble"}, ensemble={"weights": {"r1": 0.5, "r2": 0.5}})
+    with pytest.raises(UsageError, match="scripts/ensemble.py titanic --runs r1 r2"):
+        settings(ensemble)

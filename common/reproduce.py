@@ -1,0 +1,77 @@
+"""Train a run again as it was trained (``train.py --like RUN``) and say whether its CV came out the same, and if not,
+which of the inputs its record holds differ: the code, the data, the folds, a library, the CPU.
+
+Same command, same CV is a promise of the toolkit; this is how a user checks it - after an update, on another
+machine, or after changing a feature, to see what the change did to the very run it started from.
+"""
+
+from typing import Any
+
+from common.errors import UsageError
+from common.runs import RunRecord
+
+ENSEMBLE_KINDS = ("ensemble",)
+
+
+def settings(run: RunRecord) -> dict[str, Any]:
+    """The arguments of ``runner.train`` that made ``run``: recipe, its params as resolved then (the recipe's own
+    defaults may have changed since), where they came from, seed, folds and folds scored."""
+    if run.params_source.get("kind") in ENSEMBLE_KINDS:
+        members = " ".join(run.ensemble.get("weights", {})) or "..."
+        raise UsageError(f"run {run.run_id} is an ensemble of other runs, not a trained recipe; blend them again with "
+                         f"python scripts/ensemble.py {run.competition} --runs {members}")
+    return {"recipe_name": run.recipe, "params": dict(run.params), "seed": run.seed,
+            "n_folds": run.folds.get("n_splits"), "folds_scored": len(run.cv.get("fold_scores", [])) or None,
+            "params_source": {**run.params_source, "like": run.run_id}}
+
+
+def differences(old: RunRecord, new: RunRecord) -> list[str]:
+    """What the two records say differs among the inputs of a CV: where a different score can come from."""
+    out = []
+    old_sums, new_sums = old.data.get("sha256") or {}, new.data.get("sha256") or {}
+    changed = sorted(name for name in {*old_sums, *new_sums} if old_sums.get(name) != new_sums.get(name))
+    if changed:
+        out.append(f"the data ({', '.join(changed)})")
+    if old.folds.get("hash") != new.folds.get("hash"):
+        out.append(f"the folds ({old.folds.get('n_splits')} -> {new.folds.get('n_splits')}, hash "
+                   f"{old.folds.get('hash')} -> {new.folds.get('hash')})")
+    if old.seed != new.seed:
+        out.append(f"the seed ({old.seed} -> {new.seed})")
+    before, after = old.environment, new.environment
+    commit_before, commit_after = before.get("git_commit"), after.get("git_commit")
+    if commit_before != commit_after or (commit_after or "").endswith("-dirty"):
+        out.append(f"the code ({_commit(commit_before)} -> {_commit(commit_after)})")
+    libs_before, libs_after = before.get("libraries") or {}, after.get("libraries") or {}
+    out += [f"{lib} {libs_before.get(lib, 'absent')} -> {libs_after.get(lib, 'absent')}"
+            for lib in sorted({*libs_before, *libs_after}) if libs_before.get(lib) != libs_after.get(lib)]
+    for key, what in (("python", "Python"), ("cpu_flags", "the CPU's flags"), ("cpu_count", "the CPU count"),
+                      ("processes", "the processes")):
+        if before.get(key) != after.get(key):
+            out.append(f"{what} ({_shown(before.get(key))} -> {_shown(after.get(key))})")
+    return out
+
+
+def verdict(old: RunRecord, new: RunRecord) -> str:
+    """One line: the same CV (and file) as the run it repeats, or the gap and what differs."""
+    name = new.metric["name"]
+    if new.cv["fold_scores"] == old.cv["fold_scores"]:
+        same_file = new.submission.get("sha256") == old.submission.get("sha256")
+        return (f"the same fold scores as run {old.run_id}, CV {name} {new.cv['mean']:.5f}"
+                + (", and the same submission file" if same_file else ", but another submission file"))
+    gap = new.cv["mean"] - old.cv["mean"]
+    why = differences(old, new)
+    said = ("what differs: " + "; ".join(why)) if why else (
+        "nothing its record holds differs (a source of randomness the toolkit does not pin: please report it)")
+    return f"CV {name} {new.cv['mean']:.5f} against run {old.run_id}'s {old.cv['mean']:.5f} ({gap:+.5f}); {said}"
+
+
+def _commit(commit: str | None) -> str:
+    if not commit:
+        return "unknown"
+    return commit[:10] + (" with uncommitted changes" if commit.endswith("-dirty") else "")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return "unknown" if value is None else str(value)
