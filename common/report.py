@@ -97,11 +97,19 @@ def _rows(section: Section) -> list[list[str]]:
         rows.append([str(rank), r.run_id, r.recipe, r.cv_text(),
                      str(len(r.cv.get("fold_scores", []))), _params_source(r),
                      f"{r.seconds.get('total', 0):.1f}", r.started[:16].replace("T", " "),
-                     _fmt(public), _fmt(private), _fmt(gap, 4)])
+                     _fmt(public), _fmt(private), _fmt(gap, 4), _code(r)])
     return rows
 
 
-HEADER = ["#", "run", "recipe", "CV", "folds", "params", "seconds", "date", "public LB", "private LB", "LB-CV"]
+def _code(run: RunRecord) -> str:
+    """The commit a run's code came from, short; ``+`` when it had uncommitted changes (runs of one commit with a
+    ``+`` may still differ in code)."""
+    commit = run.environment.get("git_commit") or ""
+    return commit[:7] + ("+" if commit.endswith("-dirty") else "")
+
+
+HEADER = ["#", "run", "recipe", "CV", "folds", "params", "seconds", "date", "public LB", "private LB", "LB-CV",
+          "code"]
 
 
 def markdown(sections: list[Section]) -> str:

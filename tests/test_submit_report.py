@@ -410,7 +410,11 @@ def test_the_tables_fold_away_low_runs_never_scored_on_kaggle(trained, kit_home,
     assert best.run_id in shown and scored.run_id in shown and "0.77000" in shown
     assert "1 more run (lower CV, not scored on Kaggle)" in folded
     assert others[0].run_id in folded.split("</details>")[0]
-    assert all(r.run_id in (kit_home / "reports" / "leaderboard.md").read_text() for r in [best, *others])
+    md = (kit_home / "reports" / "leaderboard.md").read_text()
+    assert all(r.run_id in md for r in [best, *others])
+    commit = best.environment["git_commit"]  # the code column: the commit, + for uncommitted changes
+    assert md.splitlines()[4].endswith("| code |")
+    assert f"| {commit[:7]}{'+' if commit.endswith('-dirty') else ''} |" in md
 
 
 def test_report_with_no_runs_is_friendly(kit_home):
