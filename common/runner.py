@@ -107,8 +107,10 @@ def oof_score(comp: Competition, prep: Prepared, result: CVResult) -> float:
 def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_folds: int | None = None,
           data_dir: str | Path | None = None, params: dict[str, Any] | None = None,
           params_source: dict[str, Any] | None = None, progress: bool = True,
-          folds_scored: int | None = None) -> tuple[RunRecord | None, Path | None]:
+          folds_scored: int | None = None, used_by: dict[str, Any] | None = None
+          ) -> tuple[RunRecord | None, Path | None]:
     """Cross-validate a recipe, write a complete run folder and publish its submission; returns (record, folder).
+    ``used_by``: the data record of a run this one repeats, whose files are preferred (``prepare``).
 
     Under torchrun only rank 0 writes and returns the record; the other processes return (None, None).
     """
@@ -120,10 +122,10 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     rank, processes = world()
     if rank > 0:  # another process of a torchrun job: train its shard in step with rank 0, write nothing
         barrier()  # rank 0 has checked and cached the files and made the folds
-        run_cv(prepare(comp, n_folds, data_dir), recipe_name, params, seed, progress=False, with_test=False,
+        run_cv(prepare(comp, n_folds, data_dir, used_by), recipe_name, params, seed, progress=False, with_test=False,
                folds_scored=folds_scored)
         return None, None
-    prep = prepare(comp, n_folds, data_dir)
+    prep = prepare(comp, n_folds, data_dir, used_by)
     barrier()
     config = {"competition": comp.name, "recipe": recipe_name, "params": params, "seed": seed, "n_folds": n_folds}
     resume = Resume(comp.name) if processes == 1 else None  # torchrun: every process must fit every fold

@@ -73,7 +73,8 @@ def main() -> int:
     if scored is not None and scored > args.folds:
         parser.error(f"--folds-scored {scored} is more than --folds {args.folds}")
     record, folder = train(comp, args.recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
-                           params=params, params_source=source, progress=not args.quiet, folds_scored=scored)
+                           params=params, params_source=source, progress=not args.quiet, folds_scored=scored,
+                           used_by=like.data if like is not None else None)
     if record is None:  # a torchrun process other than rank 0: rank 0 reports
         return 0
     cv = record.cv

@@ -272,13 +272,15 @@ def test_prune_keeps_the_best_of_each_fold_assignment_the_submitted_and_the_newe
 
 def test_train_like_a_run_reproduces_it_and_names_what_differs_when_it_does_not(data_dir, kit_home):
     """`train.py --like RUN`: the run's recipe, params, seed and folds again; the same CV, or what changed."""
-    from conftest import run_script
+    from conftest import env_for, run_script
 
     first = run_script("train.py", "titanic", "--recipe", "fast", "--folds", "3", "--seed", "2", "--quiet")
     assert first.returncode == 0, first.stderr
     run_id = first.stdout.split("(run ")[1].split(")")[0]
-    again = run_script("train.py", "titanic", "--like", run_id[:22], "--quiet")
+    # without KAGGLE_DATA_DIR or --data-dir: the files where the run found them, while they are unchanged
+    again = run_script("train.py", "titanic", "--like", run_id[:22], "--quiet", env=env_for(kit_home))
     assert again.returncode == 0, again.stderr
+    assert "using the files the run used" in again.stderr
     assert again.stdout.splitlines()[-1].startswith(f"the same fold scores as run {run_id}, CV accuracy ")
     assert again.stdout.splitlines()[-1].endswith("and the same submission file")
     other = run_script("train.py", "titanic", "--like", run_id, "--seed", "5", "--quiet")
