@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from common.errors import KaggleApiError
 
@@ -70,9 +71,22 @@ def require_credentials(then: str = "") -> None:
         raise KaggleApiError(f"no Kaggle credentials: {CREDENTIALS_HELP}{then}")
 
 
+_CLIENTS: dict[tuple[str | None, ...], Any] = {}  # one authenticated client per process and set of credentials
+
+
 def _client(then: str = ""):
+    """The official client, authenticated once per process: a submit lists, asks the limits and uploads, and each
+    authentication of a token is a round trip to Kaggle (and the readable-token warning would repeat)."""
     require_credentials(then)
-    warn_if_token_readable()
+    key = tuple(os.environ.get(name) for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN",
+                                                  "KAGGLE_CONFIG_DIR", "KAGGLE_API_ENVIRONMENT"))
+    if key not in _CLIENTS:
+        warn_if_token_readable()
+        _CLIENTS[key] = _authenticated()
+    return _CLIENTS[key]
+
+
+def _authenticated():
     # Importing the package authenticates eagerly and prints help on failure; keep that noise off the terminal.
     with contextlib.redirect_stdout(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi

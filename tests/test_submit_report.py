@@ -183,6 +183,21 @@ def test_the_best_run_already_on_kaggle_names_the_best_one_that_is_not(trained, 
     assert last_line(named).endswith("pass --again to send it anyway")  # the user chose it: no other run offered
 
 
+def test_a_submit_authenticates_once_and_warns_once_about_a_readable_token(trained, fake_kaggle, kit_home,
+                                                                              data_dir):
+    """A submit lists, asks the limits and uploads: one client for all three (a token is checked online)."""
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # the credentials from a token file instead
+        env.pop(name)
+    token = kit_home / "kaggle-config" / "kaggle.json"
+    token.write_text(json.dumps({"username": fake_kaggle.state.username, "key": fake_kaggle.state.key}))
+    token.chmod(0o644)
+    result = run_script("submit.py", "titanic", "--no-wait", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("chmod 600") == 1
+    assert fake_kaggle.calls("GetSubmissionLimits") and fake_kaggle.calls("ListSubmissions")
+
+
 def test_a_submission_kaggle_has_but_the_record_lost_is_recorded_and_not_sent_twice(trained, fake_kaggle, kit_home,
                                                                                       data_dir):
     """A submit killed between Kaggle's answer and the record's update: Kaggle's list names the run."""
