@@ -71,19 +71,25 @@ def require_credentials(then: str = "") -> None:
         raise KaggleApiError(f"no Kaggle credentials: {CREDENTIALS_HELP}{then}")
 
 
-_CLIENTS: dict[tuple[str | None, ...], Any] = {}  # one authenticated client per process and set of credentials
+# One authenticated client per set of credentials, with when it authenticated; kept for CLIENT_SECONDS, below the
+# life of an OAuth access token (a wait for a score polls for 15 minutes, or as long as --timeout says).
+_CLIENTS: dict[tuple[str | None, ...], tuple[Any, float]] = {}
+CLIENT_SECONDS = 600
 
 
 def _client(then: str = ""):
-    """The official client, authenticated once per process: a submit lists, asks the limits and uploads, and each
-    authentication of a token is a round trip to Kaggle (and the readable-token warning would repeat)."""
+    """The official client, authenticated once in a while rather than for every call: a submit lists, asks the
+    limits and uploads, and each authentication of a token is a round trip to Kaggle (the readable-token warning is
+    said once per process)."""
     require_credentials(then)
     key = tuple(os.environ.get(name) for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN",
                                                   "KAGGLE_CONFIG_DIR", "KAGGLE_API_ENVIRONMENT"))
     if key not in _CLIENTS:
         warn_if_token_readable()
-        _CLIENTS[key] = _authenticated()
-    return _CLIENTS[key]
+    elif time.monotonic() - _CLIENTS[key][1] < CLIENT_SECONDS:
+        return _CLIENTS[key][0]
+    _CLIENTS[key] = (_authenticated(), time.monotonic())
+    return _CLIENTS[key][0]
 
 
 def _authenticated():

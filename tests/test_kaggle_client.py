@@ -207,3 +207,25 @@ def test_a_full_disk_during_a_download_is_the_machines_error_and_not_retried():
     with pytest.raises(kaggle_api.KaggleApiError, match="after 3 attempts"):  # the network's: retried, exit 4
         kaggle_api.call_with_retries(reset, "titanic", "download titanic", backoff=0)
     assert len(calls) == 3
+
+
+def test_the_client_is_authenticated_again_only_after_a_while(monkeypatch):
+    """One authentication serves a submit's calls; a long wait for a score authenticates again (an OAuth access
+    token does not last forever)."""
+    from common import kaggle_api
+
+    now, made, warned = [1000.0], [], []
+    monkeypatch.setattr(kaggle_api, "_CLIENTS", {})
+    monkeypatch.setattr(kaggle_api.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(kaggle_api, "_authenticated", lambda: made.append(object()) or made[-1])
+    monkeypatch.setattr(kaggle_api, "warn_if_token_readable", lambda: warned.append(1))
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "0" * 32)
+    first = kaggle_api._client()
+    now[0] += kaggle_api.CLIENT_SECONDS - 1
+    assert kaggle_api._client() is first and len(made) == 1
+    now[0] += 2
+    assert kaggle_api._client() is not first and len(made) == 2
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone-else")  # other credentials: their own client
+    assert kaggle_api._client() is made[-1] and len(made) == 3
+    assert len(warned) == 2  # once per set of credentials
