@@ -111,8 +111,7 @@ def _download(comp: Competition, cache: Path, names: list[str], force: bool, che
             except DataError:  # a complete download the checks refuse: the next run fetches it anew
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-            waiting = [name for name, cache in comp.shares_download_with
-                       if not (paths.data_cache(cache) / MANIFEST).is_file()]
+            waiting = waiting_for_download(comp)
             if waiting:
                 log.info("%s: kept the download %s (%.0f MB) for %s, which is unpacked from the same file: its "
                          "first run takes it from there instead of downloading it again (delete the folder if you "
@@ -124,6 +123,13 @@ def _download(comp: Competition, cache: Path, names: list[str], force: bool, che
         finally:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: a download that never started leaves nothing behind
+
+
+def waiting_for_download(comp: Competition, itself: bool = False) -> list[str]:
+    """The competitions unpacked from the same Kaggle download as ``comp`` (``itself``: and ``comp``) that have no
+    cache yet: the download is kept for them."""
+    sharing = [*([(comp.name, comp.cache)] if itself else []), *comp.shares_download_with]
+    return [name for name, cache in sharing if not (paths.data_cache(cache) / MANIFEST).is_file()]
 
 
 def load(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False,

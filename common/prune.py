@@ -14,7 +14,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import paths
+from common.competition import Competition
+from common.data import waiting_for_download
 from common.io import held, sweep_leftovers, temp_tag
+from common.kaggle_api import PARTIAL_MARKER
 from common.metrics import Metric
 from common.runs import RECORDS_LOCK, RunRecord
 
@@ -76,6 +80,24 @@ def remove(records: list[RunRecord]) -> int:
                 freed += size
                 log.info("removed %s (%s)", record.run_id, size_text(size))
     return freed
+
+
+def download_note(comp: Competition) -> str | None:
+    """What the competition's Kaggle download folder still holds, for the user freeing space: a part download kept
+    for the next command to resume, or a whole one kept for a competition unpacked from the same file (Web
+    Traffic's other stage) that has not run yet. None when there is none."""
+    folder = paths.download_dir(comp.slug)
+    files = [p for p in folder.glob("*") if p.is_file()] if folder.is_dir() else []
+    if not files:
+        return None
+    size = size_text(sum(p.stat().st_size for p in files))
+    if any(p.name.endswith(PARTIAL_MARKER) for p in files):
+        why = "a download cut short, which the next command that needs the files resumes"
+    else:
+        waiting = waiting_for_download(comp, itself=True)
+        why = (f"the whole download, kept until {' and '.join(waiting)} unpacks it" if waiting
+               else "a whole download, which the next command that needs the files unpacks")
+    return f"also: {paths.shown(folder)}/ holds {size}: {why} (delete the folder to free the space)"
 
 
 def _by_parent(records: list[RunRecord]) -> dict[Path, list[RunRecord]]:

@@ -141,6 +141,8 @@ def test_an_interrupted_download_resumes_where_it_stopped(fake_kaggle, kit_home,
     assert "the download so far stays in data/.download-digit-recognizer/" in proc.stderr.read().decode()
     kept = part.stat().st_size
     assert 5 << 20 <= kept < len(blob) and blob.startswith(part.read_bytes())
+    said = run_script("prune.py", "digit-recognizer", env=env).stdout
+    assert "a download cut short, which the next command that needs the files resumes" in said
 
     fake_kaggle.state.stall_download_after = None
     fake_kaggle.state.stall_released.set()

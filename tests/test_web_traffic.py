@@ -203,6 +203,8 @@ def test_the_second_stage_unpacks_the_download_the_first_kept(replica, tmp_path,
     assert first.returncode == 0, first.stderr
     assert "kept the download" in first.stderr and "for web-traffic, which" in first.stderr
     assert (download / f"{SLUG}.zip").is_file()
+    said = run_script("prune.py", "web-traffic", env=env).stdout  # where a user frees space, it is named
+    assert f".download-{SLUG}/ holds " in said and "the whole download, kept until web-traffic unpacks it" in said
     second = run_script("download.py", "web-traffic", env=env)
     assert second.returncode == 0, second.stderr
     assert "using the download kept in" in second.stderr
