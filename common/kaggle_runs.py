@@ -95,8 +95,8 @@ def difference_note(comp: Competition, run: RunRecord, rows: pd.DataFrame) -> st
         return None
     mine, theirs = rows[spec.value_col].to_numpy(), other[spec.value_col].to_numpy()
     changed = int((mine != theirs).sum()) if spec.dtype == "int" else int((~np.isclose(mine, theirs)).sum())
-    said = (f"against run {best.run_id}, the best on Kaggle (public {comp.metric.name} {score}), "
-            f"{changed:,} of {len(rows):,} predictions differ")
+    said = (f"against run {best.run_id}, the best on Kaggle (public {comp.metric.name} {score}, CV "
+            f"{best.cv_text()}), {changed:,} of {len(rows):,} predictions differ")
     if spec.dtype != "int" and changed:
         said += f" ({comp.metric.name} {comp.metric(theirs, mine):.5f} between the two files)"
     return said

@@ -90,8 +90,8 @@ def test_submit_says_how_far_the_file_is_from_the_best_on_kaggle(name, recipes, 
                     for r in (best, new))
     changed = int((theirs != mine).sum()) if comp.submission.dtype == "int" else int((~np.isclose(theirs, mine)).sum())
     assert 0 < changed <= len(mine)
-    said = (f"against run {best.run_id}, the best on Kaggle (public {comp.metric.name} 0.5), {changed:,} of "
-            f"{len(mine):,} predictions differ")
+    said = (f"against run {best.run_id}, the best on Kaggle (public {comp.metric.name} 0.5, CV {best.cv_text()}), "
+            f"{changed:,} of {len(mine):,} predictions differ")
     assert said in shown.stdout
     if comp.submission.dtype == "float":  # how far apart, in the metric's own terms
         assert f"({comp.metric.name} {comp.metric(theirs, mine):.5f} between the two files)" in shown.stdout
