@@ -99,7 +99,7 @@ def _download(comp: Competition, cache: Path, names: list[str], force: bool, che
             kept = sum(p.stat().st_size for p in folder.glob(f"{comp.slug}.*") if p.is_file()
                        and not p.name.endswith(kaggle_api.PARTIAL_MARKER))
             if kept and not force:
-                if any(folder.glob(f"*{kaggle_api.PARTIAL_MARKER}")):
+                if paths.part_download(folder):
                     log.info("%s: %.1f MB of an earlier download are in %s; the client goes on from there if "
                              "Kaggle's file is unchanged", comp.name, kept / 1e6, paths.shown(folder))
                 else:

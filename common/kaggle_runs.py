@@ -107,7 +107,7 @@ def earlier_submission(comp: Competition, run: RunRecord) -> str | None:
     submission.csv has the same sha256 (the same recipe and seed trained again writes the same file); None if none."""
     digest = run.submission.get("sha256")
     sent = [(other, entry) for other in load_runs(comp.name) if digest and other.submission.get("sha256") == digest
-            for entry in other.kaggle_submissions if entry.get("status") != "ERROR"]
+            for entry in _accepted(other)]
     if not sent:
         return None
     other, entry = max(sent, key=lambda found: found[1]["ref"])
@@ -117,6 +117,11 @@ def earlier_submission(comp: Competition, run: RunRecord) -> str | None:
              else f"not scored yet: python scripts/leaderboard.py {comp.name} --sync")
     return (f"{what} was already submitted to Kaggle on {entry.get('submitted') or 'an earlier day'} "
             f"(ref {entry['ref']}, {state})")
+
+
+def _accepted(run: RunRecord) -> list[dict[str, Any]]:
+    """The run's submissions that Kaggle did not reject: a rejected file is not one Kaggle has."""
+    return [entry for entry in run.kaggle_submissions if entry.get("status") != "ERROR"]
 
 
 def refuse_resubmission(comp: Competition, run: RunRecord, picked: bool = False) -> None:
@@ -140,8 +145,7 @@ def best_unsent(comp: Competition) -> RunRecord | None:
     """The best run by CV whose file no submission Kaggle accepted holds (by this run or another with the same
     sha256)."""
     runs = load_runs(comp.name)
-    sent = {r.submission.get("sha256") for r in runs
-            if any(e.get("status") != "ERROR" for e in r.kaggle_submissions)}
+    sent = {r.submission.get("sha256") for r in runs if _accepted(r)}
     return best_run([r for r in runs if r.submission.get("sha256") not in sent], comp.metric)
 
 

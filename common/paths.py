@@ -22,19 +22,25 @@ def download_dir(slug: str) -> Path:
     return home() / "data" / f".download-{slug}"
 
 
-def partial_downloads(since: float = 0.0) -> list[Path]:
-    """The ``download_dir`` folders an interruption left holding bytes (written to at ``since`` or later) that the
-    next run resumes from: the client's ``.kaggle-partial`` marker says which remote file they are part of (a
-    complete download kept for another stage has none)."""
+def part_download(folder: Path) -> bool:
+    """Whether a ``download_dir`` holds a download cut short: the client's ``.kaggle-partial`` marker says which
+    remote file its bytes are part of (a whole download, kept for Web Traffic's other stage, has none)."""
     from common.kaggle_api import PARTIAL_MARKER  # the client itself is imported only where a call needs it
 
-    def partial(folder: Path) -> bool:
-        files = [f for f in folder.iterdir() if f.is_file()]
-        parts = [f for f in files if not f.name.endswith(PARTIAL_MARKER)]
-        return len(parts) < len(files) and any(f.stat().st_size and f.stat().st_mtime >= since for f in parts)
+    return folder.is_dir() and any(f.name.endswith(PARTIAL_MARKER) for f in folder.iterdir())
+
+
+def partial_downloads(since: float = 0.0) -> list[Path]:
+    """The ``download_dir`` folders an interruption left holding part of a download (bytes written at ``since`` or
+    later): the next run resumes from them."""
+    from common.kaggle_api import PARTIAL_MARKER
+
+    def recent(folder: Path) -> bool:  # bytes of the file itself, not of the client's marker beside it
+        return any(f.is_file() and not f.name.endswith(PARTIAL_MARKER) and f.stat().st_size
+                   and f.stat().st_mtime >= since for f in folder.iterdir())
 
     try:
-        return sorted(p for p in (home() / "data").glob(".download-*") if p.is_dir() and partial(p))
+        return sorted(p for p in (home() / "data").glob(".download-*") if part_download(p) and recent(p))
     except OSError:
         return []
 

@@ -18,7 +18,6 @@ from common import paths
 from common.competition import Competition
 from common.data import waiting_for_download
 from common.io import held, sweep_leftovers, temp_tag
-from common.kaggle_api import PARTIAL_MARKER
 from common.metrics import Metric
 from common.runs import RECORDS_LOCK, RunRecord
 
@@ -91,7 +90,7 @@ def download_note(comp: Competition) -> str | None:
     if not files:
         return None
     size = size_text(sum(p.stat().st_size for p in files))
-    if any(p.name.endswith(PARTIAL_MARKER) for p in files):
+    if paths.part_download(folder):
         why = "a download cut short, which the next command that needs the files resumes"
     else:
         waiting = waiting_for_download(comp, itself=True)
