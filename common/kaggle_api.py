@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ CREDENTIALS_HELP = (
     "KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY (create a token at https://www.kaggle.com/settings/api)"
 )
 RETRIES = 3
+PAGE_SIZE = 100  # submissions asked for per page of the list (Kaggle may give fewer)
+MAX_PAGES = 100  # pages of the list read at most: 2 000 to 10 000 submissions
 PARTIAL_MARKER = ".kaggle-partial"  # the client's note beside a part-downloaded file: which remote file it is
 
 
@@ -205,22 +208,48 @@ def _daily_limit(message: str) -> bool:
     return "daily" in text and ("allowance" in text or "limit" in text)
 
 
-def list_submissions(slug: str) -> list[dict]:
-    """The user's submissions to a competition, newest first, as plain dicts."""
+def list_submissions(slug: str, refs: Collection[int] = ()) -> list[dict]:
+    """The user's submissions to a competition, newest first, as plain dicts: the newest page, or as many pages as it
+    takes to list every submission in ``refs``. Kaggle hands the list out a page at a time, and its page size has
+    been 20, 50 or 100 whatever was asked, so an old submission (a score to sync after many submissions made
+    elsewhere) can lie pages back."""
     api = _client()
-    rows = call_with_retries(lambda: api.competition_submissions(slug, page_size=100) or [], slug,
-                             f"list submissions of {slug}")
-    out = []
-    for s in rows:
-        if s is None:
-            continue
-        out.append({
-            "ref": int(s.ref), "date": s.date.isoformat() if s.date else None, "description": s.description or "",
-            "file_name": s.file_name, "status": getattr(s.status, "name", str(s.status)),
-            "public_score": _score(s.public_score), "private_score": _score(s.private_score),
-            "error": s.error_description or None,
-        })
+    wanted, out, tokens = set(refs), [], [""]
+    while len(tokens) <= MAX_PAGES:
+        rows, token = call_with_retries(lambda: _submissions_page(api, slug, tokens[-1]), slug,
+                                        f"list submissions of {slug}")
+        out += [_submission(s) for s in rows if s is not None]
+        wanted -= {s["ref"] for s in out}
+        if not wanted or not token or token in tokens:
+            break
+        tokens.append(token)
     return out
+
+
+def _submissions_page(api, slug: str, token: str) -> tuple[list, str]:
+    """One page of the list and the token of the next ("" after the last). The client's own call drops that token,
+    so the request is the one it builds, sent through its SDK."""
+    from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
+    from kagglesdk.competitions.types.competition_enums import SubmissionGroup, SubmissionSortBy
+
+    request = ApiListSubmissionsRequest()
+    request.competition_name = slug
+    request.group = SubmissionGroup.SUBMISSION_GROUP_ALL
+    request.sort_by = SubmissionSortBy.SUBMISSION_SORT_BY_DATE
+    request.page_size = PAGE_SIZE
+    request.page_token = token
+    with api.build_kaggle_client() as kaggle:
+        response = kaggle.competitions.competition_api_client.list_submissions(request)
+    return response.submissions or [], response.next_page_token or ""
+
+
+def _submission(s) -> dict:
+    return {
+        "ref": int(s.ref), "date": s.date.isoformat() if s.date else None, "description": s.description or "",
+        "file_name": s.file_name, "status": getattr(s.status, "name", str(s.status)),
+        "public_score": _score(s.public_score), "private_score": _score(s.private_score),
+        "error": s.error_description or None,
+    }
 
 
 def submission_limits(slug: str) -> dict[str, int] | None:

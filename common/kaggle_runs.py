@@ -233,7 +233,7 @@ def wait_for_score(comp: Competition, run: RunRecord, ref: int, timeout: float =
                    poll: float = 10) -> dict[str, Any]:
     deadline = time.time() + timeout
     while True:
-        remote = kaggle_api.list_submissions(comp.slug)
+        remote = kaggle_api.list_submissions(comp.slug)  # the newest page: it was just made
         mine = next((s for s in remote if s["ref"] == ref), None)
         if mine is not None and mine["status"] in DONE:
             apply_scores(run, remote)
@@ -248,10 +248,12 @@ def wait_for_score(comp: Competition, run: RunRecord, ref: int, timeout: float =
 
 
 def sync(comp: Competition) -> int:
-    """Read the user's submissions back from Kaggle and fill in scores of the runs that made them."""
-    remote = kaggle_api.list_submissions(comp.slug)
+    """Read the user's submissions back from Kaggle and fill in scores of the runs that made them (every recorded
+    one: a private score appears when the competition ends)."""
+    runs = load_runs(comp.name)
+    remote = kaggle_api.list_submissions(comp.slug, refs={e["ref"] for r in runs for e in r.kaggle_submissions})
     updated = 0
-    for run in load_runs(comp.name):
+    for run in runs:
         if _matching(run, remote):
             apply_scores(run, remote)
             updated += 1

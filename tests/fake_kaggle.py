@@ -9,8 +9,8 @@ accepted, 500 for server errors (optionally only the first N times, to exercise 
 Submissions work like Kaggle's: StartSubmissionUpload hands out an upload URL, the client PUTs the file there,
 CreateSubmission unpacks a zipped upload (as Kaggle does) and checks columns and row count against the competition's
 sample submission (a wrong file becomes a submission in status ERROR with an error description, as on Kaggle),
-enforces a daily limit, and ListSubmissions returns them with a public/private score once "scored" (after
-``pending_polls`` list calls).
+enforces a daily limit, and ListSubmissions returns them, newest first a page at a time, with a public/private score
+once "scored" (after ``pending_polls`` list calls).
 """
 
 import base64
@@ -47,6 +47,7 @@ class FakeKaggleState:
     calls: list[tuple[str, dict]] = field(default_factory=list)
     daily_limit: int = 5
     pending_polls: int = 1  # ListSubmissions calls before a new submission shows as scored
+    max_page_size: int = 50  # ListSubmissions pages hold at most this many, whatever the client asks (as Kaggle's)
     lose_create_responses: int = 0  # create the submission, then answer 500 anyway (a lost response)
     uploads: dict[str, bytes] = field(default_factory=dict)
     upload_names: dict[str, str] = field(default_factory=dict)  # token -> the file name the client announced
@@ -220,8 +221,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_ListSubmissions(self, body: dict) -> None:  # noqa: N802
         slug = body.get("competitionName", "")
+        newest_first = list(reversed([s for s in self.state.submissions if s["slug"] == slug]))
+        start = int(body.get("pageToken") or 0)
+        end = start + min(int(body.get("pageSize") or 20), self.state.max_page_size)
         rows = []
-        for sub in reversed([s for s in self.state.submissions if s["slug"] == slug]):
+        for sub in newest_first[start:end]:
             sub["polls"] += 1
             scored = sub["polls"] > self.state.pending_polls
             row = {"ref": sub["ref"], "date": sub["date"], "description": sub["description"],
@@ -233,7 +237,7 @@ class Handler(BaseHTTPRequestHandler):
                 row["publicScore"] = str(sub["score"])
                 row["privateScore"] = str(round(sub["score"] - 0.01, 5))
             rows.append(row)
-        self._send_json(200, {"submissions": rows})
+        self._send_json(200, {"submissions": rows, "nextPageToken": str(end) if end < len(newest_first) else ""})
 
     def do_PUT(self) -> None:  # noqa: N802 - the upload URL handed out by StartSubmissionUpload
         token = self.path[len(UPLOAD_PREFIX):] if self.path.startswith(UPLOAD_PREFIX) else ""

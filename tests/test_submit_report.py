@@ -386,6 +386,21 @@ def test_sync_fills_in_scores_of_earlier_submissions(trained, fake_kaggle, kit_h
     assert "LB " in result.stdout
 
 
+def test_sync_reads_back_pages_until_it_finds_every_recorded_submission(trained, fake_kaggle, kit_home, data_dir):
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    assert run_script("submit.py", "titanic", "--no-wait", env=env).returncode == 0
+    for i in range(7):  # then submissions made elsewhere (a notebook, the website): the run's is pages back now
+        fake_kaggle.state.submissions.append({"slug": "titanic", "ref": 5000 + i, "description": f"notebook {i}",
+                                              "error": None, "score": 0.7, "polls": 0, "date": "2026-11-23T12:00:00Z"})
+    fake_kaggle.state.pending_polls, fake_kaggle.state.max_page_size = 0, 3
+    result = run_script("leaderboard.py", "titanic", "--sync", env=env)
+    assert result.returncode == 0, result.stderr
+    synced = [s for r in load_runs("titanic") for s in r["kaggle_submissions"]]
+    assert len(synced) == 1 and synced[0]["status"] == "COMPLETE" and synced[0]["public_score"] is not None
+    pages = [body.get("pageToken", "") for method, body in fake_kaggle.state.calls if method == "ListSubmissions"]
+    assert pages[-3:] == ["", "3", "6"]  # three pages of 3: the run's was the 8th newest, and no page after it
+
+
 def test_a_wrong_file_gets_kaggles_error_description(fake_kaggle, kit_home, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("PassengerId,Survived\n892,0\n")
