@@ -13,6 +13,8 @@ import argparse
 import competitions
 from common import kaggle_runs, report
 from common.cli import parse_args, run_main
+from common.errors import KaggleApiError
+from common.runs import load_runs
 
 
 def main() -> int:
@@ -31,10 +33,7 @@ def main() -> int:
 
         storages.require_storage(args.storage, "--storage takes the journal file or database tune.py wrote "
                                "(by default runs/<competition>/optuna.journal)")
-    if args.sync:
-        for name in report.present(names):
-            updated = kaggle_runs.sync(competitions.get(name))
-            print(f"{name}: scores synced for {updated} run(s)")
+    failed = sync(names) if args.sync else None
     # the files always hold every competition (a sync of one must not leave the others out of the report); the
     # names choose what is synced and what the terminal shows
     figures = {n: competitions.get(n).figures for n in report.present() if n in competitions.names()}
@@ -44,7 +43,27 @@ def main() -> int:
     print(report.terminal(shown) if shown or names is None else
           f"no runs of {', '.join(names)} yet: train one with python scripts/train.py {names[0]}")
     print(f"report: {md} and {page}")
+    if failed is not None:
+        raise failed  # after the report: it holds what was synced before
     return 0
+
+
+def sync(names: list[str] | None) -> KaggleApiError | None:
+    """Sync the named competitions, or every one whose runs recorded a submission: one trained from a local copy
+    and never entered on Kaggle would only fail (its rules not accepted). The first failure stops the sync."""
+    asked = report.present(names)
+    if names is None:
+        recorded = {r.competition for r in load_runs() if r.kaggle_submissions}
+        if skipped := [n for n in asked if n not in recorded]:
+            print(f"not synced (no submission recorded; name one to sync it anyway): {', '.join(skipped)}")
+        asked = [n for n in asked if n in recorded]
+    try:
+        for name in asked:
+            updated = kaggle_runs.sync(competitions.get(name))
+            print(f"{name}: scores synced for {updated} run(s)")
+    except KaggleApiError as exc:
+        return exc
+    return None
 
 
 if __name__ == "__main__":

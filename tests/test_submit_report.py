@@ -401,6 +401,24 @@ def test_sync_reads_back_pages_until_it_finds_every_recorded_submission(trained,
     assert pages[-3:] == ["", "3", "6"]  # three pages of 3: the run's was the 8th newest, and no page after it
 
 
+def test_sync_leaves_out_competitions_never_submitted_and_writes_the_report_after_a_failure(
+        trained, fake_kaggle, kit_home, data_dir):
+    runner.train(competitions.get("house-prices"), "fast", seed=0, n_folds=3, progress=False)  # never submitted
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    assert run_script("submit.py", "titanic", "--no-wait", env=env).returncode == 0
+    fake_kaggle.state.calls.clear()
+    result = run_script("leaderboard.py", "--sync", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "not synced (no submission recorded; name one to sync it anyway): house-prices" in result.stdout
+    assert {body["competitionName"] for _, body in fake_kaggle.state.calls} == {"titanic"}
+    report = kit_home / "reports" / "leaderboard.html"
+    report.unlink()
+    fake_kaggle.fail("ListSubmissions", 403)  # e.g. a competition named whose rules were never accepted
+    result = run_script("leaderboard.py", "house-prices", "--sync", env=env)
+    assert result.returncode == 4 and "rules" in last_line(result)
+    assert report.is_file()  # the report is still written, with the scores synced before
+
+
 def test_a_wrong_file_gets_kaggles_error_description(fake_kaggle, kit_home, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("PassengerId,Survived\n892,0\n")
