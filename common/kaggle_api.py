@@ -240,7 +240,7 @@ def _submissions_page(api, slug: str, token: str) -> tuple[list, str]:
     request.page_token = token
     with api.build_kaggle_client() as kaggle:
         response = kaggle.competitions.competition_api_client.list_submissions(request)
-    return response.submissions or [], response.next_page_token or ""
+    return response.submissions or [], getattr(response, "next_page_token", "") or ""
 
 
 def _submission(s) -> dict:
