@@ -97,8 +97,16 @@ def _rows(section: Section) -> list[list[str]]:
         rows.append([str(rank), r.run_id, r.recipe, r.cv_text(),
                      str(len(r.cv.get("fold_scores", []))), _params_source(r),
                      f"{r.seconds.get('total', 0):.1f}", r.started[:16].replace("T", " "),
-                     _fmt(public), _fmt(private), _fmt(gap, 4), _code(r)])
+                     _lb_text(r, public), _fmt(private), _fmt(gap, 4), _code(r)])
     return rows
+
+
+def _lb_text(run: RunRecord, public: float | None) -> str:
+    """The public score, or why there is none yet for a run sent to Kaggle: a submit with --no-wait (or one whose
+    wait ran out) is scored by the next sync, and a rejected file says so."""
+    if public is not None:
+        return _fmt(public)
+    return {"PENDING": "pending (--sync)", "ERROR": "rejected"}.get(run.kaggle_status() or "", "")
 
 
 def _code(run: RunRecord) -> str:
@@ -197,12 +205,12 @@ Ranked = list[tuple[RunRecord, list[str]]]  # runs with their table rows, best C
 
 
 def _top_and_scored(section: Section, limit: int) -> tuple[Ranked, Ranked]:
-    """(run, row) of the best ``limit`` runs by CV and of every run with a leaderboard score (CV beside LB is the
-    point of the table, and a run just synced should show), then of the others."""
+    """(run, row) of the best ``limit`` runs by CV and of every run sent to Kaggle (CV beside LB is the point of the
+    table, and a run just submitted or synced should show), then of the others."""
     shown: Ranked = []
     rest: Ranked = []
     for rank, pair in enumerate(zip(section.runs, _rows(section), strict=True), 1):
-        (shown if rank <= limit or pair[0].leaderboard() is not None else rest).append(pair)
+        (shown if rank <= limit or pair[0].kaggle_submissions else rest).append(pair)
     return shown, rest
 
 
@@ -342,7 +350,7 @@ def _html_runs(section: Section) -> list[str]:
     shown, rest = _top_and_scored(section, SHOWN_RUNS)
     out = [_html_table(HEADER, [row for _, row in shown], "runs")]
     if rest:
-        out.append(f"<details><summary>{_count(len(rest), 'more run')} (lower CV, not scored on Kaggle)</summary>"
+        out.append(f"<details><summary>{_count(len(rest), 'more run')} (lower CV, not sent to Kaggle)</summary>"
                    f"{_html_table(HEADER, [row for _, row in rest], 'runs')}</details>")
     return out
 

@@ -169,6 +169,13 @@ class RunRecord:
         scores = [s.get(key) for s in self.kaggle_submissions if s.get(key) is not None]
         return scores[-1] if scores else None
 
+    def kaggle_status(self) -> str | None:
+        """What Kaggle made of the newest submission of its file: PENDING (not scored yet, or not synced since),
+        COMPLETE or ERROR (rejected); None if never submitted."""
+        if not self.kaggle_submissions:
+            return None
+        return self.kaggle_submissions[-1].get("status") or "PENDING"
+
     @property
     def tuned(self) -> bool:
         """Whether its params won a tuning study (on the persisted folds): its CV is then a best of many tries."""

@@ -445,18 +445,22 @@ def test_report_skips_a_corrupt_run_json_and_still_writes(trained, kit_home):
 def test_the_tables_fold_away_low_runs_never_scored_on_kaggle(trained, kit_home, monkeypatch):
     from common import report
 
-    runner.train(TITANIC, "fast", seed=1, n_folds=3, progress=False)
+    for seed in (1, 2):
+        runner.train(TITANIC, "fast", seed=seed, n_folds=3, progress=False)
     best, *others = sorted(load_runs("titanic"), key=lambda r: r.cv["mean"], reverse=True)
     scored = others[-1]  # the lowest CV, but scored on Kaggle: CV beside LB is what the table is for
     update_record(scored.path, lambda r: {"kaggle_submissions": [{"ref": 1, "public_score": 0.77}]})
     monkeypatch.setattr(report, "SHOWN_RUNS", 1)
+    pending = others[-2]  # sent, but not scored yet (submit.py --no-wait): shown too, with what to do
+    update_record(pending.path, lambda r: {"kaggle_submissions": [{"ref": 2, "status": "PENDING"}]})
     _, page, sections = report.write()
     table = report.terminal(sections, limit=1)  # the terminal's table keeps the same runs in view
     assert best.run_id in table and f"{scored.run_id}  LB 0.77000" in table and others[0].run_id not in table
+    assert f"{pending.run_id}  LB pending (--sync)" in table
     assert table.endswith("... 1 more run with a lower CV, in the report")
     shown, folded = page.read_text().split("<details>")
     assert best.run_id in shown and scored.run_id in shown and "0.77000" in shown
-    assert "1 more run (lower CV, not scored on Kaggle)" in folded
+    assert "<td>pending (--sync)</td>" in shown and "1 more run (lower CV, not sent to Kaggle)" in folded
     assert others[0].run_id in folded.split("</details>")[0]
     md = (kit_home / "reports" / "leaderboard.md").read_text()
     assert all(r.run_id in md for r in [best, *others])
