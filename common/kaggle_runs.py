@@ -81,11 +81,10 @@ def difference_note(comp: Competition, run: RunRecord, rows: pd.DataFrame) -> st
     numbers, the metric between the two files. A file that changes a handful of rows can only move the score that
     much, and it spends one of the day's few submissions. None when no other run has a score (or its file is gone
     or was made for other test rows)."""
-    scored = [(r, score) for r in load_runs(comp.name) if (score := r.leaderboard()) is not None
-              and r.run_id != run.run_id and r.submission.get("sha256") != run.submission.get("sha256")]
-    if not scored:
+    found = best_on_kaggle(comp, run)
+    if found is None:
         return None
-    best, score = comp.metric.rank(scored, lambda pair: pair[1])[0]
+    best, score = found
     spec = comp.submission
     try:
         other = pd.read_csv(best.path / best.submission["file"], usecols=[spec.id_col, spec.value_col])
@@ -100,6 +99,28 @@ def difference_note(comp: Competition, run: RunRecord, rows: pd.DataFrame) -> st
     if spec.dtype != "int" and changed:
         said += f" ({comp.metric.name} {comp.metric(theirs, mine):.5f} between the two files)"
     return said
+
+
+def best_on_kaggle(comp: Competition, besides: RunRecord) -> tuple[RunRecord, float] | None:
+    """The run whose file has the best public score on Kaggle, other than ``besides`` and runs with its file."""
+    scored = [(r, score) for r in load_runs(comp.name) if (score := r.leaderboard()) is not None
+              and r.run_id != besides.run_id and r.submission.get("sha256") != besides.submission.get("sha256")]
+    return comp.metric.rank(scored, lambda pair: pair[1])[0] if scored else None
+
+
+def against_best(comp: Competition, run: RunRecord, score: float) -> str | None:
+    """The new public score beside the best the user's other files have on Kaggle: a new best, or by how much it
+    falls short (the leaderboard shows the best). None when no other file has a score."""
+    found = best_on_kaggle(comp, run)
+    if found is None:
+        return None
+    best, before = found
+    gain = comp.metric.gain(score, before)
+    if gain > 0:
+        return f"a new best on Kaggle: {gain:.5f} better than run {best.run_id} ({before})"
+    if gain == 0:
+        return f"the same public score as run {best.run_id}, your best on Kaggle"
+    return f"{-gain:.5f} short of your best on Kaggle, run {best.run_id} ({before}, CV {best.cv_text()})"
 
 
 def earlier_submission(comp: Competition, run: RunRecord) -> str | None:

@@ -82,6 +82,8 @@ def main() -> int:
         return 143 if isinstance(stop, Terminated) else 130
     private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
     print(f"scored: public {comp.metric.name} {scored['public_score']}{private} (CV {run.cv_text()})")
+    if scored["public_score"] is not None and (beside := kaggle_runs.against_best(comp, run, scored["public_score"])):
+        print(beside)
     return 0
 
 

@@ -97,6 +97,25 @@ def test_submit_says_how_far_the_file_is_from_the_best_on_kaggle(name, recipes, 
         assert f"({comp.metric.name} {comp.metric(theirs, mine):.5f} between the two files)" in shown.stdout
 
 
+def test_a_score_is_set_beside_the_best_the_other_files_have_on_kaggle(trained, fake_kaggle, kit_home, data_dir):
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    first, second = trained
+    said = []
+    for run in (first, second):
+        result = run_script("submit.py", "titanic", "--run", run.run_id, "--poll", "0.2", env=env)
+        assert result.returncode == 0, result.stderr
+        said.append(result.stdout.splitlines()[-1])
+    assert said[0].startswith("scored: public accuracy")  # nothing to set it beside yet
+    scores = {r.run_id: r.leaderboard() for r in load_runs("titanic")}
+    before, after = scores[first.run_id], scores[second.run_id]
+    assert before != after  # the fake scores agreement with the sample submission: these two files differ there
+    if after > before:
+        assert said[1] == f"a new best on Kaggle: {after - before:.5f} better than run {first.run_id} ({before})"
+    else:
+        assert said[1] == (f"{before - after:.5f} short of your best on Kaggle, run {first.run_id} ({before}, CV "
+                           f"{first.cv_text()})")
+
+
 def test_a_zipped_upload_scores_like_the_plain_csv_and_leaves_the_run_untouched(trained, fake_kaggle, kit_home,
                                                                               data_dir):
     run = trained[0]
