@@ -212,7 +212,8 @@ def list_submissions(slug: str, refs: Collection[int] = ()) -> list[dict]:
     """The user's submissions to a competition, newest first, as plain dicts: the newest page, or as many pages as it
     takes to list every submission in ``refs``. Kaggle hands the list out a page at a time, and its page size has
     been 20, 50 or 100 whatever was asked, so an old submission (a score to sync after many submissions made
-    elsewhere) can lie pages back."""
+    elsewhere) can lie pages back. A ref Kaggle does not list (another account's) stops the reading once the pages
+    reach older ones."""
     api = _client()
     wanted, out, tokens = set(refs), [], [""]
     while len(tokens) <= MAX_PAGES:
@@ -220,7 +221,8 @@ def list_submissions(slug: str, refs: Collection[int] = ()) -> list[dict]:
                                         f"list submissions of {slug}")
         out += [_submission(s) for s in rows if s is not None]
         wanted -= {s["ref"] for s in out}
-        if not wanted or not token or token in tokens:
+        # refs grow with time and the list is newest first: one wanted ref above the oldest listed is not there
+        if not wanted or not out or min(s["ref"] for s in out) < min(wanted) or not token or token in tokens:
             break
         tokens.append(token)
     return out

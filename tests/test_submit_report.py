@@ -438,6 +438,20 @@ def test_sync_leaves_out_competitions_never_submitted_and_writes_the_report_afte
     assert report.is_file()  # the report is still written, with the scores synced before
 
 
+def test_the_list_is_read_no_further_back_than_a_wanted_submission_could_be(fake_kaggle, kit_home):
+    for ref in (100, 101, 102, 103, 105, 106, 107, 108, 109):  # 104: not this account's, never listed
+        fake_kaggle.state.submissions.append({"slug": "titanic", "ref": ref, "description": f"file {ref}",
+                                              "error": None, "score": 0.7, "polls": 0, "date": "2026-11-23T12:00:00Z"})
+    fake_kaggle.state.max_page_size = 3
+    code = ("from common import kaggle_api\n"
+            "print(sorted(s['ref'] for s in kaggle_api.list_submissions('titanic', refs={104, 105})))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env=env_for(kit_home, fake_kaggle), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[103, 105, 106, 107, 108, 109]"  # two pages: past 104's place, it is not there
+    assert [body.get("pageToken", "") for _, body in fake_kaggle.state.calls] == ["", "3"]
+
+
 def test_a_wrong_file_gets_kaggles_error_description(fake_kaggle, kit_home, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("PassengerId,Survived\n892,0\n")
