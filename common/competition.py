@@ -176,6 +176,18 @@ class Competition:
                                        initial_indent=f"  {name:<{width}}  ", subsequent_indent=" " * (width + 4)))
         return lines
 
+    def recipe_names(self, names: list[str] | None = None) -> list[str]:
+        """The recipes named, each once (unknown names refused before any work), or without names every recipe once,
+        ``default`` first: an alias such as digit's ``cnn`` = ``default`` would only repeat the same fits."""
+        if names:
+            for name in names:
+                self.recipe(name)
+            return list(dict.fromkeys(names))
+        chosen: dict[int, str] = {}
+        for name in sorted(self.recipes, key=lambda n: n != "default"):  # a stable sort: the rest keep their order
+            chosen.setdefault(id(self.recipes[name]), name)
+        return list(chosen.values())
+
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:
             known = ", ".join(sorted(self.recipes))

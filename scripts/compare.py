@@ -54,7 +54,7 @@ def main() -> int:
                              "differ")
     args = parse_args(parser)
     comp = competitions.get(args.competition)
-    names = args.recipes or list(comp.recipes)
+    names = comp.recipe_names(args.recipes)
     if args.baseline:
         comp.recipe(args.baseline)  # a usage error naming the valid recipes if unknown
         names = [args.baseline] + [n for n in names if n != args.baseline]

@@ -3,6 +3,8 @@
 
     python scripts/train.py titanic                       # default recipe, seed 0, 5 folds
     python scripts/train.py titanic --recipe lgbm --seed 3 --folds 10
+    python scripts/train.py titanic --recipe logreg lgbm rule   # one run each, then the line that blends them
+    python scripts/train.py house-prices --recipe all     # every recipe, one after another
     python scripts/train.py titanic --list-recipes        # what each recipe is
     python scripts/train.py titanic --recipe lgbm --params best          # the best trial of scripts/tune.py
     python scripts/train.py titanic --recipe lgbm --params my-params.json
@@ -18,15 +20,17 @@ import logging
 import competitions
 from common import kaggle_runs, paths, reproduce, tuning
 from common.cli import folds_arg, parse_args, run_main, scored_arg, seed_arg
+from common.competition import Competition
 from common.runner import train
-from common.runs import find_run, load_runs
+from common.runs import RunRecord, find_run, load_runs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
-    parser.add_argument("--recipe", help="named recipe of the competition (default: default; --list-recipes shows "
-                        "them)")
+    parser.add_argument("--recipe", nargs="+", help="named recipe of the competition (default: default; "
+                        "--list-recipes shows them); several, or 'all', train one after another, each a run of its "
+                        "own on the same folds, ready for scripts/ensemble.py")
     parser.add_argument("--like", metavar="RUN", help="train again as run RUN was trained (id or unique prefix): its "
                         "recipe, params, seed and folds, then compare the CV with its own; --seed, --folds and "
                         "--folds-scored still change what they name")
@@ -57,29 +61,42 @@ def main() -> int:
             parser.error("--like takes the recipe and params from the run; leave out --recipe and --params")
         like = find_run(load_runs(comp.name), args.like, comp.name)
         was = reproduce.settings(like)
-        args.recipe, params, source = was["recipe_name"], was["params"], was["params_source"]
+        args.recipe, params, source = [was["recipe_name"]], was["params"], was["params_source"]
         args.seed = was["seed"] if args.seed is None else args.seed
         args.folds = args.folds or was["n_folds"]
         args.folds_scored = args.folds_scored or (was["folds_scored"] if args.folds == was["n_folds"] else None)
-    args.recipe = args.recipe or "default"
+    recipes = comp.recipe_names(None if args.recipe == ["all"] else args.recipe or ["default"])
+    if len(recipes) > 1 and args.params:
+        parser.error("--params changes one recipe: give --recipe one name with it")
     args.seed = args.seed or 0
-    comp.recipe(args.recipe)  # fail fast on an unknown recipe, before any download
     if args.params == "best":
-        params, source = tuning.best_params(comp, args.recipe, args.storage)
+        params, source = tuning.best_params(comp, recipes[0], args.storage)
     elif args.params:
         params, source = tuning.params_from_file(args.params)
     args.folds = args.folds or comp.default_folds
     scored = args.folds if args.folds_scored == "all" else args.folds_scored
     if scored is not None and scored > args.folds:
         parser.error(f"--folds-scored {scored} is more than --folds {args.folds}")
-    record, folder = train(comp, args.recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
-                           params=params, params_source=source, progress=not args.quiet, folds_scored=scored,
-                           used_by=like.data if like is not None else None)
-    if record is None:  # a torchrun process other than rank 0: rank 0 reports
-        return 0
+    if len(recipes) > 1:
+        print(f"{comp.name}: training {len(recipes)} recipes, one run each: {', '.join(recipes)}")
+    records = []
+    for recipe in recipes:
+        record, folder = train(comp, recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
+                               params=params, params_source=source, progress=not args.quiet, folds_scored=scored,
+                               used_by=like.data if like is not None else None)
+        if record is None:  # a torchrun process other than rank 0: rank 0 reports
+            continue
+        logging.getLogger(__name__).info("run folder: %s", folder)
+        report(comp, record, like)
+        records.append(record)
+    if len(records) > 1:
+        print(summary(comp, records))
+    return 0
+
+
+def report(comp: Competition, record: RunRecord, like: RunRecord | None) -> None:
     cv = record.cv
-    logging.getLogger(__name__).info("run folder: %s", folder)
-    print(f"{comp.name} {args.recipe}: CV {comp.metric.name} {record.cv_text()} "
+    print(f"{comp.name} {record.recipe}: CV {comp.metric.name} {record.cv_text()} "
           f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
     print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
@@ -91,7 +108,16 @@ def main() -> int:
     earlier = kaggle_runs.earlier_submission(comp, record)
     if earlier is not None:  # the same recipe and seed again: submit.py would refuse it without --again
         print(f"note: {earlier}")
-    return 0
+
+
+def summary(comp: Competition, records: list[RunRecord]) -> str:
+    """This command's runs best first, and the line that blends them (they share the folds)."""
+    lines = [f"{comp.name}: {len(records)} runs by CV {comp.metric.name} ({comp.metric.direction_in_words}):"]
+    for r in comp.metric.rank(records, lambda r: r.cv["mean"]):
+        lines.append(f"  {r.cv_text():>20}  {r.recipe:<14} {r.run_id}")
+    lines.append(f"blend them: python scripts/ensemble.py {comp.name} --runs "
+                 + " ".join(r.run_id for r in records))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

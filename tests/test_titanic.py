@@ -106,6 +106,33 @@ def test_train_script_end_to_end(data_dir, kit_home):
     assert (kit_home / "submissions" / "titanic.csv").is_file()
 
 
+def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home):
+    result = run_script("train.py", "titanic", "--recipe", "rule", "fast", "rule", "--folds", "3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    runs = {r.recipe: r for r in load_runs("titanic")}
+    assert sorted(runs) == ["fast", "rule"] and len(load_runs("titanic")) == 2  # a name given twice trains once
+    assert runs["fast"].folds["hash"] == runs["rule"].folds["hash"]
+    best, other = sorted(runs.values(), key=lambda r: r.cv["mean"], reverse=True)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "titanic: training 2 recipes, one run each: rule, fast"
+    assert lines[-4] == "titanic: 2 runs by CV accuracy (higher is better):"
+    assert lines[-3].split() == [*best.cv_text().split(), best.recipe, best.run_id]
+    assert lines[-1] == f"blend them: python scripts/ensemble.py titanic --runs {runs['rule'].run_id} " \
+                        f"{runs['fast'].run_id}"
+    refused = run_script("train.py", "titanic", "--recipe", "rule", "fast", "--params", '{"C": 1}')
+    assert refused.returncode == 2 and "--params changes one recipe" in refused.stderr
+    assert len(load_runs("titanic")) == 2
+
+
+def test_all_recipes_means_each_recipe_once():
+    assert TITANIC.recipe_names() == list(TITANIC.recipes)
+    digits = competitions.get("digit-recognizer")  # default is cnn under another name: trained once
+    chosen = digits.recipe_names()
+    assert len(chosen) == len({id(r) for r in digits.recipes.values()}) == len(digits.recipes) - 1
+    assert chosen[0] == "default" and "cnn" not in chosen
+    assert TITANIC.recipe_names(["rule", "fast", "rule"]) == ["rule", "fast"]
+
+
 @pytest.mark.parametrize(
     ("args", "code", "text"),
     [
