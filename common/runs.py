@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, get_origin, get_type_hints
 
+import numpy as np
 import pandas as pd
 
 from common import paths
@@ -318,6 +319,8 @@ def best_run(records: list[RunRecord], metric: Metric) -> RunRecord | None:
 
     CV means over different fold assignments (another k, another fold seed) are not comparable - 20 folds of a few
     rows each can win by luck - so only the runs on the folds most runs used compete (the newest run breaks a tie).
+    Runs that scored only some of those folds (``--folds-scored``: the digit CNN's one held-out fold, a quick look
+    at the newest backtest window) are compared on the folds every one of them scored: a fold's luck is not a gain.
     """
     scored = [r for r in records if isinstance(r.cv.get("mean"), int | float)]
     if not scored:
@@ -327,5 +330,21 @@ def best_run(records: list[RunRecord], metric: Metric) -> RunRecord | None:
     if skipped:
         log.info("best run chosen among %d runs on the same folds; %d runs on other folds are not compared "
                  "(pick one with --run)", len(scored) - skipped, skipped)
-    same = [r for r in scored if r.folds.get("hash") == common]
-    return metric.rank(same, lambda r: r.cv["mean"])[0]
+    return rank_on_shared_folds([r for r in scored if r.folds.get("hash") == common], metric)[0]
+
+
+def rank_on_shared_folds(runs: list[RunRecord], metric: Metric) -> list[RunRecord]:
+    """Runs on one fold assignment, best first by their CV over the folds every one of them scored: the first row
+    folds, or the newest backtest windows (``Folds.scored``), so a run that scored fewer is not ranked on its folds'
+    luck; the plain CV mean when they all scored the same."""
+    shared = min((len(r.cv.get("fold_scores") or [None]) for r in runs), default=0)
+    if any(len(r.cv.get("fold_scores") or [None]) > shared for r in runs):
+        log.info("runs compared on the %d fold(s) every one of them scored", shared)
+
+    def cv(run: RunRecord) -> float:
+        scores = run.cv.get("fold_scores") or []
+        if len(scores) <= shared:
+            return float(run.cv["mean"])
+        return float(np.mean(scores[-shared:] if run.folds.get("kind") == "backtest" else scores[:shared]))
+
+    return metric.rank(runs, cv)

@@ -420,6 +420,22 @@ def test_best_run_compares_only_runs_on_the_same_folds():
     assert best_run(runs, ACCURACY).run_id == "2"
 
 
+def test_best_run_compares_runs_that_scored_some_folds_on_the_folds_all_scored():
+    from common.metrics import SMAPE
+
+    def run(scores, kind, started):
+        cv = {"mean": float(np.mean(scores)), "fold_scores": scores}
+        return RunRecord(started, started, "x", "x", {}, cv, folds={"hash": "a", "kind": kind})
+
+    # the digit CNN scores fold 0 alone; on that fold the 5-fold run is the better
+    every, first = run([0.90, 0.80, 0.82, 0.84, 0.84], "stratified", "1"), run([0.88], "stratified", "2")
+    assert best_run([every, first], ACCURACY) is every
+    # a quick look at the newest backtest window (--folds-scored 1) against the full backtest, on that window
+    full, newest = run([50.0, 50.0, 48.0], "backtest", "1"), run([48.5], "backtest", "2")
+    assert best_run([full, newest], SMAPE) is full
+    assert best_run([full, run([50.0, 50.0, 47.9], "backtest", "3")], SMAPE).started == "3"  # all scored: the mean
+
+
 # 6. Signals and leftovers.
 def _start_and_wait_for(args: list[str], env: dict[str, str], marker: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]], env=env, cwd=ROOT,
