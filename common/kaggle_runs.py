@@ -268,14 +268,29 @@ def wait_for_score(comp: Competition, run: RunRecord, ref: int, timeout: float =
         time.sleep(poll)
 
 
-def sync(comp: Competition) -> int:
+def sync(comp: Competition) -> tuple[int, list[str]]:
     """Read the user's submissions back from Kaggle and fill in scores of the runs that made them (every recorded
-    one: a private score appears when the competition ends)."""
+    one: a private score appears when the competition ends). Returns how many runs were updated, and a line for each
+    submission Kaggle scored or rejected since the records last said (a submit with --no-wait, a wait that ran
+    out)."""
     runs = load_runs(comp.name)
     remote = kaggle_api.list_submissions(comp.slug, refs={e["ref"] for r in runs for e in r.kaggle_submissions})
-    updated = 0
+    updated, news = 0, []
     for run in runs:
-        if _matching(run, remote):
-            apply_scores(run, remote)
-            updated += 1
-    return updated
+        if not _matching(run, remote):
+            continue
+        before = {e["ref"]: e.get("status") for e in run.kaggle_submissions}
+        after = apply_scores(run, remote)
+        updated += 1
+        for entry in after.kaggle_submissions:
+            if entry.get("status") in DONE and before.get(entry["ref"]) not in DONE:
+                news.append(_outcome(comp, after, entry))
+    return updated, news
+
+
+def _outcome(comp: Competition, run: RunRecord, entry: dict[str, Any]) -> str:
+    if entry.get("status") == "ERROR":
+        return f"run {run.run_id} ({run.recipe}): rejected by Kaggle: {entry.get('error') or 'no reason given'}"
+    private = "" if entry.get("private_score") is None else f", private {entry['private_score']}"
+    return (f"run {run.run_id} ({run.recipe}): public {comp.metric.name} {entry.get('public_score')}{private} "
+            f"(CV {run.cv_text()})")

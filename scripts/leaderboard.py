@@ -59,8 +59,9 @@ def sync(names: list[str] | None) -> KaggleApiError | None:
         asked = [n for n in asked if n in recorded]
     try:
         for name in asked:
-            updated = kaggle_runs.sync(competitions.get(name))
-            print(f"{name}: scores synced for {updated} run(s)")
+            updated, news = kaggle_runs.sync(competitions.get(name))
+            print(f"{name}: scores synced for {updated} run(s)", *(f"  newly scored: {line}" for line in news),
+                  sep="\n")
     except KaggleApiError as exc:
         return exc
     return None

@@ -400,9 +400,22 @@ def test_sync_fills_in_scores_of_earlier_submissions(trained, fake_kaggle, kit_h
     fake_kaggle.state.pending_polls = 0  # meanwhile Kaggle has scored it
     result = run_script("leaderboard.py", "titanic", "--sync", env=env_for(kit_home, fake_kaggle))
     assert result.returncode == 0, result.stderr
-    synced = [s for r in load_runs("titanic") for s in r["kaggle_submissions"]]
-    assert synced[0]["public_score"] is not None and synced[0]["status"] == "COMPLETE"
+    [run] = [r for r in load_runs("titanic") if r.kaggle_submissions]
+    [entry] = run.kaggle_submissions
+    assert entry["public_score"] is not None and entry["status"] == "COMPLETE"
     assert "LB " in result.stdout
+    assert (f"  newly scored: run {run.run_id} ({run.recipe}): public accuracy {entry['public_score']}, private "
+            f"{entry['private_score']} (CV {run.cv_text()})") in result.stdout.splitlines()
+    again = run_script("leaderboard.py", "titanic", "--sync", env=env_for(kit_home, fake_kaggle))
+    assert again.returncode == 0 and "newly scored" not in again.stdout  # said once
+    other = trained[1]
+    assert run_script("submit.py", "titanic", "--run", other.run_id, "--no-wait",
+                      env=env_for(kit_home, fake_kaggle, data_dir)).returncode == 0
+    fake_kaggle.state.submissions[-1]["error"] = "Submission must have 418 rows"  # Kaggle's verdict, given later
+    result = run_script("leaderboard.py", "titanic", "--sync", env=env_for(kit_home, fake_kaggle))
+    assert (f"  newly scored: run {other.run_id} ({other.recipe}): rejected by Kaggle: Submission must have 418 "
+            "rows") in result.stdout.splitlines()
+    assert f"{other.run_id}  LB rejected" in result.stdout
 
 
 def test_sync_reads_back_pages_until_it_finds_every_recorded_submission(trained, fake_kaggle, kit_home, data_dir):
