@@ -18,11 +18,11 @@ import argparse
 import logging
 
 import competitions
-from common import kaggle_runs, paths, reproduce, tuning
+from common import kaggle_runs, paths, reproduce, submission, tuning
 from common.cli import folds_arg, parse_args, run_main, scored_arg, seed_arg
 from common.competition import Competition
 from common.runner import train
-from common.runs import RunRecord, find_run, load_runs
+from common.runs import RunRecord, find_run, load_runs, rank_on_shared_folds
 
 
 def main() -> int:
@@ -87,19 +87,23 @@ def main() -> int:
         if record is None:  # a torchrun process other than rank 0: rank 0 reports
             continue
         logging.getLogger(__name__).info("run folder: %s", folder)
-        report(comp, record, like)
+        report(comp, record, like, alone=len(recipes) == 1)
         records.append(record)
     if len(records) > 1:
-        print(summary(comp, records))
+        ranked = rank_on_shared_folds(records, comp.metric)
+        best = ranked[0]  # the copy in submissions/ would otherwise be the last recipe's, whatever its CV
+        submission.publish(best.folder / best.submission["file"], comp.name)
+        print(summary(comp, ranked))
     return 0
 
 
-def report(comp: Competition, record: RunRecord, like: RunRecord | None) -> None:
+def report(comp: Competition, record: RunRecord, like: RunRecord | None, alone: bool = True) -> None:
     cv = record.cv
     print(f"{comp.name} {record.recipe}: CV {comp.metric.name} {record.cv_text()} "
           f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
-    print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
+    if alone:  # with several recipes the summary names the file's run
+        print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
     if like is not None:
         print(reproduce.verdict(like, record))
     tuned = kaggle_runs.tuned_note(comp, record)
@@ -110,13 +114,15 @@ def report(comp: Competition, record: RunRecord, like: RunRecord | None) -> None
         print(f"note: {earlier}")
 
 
-def summary(comp: Competition, records: list[RunRecord]) -> str:
-    """This command's runs best first, and the line that blends them (they share the folds)."""
-    lines = [f"{comp.name}: {len(records)} runs by CV {comp.metric.name} ({comp.metric.direction_in_words}):"]
-    for r in comp.metric.rank(records, lambda r: r.cv["mean"]):
-        lines.append(f"  {r.cv_text():>20}  {r.recipe:<14} {r.run_id}")
+def summary(comp: Competition, ranked: list[RunRecord]) -> str:
+    """This command's runs (best first), the one whose file submissions/ holds, and the line that blends them (they
+    share the folds)."""
+    lines = [f"{comp.name}: {len(ranked)} runs by CV {comp.metric.name} ({comp.metric.direction_in_words}):"]
+    lines += [f"  {r.cv_text():>20}  {r.recipe:<14} {r.run_id}" for r in ranked]
+    lines.append(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {ranked[0].run_id}, the best "
+                 "of these by CV)")
     lines.append(f"blend them: python scripts/ensemble.py {comp.name} --runs "
-                 + " ".join(r.run_id for r in records))
+                 + " ".join(r.run_id for r in ranked))
     return "\n".join(lines)
 
 

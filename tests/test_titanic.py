@@ -115,10 +115,13 @@ def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home
     best, other = sorted(runs.values(), key=lambda r: r.cv["mean"], reverse=True)
     lines = result.stdout.splitlines()
     assert lines[0] == "titanic: training 2 recipes, one run each: rule, fast"
-    assert lines[-4] == "titanic: 2 runs by CV accuracy (higher is better):"
-    assert lines[-3].split() == [*best.cv_text().split(), best.recipe, best.run_id]
-    assert lines[-1] == f"blend them: python scripts/ensemble.py titanic --runs {runs['rule'].run_id} " \
-                        f"{runs['fast'].run_id}"
+    assert lines[-5] == "titanic: 2 runs by CV accuracy (higher is better):"
+    assert lines[-4].split() == [*best.cv_text().split(), best.recipe, best.run_id]
+    # the copy in submissions/ is the best run's file, not the last recipe's
+    assert lines[-2].endswith(f"titanic.csv  (run {best.run_id}, the best of these by CV)")
+    assert (kit_home / "submissions" / "titanic.csv").read_bytes() == (best.folder / "submission.csv").read_bytes()
+    assert lines[-1] == f"blend them: python scripts/ensemble.py titanic --runs {best.run_id} {other.run_id}"
+    assert sum(line.startswith("submission:") for line in lines) == 1
     refused = run_script("train.py", "titanic", "--recipe", "rule", "fast", "--params", '{"C": 1}')
     assert refused.returncode == 2 and "--params changes one recipe" in refused.stderr
     assert len(load_runs("titanic")) == 2
