@@ -5,6 +5,7 @@
     python scripts/train.py titanic --recipe lgbm --seed 3 --folds 10
     python scripts/train.py titanic --recipe logreg lgbm rule   # one run each, then the line that blends them
     python scripts/train.py house-prices --recipe all     # every recipe, one after another
+    python scripts/train.py titanic --recipe lgbm --seed 0 1 2   # one run per seed, to blend (seed averaging)
     python scripts/train.py titanic --list-recipes        # what each recipe is
     python scripts/train.py titanic --recipe lgbm --params best          # the best trial of scripts/tune.py
     python scripts/train.py titanic --recipe lgbm --params my-params.json
@@ -35,7 +36,8 @@ def main() -> int:
                         "recipe, params, seed and folds, then compare the CV with its own; --seed, --folds and "
                         "--folds-scored still change what they name")
     parser.add_argument("--list-recipes", action="store_true", help="list the competition's recipes and exit")
-    parser.add_argument("--seed", type=seed_arg, help="model seed (default 0; folds stay fixed per competition)")
+    parser.add_argument("--seed", type=seed_arg, nargs="+", help="model seed (default 0; folds stay fixed per "
+                        "competition); several train one run per seed, to blend them (seed averaging)")
     parser.add_argument("--folds", type=folds_arg, help="number of CV folds (default: the competition's own, 5 "
                         "except web-traffic's 3 backtest windows)")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "
@@ -62,13 +64,13 @@ def main() -> int:
         like = find_run(load_runs(comp.name), args.like, comp.name)
         was = reproduce.settings(like)
         args.recipe, params, source = [was["recipe_name"]], was["params"], was["params_source"]
-        args.seed = was["seed"] if args.seed is None else args.seed
+        args.seed = args.seed or [was["seed"]]
         args.folds = args.folds or was["n_folds"]
         args.folds_scored = args.folds_scored or (was["folds_scored"] if args.folds == was["n_folds"] else None)
     recipes = comp.recipe_names(None if args.recipe == ["all"] else args.recipe or ["default"])
     if len(recipes) > 1 and args.params:
         parser.error("--params changes one recipe: give --recipe one name with it")
-    args.seed = args.seed or 0
+    seeds = list(dict.fromkeys(args.seed or [0]))
     if args.params == "best":
         params, source = tuning.best_params(comp, recipes[0], args.storage)
     elif args.params:
@@ -77,17 +79,19 @@ def main() -> int:
     scored = args.folds if args.folds_scored == "all" else args.folds_scored
     if scored is not None and scored > args.folds:
         parser.error(f"--folds-scored {scored} is more than --folds {args.folds}")
-    if len(recipes) > 1:
-        print(f"{comp.name}: training {len(recipes)} recipes, one run each: {', '.join(recipes)}")
+    jobs = [(recipe, seed) for recipe in recipes for seed in seeds]
+    if len(jobs) > 1:
+        print(f"{comp.name}: training {len(jobs)} runs, one after another: "
+              + ", ".join(recipe if len(seeds) == 1 else f"{recipe} seed {seed}" for recipe, seed in jobs))
     records = []
-    for recipe in recipes:
-        record, folder = train(comp, recipe, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir,
+    for recipe, seed in jobs:
+        record, folder = train(comp, recipe, seed=seed, n_folds=args.folds, data_dir=args.data_dir,
                                params=params, params_source=source, progress=not args.quiet, folds_scored=scored,
                                used_by=like.data if like is not None else None)
         if record is None:  # a torchrun process other than rank 0: rank 0 reports
             continue
         logging.getLogger(__name__).info("run folder: %s", folder)
-        report(comp, record, like, alone=len(recipes) == 1)
+        report(comp, record, like, alone=len(jobs) == 1)
         records.append(record)
     if len(records) > 1:
         ranked = rank_on_shared_folds(records, comp.metric)
@@ -118,7 +122,7 @@ def summary(comp: Competition, ranked: list[RunRecord]) -> str:
     """This command's runs (best first), the one whose file submissions/ holds, and the line that blends them (they
     share the folds)."""
     lines = [f"{comp.name}: {len(ranked)} runs by CV {comp.metric.name} ({comp.metric.direction_in_words}):"]
-    lines += [f"  {r.cv_text():>20}  {r.recipe:<14} {r.run_id}" for r in ranked]
+    lines += [f"  {r.cv_text():>20}  {r.recipe:<14} seed {r.seed:<4} {r.run_id}" for r in ranked]
     lines.append(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {ranked[0].run_id}, the best "
                  "of these by CV)")
     lines.append(f"blend them: python scripts/ensemble.py {comp.name} --runs "

@@ -114,9 +114,9 @@ def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home
     assert runs["fast"].folds["hash"] == runs["rule"].folds["hash"]
     best, other = sorted(runs.values(), key=lambda r: r.cv["mean"], reverse=True)
     lines = result.stdout.splitlines()
-    assert lines[0] == "titanic: training 2 recipes, one run each: rule, fast"
+    assert lines[0] == "titanic: training 2 runs, one after another: rule, fast"
     assert lines[-5] == "titanic: 2 runs by CV accuracy (higher is better):"
-    assert lines[-4].split() == [*best.cv_text().split(), best.recipe, best.run_id]
+    assert lines[-4].split() == [*best.cv_text().split(), best.recipe, "seed", "0", best.run_id]
     # the copy in submissions/ is the best run's file, not the last recipe's
     assert lines[-2].endswith(f"titanic.csv  (run {best.run_id}, the best of these by CV)")
     assert (kit_home / "submissions" / "titanic.csv").read_bytes() == (best.folder / "submission.csv").read_bytes()
@@ -125,6 +125,10 @@ def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home
     refused = run_script("train.py", "titanic", "--recipe", "rule", "fast", "--params", '{"C": 1}')
     assert refused.returncode == 2 and "--params changes one recipe" in refused.stderr
     assert len(load_runs("titanic")) == 2
+    seeds = run_script("train.py", "titanic", "--recipe", "lgbm", "--seed", "0", "1", "--folds", "3", "--quiet")
+    assert seeds.returncode == 0, seeds.stderr
+    assert seeds.stdout.splitlines()[0] == "titanic: training 2 runs, one after another: lgbm seed 0, lgbm seed 1"
+    assert sorted(r.seed for r in load_runs("titanic") if r.recipe == "lgbm") == [0, 1]
 
 
 def test_all_recipes_means_each_recipe_once():
