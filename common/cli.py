@@ -62,6 +62,20 @@ def seed_arg(text: str) -> int:
     return _whole(text, 0, MAX_SEED, f"seeds are 0..{MAX_SEED}")
 
 
+def seeds_arg(text: str) -> list[int]:
+    """argparse type of train.py's --seed: one seed or several, comma-separated (``0,1,2``). One token per option, so
+    ``--seed 1 titanic`` still leaves the competition to its positional (nargs would take it as a seed)."""
+    return [seed_arg(part.strip()) for part in text.split(",")]
+
+
+def names_arg(text: str) -> list[str]:
+    """argparse type of train.py's --recipe: one name or several, comma-separated (``logreg,lgbm``)."""
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} holds an empty name; separate names by single commas")
+    return names
+
+
 def folds_arg(text: str) -> int:
     """argparse type of --folds: 2..20. More folds than that score a handful of rows each, and such a noisy CV
     could win "best run" by luck."""

@@ -3,9 +3,9 @@
 
     python scripts/train.py titanic                       # default recipe, seed 0, 5 folds
     python scripts/train.py titanic --recipe lgbm --seed 3 --folds 10
-    python scripts/train.py titanic --recipe logreg lgbm rule   # one run each, then the line that blends them
+    python scripts/train.py titanic --recipe logreg,lgbm,rule   # one run each, then the line that blends them
     python scripts/train.py house-prices --recipe all     # every recipe, one after another
-    python scripts/train.py titanic --recipe lgbm --seed 0 1 2   # one run per seed, to blend (seed averaging)
+    python scripts/train.py titanic --recipe lgbm --seed 0,1,2   # one run per seed, to blend (seed averaging)
     python scripts/train.py titanic --list-recipes        # what each recipe is
     python scripts/train.py titanic --recipe lgbm --params best          # the best trial of scripts/tune.py
     python scripts/train.py titanic --recipe lgbm --params my-params.json
@@ -20,7 +20,7 @@ import logging
 
 import competitions
 from common import kaggle_runs, paths, reproduce, submission, tuning
-from common.cli import folds_arg, parse_args, run_main, scored_arg, seed_arg
+from common.cli import folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg
 from common.competition import Competition
 from common.runner import train
 from common.runs import RunRecord, find_run, load_runs, rank_on_shared_folds
@@ -29,15 +29,17 @@ from common.runs import RunRecord, find_run, load_runs, rank_on_shared_folds
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
-    parser.add_argument("--recipe", nargs="+", help="named recipe of the competition (default: default; "
-                        "--list-recipes shows them); several, or 'all', train one after another, each a run of its "
-                        "own on the same folds, ready for scripts/ensemble.py")
+    parser.add_argument("--recipe", type=names_arg, action="extend", help="named recipe of the competition "
+                        "(default: default; --list-recipes shows them); several (logreg,lgbm or the option again), "
+                        "or 'all', train one after another, each a run of its own on the same folds, ready for "
+                        "scripts/ensemble.py")
     parser.add_argument("--like", metavar="RUN", help="train again as run RUN was trained (id or unique prefix): its "
                         "recipe, params, seed and folds, then compare the CV with its own; --seed, --folds and "
                         "--folds-scored still change what they name")
     parser.add_argument("--list-recipes", action="store_true", help="list the competition's recipes and exit")
-    parser.add_argument("--seed", type=seed_arg, nargs="+", help="model seed (default 0; folds stay fixed per "
-                        "competition); several train one run per seed, to blend them (seed averaging)")
+    parser.add_argument("--seed", type=seeds_arg, action="extend", help="model seed (default 0; folds stay fixed "
+                        "per competition); several (0,1,2 or the option again) train one run per seed, to blend them "
+                        "(seed averaging)")
     parser.add_argument("--folds", type=folds_arg, help="number of CV folds (default: the competition's own, 5 "
                         "except web-traffic's 3 backtest windows)")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "

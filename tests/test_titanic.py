@@ -107,7 +107,7 @@ def test_train_script_end_to_end(data_dir, kit_home):
 
 
 def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home):
-    result = run_script("train.py", "titanic", "--recipe", "rule", "fast", "rule", "--folds", "3", "--quiet")
+    result = run_script("train.py", "titanic", "--recipe", "rule,fast", "--recipe", "rule", "--folds", "3", "--quiet")
     assert result.returncode == 0, result.stderr
     runs = {r.recipe: r for r in load_runs("titanic")}
     assert sorted(runs) == ["fast", "rule"] and len(load_runs("titanic")) == 2  # a name given twice trains once
@@ -122,10 +122,11 @@ def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home
     assert (kit_home / "submissions" / "titanic.csv").read_bytes() == (best.folder / "submission.csv").read_bytes()
     assert lines[-1] == f"blend them: python scripts/ensemble.py titanic --runs {best.run_id} {other.run_id}"
     assert sum(line.startswith("submission:") for line in lines) == 1
-    refused = run_script("train.py", "titanic", "--recipe", "rule", "fast", "--params", '{"C": 1}')
+    refused = run_script("train.py", "titanic", "--recipe", "rule,fast", "--params", '{"C": 1}')
     assert refused.returncode == 2 and "--params changes one recipe" in refused.stderr
     assert len(load_runs("titanic")) == 2
-    seeds = run_script("train.py", "titanic", "--recipe", "lgbm", "--seed", "0", "1", "--folds", "3", "--quiet")
+    # options before the competition still leave it to its positional: one token per option
+    seeds = run_script("train.py", "--seed", "0,1", "--recipe", "lgbm", "titanic", "--folds", "3", "--quiet")
     assert seeds.returncode == 0, seeds.stderr
     assert seeds.stdout.splitlines()[0] == "titanic: training 2 runs, one after another: lgbm seed 0, lgbm seed 1"
     assert sorted(r.seed for r in load_runs("titanic") if r.recipe == "lgbm") == [0, 1]
