@@ -23,7 +23,7 @@ import numpy as np
 
 import competitions
 from common import runner, tuning
-from common.cli import folds_arg, parse_args, repeats_arg, run_main, seed_arg
+from common.cli import folds_arg, names_arg, parse_args, repeats_arg, run_main, seed_arg
 from common.cv import corrected_std_error
 from common.errors import UsageError
 from common.resume import Resume
@@ -35,7 +35,8 @@ log = logging.getLogger("compare")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
-    parser.add_argument("--recipes", nargs="*", help="recipes to compare (default: all)")
+    parser.add_argument("--recipes", nargs="*", type=names_arg, help="recipes to compare, by spaces or commas (as "
+                        "train.py --recipe takes them; default: all)")
     parser.add_argument("--folds", type=folds_arg, help="folds per repeat (default: the competition's own)")
     parser.add_argument("--repeats", type=repeats_arg, default=3, metavar="1..50",
                         help="fold assignments to score each recipe on, each with its own fold seed (default: 3)")
@@ -54,7 +55,7 @@ def main() -> int:
                              "differ")
     args = parse_args(parser)
     comp = competitions.get(args.competition)
-    names = comp.recipe_names(args.recipes)
+    names = comp.recipe_names([name for given in args.recipes or [] for name in given] or None)
     if args.baseline:
         comp.recipe(args.baseline)  # a usage error naming the valid recipes if unknown
         names = [args.baseline] + [n for n in names if n != args.baseline]

@@ -211,7 +211,7 @@ def test_an_interrupted_comparison_goes_on_from_its_finished_folds(data_dir, kit
 
 
 def test_compare_pairs_recipes_with_a_baseline_and_counts_flipped_rows(data_dir, kit_home):
-    result = run_script("compare.py", "titanic", "--recipes", "fast", "default", "--baseline", "rule",
+    result = run_script("compare.py", "titanic", "--recipes", "fast,default", "--baseline", "rule",
                         "--repeats", "2", "--folds", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()[1:]
