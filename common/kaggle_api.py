@@ -280,10 +280,12 @@ def submit(slug: str, path: Path, message: str) -> int:
     """Upload a submission file; returns Kaggle's submission ref.
 
     Transient failures are retried a bounded number of times, but never blindly: before each retry the user's
-    submissions are listed and a submission carrying this exact message counts as done, so a retry can never
-    create a duplicate.
+    submissions are listed and a submission newer than the upload's start carrying this exact message counts as
+    done, so a retry can never create a duplicate (and a file sent again with --again, whose message an earlier
+    submission already carries, is not taken for that one).
     """
     api = _client()
+    floor = max((s["ref"] for s in list_submissions(slug)), default=0)  # refs grow: a new one is above it
     for attempt in range(1, RETRIES + 1):
         try:
             response = api.competition_submit(str(path), message, slug, quiet=True)
@@ -300,7 +302,7 @@ def submit(slug: str, path: Path, message: str) -> int:
             if _daily_limit(text):
                 raise KaggleApiError(f"daily submission limit reached for {slug}: {text}; nothing was submitted")
             log.warning("Kaggle did not accept the upload (%s)", text)
-        existing = [s for s in list_submissions(slug) if s["description"] == message]
+        existing = [s for s in list_submissions(slug) if s["description"] == message and s["ref"] > floor]
         if existing:
             return existing[0]["ref"]
         if attempt < RETRIES:

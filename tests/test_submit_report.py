@@ -385,6 +385,20 @@ def test_lost_server_response_is_retried_without_a_duplicate(trained, fake_kaggl
     assert len(load_runs("titanic")[0]["kaggle_submissions"] + load_runs("titanic")[1]["kaggle_submissions"]) == 1
 
 
+def test_a_failed_upload_of_a_file_sent_before_is_retried_not_taken_for_the_earlier_one(trained, fake_kaggle,
+                                                                                       kit_home, data_dir):
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    run = trained[0]
+    assert run_script("submit.py", "titanic", "--run", run.run_id, "--no-wait", env=env).returncode == 0
+    fake_kaggle.fail("CreateSubmission", 500, times=1)  # the upload fails before Kaggle makes the submission
+    result = run_script("submit.py", "titanic", "--run", run.run_id, "--again", "--no-wait", env=env)
+    assert result.returncode == 0, result.stderr
+    first, second = fake_kaggle.state.submissions  # retried: the same message is on Kaggle, but from the first
+    assert first["description"] == second["description"]
+    entries = RunRecord.read(run.path).kaggle_submissions
+    assert [e["ref"] for e in entries] == [first["ref"], second["ref"]]
+
+
 def test_persistent_server_errors_fail_clearly_and_record_nothing(trained, fake_kaggle, kit_home, data_dir):
     fake_kaggle.fail("CreateSubmission", 500)
     result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
