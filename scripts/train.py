@@ -108,7 +108,7 @@ def report(comp: Competition, record: RunRecord, like: RunRecord | None, alone: 
     print(f"{comp.name} {record.recipe}: CV {comp.metric.name} {record.cv_text()} "
           f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
-    if alone:  # with several recipes the summary names the file's run
+    if alone:  # with several runs the summary names the one whose file submissions/ holds
         print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
     if like is not None:
         print(reproduce.verdict(like, record))
