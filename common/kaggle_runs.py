@@ -22,6 +22,7 @@ from common.runs import RunRecord, best_run, find_run, load_runs, update_record
 
 log = logging.getLogger(__name__)
 DONE = ("COMPLETE", "ERROR")
+WAIT_NOTE_SECONDS = 60  # while waiting for a score, a line when the state changes or this often
 # Kaggle unpacks a zipped submission itself (its maintainers advise zipping large files: a competition may cap the
 # upload size). Web Traffic's full-size CSV, whose ids are random hex, zips to ~57 % in ~5 s (BENCHMARKS.md).
 ZIP_ABOVE = 1_000_000
@@ -252,7 +253,8 @@ def apply_scores(run: RunRecord, remote: list[dict]) -> RunRecord:
 
 def wait_for_score(comp: Competition, run: RunRecord, ref: int, timeout: float = 600,
                    poll: float = 10) -> dict[str, Any]:
-    deadline = time.time() + timeout
+    started = time.time()
+    deadline, said, said_at = started + timeout, "", 0.0
     while True:
         remote = kaggle_api.list_submissions(comp.slug)  # the newest page: it was just made
         mine = next((s for s in remote if s["ref"] == ref), None)
@@ -264,7 +266,11 @@ def wait_for_score(comp: Competition, run: RunRecord, ref: int, timeout: float =
         if time.time() > deadline:
             raise KaggleApiError(f"submission {ref} not scored after {timeout:.0f}s; check later with "
                                  f"python scripts/leaderboard.py {comp.name} --sync")
-        log.info("submission %d: %s; waiting %.0fs", ref, mine["status"] if mine else "not listed yet", poll)
+        state = mine["status"] if mine else "not listed yet"
+        if state != said or time.time() - said_at >= WAIT_NOTE_SECONDS:  # a change, or a minute: not every poll
+            log.info("submission %d: %s after %.0fs; polling every %gs, at most %gs", ref, state,
+                     time.time() - started, poll, timeout)
+            said, said_at = state, time.time()
         time.sleep(poll)
 
 

@@ -399,6 +399,15 @@ def test_a_failed_upload_of_a_file_sent_before_is_retried_not_taken_for_the_earl
     assert [e["ref"] for e in entries] == [first["ref"], second["ref"]]
 
 
+def test_the_wait_for_a_score_says_each_state_once_not_every_poll(trained, fake_kaggle, kit_home, data_dir):
+    fake_kaggle.state.pending_polls = 5
+    result = run_script("submit.py", "titanic", "--poll", "0.1", env=env_for(kit_home, fake_kaggle, data_dir))
+    assert result.returncode == 0, result.stderr
+    waits = [line for line in result.stderr.splitlines() if re.search(r"submission \d+: PENDING after", line)]
+    assert len(waits) == 1 and "polling every 0.1s, at most 900s" in waits[0]
+    assert "scored: public accuracy" in result.stdout
+
+
 def test_persistent_server_errors_fail_clearly_and_record_nothing(trained, fake_kaggle, kit_home, data_dir):
     fake_kaggle.fail("CreateSubmission", 500)
     result = run_script("submit.py", "titanic", env=env_for(kit_home, fake_kaggle, data_dir))
