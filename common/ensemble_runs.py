@@ -222,9 +222,9 @@ def load_members(selection: Selection, prep: runner.Prepared) -> tuple[list[Memb
 def shared_folds(members: list[Member], prep: runner.Prepared, y: np.ndarray) -> list[np.ndarray]:
     """The masks of the folds every member scored (at least two: each fold's weights come from the others); a
     member with NaN where it should have predictions is refused, naming it."""
-    scored = min(_folds_scored(m.record) for m in members)
+    scored = min(m.record.folds_scored for m in members)
     if scored < 2:
-        few = ", ".join(m.record.run_id for m in members if _folds_scored(m.record) < 2)
+        few = ", ".join(m.record.run_id for m in members if m.record.folds_scored < 2)
         raise UsageError(f"an honest blend needs at least two folds every member scored (each fold's weights are "
                          f"chosen on the others); {few} scored one: train it again with --folds-scored all, or "
                          "leave it out with --runs")
@@ -237,10 +237,6 @@ def shared_folds(members: list[Member], prep: runner.Prepared, y: np.ndarray) ->
             raise DataError(f"run {m.record.run_id} has NaN among its {where} predictions; an ensemble cannot use "
                             f"it: leave it out with --runs, or move its folder away")
     return masks
-
-
-def _folds_scored(record: RunRecord) -> int:
-    return int(record.cv.get("folds_scored", len(record.cv["fold_scores"])))
 
 
 def _enough(comp: Competition, records: list[RunRecord]) -> None:

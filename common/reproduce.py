@@ -21,7 +21,7 @@ def settings(run: RunRecord) -> dict[str, Any]:
         raise UsageError(f"run {run.run_id} is an ensemble of other runs, not a trained recipe; blend them again with "
                          f"python scripts/ensemble.py {run.competition} --runs {members}")
     return {"recipe_name": run.recipe, "params": dict(run.params), "seed": run.seed,
-            "n_folds": run.folds.get("n_splits"), "folds_scored": len(run.cv.get("fold_scores", [])) or None,
+            "n_folds": run.folds.get("n_splits"), "folds_scored": run.folds_scored or None,
             "params_source": {**run.params_source, "like": run.run_id}}
 
 

@@ -170,6 +170,12 @@ class RunRecord:
         scores = [s.get(key) for s in self.kaggle_submissions if s.get(key) is not None]
         return scores[-1] if scores else None
 
+    @property
+    def folds_scored(self) -> int:
+        """How many of its folds the run scored: all, or fewer (``--folds-scored``: the first row folds, or the
+        newest backtest windows)."""
+        return int(self.cv.get("folds_scored", len(self.cv.get("fold_scores") or [])))
+
     def kaggle_status(self) -> str | None:
         """What Kaggle made of the newest submission of its file: PENDING (not scored yet, or not synced since),
         COMPLETE or ERROR (rejected); None if never submitted."""
@@ -337,8 +343,8 @@ def rank_on_shared_folds(runs: list[RunRecord], metric: Metric) -> list[RunRecor
     """Runs on one fold assignment, best first by their CV over the folds every one of them scored: the first row
     folds, or the newest backtest windows (``Folds.scored``), so a run that scored fewer is not ranked on its folds'
     luck; the plain CV mean when they all scored the same."""
-    shared = min((len(r.cv.get("fold_scores") or [None]) for r in runs), default=0)
-    if any(len(r.cv.get("fold_scores") or [None]) > shared for r in runs):
+    shared = min((max(r.folds_scored, 1) for r in runs), default=0)
+    if any(r.folds_scored > shared for r in runs):
         log.info("runs compared on the %d fold(s) every one of them scored", shared)
 
     def cv(run: RunRecord) -> float:
