@@ -18,7 +18,7 @@ from common import kaggle_api, submission
 from common.competition import Competition
 from common.data import load, sha256_file
 from common.errors import KaggleApiError, SubmissionError, UsageError
-from common.runs import RunRecord, best_run, find_run, load_runs, update_record
+from common.runs import RunRecord, best_run, best_unsent, find_run, load_runs, update_record
 
 log = logging.getLogger(__name__)
 DONE = ("COMPLETE", "ERROR")
@@ -129,7 +129,7 @@ def earlier_submission(comp: Competition, run: RunRecord) -> str | None:
     submission.csv has the same sha256 (the same recipe and seed trained again writes the same file); None if none."""
     digest = run.submission.get("sha256")
     sent = [(other, entry) for other in load_runs(comp.name) if digest and other.submission.get("sha256") == digest
-            for entry in _accepted(other)]
+            for entry in other.accepted_submissions]
     if not sent:
         return None
     other, entry = max(sent, key=lambda found: found[1]["ref"])
@@ -141,11 +141,6 @@ def earlier_submission(comp: Competition, run: RunRecord) -> str | None:
             f"(ref {entry['ref']}, {state})")
 
 
-def _accepted(run: RunRecord) -> list[dict[str, Any]]:
-    """The run's submissions that Kaggle did not reject: a rejected file is not one Kaggle has."""
-    return [entry for entry in run.kaggle_submissions if entry.get("status") != "ERROR"]
-
-
 def refuse_resubmission(comp: Competition, run: RunRecord, picked: bool = False) -> None:
     """Kaggle scores a file, not a run: sending a file it has already scored (or is scoring) spends one of the
     day's few submissions on a score the user has, so it takes --again. ``picked``: the run was chosen as the best by
@@ -155,20 +150,12 @@ def refuse_resubmission(comp: Competition, run: RunRecord, picked: bool = False)
         return
     instead = ""
     if picked:
-        unsent = best_unsent(comp)
+        unsent = best_unsent(load_runs(comp.name), comp.metric)
         if unsent is not None:
             instead = (f"; the best run by CV whose file Kaggle does not have is {unsent.run_id} ({unsent.recipe}, "
                        f"CV {unsent.cv_text()}): --run {unsent.run_id}")
     raise UsageError(f"{earlier}; the same file gets the same score, so sending it again only spends one of "
                      f"today's submissions - pass --again to send it anyway{instead}")
-
-
-def best_unsent(comp: Competition) -> RunRecord | None:
-    """The best run by CV whose file no submission Kaggle accepted holds (by this run or another with the same
-    sha256)."""
-    runs = load_runs(comp.name)
-    sent = {r.submission.get("sha256") for r in runs if _accepted(r)}
-    return best_run([r for r in runs if r.submission.get("sha256") not in sent], comp.metric)
 
 
 def refuse_unrecorded(comp: Competition, run: RunRecord) -> None:

@@ -19,7 +19,7 @@ from common.competition import Competition
 from common.data import waiting_for_download
 from common.io import held, sweep_leftovers, temp_tag
 from common.metrics import Metric
-from common.runs import RECORDS_LOCK, RunRecord, rank_on_shared_folds
+from common.runs import RECORDS_LOCK, RunRecord, rank_by_cv
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def plan(records: list[RunRecord], metric: Metric, best: int) -> Plan:
     for record in records:
         by_folds[str(record.folds.get("hash"))].append(record)
     for group in by_folds.values():
-        for place, record in enumerate(rank_on_shared_folds(group, metric)[:best], start=1):
+        for place, record in enumerate(rank_by_cv(group, metric)[:best], start=1):
             keep(record, f"#{place} by CV on its folds")
     for record in records:
         if record.kaggle_submissions:

@@ -18,7 +18,7 @@ from typing import Any
 from common import drift, paths, plotting
 from common.io import write_text_atomic
 from common.metrics import Metric, by_name
-from common.runs import RunRecord, load_runs
+from common.runs import RunRecord, best_run, best_unsent, load_runs
 
 log = logging.getLogger(__name__)
 TOP_RUNS_PLOTTED = 20
@@ -31,6 +31,8 @@ class Section:
     runs: list[RunRecord]  # sorted best first
     studies: dict[str, list[tuple[int, float]]]  # study name -> (trial number, value) of finished trials
     drift: dict[str, Any] | None = None  # the saved adversarial validation (common.drift), if any
+    best: RunRecord | None = None  # the run submit.py sends by default: the best by CV on the shared folds
+    unsent: RunRecord | None = None  # the best by CV whose file Kaggle does not have
 
     @property
     def ensembles(self) -> list[RunRecord]:
@@ -65,7 +67,8 @@ def collect(competitions: list[str] | None = None, storage: str | None = None) -
             continue
         metric = by_name(mine[0].metric["name"], mine[0].metric.get("direction"))
         sections.append(Section(name, metric, metric.rank(mine, lambda r: r.cv["mean"]),
-                                _studies(name, storage), drift.load(name)))
+                                _studies(name, storage), drift.load(name), best_run(mine, metric, quiet=True),
+                                best_unsent(mine, metric, quiet=True)))
     return sections
 
 
@@ -129,6 +132,8 @@ def markdown(sections: list[Section]) -> str:
                 "|" + "---|" * len(HEADER)]
         out += ["| " + " | ".join(row) + " |" for row in _rows(s)]
         out.append("")
+        if (line := _next_line(s)) is not None:
+            out += [line, ""]
         out += _markdown_extras(s)
     return "\n".join(out)
 
@@ -147,6 +152,31 @@ def _ensemble_rows(section: Section) -> list[list[str]]:
 
 
 ENSEMBLE_HEADER = ["run", "method", "CV (nested)", "best member", "members × weight"]
+
+
+def _next_submit(section: Section) -> tuple[str, str] | None:
+    """The command that sends the run ``submit.py`` would pick, and why that run. The table ranks every run by its
+    plain CV mean, while the pick compares only runs on the same folds and counts a partly scored run's folds'
+    difficulty, and skips files Kaggle has: rank 1 may not be it."""
+    best, unsent = section.best, section.unsent
+    if best is None:
+        return None
+    if unsent is None:
+        return "", "none, every run's file is on Kaggle already"
+    what = f"{unsent.recipe} run {unsent.run_id}, CV {unsent.cv_text()}"
+    if unsent is best:
+        return f"python scripts/submit.py {section.name}", f"{what}: the best by CV"
+    return (f"python scripts/submit.py {section.name} --run {unsent.run_id}",
+            f"{what}: the best by CV whose file Kaggle does not have (the best, {best.run_id}, is on Kaggle)")
+
+
+def _next_line(section: Section) -> str | None:
+    """The next submission, as a markdown line."""
+    found = _next_submit(section)
+    if found is None:
+        return None
+    command, why = found
+    return f"Next to submit: `{command}` - {why}." if command else f"Next to submit: {why}."
 
 
 def _drift_lines(section: Section) -> list[str]:
@@ -198,6 +228,9 @@ def terminal(sections: list[Section], limit: int = 10) -> str:
             lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}{tuned}")
         if rest:
             lines.append(f"  ... {_count(len(rest), 'more run')} with a lower CV, in the report")
+        if (found := _next_submit(s)) is not None:
+            command, why = found
+            lines.append(f"  next: {command}  # {why}" if command else f"  next to submit: {why}")
     return "\n".join(lines)
 
 
@@ -392,6 +425,8 @@ def html_page(sections: list[Section], figures: dict[str, Figures] | None = None
         name = html.escape(s.name)
         body.append(f"<h2 id='{name}'>{name} — {html.escape(s.metric.name)} ({s.metric.direction_in_words})</h2>")
         body += _html_runs(s)
+        if (line := _next_line(s)) is not None:
+            body.append(f"<p class='next'>{_inline(line)}</p>")
         body += _html_extras(s)
         for title, uri in _plots(s) + _competition_figures(s, (figures or {}).get(s.name)):
             body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")

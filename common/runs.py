@@ -176,6 +176,11 @@ class RunRecord:
         newest backtest windows)."""
         return int(self.cv.get("folds_scored", len(self.cv.get("fold_scores") or [])))
 
+    @property
+    def accepted_submissions(self) -> list[dict[str, Any]]:
+        """Its submissions that Kaggle did not reject: a rejected file is not one Kaggle has."""
+        return [entry for entry in self.kaggle_submissions if entry.get("status") != "ERROR"]
+
     def kaggle_status(self) -> str | None:
         """What Kaggle made of the newest submission of its file: PENDING (not scored yet, or not synced since),
         COMPLETE or ERROR (rejected); None if never submitted."""
@@ -320,37 +325,52 @@ def common_folds(records: list[RunRecord]) -> str | None:
     return most_used(records, lambda r: r.folds.get("hash"))
 
 
-def best_run(records: list[RunRecord], metric: Metric) -> RunRecord | None:
+def best_run(records: list[RunRecord], metric: Metric, quiet: bool = False) -> RunRecord | None:
     """The run with the best CV mean in the metric's own direction, among runs scored on the same folds.
 
     CV means over different fold assignments (another k, another fold seed) are not comparable - 20 folds of a few
     rows each can win by luck - so only the runs on the folds most runs used compete (the newest run breaks a tie).
     Runs that scored only some of those folds (``--folds-scored``: the digit CNN's one held-out fold, a quick look
-    at the newest backtest window) are compared on the folds every one of them scored: a fold's luck is not a gain.
+    at the newest backtest window) count their folds' difficulty (``rank_by_cv``): a fold's luck is not a
+    gain.
     """
     scored = [r for r in records if isinstance(r.cv.get("mean"), int | float)]
     if not scored:
         return None
     common = common_folds(scored)
     skipped = sum(r.folds.get("hash") != common for r in scored)
-    if skipped:
+    if skipped and not quiet:
         log.info("best run chosen among %d runs on the same folds; %d runs on other folds are not compared "
                  "(pick one with --run)", len(scored) - skipped, skipped)
-    return rank_on_shared_folds([r for r in scored if r.folds.get("hash") == common], metric)[0]
+    return rank_by_cv([r for r in scored if r.folds.get("hash") == common], metric, quiet)[0]
 
 
-def rank_on_shared_folds(runs: list[RunRecord], metric: Metric) -> list[RunRecord]:
-    """Runs on one fold assignment, best first by their CV over the folds every one of them scored: the first row
-    folds, or the newest backtest windows (``Folds.scored``), so a run that scored fewer is not ranked on its folds'
-    luck; the plain CV mean when they all scored the same."""
-    shared = min((max(r.folds_scored, 1) for r in runs), default=0)
-    if any(r.folds_scored > shared for r in runs):
-        log.info("runs compared on the %d fold(s) every one of them scored", shared)
+def best_unsent(records: list[RunRecord], metric: Metric, quiet: bool = False) -> RunRecord | None:
+    """The best run by CV whose file no submission Kaggle accepted holds (by this run or another with the same
+    sha256): the one worth a submission."""
+    sent = {r.submission.get("sha256") for r in records if r.accepted_submissions}
+    return best_run([r for r in records if r.submission.get("sha256") not in sent], metric, quiet)
+
+
+def rank_by_cv(runs: list[RunRecord], metric: Metric, quiet: bool = False) -> list[RunRecord]:
+    """Runs on one fold assignment, best first by CV. Runs that scored every fold rank by their CV mean. A run that
+    scored only some (``--folds-scored``: the first row folds, or the newest backtest windows, as ``Folds.scored``)
+    ranks by its fold scores less each fold's difficulty, measured on the runs that scored every fold: a quick look
+    at an easy fold 0 does not outrank a full CV, and does not reduce every full CV to that fold's luck either. With
+    one full run this is the comparison on the shared folds, put on the full CV's scale."""
+    scores = {id(r): np.asarray(r.cv.get("fold_scores") or [], dtype=float) for r in runs}
+    most = max((len(s) for s in scores.values()), default=0)
+    reference = np.array([s for s in scores.values() if len(s) == most]) if most else np.empty((0, 0))
+    difficulty = reference.mean(axis=0) - reference.mean() if most else np.empty(0)
+    if not quiet and any(0 < len(s) < most for s in scores.values()):
+        log.info("runs that scored fewer than %d folds ranked by their scores less each fold's difficulty on the "
+                 "%d run(s) that scored all", most, len(reference))
 
     def cv(run: RunRecord) -> float:
-        scores = run.cv.get("fold_scores") or []
-        if len(scores) <= shared:
+        own = scores[id(run)]
+        if not 0 < len(own) < most:
             return float(run.cv["mean"])
-        return float(np.mean(scores[-shared:] if run.folds.get("kind") == "backtest" else scores[:shared]))
+        shift = difficulty[-len(own):] if run.folds.get("kind") == "backtest" else difficulty[:len(own)]
+        return float(np.mean(own - shift))
 
     return metric.rank(runs, cv)

@@ -23,7 +23,7 @@ from common import kaggle_runs, paths, reproduce, submission, tuning
 from common.cli import folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg
 from common.competition import Competition
 from common.runner import train
-from common.runs import RunRecord, find_run, load_runs, rank_on_shared_folds
+from common.runs import RunRecord, find_run, load_runs, rank_by_cv
 
 
 def main() -> int:
@@ -96,7 +96,7 @@ def main() -> int:
         report(comp, record, like, alone=len(jobs) == 1)
         records.append(record)
     if len(records) > 1:
-        ranked = rank_on_shared_folds(records, comp.metric)
+        ranked = rank_by_cv(records, comp.metric)
         best = ranked[0]  # the copy in submissions/ would otherwise be the last recipe's, whatever its CV
         submission.publish(best.folder / best.submission["file"], comp.name)
         print(summary(comp, ranked))

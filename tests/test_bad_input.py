@@ -25,7 +25,7 @@ from common.cli import handle_errors
 from common.competition import Data
 from common.errors import DataError, UsageError
 from common.metrics import ACCURACY
-from common.runs import RunRecord, best_run
+from common.runs import RunRecord, best_run, rank_by_cv
 from common.splitters import RowFolds
 
 from conftest import ROOT, run_script
@@ -435,6 +435,25 @@ def test_best_run_compares_runs_that_scored_some_folds_on_the_folds_all_scored()
     assert best_run([full, newest], SMAPE) is full
     assert best_run([full, run([50.0, 50.0, 47.9], "backtest", "3")], SMAPE).started == "3"  # all scored: the mean
 
+
+
+def test_a_quick_look_at_one_fold_leaves_full_cvs_ranked_on_all_their_folds():
+    """One --folds-scored 1 run made every full CV count fold 0 alone: lgbm (luckier on fold 0) took default's
+    place as the run submit.py sends. The quick run is judged against fold 0's difficulty instead."""
+    def run(scores, started, kind="stratified"):
+        cv = {"mean": float(np.mean(scores)), "fold_scores": scores}
+        return RunRecord(started, started, "x", "x", {}, cv, folds={"hash": "a", "kind": kind})
+
+    default, lgbm = run([0.86, 0.85, 0.85, 0.84, 0.85], "1"), run([0.87, 0.845, 0.845, 0.835, 0.845], "2")
+    easy_fold = run([0.865], "3")  # fold 0 is 0.016 easier than the average: 0.849 on the full CVs' scale
+    assert rank_by_cv([default, lgbm, easy_fold], ACCURACY) == [default, easy_fold, lgbm]
+    assert best_run([lgbm, default, easy_fold], ACCURACY) is default
+    assert best_run([lgbm, default, run([0.875], "4")], ACCURACY).started == "4"  # 0.859 on that scale
+    # backtests: the newest window is the hardest here; a look at it alone is judged against that
+    from common.metrics import SMAPE
+
+    full, quick = run([50.0, 50.0, 53.0], "5", "backtest"), run([52.0], "6", "backtest")
+    assert best_run([full, quick], SMAPE) is quick
 
 # 6. Signals and leftovers.
 def _start_and_wait_for(args: list[str], env: dict[str, str], marker: str) -> subprocess.Popen:

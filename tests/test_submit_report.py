@@ -526,7 +526,7 @@ def test_the_tables_fold_away_low_runs_never_scored_on_kaggle(trained, kit_home,
     table = report.terminal(sections, limit=1)  # the terminal's table keeps the same runs in view
     assert best.run_id in table and f"{scored.run_id}  LB 0.77000" in table and others[0].run_id not in table
     assert f"{pending.run_id}  LB pending (--sync)" in table
-    assert table.endswith("... 1 more run with a lower CV, in the report")
+    assert "... 1 more run with a lower CV, in the report\n  next: " in table
     shown, folded = page.read_text().split("<details>")
     assert best.run_id in shown and scored.run_id in shown and "0.77000" in shown
     assert "<td>pending (--sync)</td>" in shown and "1 more run (lower CV, not sent to Kaggle)" in folded
@@ -537,6 +537,34 @@ def test_the_tables_fold_away_low_runs_never_scored_on_kaggle(trained, kit_home,
     assert md.splitlines()[4].endswith("| code |")
     assert f"| {commit[:7]}{'+' if commit.endswith('-dirty') else ''} |" in md
 
+
+
+def test_the_report_names_the_run_submit_would_send(trained, kit_home):
+    """The table ranks every run by its plain CV mean; submit.py compares runs on the same folds and skips files
+    Kaggle has. The report says which run that is, and the command, so rank 1 is not taken for it."""
+    from common import report
+    from common.kaggle_runs import pick_run
+
+    best, second = trained
+    quick, _ = runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False, folds_scored=1)
+    assert pick_run(TITANIC).run_id == best["run_id"]
+    _, _, sections = report.write()
+    assert f"  next: python scripts/submit.py titanic  # {best['recipe']} run {best['run_id']}, CV " in (
+        report.terminal(sections))
+    update_record(best.path, lambda r: {"kaggle_submissions": [{"ref": 1, "public_score": 0.77}]})
+    _, page, sections = report.write()
+    unsent = report.terminal(sections).splitlines()[-1]
+    other = next(r for r in (second, quick) if r.run_id in unsent)
+    assert unsent.startswith(f"  next: python scripts/submit.py titanic --run {other.run_id}  # ")
+    assert f"(the best, {best['run_id']}, is on Kaggle)" in unsent
+    md = (kit_home / "reports" / "leaderboard.md").read_text()
+    assert f"Next to submit: `python scripts/submit.py titanic --run {other.run_id}` - " in md
+    assert f"<p class='next'>Next to submit: <code>python scripts/submit.py titanic --run {other.run_id}</code>" in (
+        page.read_text())
+    for run in (second, quick):
+        update_record(run.path, lambda r: {"kaggle_submissions": [{"ref": 2, "status": "PENDING"}]})
+    assert report.terminal(report.collect()).endswith(
+        "  next to submit: none, every run's file is on Kaggle already")
 
 def test_report_with_no_runs_is_friendly(kit_home):
     result = run_script("leaderboard.py", env=env_for(kit_home))
