@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from common.compute import check_settings
 from common.errors import FileSystemError, KitError, UsageError, describe_os_error
@@ -38,12 +38,31 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Every script's last step of option parsing: the shared --verbose flag, then logging set up from it."""
+def parse_args(parser: argparse.ArgumentParser, competitions: Sequence[str] = ()) -> argparse.Namespace:
+    """Every script's last step of option parsing: the shared --verbose flag, then logging set up from it.
+    ``competitions``: the names the script's competition positional takes, for ``competition_first``."""
     parser.add_argument("--verbose", action="store_true", help="debug logging")
-    args = parser.parse_args()
+    args = parser.parse_args(competition_first(parser, sys.argv[1:], competitions))
     setup_logging(args.verbose)
     return args
+
+
+def competition_first(parser: argparse.ArgumentParser, argv: list[str], competitions: Sequence[str]) -> list[str]:
+    """``argv`` with a competition named after a list option's words (``--recipes lgbm titanic``) moved to the
+    front. Such an option takes every word up to the next option, so argparse counted the competition as a recipe and
+    then asked for the competition; no recipe or run id is a competition's name, so the move is safe."""
+    lists = {flag for action in parser._actions if action.nargs in ("*", "+") for flag in action.option_strings}
+    if not lists or not argv or not argv[0].startswith("-"):
+        return argv
+    in_list, found = False, []
+    for i, word in enumerate(argv):
+        if word.startswith("-"):
+            in_list = word in lists
+        elif in_list and word in competitions:
+            found.append(i)
+    if len(found) != 1:
+        return argv
+    return [argv[found[0]], *argv[:found[0]], *argv[found[0] + 1:]]
 
 
 def _whole(text: str, low: int, high: int | None, out_of_range: str) -> int:

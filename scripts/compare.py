@@ -53,7 +53,7 @@ def main() -> int:
                              "is better, for errors too) ± its standard error (corrected for the training rows the "
                              "folds share: Nadeau & Bengio), and (classification) the rows where their predictions "
                              "differ")
-    args = parse_args(parser)
+    args = parse_args(parser, competitions.names())
     comp = competitions.get(args.competition)
     names = comp.recipe_names([name for given in args.recipes or [] for name in given] or None)
     if args.baseline:

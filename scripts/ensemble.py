@@ -30,7 +30,7 @@ def main() -> int:
                         "nnls: non-negative least-squares weights; rank: rank average (ranking metrics only)")
     parser.add_argument("--max-members", type=positive_arg, help="most distinct runs in the blend")
     parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
-    args = parse_args(parser)
+    args = parse_args(parser, competitions.names())
     comp = competitions.get(args.competition)
     record, skipped, best = ensemble_runs.build(comp, args.runs, args.method, args.max_members, args.data_dir)
     for run_id, reason in skipped:

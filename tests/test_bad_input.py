@@ -1,6 +1,7 @@
 """Issue 10's defects, one test each: bad input and faults end in one clear line with the documented exit code, and
 never replace a good cache, run or submission."""
 
+import argparse
 import errno
 import gzip
 import json
@@ -411,6 +412,23 @@ def test_fold_count_beyond_the_smallest_class_is_a_usage_error():
                                          r"of the smallest class; choose --folds between 2 and 3"):
         RowFolds("stratified").assign(dataset, 5)
 
+
+def test_a_competition_named_after_a_list_option_is_moved_to_the_front():
+    """--recipes lgbm titanic: nargs took titanic for a recipe, and argparse asked for the competition given."""
+    from common.cli import competition_first
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("competition")
+    parser.add_argument("--recipes", nargs="*")
+    parser.add_argument("--folds")
+    names = ["titanic", "house-prices"]
+    assert competition_first(parser, ["--recipes", "lgbm", "titanic"], names) == ["titanic", "--recipes", "lgbm"]
+    assert competition_first(parser, ["--recipes", "lgbm", "titanic", "--folds", "3"], names) == [
+        "titanic", "--recipes", "lgbm", "--folds", "3"]
+    assert parser.parse_args(competition_first(parser, ["--recipes", "a", "b", "titanic"], names)).recipes == ["a", "b"]
+    for left in (["titanic", "--recipes", "lgbm"], ["--folds", "3", "titanic"],  # argparse finds these itself
+                 ["--recipes", "titanic", "house-prices"]):  # two: which one is meant is not for us to guess
+        assert competition_first(parser, left, names) == left
 
 def test_best_run_compares_only_runs_on_the_same_folds():
     def run(mean, folds, started):

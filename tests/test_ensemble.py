@@ -245,7 +245,8 @@ def test_runs_on_other_folds_and_broken_members_are_skipped_with_the_reason(data
     oof.loc[3, "oof"] = np.nan
     oof.to_parquet(logreg.path / "oof.parquet")
     before = len(load_runs("titanic"))
-    result = run_script("ensemble.py", "titanic", "--runs", fast.run_id, logreg.run_id, env=env)
+    # the competition after the run ids (a list option takes every word up to the next option) is still found
+    result = run_script("ensemble.py", "--runs", fast.run_id, logreg.run_id, "titanic", env=env)
     assert result.returncode == 3 and logreg.run_id in last_line(result) and "NaN" in last_line(result)
     assert len(load_runs("titanic")) == before
 
