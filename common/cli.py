@@ -134,10 +134,11 @@ def positive_arg(text: str) -> int:
 def _resumable() -> str:
     """What an interrupted command leaves for the same command to go on from: finished folds, a part download."""
     from common import paths
-    from common.resume import kept_folds
+    from common.resume import batch_progress, kept_folds
 
     kept = kept_folds()
-    said = f"; {kept} finished fold(s) kept under resume/: the same command goes on from them" if kept else ""
+    said = batch_progress()
+    said += f"; {kept} finished fold(s) kept under resume/: the same command goes on from them" if kept else ""
     for folder in paths.partial_downloads(since=STARTED):  # this command's, not one left by another
         said += f"; the download so far stays in {paths.shown(folder)}/: the same command goes on from it"
     return said

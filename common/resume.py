@@ -4,10 +4,13 @@ reboot) resumes where it stopped: the same command fits only the folds it had no
 A fold is reused only by a run with the very same inputs - competition, recipe, params, seed, folds, data files and
 the code of ``common/`` and ``competitions/`` - so a resumed run gives the CV an uninterrupted one would. Each fold is
 one pickle under ``resume/<competition>/<code>-<key>/``, written atomically; the run removes its folder once written.
-Folders that other code made can never be reused, so a run of the same competition removes them when it starts
-(``resume/`` does not grow with every change to the code) - unless a live process still uses them: each run marks
-its folders (``common.io.mark_in_use``), so a run of edited code started beside a running one leaves the running
-one's folds alone, and a run finishing beside another with the same inputs leaves their shared folder to the other.
+A command that trains several runs (``train.py --recipe all``, ``--seed 0,1,2``) also keeps the list of the runs it
+has written (``Batch``), so the same command cut short goes on from the run it had not finished rather than training
+the written ones again. Folders that other code made can never be reused, so a run of the same competition removes
+them when it starts (``resume/`` does not grow with every change to the code) - unless a live process still uses
+them: each run marks its folders (``common.io.mark_in_use``), so a run of edited code started beside a running one
+leaves the running one's folds alone, and a run finishing beside another with the same inputs leaves their shared
+folder to the other.
 """
 
 import contextlib
@@ -22,7 +25,7 @@ from typing import Any
 
 from common import paths
 from common.cv import FoldOutcome
-from common.io import in_use_elsewhere, mark_in_use, own_mark, write_bytes_atomic
+from common.io import in_use_elsewhere, mark_in_use, own_mark, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +89,9 @@ class Resume:
                  if f.is_dir() and not f.name.startswith(f"{self.code}-") and not in_use_elsewhere(f)]
         for folder in stale:
             shutil.rmtree(folder, ignore_errors=True)
+        for batch in self.root.glob("batch-*.json"):  # the run lists of commands of other code
+            if not batch.name.startswith(f"batch-{self.code}-"):
+                batch.unlink(missing_ok=True)
         if stale:
             log.info("resume: removed %d folder(s) of finished folds that other code made (never reusable)", len(stale))
 
@@ -110,6 +116,51 @@ class Resume:
 
 
 _unfinished: list[Resume] = []
+
+
+class Batch:
+    """The runs a several-run command has written, by job (``lgbm seed 0``), in one JSON file under ``resume/``
+    named after the code and the command's inputs; removed once the command's last run is written. A run it lists is
+    taken as it is by the same command started again (same code, recipes, seeds, params, folds)."""
+
+    def __init__(self, competition: str, jobs: list[tuple[str, int]], **command: Any):
+        material = json.dumps({"jobs": jobs, **command}, sort_keys=True, default=str)
+        name = f"batch-{code_fingerprint()[:12]}-{hashlib.sha256(material.encode()).hexdigest()[:16]}.json"
+        self.path = paths.resume_dir(competition) / name
+        self.jobs = len(jobs)
+        self.runs = self._read()
+        _batches.append(self)
+
+    def _read(self) -> dict[str, str]:
+        try:
+            runs = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # none yet; a damaged list only costs its runs again
+            return {}
+        return {str(k): str(v) for k, v in runs.items()} if isinstance(runs, dict) else {}
+
+    def written(self, job: str) -> str | None:
+        return self.runs.get(job)
+
+    def add(self, job: str, run_id: str) -> None:
+        self.runs[job] = run_id
+        write_json_atomic(self.path, self.runs)
+
+    def finish(self) -> None:
+        _batches.remove(self)
+        self.path.unlink(missing_ok=True)
+        for folder in (self.path.parent, self.path.parent.parent):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+_batches: list[Batch] = []
+
+
+def batch_progress() -> str:
+    """What an interrupted several-run command has written, for its interruption message ('' if nothing)."""
+    return "".join(f"; {len(b.runs)} of the command's {b.jobs} runs {'is' if len(b.runs) == 1 else 'are'} written: "
+                   f"the same command does not train {'it' if len(b.runs) == 1 else 'them'} again"
+                   for b in _batches if b.runs)
 
 
 def kept_folds() -> int:

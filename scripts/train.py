@@ -22,6 +22,8 @@ import competitions
 from common import kaggle_runs, paths, reproduce, submission, tuning
 from common.cli import folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg
 from common.competition import Competition
+from common.compute import world
+from common.resume import Batch
 from common.runner import train
 from common.runs import RunRecord, find_run, load_runs, rank_by_cv
 
@@ -86,21 +88,43 @@ def main() -> int:
         print(f"{comp.name}: training {len(jobs)} runs, one after another: "
               + ", ".join(recipe if len(seeds) == 1 else f"{recipe} seed {seed}" for recipe, seed in jobs))
     records = []
+    batch = (Batch(comp.name, jobs, folds=args.folds, scored=scored, data_dir=args.data_dir,
+                   params=params, like=args.like) if len(jobs) > 1 and world()[1] == 1 else None)
     for recipe, seed in jobs:
-        record, folder = train(comp, recipe, seed=seed, n_folds=args.folds, data_dir=args.data_dir,
-                               params=params, params_source=source, progress=not args.quiet, folds_scored=scored,
-                               used_by=like.data if like is not None else None)
-        if record is None:  # a torchrun process other than rank 0: rank 0 reports
-            continue
-        logging.getLogger(__name__).info("run folder: %s", folder)
+        job = f"{recipe} seed {seed}"
+        record = _written_before(comp, batch.written(job)) if batch is not None else None
+        if record is None:
+            record, folder = train(comp, recipe, seed=seed, n_folds=args.folds, data_dir=args.data_dir,
+                                   params=params, params_source=source, progress=not args.quiet,
+                                   folds_scored=scored, used_by=like.data if like is not None else None)
+            if record is None:  # a torchrun process other than rank 0: rank 0 reports
+                continue
+            logging.getLogger(__name__).info("run folder: %s", folder)
+            if batch is not None:
+                batch.add(job, record.run_id)
         report(comp, record, like, alone=len(jobs) == 1)
         records.append(record)
+    if batch is not None:
+        batch.finish()
     if len(records) > 1:
         ranked = rank_by_cv(records, comp.metric)
         best = ranked[0]  # the copy in submissions/ would otherwise be the last recipe's, whatever its CV
         submission.publish(best.folder / best.submission["file"], comp.name)
         print(summary(comp, ranked))
     return 0
+
+
+def _written_before(comp: Competition, run_id: str | None) -> RunRecord | None:
+    """The run this command wrote before it was cut short, if its folder is still whole."""
+    if run_id is None:
+        return None
+    try:
+        record = RunRecord.read(paths.runs_dir(comp.name) / run_id)
+    except (OSError, ValueError, KeyError, TypeError):  # removed (prune.py) or damaged since: trained again
+        return None
+    logging.getLogger(__name__).info("%s seed %d: run %s, written before this command was cut short; not trained "
+                                     "again", record.recipe, record.seed, run_id)
+    return record
 
 
 def report(comp: Competition, record: RunRecord, like: RunRecord | None, alone: bool = True) -> None:

@@ -26,7 +26,7 @@ from common.cli import handle_errors
 from common.competition import Data
 from common.errors import DataError, UsageError
 from common.metrics import ACCURACY
-from common.runs import RunRecord, best_run, rank_by_cv
+from common.runs import RunRecord, best_run, load_runs, rank_by_cv
 from common.splitters import RowFolds
 
 from conftest import ROOT, run_script
@@ -496,6 +496,27 @@ def test_sigterm_behaves_like_ctrl_c(data_dir, kit_home):
     assert "terminated: nothing half-written was kept" in rest and "Traceback" not in rest
     assert snapshot(kit_home / "runs") | snapshot(kit_home / "submissions") == before
     assert not [p for p in (kit_home / "runs" / "titanic").iterdir() if p.name.startswith(".")]
+
+
+def test_a_several_run_command_cut_short_goes_on_from_the_run_it_had_not_finished(data_dir, kit_home):
+    """train.py --recipe a,b,c stopped during b: the same command again trained a from scratch (a run each time)."""
+    env = env_with(KIT_HOME=str(kit_home))
+    command = ["train.py", "titanic", "--recipe", "fast,rule,logreg", "--folds", "3", "--quiet"]
+    proc = _start_and_wait_for(command, env, "cross-validating titanic/rule")
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 143 and "Traceback" not in rest
+    assert "; 1 of the command's 3 runs is written: the same command does not train it again" in rest
+    [fast] = load_runs("titanic")
+    again = run_script(*command, env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"fast seed 0: run {fast.run_id}, written before this command was cut short; not trained again" in (
+        again.stderr)
+    runs = load_runs("titanic")
+    assert sorted(r.recipe for r in runs) == ["fast", "logreg", "rule"]
+    assert all(r.run_id in again.stdout.split("blend them:")[1] for r in runs)
+    assert not (kit_home / "resume").exists()  # the command finished: its list of written runs is gone
+    assert run_script(*command, env=env).returncode == 0 and len(load_runs("titanic")) == 6  # a new command
 
 
 def test_leftovers_of_a_killed_run_are_removed_by_the_next(data_dir, kit_home):
