@@ -31,7 +31,7 @@ class Section:
     runs: list[RunRecord]  # sorted best first
     studies: dict[str, list[tuple[int, float]]]  # study name -> (trial number, value) of finished trials
     drift: dict[str, Any] | None = None  # the saved adversarial validation (common.drift), if any
-    best: RunRecord | None = None  # the run submit.py sends by default: the best by CV on the shared folds
+    best: RunRecord | None = None  # the best by CV as submit.py picks it (runs.best_run)
     unsent: RunRecord | None = None  # the best by CV whose file Kaggle does not have
 
     @property

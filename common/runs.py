@@ -345,6 +345,26 @@ def best_run(records: list[RunRecord], metric: Metric, quiet: bool = False) -> R
     return rank_by_cv([r for r in scored if r.folds.get("hash") == common], metric, quiet)[0]
 
 
+def standing(run: RunRecord, records: list[RunRecord], metric: Metric) -> str | None:
+    """Where ``run`` stands among the runs on its folds, ranked as ``best_run`` ranks them: the question after every
+    run ("better than my best?"). None when it is the only one."""
+    peers = [r for r in records if r.folds.get("hash") == run.folds.get("hash") and r.run_id != run.run_id
+             and isinstance(r.cv.get("mean"), int | float)]
+    if not peers:
+        return None
+    # ties go to the earlier run: a run with the CV of one before it has no gain to report
+    ranked = rank_by_cv(sorted([*peers, run], key=lambda r: (r.started, r.run_id)), metric, quiet=True)
+    place = ranked.index(run) + 1
+    of = f"of {len(ranked)} runs on these folds by CV"
+    if place == 1:
+        before = ranked[1]
+        gain = metric.gain(run.cv["mean"], before.cv["mean"])
+        return (f"#1 {of}, {gain:.5f} above the best before, {before.recipe} run {before.run_id} "
+                f"({before.cv_text()})")
+    best = ranked[0]
+    return f"#{place} {of}; the best is {best.recipe} run {best.run_id} ({best.cv_text()})"
+
+
 def best_unsent(records: list[RunRecord], metric: Metric, quiet: bool = False) -> RunRecord | None:
     """The best run by CV whose file no submission Kaggle accepted holds (by this run or another with the same
     sha256): the one worth a submission."""

@@ -25,7 +25,7 @@ from common.competition import Competition
 from common.compute import world
 from common.resume import Batch
 from common.runner import train
-from common.runs import RunRecord, find_run, load_runs, rank_by_cv
+from common.runs import RunRecord, find_run, load_runs, rank_by_cv, standing
 
 
 def main() -> int:
@@ -132,8 +132,10 @@ def report(comp: Competition, record: RunRecord, like: RunRecord | None, alone: 
     print(f"{comp.name} {record.recipe}: CV {comp.metric.name} {record.cv_text()} "
           f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
-    if alone:  # with several runs the summary names the one whose file submissions/ holds
+    if alone:  # with several runs the summary names the one whose file submissions/ holds, and how it stands
         print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
+        if (place := standing(record, load_runs(comp.name), comp.metric)) is not None:
+            print(place)
     if like is not None:
         print(reproduce.verdict(like, record))
     tuned = kaggle_runs.tuned_note(comp, record)
@@ -151,6 +153,9 @@ def summary(comp: Competition, ranked: list[RunRecord]) -> str:
     lines += [f"  {r.cv_text():>20}  {r.recipe:<14} seed {r.seed:<4} {r.run_id}" for r in ranked]
     lines.append(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {ranked[0].run_id}, the best "
                  "of these by CV)")
+    others = [r for r in load_runs(comp.name) if r.run_id not in {run.run_id for run in ranked}]
+    if (place := standing(ranked[0], [*ranked, *others], comp.metric)) is not None and others:
+        lines.append(f"the best of these: {place}")
     lines.append(f"blend them: python scripts/ensemble.py {comp.name} --runs "
                  + " ".join(r.run_id for r in ranked))
     return "\n".join(lines)

@@ -473,6 +473,23 @@ def test_a_quick_look_at_one_fold_leaves_full_cvs_ranked_on_all_their_folds():
     full, quick = run([50.0, 50.0, 53.0], "5", "backtest"), run([52.0], "6", "backtest")
     assert best_run([full, quick], SMAPE) is quick
 
+
+def test_a_new_run_is_told_where_it_stands_among_the_runs_on_its_folds():
+    from common.runs import standing
+
+    def run(mean, started, folds="a"):
+        cv = {"mean": mean, "std": 0.0, "fold_scores": [mean] * 5}
+        return RunRecord(started, started, "titanic", f"r{started}", {}, cv, folds={"hash": folds})
+
+    old, other_folds = run(0.84, "1"), run(0.99, "2", folds="b")  # a lucky CV on other folds is not a rival
+    assert standing(old, [old, other_folds], ACCURACY) is None
+    new = run(0.85, "3")
+    assert standing(new, [old, other_folds, new], ACCURACY) == (
+        "#1 of 2 runs on these folds by CV, 0.01000 above the best before, r1 run 1 (0.84000 ± 0.00000)")
+    again = run(0.85, "4")  # the same CV again: no gain, the earlier run stays the best
+    assert standing(again, [old, new, again], ACCURACY) == (
+        "#2 of 3 runs on these folds by CV; the best is r3 run 3 (0.85000 ± 0.00000)")
+
 # 6. Signals and leftovers.
 def _start_and_wait_for(args: list[str], env: dict[str, str], marker: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]], env=env, cwd=ROOT,

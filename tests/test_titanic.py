@@ -130,6 +130,15 @@ def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home
     assert seeds.returncode == 0, seeds.stderr
     assert seeds.stdout.splitlines()[0] == "titanic: training 2 runs, one after another: lgbm seed 0, lgbm seed 1"
     assert sorted(r.seed for r in load_runs("titanic") if r.recipe == "lgbm") == [0, 1]
+    # where the command's best stands among every run on these folds, as submit.py would rank them
+    ranked = sorted(load_runs("titanic"), key=lambda r: r.cv["mean"], reverse=True)
+    top = max((r for r in ranked if r.recipe == "lgbm"), key=lambda r: r.cv["mean"])
+    assert f"the best of these: #{ranked.index(top) + 1} of 4 runs on these folds by CV" in seeds.stdout
+    single = run_script("train.py", "titanic", "--recipe", "rule", "--seed", "1", "--folds", "3", "--quiet")
+    assert single.returncode == 0 and single.stdout.splitlines()[-1].endswith(" of 5 runs on these folds by CV; the "
+                                                                             f"best is {ranked[0].recipe} run "
+                                                                             f"{ranked[0].run_id} "
+                                                                             f"({ranked[0].cv_text()})")
 
 
 def test_all_recipes_means_each_recipe_once():
