@@ -14,7 +14,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -121,6 +121,19 @@ def in_use_elsewhere(folder: Path) -> bool:
         if host != host_tag() or (pid != os.getpid() and pid_alive(pid)):
             return True
     return False
+
+
+def live_owners(names: Iterable[Path]) -> set[int]:
+    """The pids of other live processes of this host that own these temp names (``temp_tag``): the work going on
+    beside this process."""
+    pids = set()
+    for name in names:
+        match = _LEFTOVER.search(Path(name).name)
+        if match is not None and match.group(2) == host_tag():
+            pid = int(match.group(1))
+            if pid != os.getpid() and pid_alive(pid):
+                pids.add(pid)
+    return pids
 
 
 class FileLock:

@@ -2,6 +2,7 @@
 cross_validate -> submission -> run record. Scripts and the tuning layer call this; it never prints scores itself."""
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 import numpy as np
 
 from common import data as data_layer
-from common import importance, predictions, submission
+from common import importance, paths, predictions, submission
 from common.competition import Competition, Data
 from common.compute import barrier, world
 from common.cv import CVResult, cross_validate, predict_raw
 from common.errors import KitError, UsageError
+from common.io import OWNER, live_owners
 from common.params import check_buildable, resolve
 from common.resume import Resume
 from common.runs import RunRecord, RunWriter, environment
@@ -34,6 +36,20 @@ class Prepared:
     X: Any  # the model input: a feature frame, an array of images, a Panel of series
     X_test: Any
     folds: Folds
+
+
+def warn_if_sharing_cores() -> None:
+    """Two trainings side by side on a laptop's few cores each run several times slower (their threads fight over
+    the cores; torch most): say so when one starts beside another, so a slow run is not taken for a slow model. Not
+    when KIT_THREADS shares the cores out already (the tuning layer's workers)."""
+    if os.environ.get("KIT_THREADS"):
+        return
+    home = paths.home()
+    others = live_owners([*(home / "runs").glob("*/.tmp-*"), *(home / "resume").glob(f"*/*/.tmp-*{OWNER}")])
+    if others:
+        log.warning("%d other training process(es) on this machine (pid %s) share its %d CPU cores with this one: "
+                    "each runs slower (torch several times) - let one finish first, or give each a share with "
+                    "KIT_THREADS", len(others), ", ".join(map(str, sorted(others))), os.cpu_count() or 1)
 
 
 def prepare(comp: Competition, n_folds: int | None = None, data_dir: str | Path | None = None,
@@ -129,6 +145,8 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     barrier()
     config = {"competition": comp.name, "recipe": recipe_name, "params": params, "seed": seed, "n_folds": n_folds}
     resume = Resume(comp.name) if processes == 1 else None  # torchrun: every process must fit every fold
+    if processes == 1:
+        warn_if_sharing_cores()
     with RunWriter(comp.name, recipe_name, config) as run:
         log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
         try:

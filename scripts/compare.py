@@ -88,6 +88,7 @@ def main() -> int:
     print(f"{comp.name}: {args.repeats} x {args.folds}-fold CV ({kind}), {comp.metric.name} ({comp.metric.direction})")
     base = None
     resume = Resume(comp.name)  # folds of every recipe and repeat, until all are printed
+    runner.warn_if_sharing_cores()
     for label, name, params in candidates:
         started = time.perf_counter()
         results = []

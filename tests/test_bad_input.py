@@ -502,6 +502,28 @@ def _start_and_wait_for(args: list[str], env: dict[str, str], marker: str) -> su
     return proc
 
 
+def test_a_run_started_beside_another_training_says_they_share_the_cores(data_dir, kit_home, monkeypatch, caplog):
+    """Two trainings on 2 cores each run several times slower: a slow run should not be taken for a slow model."""
+    from common import io
+
+    monkeypatch.delenv("KIT_THREADS", raising=False)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        gone = kit_home / "runs" / "house-prices" / f".tmp-{2**22 + 5}-{io.host_tag()}-x-fast"  # killed: no one
+        gone.mkdir(parents=True)
+        runner.train(TITANIC, "fast", n_folds=3, progress=False)
+        assert "share its" not in caplog.text
+        (kit_home / "runs" / "house-prices" / f".tmp-{other.pid}-{io.host_tag()}-x-fast").mkdir()
+        runner.train(TITANIC, "fast", n_folds=3, progress=False)
+        assert f"1 other training process(es) on this machine (pid {other.pid}) share its" in caplog.text
+        caplog.clear()
+        monkeypatch.setenv("KIT_THREADS", "1")  # shared out already
+        runner.train(TITANIC, "fast", n_folds=3, progress=False)
+        assert "share its" not in caplog.text
+    finally:
+        other.kill()
+        other.wait()
+
 def test_sigterm_behaves_like_ctrl_c(data_dir, kit_home):
     runner.train(TITANIC, "fast", n_folds=3, progress=False)
     before = snapshot(kit_home / "runs") | snapshot(kit_home / "submissions")
