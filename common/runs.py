@@ -345,19 +345,22 @@ def best_run(records: list[RunRecord], metric: Metric, quiet: bool = False) -> R
     return rank_by_cv([r for r in scored if r.folds.get("hash") == common], metric, quiet)[0]
 
 
-def standing(run: RunRecord, records: list[RunRecord], metric: Metric) -> str | None:
+def standing(run: RunRecord, records: list[RunRecord], metric: Metric,
+             siblings: list[RunRecord] | None = None) -> str | None:
     """Where ``run`` stands among the runs on its folds, ranked as ``best_run`` ranks them: the question after every
-    run ("better than my best?"). None when it is the only one."""
-    peers = [r for r in records if r.folds.get("hash") == run.folds.get("hash") and r.run_id != run.run_id
+    run ("better than my best?"). ``records``: every run; a tie goes to them, the runs made before. ``siblings``: the
+    runs the same command made, which it already beat. None when no earlier run is on its folds."""
+    mine = {r.run_id for r in siblings or []} | {run.run_id}
+    peers = [r for r in records if r.folds.get("hash") == run.folds.get("hash") and r.run_id not in mine
              and isinstance(r.cv.get("mean"), int | float)]
+    below = [r for r in siblings or [] if r.folds.get("hash") == run.folds.get("hash") and r.run_id != run.run_id]
     if not peers:
         return None
-    # ties go to the earlier run: a run with the CV of one before it has no gain to report
-    ranked = rank_by_cv(sorted([*peers, run], key=lambda r: (r.started, r.run_id)), metric, quiet=True)
+    ranked = rank_by_cv([*peers, run, *below], metric, quiet=True)  # a stable sort: ties keep this order
     place = ranked.index(run) + 1
     of = f"of {len(ranked)} runs on these folds by CV"
     if place == 1:
-        before = ranked[1]
+        before = next(r for r in ranked[1:] if any(r is peer for peer in peers))
         gain = metric.gain(run.cv["mean"], before.cv["mean"])
         return (f"#1 {of}, {gain:.5f} above the best before, {before.recipe} run {before.run_id} "
                 f"({before.cv_text()})")

@@ -154,7 +154,7 @@ def summary(comp: Competition, ranked: list[RunRecord]) -> str:
     lines.append(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {ranked[0].run_id}, the best "
                  "of these by CV)")
     others = [r for r in load_runs(comp.name) if r.run_id not in {run.run_id for run in ranked}]
-    if (place := standing(ranked[0], [*ranked, *others], comp.metric)) is not None and others:
+    if others and (place := standing(ranked[0], others, comp.metric, ranked[1:])) is not None:
         lines.append(f"the best of these: {place}")
     lines.append(f"blend them: python scripts/ensemble.py {comp.name} --runs "
                  + " ".join(r.run_id for r in ranked))
