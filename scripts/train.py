@@ -71,6 +71,8 @@ def main() -> int:
         args.seed = args.seed or [was["seed"]]
         args.folds = args.folds or was["n_folds"]
         args.folds_scored = args.folds_scored or (was["folds_scored"] if args.folds == was["n_folds"] else None)
+    if args.recipe and "all" in args.recipe and len(args.recipe) > 1:
+        parser.error("--recipe all trains every recipe: give it alone, or name the recipes")
     recipes = comp.recipe_names(None if args.recipe == ["all"] else args.recipe or ["default"])
     if len(recipes) > 1 and args.params:
         parser.error("--params changes one recipe: give --recipe one name with it")

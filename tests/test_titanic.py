@@ -124,6 +124,8 @@ def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home
     assert sum(line.startswith("submission:") for line in lines) == 1
     refused = run_script("train.py", "titanic", "--recipe", "rule,fast", "--params", '{"C": 1}')
     assert refused.returncode == 2 and "--params changes one recipe" in refused.stderr
+    refused = run_script("train.py", "titanic", "--recipe", "all,lgbm")
+    assert refused.returncode == 2 and "--recipe all trains every recipe: give it alone" in refused.stderr
     assert len(load_runs("titanic")) == 2
     # options before the competition still leave it to its positional: one token per option
     seeds = run_script("train.py", "--seed", "0,1", "--recipe", "lgbm", "titanic", "--folds", "3", "--quiet")
