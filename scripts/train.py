@@ -131,8 +131,11 @@ def _written_before(comp: Competition, run_id: str | None) -> RunRecord | None:
 
 def report(comp: Competition, record: RunRecord, like: RunRecord | None, alone: bool = True) -> None:
     cv = record.cv
-    print(f"{comp.name} {record.recipe}: CV {comp.metric.name} {record.cv_text()} "
-          f"over {len(cv['fold_scores'])} of {record.folds['n_splits']} folds (oof {cv['oof_score']:.5f}) "
+    scored, folds = len(cv["fold_scores"]), record.folds["n_splits"]
+    over = (f"on 1 of {folds} folds" if scored == 1 else f"over {scored} folds" if scored == folds
+            else f"over {scored} of {folds} folds")
+    cv_text = f"{cv['mean']:.5f}" if scored == 1 else record.cv_text()  # the fold count is said once
+    print(f"{comp.name} {record.recipe}: CV {comp.metric.name} {cv_text} {over} (oof {cv['oof_score']:.5f}) "
           f"in {record.seconds['total']:.1f}s")
     if alone:  # with several runs the summary names the one whose file submissions/ holds, and how it stands
         print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
