@@ -65,6 +65,16 @@ def competition_first(parser: argparse.ArgumentParser, argv: list[str], competit
     return [argv[found[0]], *argv[:found[0]], *argv[found[0] + 1:]]
 
 
+def duration_text(seconds: float) -> str:
+    """A duration for people: "45 s", "5 min 32 s", "1 h 05 min"."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
 def _whole(text: str, low: int, high: int | None, out_of_range: str) -> int:
     """A whole number in [low, high] from an option's text, or argparse's usage error saying what is allowed."""
     try:

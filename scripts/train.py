@@ -17,10 +17,11 @@
 
 import argparse
 import logging
+import statistics
 
 import competitions
 from common import kaggle_runs, paths, reproduce, submission, tuning
-from common.cli import folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg
+from common.cli import duration_text, folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg
 from common.competition import Competition
 from common.compute import world
 from common.resume import Batch
@@ -88,7 +89,8 @@ def main() -> int:
     jobs = [(recipe, seed) for recipe in recipes for seed in seeds]
     if len(jobs) > 1:
         print(f"{comp.name}: training {len(jobs)} runs, one after another: "
-              + ", ".join(recipe if len(seeds) == 1 else f"{recipe} seed {seed}" for recipe, seed in jobs))
+              + ", ".join(recipe if len(seeds) == 1 else f"{recipe} seed {seed}" for recipe, seed in jobs)
+              + expected(comp, [recipe for recipe, _ in jobs], args.folds, scored))
     records = []
     batch = (Batch(comp.name, jobs, folds=args.folds, scored=scored, data_dir=args.data_dir,
                    params=params, like=args.like) if len(jobs) > 1 and world()[1] == 1 else None)
@@ -114,6 +116,26 @@ def main() -> int:
         submission.publish(best.folder / best.submission["file"], comp.name)
         print(summary(comp, ranked))
     return 0
+
+
+def expected(comp: Competition, recipes: list[str], folds: int, scored: int | None) -> str:
+    """About how long these runs take, going by the runs of each recipe here on as many folds (their median: a run
+    that went on from kept folds took less; '' when there were none): a several-run command can take an hour, and
+    the one line up front lets the user decide to wait or not."""
+    runs = load_runs(comp.name)
+    known = []
+    for recipe in recipes:
+        scores = min(scored or comp.recipe(recipe).folds_scored or folds, folds)
+        same = [r for r in runs if r.recipe == recipe and r.folds.get("n_splits") == folds and r.folds_scored == scores
+                and isinstance(r.seconds.get("total"), int | float)]
+        if same:
+            known.append(statistics.median(r.seconds["total"] for r in same))
+    if not known:
+        return ""
+    about = f" - about {duration_text(sum(known))}"
+    if len(known) == len(recipes):
+        return f"{about}, going by the runs of each recipe here"
+    return f"{about} for the {len(known)} trained here before, plus {len(recipes) - len(known)} never trained here"
 
 
 def _written_before(comp: Competition, run_id: str | None) -> RunRecord | None:

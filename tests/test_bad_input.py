@@ -430,6 +430,12 @@ def test_a_competition_named_after_a_list_option_is_moved_to_the_front():
                  ["--recipes", "titanic", "house-prices"]):  # two: which one is meant is not for us to guess
         assert competition_first(parser, left, names) == left
 
+def test_durations_read_as_people_say_them():
+    from common.cli import duration_text
+
+    assert [duration_text(s) for s in (0.4, 45, 59.6, 332, 3599, 3600, 5000)] == [
+        "0 s", "45 s", "1 min 0 s", "5 min 32 s", "59 min 59 s", "1 h 00 min", "1 h 23 min"]
+
 def test_best_run_compares_only_runs_on_the_same_folds():
     def run(mean, folds, started):
         return RunRecord(started, started, "titanic", "x", {}, {"mean": mean}, folds={"hash": folds})

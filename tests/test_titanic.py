@@ -136,8 +136,13 @@ def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home
     ranked = sorted(load_runs("titanic"), key=lambda r: r.cv["mean"], reverse=True)
     top = max((r for r in ranked if r.recipe == "lgbm"), key=lambda r: r.cv["mean"])
     assert f"the best of these: #{ranked.index(top) + 1} of 4 runs on these folds by CV" in seeds.stdout
+    # trained here before: how long the command should take, up front (each recipe's runs on 3 folds, their median)
+    again = run_script("train.py", "titanic", "--recipe", "rule,fast", "--folds", "3", "--quiet")
+    assert again.returncode == 0 and again.stdout.splitlines()[0].startswith(
+        "titanic: training 2 runs, one after another: rule, fast - about ")
+    assert again.stdout.splitlines()[0].endswith(" s, going by the runs of each recipe here")
     single = run_script("train.py", "titanic", "--recipe", "rule", "--seed", "1", "--folds", "3", "--quiet")
-    assert single.returncode == 0 and single.stdout.splitlines()[-1].endswith(" of 5 runs on these folds by CV; the "
+    assert single.returncode == 0 and single.stdout.splitlines()[-1].endswith(" of 7 runs on these folds by CV; the "
                                                                              f"best is {ranked[0].recipe} run "
                                                                              f"{ranked[0].run_id} "
                                                                              f"({ranked[0].cv_text()})")
