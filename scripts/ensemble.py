@@ -18,6 +18,7 @@ import argparse
 import competitions
 from common import blending, ensemble_runs, paths
 from common.cli import parse_args, positive_arg, run_main
+from common.runs import load_runs, standing
 
 
 def main() -> int:
@@ -52,6 +53,8 @@ def main() -> int:
               "weights are chosen honestly, their params were not (compare.py --tuned scores such params on "
               "other folds)")
     print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
+    if (place := standing(record, load_runs(comp.name), comp.metric)) is not None:
+        print(place)
     if comp.metric.is_better(best["cv_mean"], cv["mean"]):
         print(f"note: the blend's nested CV is below the best single run's, whose CV is a max over the runs taken "
               f"on every fold; to send that run: python scripts/submit.py {comp.name} --run {best['run_id']}")

@@ -151,6 +151,7 @@ def test_house_prices_ensemble_is_an_ordinary_run_that_beats_its_members(data_di
     assert set(record.params["runs"]) == set(members)
     assert {r.folds["hash"] for r in members.values()} == {record.folds["hash"]}
     assert record.cv["mean"] < min(r.cv["mean"] for r in members.values())  # kernel and trees err differently
+    assert "#1 of 3 runs on these folds by CV, " in result.stdout  # where it stands, as for any run
     assert sum(record.ensemble["weights"].values()) == pytest.approx(1)
     assert len(record.ensemble["fold_weights"]) == 5 and record.ensemble["space"] == "log1p"
     assert {record.ensemble["shrink"], *record.ensemble["fold_shrink"]} <= set(blending.SHRINK)
