@@ -141,13 +141,21 @@ def positive_arg(text: str) -> int:
     return _whole(text, 1, None, "it must be at least 1")
 
 
+def _written() -> str:
+    """After an error: the runs a several-run command wrote before it, which the same command, once the cause is
+    fixed, does not train again."""
+    from common.resume import batch_progress
+
+    return batch_progress()
+
+
 def _resumable() -> str:
     """What an interrupted command leaves for the same command to go on from: finished folds, a part download."""
     from common import paths
-    from common.resume import batch_progress, kept_folds
+    from common.resume import kept_folds
 
     kept = kept_folds()
-    said = batch_progress()
+    said = _written()
     said += f"; {kept} finished fold(s) kept under resume/: the same command goes on from them" if kept else ""
     for folder in paths.partial_downloads(since=STARTED):  # this command's, not one left by another
         said += f"; the download so far stays in {paths.shown(folder)}/: the same command goes on from it"
@@ -183,13 +191,13 @@ def handle_errors(main: Callable[[], int | None]) -> int:
         check_settings()
         return main() or 0
     except KitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{_written()}", file=sys.stderr)
         return exc.exit_code
     except ImportError as exc:
         missing = optional_part(exc)
         if missing is None:
             raise
-        print(f"error: {missing}", file=sys.stderr)
+        print(f"error: {missing}{_written()}", file=sys.stderr)
         return UsageError.exit_code
     except OSError as exc:
         print(f"error: {describe_os_error(exc)}{_resumable()}", file=sys.stderr)

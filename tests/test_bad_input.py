@@ -569,6 +569,24 @@ def test_a_several_run_command_cut_short_goes_on_from_the_run_it_had_not_finishe
     assert run_script(*command, env=env).returncode == 0 and len(load_runs("titanic")) == 6  # a new command
 
 
+
+def test_an_error_after_some_runs_of_a_several_run_command_says_they_are_kept(kit_home, capsys):
+    """A recipe whose optional part is missing fails the command after the runs before it: they stay, and say so."""
+    from common.resume import Batch
+
+    batch = Batch("titanic", [("fast", 0), ("lgbm", 0)])
+
+    def main():
+        batch.add("fast seed 0", "20261206-000000-fast-abcdef")
+        raise UsageError("lightgbm is not installed")
+
+    try:
+        assert handle_errors(main) == 2
+        assert capsys.readouterr().err.strip() == ("error: lightgbm is not installed; 1 of the command's 2 runs is "
+                                                   "written: the same command does not train it again")
+    finally:
+        batch.finish()  # the process goes on (other tests): its errors are not this command's
+
 def test_leftovers_of_a_killed_run_are_removed_by_the_next(data_dir, kit_home):
     env = env_with(KIT_HOME=str(kit_home))
     proc = _start_and_wait_for(["train.py", "titanic", "--recipe", "blend"], env, "cross-validating")
