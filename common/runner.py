@@ -1,9 +1,12 @@
 """The thin layer that does a training run's I/O around the pure pieces: fetch -> load -> features -> folds ->
 cross_validate -> submission -> run record. Scripts and the tuning layer call this; it never prints scores itself."""
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from common.competition import Competition, Data
 from common.compute import barrier, world
 from common.cv import CVResult, cross_validate, predict_raw
 from common.errors import KitError, UsageError
-from common.io import OWNER, live_owners
+from common.io import OWNER, live_owners, mark_in_use, sweep_leftovers
 from common.params import check_buildable, resolve
 from common.resume import Resume
 from common.runs import RunRecord, RunWriter, environment
@@ -38,18 +41,29 @@ class Prepared:
     folds: Folds
 
 
-def warn_if_sharing_cores() -> None:
-    """Two trainings side by side on a laptop's few cores each run several times slower (their threads fight over
-    the cores; torch most): say so when one starts beside another, so a slow run is not taken for a slow model. Not
-    when KIT_THREADS shares the cores out already (the tuning layer's workers)."""
-    if os.environ.get("KIT_THREADS"):
-        return
-    home = paths.home()
-    others = live_owners([*(home / "runs").glob("*/.tmp-*"), *(home / "resume").glob(f"*/*/.tmp-*{OWNER}")])
-    if others:
+TRAINING = ".training"  # under the home folder: one mark per process fitting models here (common.io.mark_in_use)
+
+
+@contextmanager
+def training_here() -> Iterator[None]:
+    """Mark this process as fitting models on this machine while the block runs, and warn when another already does:
+    two side by side on a laptop's few cores each run several times slower (their threads fight; torch most), and a
+    slow run should not be taken for a slow model. No warning when KIT_THREADS shares the cores out already (the
+    tuning layer's workers set it)."""
+    folder = paths.home() / TRAINING
+    others = live_owners(folder.glob(f".tmp-*{OWNER}")) if folder.is_dir() else set()
+    if others and not os.environ.get("KIT_THREADS"):
         log.warning("%d other training process(es) on this machine (pid %s) share its %d CPU cores with this one: "
                     "each runs slower (torch several times) - let one finish first, or give each a share with "
                     "KIT_THREADS", len(others), ", ".join(map(str, sorted(others))), os.cpu_count() or 1)
+    mark = mark_in_use(folder)
+    try:
+        yield
+    finally:
+        mark.unlink(missing_ok=True)
+        sweep_leftovers(folder)  # the marks of killed processes
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when no other process is marked
 
 
 def prepare(comp: Competition, n_folds: int | None = None, data_dir: str | Path | None = None,
@@ -145,9 +159,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     barrier()
     config = {"competition": comp.name, "recipe": recipe_name, "params": params, "seed": seed, "n_folds": n_folds}
     resume = Resume(comp.name) if processes == 1 else None  # torchrun: every process must fit every fold
-    if processes == 1:
-        warn_if_sharing_cores()
-    with RunWriter(comp.name, recipe_name, config) as run:
+    with training_here(), RunWriter(comp.name, recipe_name, config) as run:
         log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
         try:
             result = run_cv(prep, recipe_name, params, seed, progress=progress, folds_scored=folds_scored,

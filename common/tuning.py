@@ -145,7 +145,7 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
     Models use ``seed`` (so ``train.py --params best --seed S`` reproduces a trial's CV); the sampler uses
     ``seed + index`` so parallel workers do not propose the same points.
     """
-    from common.runner import prepare
+    from common.runner import prepare, training_here
 
     storage, _ = open_storage(storage_url, comp.name)
     study = open_study(comp, recipe, storage, seed=seed + (index or 0))
@@ -158,8 +158,9 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     before = len(study.get_trials(deepcopy=False))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(make_objective(prep, recipe, seed=seed), timeout=timeout, callbacks=callbacks,
-                   gc_after_trial=True)
+    with training_here():
+        study.optimize(make_objective(prep, recipe, seed=seed), timeout=timeout, callbacks=callbacks,
+                       gc_after_trial=True)
     return len(study.get_trials(deepcopy=False)) - before
 
 

@@ -88,22 +88,22 @@ def main() -> int:
     print(f"{comp.name}: {args.repeats} x {args.folds}-fold CV ({kind}), {comp.metric.name} ({comp.metric.direction})")
     base = None
     resume = Resume(comp.name)  # folds of every recipe and repeat, until all are printed
-    runner.warn_if_sharing_cores()
-    for label, name, params in candidates:
-        started = time.perf_counter()
-        results = []
-        for i, p in enumerate(repeats):
-            results.append(runner.run_cv(p, name, params, args.seed, with_test=False, resume=resume))
-            log.info("%s: repeat %d/%d (fold seed %d) %s %.5f, %.0f s so far", label, i + 1, len(repeats), first + i,
-                     comp.metric.name, results[-1].mean, time.perf_counter() - started)
-        scores = np.concatenate([r.fold_scores for r in results])
-        line = f"  {label:24s} {scores.mean():.5f} ± {scores.std():.5f}   ({time.perf_counter() - started:.1f}s)"
-        if base is None and args.baseline:
-            base = (scores, results)
-            line += "   [baseline]"
-        elif base is not None:
-            line += "   " + paired(comp, prep.data.y, base, (scores, results), repeats[0].folds.test_train_ratio())
-        print(line, flush=True)
+    with runner.training_here():  # says so when another process trains here: they share the cores
+        for label, name, params in candidates:
+            started = time.perf_counter()
+            results = []
+            for i, p in enumerate(repeats):
+                results.append(runner.run_cv(p, name, params, args.seed, with_test=False, resume=resume))
+                log.info("%s: repeat %d/%d (fold seed %d) %s %.5f, %.0f s so far", label, i + 1, len(repeats),
+                         first + i, comp.metric.name, results[-1].mean, time.perf_counter() - started)
+            scores = np.concatenate([r.fold_scores for r in results])
+            line = f"  {label:24s} {scores.mean():.5f} ± {scores.std():.5f}   ({time.perf_counter() - started:.1f}s)"
+            if base is None and args.baseline:
+                base = (scores, results)
+                line += "   [baseline]"
+            elif base is not None:
+                line += "   " + paired(comp, prep.data.y, base, (scores, results), repeats[0].folds.test_train_ratio())
+            print(line, flush=True)
     resume.finish()
     return 0
 

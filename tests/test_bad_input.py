@@ -520,13 +520,16 @@ def test_a_run_started_beside_another_training_says_they_share_the_cores(data_di
     monkeypatch.delenv("KIT_THREADS", raising=False)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        gone = kit_home / "runs" / "house-prices" / f".tmp-{2**22 + 5}-{io.host_tag()}-x-fast"  # killed: no one
-        gone.mkdir(parents=True)
+        marks = kit_home / runner.TRAINING
+        marks.mkdir()
+        (marks / f".tmp-{2**22 + 5}-{io.host_tag()}-owner").touch()  # a killed process's: no one
         runner.train(TITANIC, "fast", n_folds=3, progress=False)
-        assert "share its" not in caplog.text
-        (kit_home / "runs" / "house-prices" / f".tmp-{other.pid}-{io.host_tag()}-x-fast").mkdir()
+        assert "share its" not in caplog.text and not marks.exists()  # swept, and this run's own mark gone
+        marks.mkdir()
+        (marks / f".tmp-{other.pid}-{io.host_tag()}-owner").touch()  # a tune.py, compare.py or train.py
         runner.train(TITANIC, "fast", n_folds=3, progress=False)
         assert f"1 other training process(es) on this machine (pid {other.pid}) share its" in caplog.text
+        assert [m.name for m in marks.iterdir()] == [f".tmp-{other.pid}-{io.host_tag()}-owner"]
         caplog.clear()
         monkeypatch.setenv("KIT_THREADS", "1")  # shared out already
         runner.train(TITANIC, "fast", n_folds=3, progress=False)
