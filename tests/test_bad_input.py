@@ -887,8 +887,11 @@ def test_credentials_help_names_every_way():
         assert way in kaggle_api.CREDENTIALS_HELP
 
 
-def test_reports_are_git_ignored():
-    result = subprocess.run(["git", "check-ignore", "reports/leaderboard.html"], cwd=ROOT, capture_output=True)
+@pytest.mark.parametrize("path", ["reports/leaderboard.html", ".training/.tmp-1-abcdef01-owner",
+                                  "resume/titanic/batch-x.json"])
+def test_what_the_toolkit_writes_in_the_repo_is_git_ignored(path):
+    """The home folder is the current directory by default: the repo's root, where git status should stay clean."""
+    result = subprocess.run(["git", "check-ignore", path], cwd=ROOT, capture_output=True)
     assert result.returncode == 0
 
 
