@@ -113,14 +113,9 @@ def mark_in_use(folder: Path) -> Path:
 def in_use_elsewhere(folder: Path) -> bool:
     """Whether another live process marked ``folder`` as in use (one of another host counts as live: it cannot be
     probed from here, and keeping a folder only costs disk)."""
-    for mark in Path(folder).glob(f".tmp-*{OWNER}"):
-        match = _LEFTOVER.search(mark.name)
-        if match is None:
-            continue
-        pid, host = int(match.group(1)), match.group(2)
-        if host != host_tag() or (pid != os.getpid() and pid_alive(pid)):
-            return True
-    return False
+    marks = list(Path(folder).glob(f".tmp-*{OWNER}"))
+    hosts = {match.group(2) for mark in marks if (match := _LEFTOVER.search(mark.name)) is not None}
+    return bool(hosts - {host_tag()}) or bool(live_owners(marks))
 
 
 def live_owners(names: Iterable[Path]) -> set[int]:
