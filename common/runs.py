@@ -365,7 +365,8 @@ def standing(run: RunRecord, records: list[RunRecord], metric: Metric,
         return (f"#1 {of}, {gain:.5f} above the best before, {before.recipe} run {before.run_id} "
                 f"({before.cv_text()})")
     best = ranked[0]
-    return f"#{place} {of}; the best is {best.recipe} run {best.run_id} ({best.cv_text()})"
+    tie = ", the same CV made before" if metric.gain(run.cv["mean"], best.cv["mean"]) == 0 else ""
+    return f"#{place} {of}; the best is {best.recipe} run {best.run_id} ({best.cv_text()}){tie}"
 
 
 def best_unsent(records: list[RunRecord], metric: Metric, quiet: bool = False) -> RunRecord | None:

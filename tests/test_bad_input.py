@@ -494,7 +494,7 @@ def test_a_new_run_is_told_where_it_stands_among_the_runs_on_its_folds():
         "#1 of 2 runs on these folds by CV, 0.01000 above the best before, r1 run 1 (0.84000 ± 0.00000)")
     again = run(0.85, "4")  # the same CV again: no gain, the earlier run stays the best
     assert standing(again, [old, new, again], ACCURACY) == (
-        "#2 of 3 runs on these folds by CV; the best is r3 run 3 (0.85000 ± 0.00000)")
+        "#2 of 3 runs on these folds by CV; the best is r3 run 3 (0.85000 ± 0.00000), the same CV made before")
     # the best of one command's runs (seeds 0 and 1 tie): ranked above its siblings, against the runs before
     seed0, seed1 = run(0.86, "5"), run(0.86, "6")
     assert standing(seed0, [old, seed0, seed1], ACCURACY, siblings=[seed1]) == (
