@@ -16,6 +16,7 @@
 """
 
 import argparse
+import json
 import logging
 import statistics
 
@@ -185,6 +186,11 @@ def summary(comp: Competition, ranked: list[RunRecord]) -> str:
         lines.append(f"the best of these: {place}")
     lines.append(f"blend them: python scripts/ensemble.py {comp.name} --runs "
                  + " ".join(r.run_id for r in ranked))
+    files = {json.dumps(r.data.get("sha256"), sort_keys=True) for r in ranked}
+    if len(files) > 1:  # a command cut short, its files changed, then the same command took its written runs
+        lines.append(f"note: these runs were trained on {len(files)} different versions of the data files (they "
+                     "changed while the command was cut short); the same command again trains them all on the "
+                     "current files")
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from common.cli import handle_errors
 from common.competition import Data
 from common.errors import DataError, UsageError
 from common.metrics import ACCURACY
-from common.runs import RunRecord, best_run, load_runs, rank_by_cv
+from common.runs import RunRecord, best_run, load_runs, rank_by_cv, update_record
 from common.splitters import RowFolds
 
 from conftest import ROOT, run_script
@@ -561,13 +561,16 @@ def test_a_several_run_command_cut_short_goes_on_from_the_run_it_had_not_finishe
     assert proc.wait(timeout=60) == 143 and "Traceback" not in rest
     assert "; 1 of the command's 3 runs is written: the same command does not train it again" in rest
     [fast] = load_runs("titanic")
-    again = run_script(*command, env=env)
+    update_record(fast.path, lambda r: {"data": {**r.data, "sha256": {**r.data["sha256"], "train.csv": "0" * 64}}})
+    again = run_script(*command, env=env)  # as if train.csv had changed in between
     assert again.returncode == 0, again.stderr
     assert f"fast seed 0: run {fast.run_id}, written before this command was cut short; not trained again" in (
         again.stderr)
     runs = load_runs("titanic")
     assert sorted(r.recipe for r in runs) == ["fast", "logreg", "rule"]
     assert all(r.run_id in again.stdout.split("blend them:")[1] for r in runs)
+    assert again.stdout.splitlines()[-1].startswith("note: these runs were trained on 2 different versions of the "
+                                                    "data files")
     assert not (kit_home / "resume").exists()  # the command finished: its list of written runs is gone
     assert run_script(*command, env=env).returncode == 0 and len(load_runs("titanic")) == 6  # a new command
 
