@@ -29,6 +29,8 @@ from common.resume import Batch
 from common.runner import train
 from common.runs import RunRecord, find_run, load_runs, rank_by_cv, standing
 
+LONG_RUN_SECONDS = 60  # a single run this long or longer says up front how long it should take
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,6 +94,9 @@ def main() -> int:
         print(f"{comp.name}: training {len(jobs)} runs, one after another: "
               + ", ".join(recipe if len(seeds) == 1 else f"{recipe} seed {seed}" for recipe, seed in jobs)
               + expected(comp, [recipe for recipe, _ in jobs], args.folds, scored))
+    elif (took := seconds_before(comp, load_runs(comp.name), recipes[0], args.folds, scored)) is not None and (
+            took >= LONG_RUN_SECONDS):
+        print(f"{comp.name} {recipes[0]}: about {duration_text(took)}, going by the runs of this recipe here")
     records = []
     batch = (Batch(comp.name, jobs, folds=args.folds, scored=scored, data_dir=args.data_dir,
                    params=params, like=args.like) if len(jobs) > 1 and world()[1] == 1 else None)
@@ -120,23 +125,25 @@ def main() -> int:
 
 
 def expected(comp: Competition, recipes: list[str], folds: int, scored: int | None) -> str:
-    """About how long these runs take, going by the runs of each recipe here on as many folds (their median: a run
-    that went on from kept folds took less; '' when there were none): a several-run command can take an hour, and
-    the one line up front lets the user decide to wait or not."""
+    """About how long these runs take, going by the runs of each recipe here on as many folds ('' when there were
+    none): a several-run command can take an hour, and the one line up front lets the user decide to wait or not."""
     runs = load_runs(comp.name)
-    known = []
-    for recipe in recipes:
-        scores = min(scored or comp.recipe(recipe).folds_scored or folds, folds)
-        same = [r for r in runs if r.recipe == recipe and r.folds.get("n_splits") == folds and r.folds_scored == scores
-                and isinstance(r.seconds.get("total"), int | float)]
-        if same:
-            known.append(statistics.median(r.seconds["total"] for r in same))
+    known = [took for recipe in recipes if (took := seconds_before(comp, runs, recipe, folds, scored)) is not None]
     if not known:
         return ""
     about = f" - about {duration_text(sum(known))}"
     if len(known) == len(recipes):
         return f"{about}, going by the runs of each recipe here"
     return f"{about} for the {len(known)} trained here before, plus {len(recipes) - len(known)} never trained here"
+
+
+def seconds_before(comp: Competition, runs: list[RunRecord], recipe: str, folds: int,
+                   scored: int | None) -> float | None:
+    """The median time of the recipe's runs here on as many folds (a run that went on from kept folds took less)."""
+    scores = min(scored or comp.recipe(recipe).folds_scored or folds, folds)
+    took = [r.seconds["total"] for r in runs if r.recipe == recipe and r.folds.get("n_splits") == folds
+            and r.folds_scored == scores and isinstance(r.seconds.get("total"), int | float)]
+    return statistics.median(took) if took else None
 
 
 def _written_before(comp: Competition, run_id: str | None) -> RunRecord | None:

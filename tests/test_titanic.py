@@ -10,7 +10,7 @@ import pytest
 import competitions
 from common import runner
 from common.errors import SubmissionError, UsageError
-from common.runs import load_runs
+from common.runs import load_runs, update_record
 
 from conftest import run_script
 
@@ -104,6 +104,13 @@ def test_train_script_end_to_end(data_dir, kit_home):
     assert result.returncode == 0, result.stderr
     assert "CV accuracy" in result.stdout and "±" in result.stdout
     assert (kit_home / "submissions" / "titanic.csv").is_file()
+    # a recipe whose runs here took a minute or more: the next run says up front how long it should take
+    [first] = load_runs("titanic")
+    update_record(first.path, lambda r: {"seconds": {**r.seconds, "total": 150.0}})
+    again = run_script("train.py", "titanic", "--recipe", "fast", "--folds", "3", "--quiet")
+    assert again.stdout.splitlines()[0] == "titanic fast: about 2 min 30 s, going by the runs of this recipe here"
+    other = run_script("train.py", "titanic", "--recipe", "fast", "--folds", "4", "--quiet")  # other folds: unknown
+    assert other.stdout.startswith("titanic fast: CV accuracy")
 
 
 def test_several_recipes_train_one_run_each_on_the_same_folds(data_dir, kit_home):
