@@ -276,16 +276,18 @@ def _score(value) -> float | None:
         return None
 
 
-def submit(slug: str, path: Path, message: str) -> int:
+def submit(slug: str, path: Path, message: str, floor: int | None = None) -> int:
     """Upload a submission file; returns Kaggle's submission ref.
 
     Transient failures are retried a bounded number of times, but never blindly: before each retry the user's
     submissions are listed and a submission newer than the upload's start carrying this exact message counts as
     done, so a retry can never create a duplicate (and a file sent again with --again, whose message an earlier
-    submission already carries, is not taken for that one).
+    submission already carries, is not taken for that one). ``floor``: the newest ref listed just before the
+    upload, when the caller has listed them already; else they are listed here.
     """
     api = _client()
-    floor = max((s["ref"] for s in list_submissions(slug)), default=0)  # refs grow: a new one is above it
+    if floor is None:  # refs grow: a submission made by this upload is above it
+        floor = max((s["ref"] for s in list_submissions(slug)), default=0)
     for attempt in range(1, RETRIES + 1):
         try:
             response = api.competition_submit(str(path), message, slug, quiet=True)

@@ -158,15 +158,18 @@ def refuse_resubmission(comp: Competition, run: RunRecord, picked: bool = False)
                      f"today's submissions - pass --again to send it anyway{instead}")
 
 
-def refuse_unrecorded(comp: Competition, run: RunRecord) -> None:
+def refuse_unrecorded(comp: Competition, run: RunRecord) -> int:
     """A submit stopped between Kaggle's answer and the record's update (``kill -9``, a crash) left Kaggle with this
     run's file and the record without it, so ``refuse_resubmission`` cannot see it. Kaggle's list names the run (its
-    id starts every description): what it holds of this run is recorded, and refused as any earlier submission."""
+    id starts every description): what it holds of this run is recorded, and refused as any earlier submission.
+    Returns the newest ref listed: the floor of the upload's retry check (``kaggle_api.submit``), with no second
+    list."""
     remote = kaggle_api.list_submissions(comp.slug)
     recorded = {e["ref"] for e in run.kaggle_submissions}
     if any(ref not in recorded for ref in _matching(run, remote)):
         log.info("Kaggle has a submission of run %s that its record lacks; recording it", run.run_id)
         refuse_resubmission(comp, apply_scores(run, remote))
+    return max((s["ref"] for s in remote), default=0)
 
 
 def zips(path: Path, mode: ZipMode = "auto") -> bool:
@@ -206,10 +209,11 @@ def submissions_left(comp: Competition) -> int | None:
 
 
 def submit_run(comp: Competition, run: RunRecord, path: Path, zip_mode: ZipMode = "auto",
-               message: str | None = None) -> dict[str, Any]:
+               message: str | None = None, floor: int | None = None) -> dict[str, Any]:
+    """Upload the run's file and record the submission. ``floor``: the newest ref listed just before, if known."""
     message = message or message_for(run)
     with upload_form(path, zip_mode) as upload:
-        ref = kaggle_api.submit(comp.slug, upload, message)
+        ref = kaggle_api.submit(comp.slug, upload, message, floor)
         sent = upload.name
     entry = {"ref": ref, "message": message, "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
              "status": "PENDING", "public_score": None, "private_score": None, "uploaded": sent}

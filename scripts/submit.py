@@ -63,10 +63,11 @@ def main() -> int:
         print(f"dry run: would submit it {form} to {comp.slug} with message: {message}")
         return 0
     kaggle_api.require_credentials(f"; the validated file is {path}")
+    floor = None
     if not args.again:  # a submit cut short may have sent it without recording it
-        kaggle_runs.refuse_unrecorded(comp, run)
+        floor = kaggle_runs.refuse_unrecorded(comp, run)
     left = kaggle_runs.submissions_left(comp)
-    entry = kaggle_runs.submit_run(comp, run, path, args.zip, message)
+    entry = kaggle_runs.submit_run(comp, run, path, args.zip, message, floor)
     print(f"submitted {form}: Kaggle ref {entry['ref']}, message: {message}")
     if left is not None:
         print(f"{left - 1} more submission{'s' * (left != 2)} to {comp.slug} allowed today (until 00:00 UTC)")
