@@ -51,7 +51,7 @@ def training_here() -> Iterator[None]:
     slow run should not be taken for a slow model. No warning when KIT_THREADS shares the cores out already (the
     tuning layer's workers set it)."""
     folder = paths.home() / TRAINING
-    others = live_owners(folder.glob(f".tmp-*{OWNER}")) if folder.is_dir() else set()
+    others = live_owners(folder.glob(f".tmp-*{OWNER}"))
     if others and not os.environ.get("KIT_THREADS"):
         log.warning("%d other training process(es) on this machine (pid %s) share its %d CPU cores with this one: "
                     "each runs slower (torch several times) - let one finish first, or give each a share with "

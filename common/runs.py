@@ -360,7 +360,7 @@ def standing(run: RunRecord, records: list[RunRecord], metric: Metric,
     place = ranked.index(run) + 1
     of = f"of {len(ranked)} runs on these folds by CV"
     if place == 1:
-        before = next(r for r in ranked[1:] if any(r is peer for peer in peers))
+        before = next(r for r in ranked[1:] if all(r is not sibling for sibling in below))
         gain = metric.gain(run.cv["mean"], before.cv["mean"])
         return (f"#1 {of}, {gain:.5f} above the best before, {before.recipe} run {before.run_id} "
                 f"({before.cv_text()})")

@@ -188,9 +188,8 @@ def summary(comp: Competition, ranked: list[RunRecord]) -> str:
     lines += [f"  {r.cv_text():>20}  {r.recipe:<14} seed {r.seed:<4} {r.run_id}" for r in ranked]
     lines.append(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {ranked[0].run_id}, the best "
                  "of these by CV)")
-    others = [r for r in load_runs(comp.name) if r.run_id not in {run.run_id for run in ranked}]
-    if others and (place := standing(ranked[0], others, comp.metric, ranked[1:])) is not None:
-        lines.append(f"the best of these: {place}")
+    if (place := standing(ranked[0], load_runs(comp.name), comp.metric, ranked[1:])) is not None:
+        lines.append(f"the best of these: {place}")  # None when only these runs are on the folds
     lines.append(f"blend them: python scripts/ensemble.py {comp.name} --runs "
                  + " ".join(r.run_id for r in ranked))
     files = {json.dumps(r.data.get("sha256"), sort_keys=True) for r in ranked}
