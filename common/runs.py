@@ -130,6 +130,19 @@ OMITTED_WHEN_EMPTY = ("importance", "ensemble")
 ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "cpu_flags", "libraries", "git_commit", "processes")
 
 
+# The mark of a tuning study's trial of the recipe's own params (a trial user attribute, and in a run's params_source).
+OWN_PARAMS = "recipe_params"
+
+
+def won_a_study(source: dict[str, Any]) -> bool:
+    """Whether params from ``source`` (a run's ``params_source``) are a study's best trial other than the recipe's own
+    params (queued first in every study: when none beat them, the CV is that of the recipe as it is). A stack's
+    params won one if any member's did."""
+    if source.get("kind") == "stack":
+        return any(won_a_study(member) for member in source.get("members", {}).values())
+    return source.get("kind") == "study" and not source.get(OWN_PARAMS)
+
+
 @dataclass
 class RunRecord:
     """What a run folder's run.json holds: written and read only here (``write`` / ``read``), one typed structure.
@@ -191,7 +204,7 @@ class RunRecord:
     @property
     def tuned(self) -> bool:
         """Whether its params won a tuning study (on the persisted folds): its CV is then a best of many tries."""
-        return self.params_source.get("kind") in ("study", "stack")
+        return won_a_study(self.params_source)
 
     @property
     def folder(self) -> Path:

@@ -7,6 +7,7 @@ SQLAlchemy URL (PostgreSQL first-class). ``--trials`` is the study's total of fi
 command resumes.
 """
 
+import itertools
 import json
 import logging
 import multiprocessing
@@ -20,13 +21,15 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
-from common.competition import Competition, reference
+from common.competition import Competition, Recipe, reference
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
 from common.params import recipe_defaults
+from common.runs import OWN_PARAMS
 from common.storages import MAX_RETRY, default_storage, display_url, open_storage, require_storage
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,9 @@ log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Counted against --trials when deciding to stop: other workers' running trials will finish too.
 COUNTED = (*FINISHED, TrialState.RUNNING)
+# How many choices of a space's categorical params are tried when looking for the ones that say the recipe's own
+# params (a window set's name for its tuple).
+MAX_CHOICE_COMBINATIONS = 256
 
 
 def study_name(comp: Competition, recipe: str) -> str:
@@ -55,6 +61,86 @@ def open_study(comp: Competition, recipe: str, storage: BaseStorage, seed: int =
     study.set_user_attr("recipe", recipe)
     study.set_user_attr("metric", comp.metric.name)
     return study
+
+
+def _inside(dist: BaseDistribution, value: Any) -> Any:
+    """``value`` as the distribution's own type when the distribution can suggest it, else None."""
+    if isinstance(dist, CategoricalDistribution):
+        return value if any(type(value) is type(c) and value == c for c in dist.choices) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(dist, IntDistribution):
+        return int(value) if value == int(value) and dist.low <= value <= dist.high else None
+    if isinstance(dist, FloatDistribution):
+        return float(value) if dist.low <= value <= dist.high else None
+    return None
+
+
+class _SpaceProbe:
+    """Stands in for a trial to learn a search space's distributions without a study (nothing stored, no log)."""
+
+    def __init__(self) -> None:
+        self.distributions: dict[str, BaseDistribution] = {}
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float:
+        self.distributions[name] = FloatDistribution(low, high, step=step, log=log)
+        return low
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        self.distributions[name] = IntDistribution(low, high, step=step, log=log)
+        return low
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.distributions[name] = CategoricalDistribution(choices)
+        return choices[0]
+
+
+def own_trial_params(recipe: Recipe) -> dict[str, Any] | None:
+    """The trial params with which ``recipe.space`` gives back the recipe's own params, or None when no choice in
+    the space says them (a default outside its range).
+
+    Queued as a study's first trial, they make the study's best never worse on its folds than the recipe untuned,
+    and say what tuning gained. A categorical param may name its value (``windows: "fibonacci"`` for a tuple), so
+    the choices of those that do not hold the value itself are tried.
+    """
+    if recipe.space is None:
+        return None
+    probe = _SpaceProbe()
+    recipe.space(probe)
+    fixed: dict[str, Any] = {}
+    open_choices: dict[str, tuple] = {}
+    for name, dist in probe.distributions.items():
+        value = _inside(dist, recipe.params[name]) if name in recipe.params else None
+        if value is not None:
+            fixed[name] = value
+        elif isinstance(dist, CategoricalDistribution):
+            open_choices[name] = dist.choices
+        else:
+            return None
+    for chosen in itertools.islice(itertools.product(*open_choices.values()), MAX_CHOICE_COMBINATIONS):
+        params = {**fixed, **dict(zip(open_choices, chosen, strict=True))}
+        try:
+            said = recipe.space(FixedTrial(params))
+        except ValueError:  # a param the probe's branch did not ask for
+            return None
+        if all(name in recipe.params and recipe.params[name] == value for name, value in said.items()):
+            return params
+    return None
+
+
+def queue_own_trial(study: optuna.Study, recipe: Recipe) -> bool:
+    """Queue the recipe's own params once per study (a study that has scored them keeps its trial)."""
+    params = own_trial_params(recipe)
+    if params is None:
+        return False
+    study.enqueue_trial(params, user_attrs={OWN_PARAMS: True}, skip_if_exists=True)
+    return True
+
+
+def own_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The finished trial of the recipe's own params, if the study has one."""
+    return next((t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get(OWN_PARAMS)), None)
 
 
 def recover_dead_trials(study: optuna.Study) -> list[int]:
@@ -129,9 +215,10 @@ class Reporter:
         except ValueError:
             best = "-"
         total = f"/{self.n_trials}" if self.n_trials else ""
+        own = " (the recipe's own params)" if trial.user_attrs.get(OWN_PARAMS) else ""
         self.print_fn(f"{self.prefix}trial {trial.number} {trial.state.name.lower()} {value} after {folds} folds "
-                      f"({trial.user_attrs.get('seconds', 0):.1f}s) | best {best} | {pruned} pruned, {failed} failed"
-                      f" | {finished}{total} finished")
+                      f"({trial.user_attrs.get('seconds', 0):.1f}s){own} | best {best} | {pruned} pruned, {failed} "
+                      f"failed | {finished}{total} finished")
 
 
 def _finished(study: optuna.Study) -> int:
@@ -199,6 +286,8 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     storage, resolved = open_storage(storage_url, comp.name)
     study = open_study(comp, recipe, storage, seed=seed)
     recover_dead_trials(study)
+    if n_trials is None or _finished(study) < n_trials:
+        queue_own_trial(study, comp.recipe(recipe))
     deadline = None if timeout is None else time.time() + timeout
     log.info("study %s in %s: %d finished trials so far", study.study_name, display_url(resolved), _finished(study))
     if workers <= 1:
@@ -269,6 +358,8 @@ def best_params(comp: Competition, recipe: str, storage_url: str | None = None) 
     params = trial.user_attrs.get("params") or trial.params
     source = {"kind": "study", "study": name, "storage": display_url(resolved), "trial": trial.number,
               "value": trial.value, "fold_scores": trial.user_attrs.get("fold_scores")}
+    if trial.user_attrs.get(OWN_PARAMS):  # no trial beat the recipe as it is: its CV is no best of many tries
+        source[OWN_PARAMS] = True
     return params, source
 
 

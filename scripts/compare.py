@@ -27,6 +27,7 @@ from common.cli import folds_arg, names_arg, parse_args, repeats_arg, run_main, 
 from common.cv import corrected_std_error
 from common.errors import UsageError
 from common.resume import Resume
+from common.runs import won_a_study
 from common.splitters import Backtest, RowFolds
 
 log = logging.getLogger("compare")
@@ -68,8 +69,11 @@ def main() -> int:
             except UsageError as exc:
                 print(f"  ({name}: {exc})")
                 continue
+            if not won_a_study(source):
+                print(f"  ({name}: no tuning trial beat the recipe's own params)")
+                continue
             tuned = (f"#{source['trial']}" if "trial" in source else "members " + ", ".join(
-                f"{m} #{src['trial']}" for m, src in source["members"].items() if "trial" in src))
+                f"{m} #{src['trial']}" for m, src in source["members"].items() if won_a_study(src)))
             candidates.append((f"{name} (tuned {tuned})", name, params))
     splitter = comp.folds
     if args.split:

@@ -6,10 +6,14 @@
     python scripts/tune.py titanic --recipe lgbm --trials 400 --storage postgresql://user@host/db   # many machines
 
 --trials is the study's total of finished (complete + pruned) trials: the same command again resumes a study that
-was stopped or killed. Then: python scripts/train.py titanic --recipe lgbm --params best
+was stopped or killed. A new study's first trial is the recipe's own params, so its best is never worse on these
+folds than the recipe untuned, and the summary says what tuning gained. Then: python scripts/train.py titanic
+--recipe lgbm --params best
 """
 
 import argparse
+
+from optuna.trial import TrialState
 
 import competitions
 from common import storages, tuning
@@ -41,11 +45,23 @@ def main() -> int:
     except ValueError:
         print(f"{study.study_name}: no finished trial ({counts})")
         return 0
-    print(f"{study.study_name}: best CV {comp.metric.name} {best.value:.5f} (trial {best.number}); {counts}")
+    own = tuning.own_trial(study)
+    options = ((f" --seed {args.seed}" if args.seed else "")
+               + (f" --folds {args.folds}" if args.folds != comp.default_folds else ""))
+    if own is not None and own.number == best.number:
+        print(f"{study.study_name}: no trial beat the recipe's own params, CV {comp.metric.name} {best.value:.5f} "
+              f"(trial {best.number}); {counts}")
+        print(f"more trials (--trials N) may; the recipe as it is: python scripts/train.py {comp.name} --recipe "
+              f"{args.recipe}{options}")
+        return 0
+    own_value = own.value if own is not None and own.state == TrialState.COMPLETE else None
+    gain = ("" if own is None or own_value is None
+            else f", {abs(study.best_value - own_value):.5f} better than the recipe's own params (trial "
+                 f"{own.number}: {own_value:.5f})")
+    print(f"{study.study_name}: best CV {comp.metric.name} {study.best_value:.5f} (trial {best.number}){gain}; "
+          f"{counts}")
     print(f"train it: python scripts/train.py {comp.name} --recipe {args.recipe} --params best"
-          + (f" --storage {storages.display_url(args.storage)}" if args.storage else "")
-          + (f" --seed {args.seed}" if args.seed else "")
-          + (f" --folds {args.folds}" if args.folds != comp.default_folds else ""))
+          + (f" --storage {storages.display_url(args.storage)}" if args.storage else "") + options)
     return 0
 
 

@@ -18,6 +18,7 @@ from common import kaggle_runs, runner, storages, tuning
 from common.competition import Recipe
 from common.errors import TuningError, UsageError
 from common.params import resolve
+from common.runs import OWN_PARAMS
 
 from conftest import ROOT, flock_is_held, run_script
 
@@ -56,6 +57,51 @@ def test_the_same_command_resumes_the_study(data_dir, storage_url):
     study = tuning.tune(TITANIC, "logreg", n_trials=5, storage_url=storage_url, n_folds=3)
     assert len(finished(study)) == 5
     assert [t.number for t in study.trials] == list(range(len(study.trials)))
+    # the recipe's own params were scored once, first, and not queued again by the second command
+    own = [t for t in study.trials if t.user_attrs.get(OWN_PARAMS)]
+    assert [t.number for t in own] == [0] and own[0].params == {"C": TITANIC.recipes["logreg"].params["C"]}
+
+
+@pytest.mark.parametrize("name", competitions.names())
+def test_every_search_space_can_say_its_recipes_own_params(name):
+    """A study's first trial is the recipe untuned: every space must reach its recipe's defaults (a default out of
+    its range could never be tuned back to)."""
+    comp = competitions.get(name)
+    tunable = {n: r for n, r in comp.recipes.items() if r.space is not None}
+    assert tunable
+    for recipe_name, recipe in tunable.items():
+        own = tuning.own_trial_params(recipe)
+        assert own is not None, f"{name}/{recipe_name}: the space cannot say the recipe's params"
+        assert {**recipe.params, **recipe.space(optuna.trial.FixedTrial(own))} == recipe.params
+
+
+def test_a_default_out_of_its_range_is_not_queued(data_dir, monkeypatch):
+    base = TITANIC.recipes["logreg"]
+    monkeypatch.setitem(TITANIC.recipes, "logreg", Recipe(base.description, base.make_model, {"C": 50.0},
+                                                          base.space))
+    assert tuning.own_trial_params(TITANIC.recipes["logreg"]) is None
+    study = tuning.tune(TITANIC, "logreg", n_trials=2, n_folds=3)
+    assert len(finished(study)) == 2 and not [t for t in study.trials if t.user_attrs.get(OWN_PARAMS)]
+
+
+def test_when_no_trial_beats_the_recipe_its_run_is_not_called_tuned(data_dir, kit_home):
+    """One trial: the recipe's own params, the study's best. --params best trains the recipe as it is, with the same
+    CV as the untuned run and no 'optimistic' note; the summary says so and compare.py does not score it twice."""
+    result = run_script("tune.py", "titanic", "--recipe", "logreg", "--trials", "1", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    assert "trial 0 complete" in result.stdout and "(the recipe's own params)" in result.stdout
+    assert "titanic:logreg: no trial beat the recipe's own params" in result.stdout
+    assert "python scripts/train.py titanic --recipe logreg --folds 3" in result.stdout
+    params, source = tuning.best_params(TITANIC, "logreg")
+    assert source[OWN_PARAMS] and source["trial"] == 0
+    record, _ = runner.train(TITANIC, "logreg", n_folds=3, params=params, params_source=source, progress=False)
+    untuned, _ = runner.train(TITANIC, "logreg", n_folds=3, progress=False)
+    assert record["cv"]["mean"] == untuned["cv"]["mean"] == source["value"]
+    assert kaggle_runs.tuned_note(TITANIC, record) is None
+    compared = run_script("compare.py", "titanic", "--recipes", "logreg", "--tuned", "--repeats", "1", "--folds", "3")
+    assert compared.returncode == 0, compared.stderr
+    assert "(logreg: no tuning trial beat the recipe's own params)" in compared.stdout
+    assert "tuned #" not in compared.stdout
 
 
 def test_pruning_stops_hopeless_settings_after_the_first_folds(data_dir, monkeypatch):
@@ -342,7 +388,8 @@ def test_params_best_for_a_stack_keeps_the_stacks_own_changes_to_its_members(dat
 
 
 def test_compare_scores_tuned_params_on_folds_they_were_not_tuned_on(data_dir):
-    study = tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3)
+    study = tuning.tune(TITANIC, "logreg", n_trials=6, n_folds=3)  # seeded: trial 5 beats the recipe's own params
+    assert not study.best_trial.user_attrs.get(OWN_PARAMS), "this test needs a trial better than the recipe's own"
     result = run_script("compare.py", "titanic", "--recipes", "logreg", "--tuned", "--repeats", "1", "--folds", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()[1:]
@@ -352,11 +399,13 @@ def test_compare_scores_tuned_params_on_folds_they_were_not_tuned_on(data_dir):
 
 def test_compare_scores_a_stack_with_its_tuned_members(data_dir):
     HP = competitions.get("house-prices")
-    study = tuning.tune(HP, "ridge", n_trials=2, n_folds=3)
+    study = tuning.tune(HP, "lasso", n_trials=2, n_folds=3)  # seeded: trial 1 beats the recipe's own params
+    assert not study.best_trial.user_attrs.get(OWN_PARAMS), "this test needs a trial better than the recipe's own"
+    tuning.tune(HP, "ridge", n_trials=1, n_folds=3)  # only the recipe's own params: not a tuned member
     result = run_script("compare.py", "house-prices", "--recipes", "fast", "--tuned", "--repeats", "1", "--folds", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()[1:]
-    assert lines[1].startswith(f"  fast (tuned members ridge #{study.best_trial.number})")
+    assert lines[1].startswith(f"  fast (tuned members lasso #{study.best_trial.number})")
 
 
 def test_a_worker_that_fails_to_start_stops_the_started_ones_and_reports_its_own_error(data_dir, monkeypatch,
