@@ -7,8 +7,9 @@ machine, or after changing a feature, to see what the change did to the very run
 
 from typing import Any
 
+from common import paths
 from common.errors import UsageError
-from common.runs import RunRecord
+from common.runs import PATCH_FILE, RunRecord
 
 ENSEMBLE_KINDS = ("ensemble",)
 
@@ -38,9 +39,8 @@ def differences(old: RunRecord, new: RunRecord) -> list[str]:
     if old.seed != new.seed:
         out.append(f"the seed ({old.seed} -> {new.seed})")
     before, after = old.environment, new.environment
-    commit_before, commit_after = before.get("git_commit"), after.get("git_commit")
-    if commit_before != commit_after or (commit_after or "").endswith("-dirty"):
-        out.append(f"the code ({_commit(commit_before)} -> {_commit(commit_after)})")
+    if not same_code(before, after):
+        out.append(f"the code ({_code(before)} -> {_code(after)})")
     libs_before, libs_after = before.get("libraries") or {}, after.get("libraries") or {}
     out += [f"{lib} {libs_before.get(lib, 'absent')} -> {libs_after.get(lib, 'absent')}"
             for lib in sorted({*libs_before, *libs_after}) if libs_before.get(lib) != libs_after.get(lib)]
@@ -65,10 +65,36 @@ def verdict(old: RunRecord, new: RunRecord) -> str:
     return f"CV {name} {new.cv['mean']:.5f} against run {old.run_id}'s {old.cv['mean']:.5f} ({gap:+.5f}); {said}"
 
 
-def _commit(commit: str | None) -> str:
+def code_of(old: RunRecord, new: RunRecord) -> str | None:
+    """When ``new`` ran other code than ``old`` and ``old`` kept its uncommitted changes: the commands that give its
+    code back (in a clean checkout, or after ``git stash``)."""
+    if same_code(old.environment, new.environment) or old.path is None:
+        return None
+    commit = old.environment.get("git_commit") or ""
+    patch = old.path / PATCH_FILE
+    if not commit.endswith("-dirty") or not patch.is_file():
+        return None
+    return f"run {old.run_id}'s code: git checkout {commit.removesuffix('-dirty')} && git apply {paths.shown(patch)}"
+
+
+def same_code(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether two runs' environments name the same code: one commit, and no uncommitted changes or the same ones
+    (the sha256 of their code.patch; a record older than code.patch cannot say, so its changes count as other)."""
+    commit = before.get("git_commit")
+    if not commit or commit != after.get("git_commit"):
+        return False
+    return not commit.endswith("-dirty") or before.get("code_patch") is not None and (
+        before.get("code_patch") == after.get("code_patch"))
+
+
+def _code(env: dict[str, Any]) -> str:
+    commit = env.get("git_commit")
     if not commit:
         return "unknown"
-    return commit[:10] + (" with uncommitted changes" if commit.endswith("-dirty") else "")
+    if not commit.endswith("-dirty"):
+        return commit[:10]
+    patch = env.get("code_patch")
+    return commit[:10] + " with uncommitted changes" + (f" ({PATCH_FILE} {patch[:8]})" if patch else "")
 
 
 def _shown(value: Any) -> str:

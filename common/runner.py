@@ -226,7 +226,7 @@ def finish_run(run: RunWriter, prep: Prepared, recipe_name: str, result: CVResul
         seconds={"total": round(time.perf_counter() - started, 3),
                  "folds": [round(s, 3) for s in result.fold_seconds]},
         importance=importance.summarise(result.importance),
-        environment={**environment(), "processes": processes},
+        environment={**environment(run.code), "processes": processes},
         **fields,
     )
     record.path = run.finish(record)

@@ -26,7 +26,7 @@ import pandas as pd
 from common import paths
 from common.compute import cpu_flags
 from common.errors import UsageError
-from common.io import held, sweep_leftovers, temp_tag, write_json_atomic, write_with
+from common.io import held, sweep_leftovers, temp_tag, write_bytes_atomic, write_json_atomic, write_with
 from common.metrics import Metric
 
 log = logging.getLogger(__name__)
@@ -39,20 +39,56 @@ TRACKED_LIBRARIES = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "lig
 UNTRACKED_DEPENDENCIES = ("tqdm", "matplotlib", "six", "psycopg", "sqlalchemy", "optuna-dashboard")
 
 
-def git_commit() -> str | None:
-    """The project's commit, with ``-dirty`` when files differ from it, so a run can be traced to code."""
-    root = Path(__file__).resolve().parent.parent
+# The project's code, and the folders whose untracked .py files count as code a run ran (a new module beside them).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CODE_FOLDERS = ("common", "competitions", "scripts")
+# The uncommitted changes a run ran with, kept in its folder: ``git apply`` on its commit gives its code back.
+PATCH_FILE = "code.patch"
+
+
+@dataclass(frozen=True)
+class CodeState:
+    """The project's commit (``-dirty`` when it has uncommitted changes) and those changes as a patch."""
+
+    commit: str | None
+    patch: str = ""
+
+    @property
+    def patch_bytes(self) -> bytes:
+        return self.patch.encode("utf-8", "surrogateescape")  # a file's bytes that are not UTF-8 come back as they were
+
+    @property
+    def patch_sha256(self) -> str | None:
+        return hashlib.sha256(self.patch_bytes).hexdigest() if self.patch else None
+
+
+def _git(*args: str, ok: tuple[int, ...] = (0,)) -> str:
+    done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, errors="surrogateescape",
+                          timeout=30)
+    if done.returncode not in ok:
+        raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def code_state() -> CodeState:
+    """Which code a run runs: the commit, and ``git diff HEAD`` (binary-safe) plus each untracked .py file of the
+    code folders as a new file, so a run made with edits that were never committed can be traced and rebuilt."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        commit = _git("rev-parse", "HEAD").strip()
+        patch = _git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff")
+        new = [name for name in _git("ls-files", "--others", "--exclude-standard", "-z", "--",
+                                     *(f"{folder}/*.py" for folder in CODE_FOLDERS)).split("\0") if name]
+        for name in sorted(new):  # git diff --no-index exits 1 when the files differ, as they always do here
+            patch += _git("diff", "--no-index", "--binary", "--no-color", "--", "/dev/null", name, ok=(0, 1))
     except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("-dirty" if dirty else "")
+        return CodeState(None)
+    return CodeState(commit + ("-dirty" if patch else ""), patch)
 
 
-def environment() -> dict[str, Any]:
+def environment(code: CodeState | None = None) -> dict[str, Any]:
+    """What a run ran on: Python, platform, CPU, the libraries that can change a score, and the code (``code``: as
+    captured when the run started; else now)."""
+    code = code or code_state()
     versions = {}
     for lib in TRACKED_LIBRARIES:
         try:
@@ -65,7 +101,8 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_flags": list(cpu_flags()),  # e.g. bfloat16 support, which changes the sentence embeddings' digits
         "libraries": versions,
-        "git_commit": git_commit(),
+        "git_commit": code.commit,
+        **({"code_patch": code.patch_sha256} if code.patch else {}),
     }
 
 
@@ -83,11 +120,15 @@ class RunWriter:
         self.final = self.parent / self.run_id
         self.tmp = self.parent / f".{temp_tag()}{self.run_id}"
         self._handler: logging.Handler | None = None
+        self.code = CodeState(None)
 
     def __enter__(self) -> "RunWriter":
         self.parent.mkdir(parents=True, exist_ok=True)
         sweep_leftovers(self.parent)  # what runs killed with kill -9 left behind
         self.tmp.mkdir()
+        self.code = code_state()  # the code as the run starts: an edit made while it trains is not what it ran
+        if self.code.patch:
+            write_bytes_atomic(self.path(PATCH_FILE), self.code.patch_bytes)
         self._handler = logging.FileHandler(self.tmp / "log.txt", encoding="utf-8")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(self._handler)
@@ -127,7 +168,8 @@ class RunWriter:
 
 # Fields that only some runs have: left out of run.json when empty, so older records round-trip unchanged.
 OMITTED_WHEN_EMPTY = ("importance", "ensemble")
-ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "cpu_flags", "libraries", "git_commit", "processes")
+ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "cpu_flags", "libraries", "git_commit", "code_patch",
+                    "processes")
 
 
 # The mark of a tuning study's trial of the recipe's own params (a trial user attribute, and in a run's params_source).

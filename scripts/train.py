@@ -173,6 +173,8 @@ def report(comp: Competition, record: RunRecord, like: RunRecord | None, alone: 
             print(place)
     if like is not None:
         print(reproduce.verdict(like, record))
+        if (code := reproduce.code_of(like, record)) is not None:
+            print(code)
     tuned = kaggle_runs.tuned_note(comp, record)
     if tuned is not None:
         print(f"note: {tuned}")

@@ -1,4 +1,5 @@
 import errno
+import hashlib
 import importlib.util
 import json
 import re
@@ -312,3 +313,81 @@ def test_the_differences_between_two_runs_name_every_input_the_record_holds():
                          params_source={"kind": "ensemble"}, ensemble={"weights": {"r1": 0.5, "r2": 0.5}})
     with pytest.raises(UsageError, match="scripts/ensemble.py titanic --runs r1 r2"):
         settings(ensemble)
+
+
+def git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo,
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A project checkout of its own (one module committed) in place of this one, for runs to record."""
+    from common import runs
+
+    repo = tmp_path / "project"
+    (repo / "common").mkdir(parents=True)
+    (repo / "common" / "model.py").write_text("C = 1.0\n")
+    (repo / "logo.bin").write_bytes(bytes(range(256)))
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    monkeypatch.setattr(runs, "PROJECT_ROOT", repo)
+    return repo
+
+
+def test_a_run_made_with_uncommitted_changes_keeps_them_as_a_patch_that_gives_its_code_back(project, tmp_path,
+                                                                                           kit_home):
+    from common.runs import PATCH_FILE, code_state
+
+    commit = git(project, "rev-parse", "HEAD").strip()
+    clean = code_state()
+    assert clean == type(clean)(commit, "") and "code_patch" not in environment(clean)
+    (project / "common" / "model.py").write_text("C = 0.5  # café\n")  # an edit never committed
+    (project / "common" / "extra.py").write_text("K = 3\n")  # a new module, not yet added
+    (project / "scratch.py").write_text("print(1)\n")  # a file outside the code folders: not the run's code
+    (project / "logo.bin").write_bytes(bytes(range(255, -1, -1)))
+    with RunWriter("toy", "fast", {}) as run:
+        final = run.finish(toy_record(run, cv={"mean": 1.0, "std": 0.0, "fold_scores": [1.0]},
+                                      environment=environment(run.code)))
+    record = RunRecord.read(final)
+    assert record.environment["git_commit"] == commit + "-dirty"
+    patch = final / PATCH_FILE
+    assert record.environment["code_patch"] == hashlib.sha256(patch.read_bytes()).hexdigest()
+    assert "scratch.py" not in patch.read_text(errors="replace")
+    # the commit and the patch rebuild the code the run ran, byte for byte
+    rebuilt = tmp_path / "rebuilt"
+    git(tmp_path, "clone", "-q", str(project), str(rebuilt))
+    git(rebuilt, "checkout", "-q", commit)
+    git(rebuilt, "apply", str(patch))
+    for name in ("common/model.py", "common/extra.py", "logo.bin"):
+        assert (rebuilt / name).read_bytes() == (project / name).read_bytes()
+    assert not (rebuilt / "scratch.py").exists()
+
+
+def test_two_runs_with_the_same_uncommitted_changes_ran_the_same_code(project, tmp_path, kit_home):
+    from common.reproduce import code_of, differences, same_code
+
+    def run_now() -> RunRecord:
+        with RunWriter("toy", "fast", {}) as run:
+            return RunRecord.read(run.finish(toy_record(run, cv={"mean": 1.0, "std": 0.0, "fold_scores": [1.0]},
+                                                        environment=environment(run.code))))
+
+    (project / "common" / "model.py").write_text("C = 0.5\n")
+    first, second = run_now(), run_now()
+    assert same_code(first.environment, second.environment) and differences(first, second) == []
+    assert code_of(first, second) is None
+    (project / "common" / "model.py").write_text("C = 0.25\n")
+    third = run_now()
+    commit = git(project, "rev-parse", "HEAD").strip()
+    said = differences(first, third)
+    assert said == [f"the code ({commit[:10]} with uncommitted changes (code.patch "
+                    f"{first.environment['code_patch'][:8]}) -> {commit[:10]} with uncommitted changes (code.patch "
+                    f"{third.environment['code_patch'][:8]}))"]
+    assert code_of(first, third) == (f"run {first.run_id}'s code: git checkout {commit} && git apply "
+                                     f"{paths.shown(first.folder / 'code.patch')}")
+    # a record older than code.patch cannot say which changes it ran: they count as other code
+    older = {k: v for k, v in first.environment.items() if k != "code_patch"}
+    assert not same_code(older, older)
