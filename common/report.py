@@ -18,7 +18,7 @@ from typing import Any
 from common import drift, paths, plotting
 from common.io import write_text_atomic
 from common.metrics import Metric, by_name
-from common.runs import RunRecord, best_run, best_unsent, load_runs
+from common.runs import OWN_PARAMS, RunRecord, best_run, best_unsent, load_runs
 
 log = logging.getLogger(__name__)
 TOP_RUNS_PLOTTED = 20
@@ -29,7 +29,8 @@ class Section:
     name: str
     metric: Metric
     runs: list[RunRecord]  # sorted best first
-    studies: dict[str, list[tuple[int, float]]]  # study name -> (trial number, value) of finished trials
+    # study name -> (trial number, value, whether it is the recipe's own params) of its complete trials
+    studies: dict[str, list[tuple[int, float, bool]]]
     drift: dict[str, Any] | None = None  # the saved adversarial validation (common.drift), if any
     best: RunRecord | None = None  # the best by CV as submit.py picks it (runs.best_run)
     unsent: RunRecord | None = None  # the best by CV whose file Kaggle does not have
@@ -47,7 +48,7 @@ class Section:
 def _params_source(run: RunRecord) -> str:
     src = run.params_source or {"kind": "recipe"}
     if src.get("kind") == "study":
-        return f"study #{src.get('trial')}"
+        return f"study #{src.get('trial')}" + (" (own params)" if src.get(OWN_PARAMS) else "")
     return src.get("kind", "recipe")
 
 
@@ -72,7 +73,7 @@ def collect(competitions: list[str] | None = None, storage: str | None = None) -
     return sections
 
 
-def _studies(name: str, storage: str | None) -> dict[str, list[tuple[int, float]]]:
+def _studies(name: str, storage: str | None) -> dict[str, list[tuple[int, float, bool]]]:
     """Finished trials of this competition's studies, from ``storage`` (a journal file or any database URL, as for
     tune.py) or, by default, the competition's own journal."""
     from common import storages
@@ -316,13 +317,15 @@ def _plots(section: Section) -> list[tuple[str, str]]:
         if not trials:
             continue
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        numbers, values = zip(*trials, strict=True)
+        numbers, values, own = zip(*trials, strict=True)
         best, running = [], None
         for v in values:
             running = v if running is None or section.metric.is_better(v, running) else running
             best.append(running)
         ax.scatter(numbers, values, s=8, alpha=0.5, label="trial")
         ax.plot(numbers, best, color="red", label="best so far")
+        if any(own):  # what tuning is measured against: the recipe untuned, on the same folds
+            ax.axhline(values[own.index(True)], color="grey", linestyle=":", label="the recipe's own params")
         ax.set_xlabel("trial")
         ax.set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)  # whole trial numbers, even for a one-trial study
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))

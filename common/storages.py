@@ -20,6 +20,7 @@ from common import paths
 from common.compute import env_int
 from common.errors import TuningError, UsageError
 from common.io import FileLock
+from common.runs import OWN_PARAMS
 
 log = logging.getLogger(__name__)
 # Heartbeats and the retry callback are marked experimental; they are the documented way and we test them.
@@ -177,9 +178,9 @@ def open_storage(url: str | None, competition: str) -> tuple[BaseStorage, str]:
     return storage, url
 
 
-def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
-    """(trial number, value) of every complete trial of each study whose name starts with ``prefix``, read from a
-    journal file or any SQLAlchemy URL (PostgreSQL included), for the report."""
+def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float, bool]]]:
+    """(trial number, value, whether it is the recipe's own params) of every complete trial of each study whose name
+    starts with ``prefix``, read from a journal file or any SQLAlchemy URL (PostgreSQL included), for the report."""
     journal = journal_file(url)
     storage: BaseStorage = (journal_storage(journal) if journal is not None
                             else RDBStorage(url, skip_compatibility_check=True))
@@ -187,6 +188,7 @@ def histories(url: str, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.study_name.startswith(prefix):
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            out[summary.study_name] = [(t.number, t.value) for t in study.get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+            out[summary.study_name] = [(t.number, t.value, bool(t.user_attrs.get(OWN_PARAMS))) for t in
+                                       study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                                       if t.value is not None]
     return out

@@ -641,7 +641,9 @@ def test_report_plots_the_optuna_history_of_each_study(data_dir, kit_home, stora
     tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3, storage_url=storage_url)
     runner.train(TITANIC, "fast", n_folds=3, progress=False)
     _, page, sections = report.write(["titanic"], storage_url)
-    assert len(sections[0].studies["titanic:logreg"]) == 3
+    trials = sections[0].studies["titanic:logreg"]
+    assert len(trials) == 3
+    assert [own for _, _, own in trials] == [True, False, False]  # the line tuning is measured against
     text = page.read_text()
     assert "Optuna optimisation history (titanic:logreg)" in text
     # fold spread + importance of the fast run + history (no LB scores, no drift check yet)
