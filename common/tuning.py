@@ -143,6 +143,37 @@ def own_trial(study: optuna.Study) -> FrozenTrial | None:
     return next((t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get(OWN_PARAMS)), None)
 
 
+# What a study's trials were scored with, recorded by the first command that tunes it (study user attributes).
+SCORED_WITH = {"n_folds": "--folds", "model_seed": "--seed", "folds_hash": None}
+
+
+def pin_scoring(study: optuna.Study, **scored_with: Any) -> None:
+    """Trials are comparable only when scored alike (the best is a max over them, the pruner compares their running
+    means): the first command records the folds and model seed, and a later one that asks for others is refused
+    instead of mixing CVs of other folds into one study. A study made before this was recorded gets the settings
+    its trials show (their fold count) or, where they show nothing, the command's."""
+    name = study.study_name
+    for key, value in scored_with.items():
+        have = study.user_attrs.get(key)
+        if have is None and key in ("n_folds", "model_seed"):  # what the trials themselves say
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            shown = {len(t.user_attrs.get("fold_scores") or []) if key == "n_folds" else t.user_attrs.get("seed")
+                     for t in complete}
+            have = shown.pop() if len(shown) == 1 else None
+        if have is None:
+            study.set_user_attr(key, value)
+            continue
+        if have == value:
+            continue
+        option = SCORED_WITH[key]
+        how = {"n_folds": f"on {have} folds, not {value}", "model_seed": f"with model seed {have}, not {value}",
+               "folds_hash": f"on other folds (hash {have}, these are {value}: the competition's files changed "
+                             "since)"}[key]
+        again = f"give {option} {have} to go on with it, or " if option else ""
+        raise TuningError(f"study {name!r} scored its trials {how}: their CVs could not be compared; {again}tune "
+                          "into another storage (--storage FILE.journal)")
+
+
 def recover_dead_trials(study: optuna.Study) -> list[int]:
     """Fail (and re-queue once) trials left RUNNING by a worker process of this host that no longer exists.
 
@@ -172,6 +203,7 @@ def make_objective(prep, recipe_name: str, seed: int) -> Callable[[optuna.Trial]
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("seed", seed)
         params = {**recipe.params, **recipe.space(trial)}
         trial.set_user_attr("params", params)
         started = time.perf_counter()
@@ -237,6 +269,7 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
     storage, _ = open_storage(storage_url, comp.name)
     study = open_study(comp, recipe, storage, seed=seed + (index or 0))
     prep = prepare(comp, n_folds, data_dir)
+    pin_scoring(study, folds_hash=prep.folds.hash)
     callbacks: list[Callable] = [Reporter("" if index is None else f"[w{index}] ", n_trials)]
     if n_trials is not None:
         callbacks.insert(0, optuna.study.MaxTrialsCallback(n_trials, states=COUNTED))
@@ -283,8 +316,10 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     if n_trials is not None and workers > n_trials:
         log.info("%d trials to run: starting %d workers, not %d", n_trials, n_trials, workers)
         workers = n_trials
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines repeat what the log line below says
     storage, resolved = open_storage(storage_url, comp.name)
     study = open_study(comp, recipe, storage, seed=seed)
+    pin_scoring(study, n_folds=n_folds, model_seed=seed)
     recover_dead_trials(study)
     if n_trials is None or _finished(study) < n_trials:
         queue_own_trial(study, comp.recipe(recipe))

@@ -62,6 +62,36 @@ def test_the_same_command_resumes_the_study(data_dir, storage_url):
     assert [t.number for t in own] == [0] and own[0].params == {"C": TITANIC.recipes["logreg"].params["C"]}
 
 
+def test_a_study_goes_on_only_with_the_folds_and_seed_its_trials_were_scored_with(data_dir, kit_home):
+    """Its best is a max over its trials and the pruner compares their running means: trials on other folds or with
+    another model seed would mix CVs that cannot be compared. Refused (exit 6), nothing added to the study."""
+    study = tuning.tune(TITANIC, "logreg", n_trials=2, n_folds=3)
+    assert study.user_attrs["n_folds"] == 3 and study.user_attrs["model_seed"] == 0
+    assert len(study.user_attrs["folds_hash"]) == 16
+    assert {t.user_attrs["seed"] for t in study.trials} == {0}
+    with pytest.raises(TuningError, match=r"scored its trials on 3 folds, not 5: .* give --folds 3 to go on"):
+        tuning.tune(TITANIC, "logreg", n_trials=4, n_folds=5)
+    result = run_script("tune.py", "titanic", "--recipe", "logreg", "--trials", "4", "--folds", "3", "--seed", "1")
+    assert result.returncode == 6
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: study 'titanic:logreg' scored its trials with model seed 0, not 1: their CVs could not be compared; "
+        "give --seed 0 to go on with it, or tune into another storage (--storage FILE.journal)")
+    assert "Using an existing study" not in result.stderr  # Optuna's own INFO line, said again by ours
+    storage, _ = storages.open_storage(None, TITANIC.name)
+    study = optuna.load_study(study_name="titanic:logreg", storage=storage)
+    assert len(study.trials) == 2
+    # the files changed since (here: the recorded folds are another split's): the same refusal, naming why
+    study.set_user_attr("folds_hash", "0123456789abcdef")
+    with pytest.raises(TuningError, match="on other folds .*the competition's files changed since"):
+        tuning.tune(TITANIC, "logreg", n_trials=4, n_folds=3)
+    # a study tuned before these were recorded: its trials' fold count and seed stand in for them
+    for key in ("n_folds", "model_seed", "folds_hash"):
+        study.set_user_attr(key, None)
+    with pytest.raises(TuningError, match="on 3 folds, not 5"):
+        tuning.tune(TITANIC, "logreg", n_trials=4, n_folds=5)
+    assert len(finished(tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3))) == 3
+
+
 @pytest.mark.parametrize("name", competitions.names())
 def test_every_search_space_can_say_its_recipes_own_params(name):
     """A study's first trial is the recipe untuned: every space must reach its recipe's defaults (a default out of
