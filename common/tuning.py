@@ -221,6 +221,31 @@ def make_objective(prep, recipe_name: str, seed: int) -> Callable[[optuna.Trial]
     return objective
 
 
+def require_an_end(n_trials: int | None, timeout: float | None) -> None:
+    if n_trials is None and timeout is None:
+        raise UsageError("give --trials and/or --timeout, or tuning would never stop")
+
+
+def recipes_to_tune(comp: Competition, names: list[str]) -> tuple[list[str], list[str]]:
+    """The studies a tune command runs, one after another: each recipe named, and for a stack its members that
+    have a search space (``train.py --params best`` of the stack then stacks their best trials); plus the stack
+    members without one, which the stack runs with their own params. A recipe without a space is refused."""
+    tuned: list[str] = []
+    fixed: list[str] = []
+    for name in comp.recipe_names(names):
+        members = comp.recipe(name).members
+        if not members:
+            tunable_recipe(comp, name)
+            tuned.append(name)
+            continue
+        tuned += [m for m in members if comp.recipe(m).space is not None]
+        fixed += [m for m in members if comp.recipe(m).space is None]
+        if not any(comp.recipe(m).space is not None for m in members):
+            raise UsageError(f"no member of stack {name!r} has a search space; tunable recipes: "
+                             + ", ".join(n for n, r in comp.recipes.items() if r.space is not None))
+    return list(dict.fromkeys(tuned)), [m for m in dict.fromkeys(fixed) if m not in tuned]
+
+
 def tunable_recipe(comp: Competition, recipe: str) -> None:
     if comp.recipe(recipe).space is None:
         tunable = ", ".join(n for n, r in comp.recipes.items() if r.space is not None) or "none"
@@ -307,8 +332,7 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     """Run ``workers`` local processes on one study; returns the study when they are done."""
     tunable_recipe(comp, recipe)
     n_folds = n_folds or comp.default_folds
-    if n_trials is None and timeout is None:
-        raise UsageError("give --trials and/or --timeout, or tuning would never stop")
+    require_an_end(n_trials, timeout)
     cores = os.cpu_count() or 1
     if workers > cores:  # each worker is a process fitting models: past the cores they only slow each other down
         raise UsageError(f"--workers {workers} is more than this machine's {cores} CPU cores; use at most {cores} "

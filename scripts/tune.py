@@ -4,28 +4,36 @@
     python scripts/tune.py titanic --recipe lgbm --trials 200 --timeout 900
     python scripts/tune.py titanic --recipe lgbm --trials 200 --workers 2
     python scripts/tune.py titanic --recipe lgbm --trials 400 --storage postgresql://user@host/db   # many machines
+    python scripts/tune.py house-prices --recipe default --trials 100 --timeout 1800   # a stack: each tunable member
+    python scripts/tune.py house-prices --recipe ridge,lasso --trials 50                # several, one after another
 
---trials is the study's total of finished (complete + pruned) trials: the same command again resumes a study that
-was stopped or killed. A new study's first trial is the recipe's own params, so its best is never worse on these
-folds than the recipe untuned, and the summary says what tuning gained. Then: python scripts/train.py titanic
---recipe lgbm --params best
+--trials is each study's total of finished (complete + pruned) trials: the same command again resumes a study that
+was stopped or killed. --timeout is one deadline for the command: the recipes share what is left of it in turn. A
+new study's first trial is the recipe's own params, so its best is never worse on these folds than the recipe
+untuned, and the summary says what tuning gained. Then: python scripts/train.py titanic --recipe lgbm --params best
 """
 
 import argparse
+import time
 
+import optuna
 from optuna.trial import TrialState
 
 import competitions
 from common import storages, tuning
-from common.cli import folds_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
+from common.cli import duration_text, folds_arg, names_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
+from common.competition import Competition
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
-    parser.add_argument("--recipe", required=True, help="a recipe with a search space")
-    parser.add_argument("--trials", type=positive_arg, help="stop when the study has this many finished trials")
-    parser.add_argument("--timeout", type=seconds_arg(1), help="stop starting new trials after this many seconds")
+    parser.add_argument("--recipe", required=True, type=names_arg, action="extend",
+                        help="a recipe with a search space; a stack (house-prices default) tunes each of its members "
+                        "that has one; several (ridge,lasso or the option again) are tuned one after another")
+    parser.add_argument("--trials", type=positive_arg, help="stop when each study has this many finished trials")
+    parser.add_argument("--timeout", type=seconds_arg(1), help="stop starting new trials after this many seconds "
+                        "(the whole command: the recipes share it in turn)")
     parser.add_argument("--workers", type=positive_arg, default=1,
                         help="local worker processes on the study (default 1)")
     parser.add_argument("--storage", help="SQLAlchemy URL or journal file (default runs/<competition>/optuna.journal)")
@@ -36,33 +44,63 @@ def main() -> int:
     args = parse_args(parser)
     comp = competitions.get(args.competition)
     args.folds = args.folds or comp.default_folds
-    study = tuning.tune(comp, args.recipe, n_trials=args.trials, timeout=args.timeout, storage_url=args.storage,
-                        workers=args.workers, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir)
+    names, fixed = tuning.recipes_to_tune(comp, args.recipe)
+    tuning.require_an_end(args.trials, args.timeout)
+    if fixed:
+        print(f"{', '.join(fixed)}: no search space; the stack runs {'them' if len(fixed) > 1 else 'it'} with "
+              "its own params")
+    deadline = None if args.timeout is None else time.time() + args.timeout
+    lines = []
+    for i, name in enumerate(names):
+        share = None if deadline is None else (deadline - time.time()) / (len(names) - i)
+        if share is not None and share < 1:
+            lines.append(f"{comp.name}:{name}: not tuned, --timeout ran out before its turn")
+            continue
+        if len(names) > 1:
+            print(f"tuning {name} ({i + 1} of {len(names)})"
+                  + ("" if share is None else f" for at most {duration_text(share)}"))
+        study = tuning.tune(comp, name, n_trials=args.trials, timeout=share, storage_url=args.storage,
+                            workers=args.workers, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir)
+        lines += summary(comp, name, study, args)
+    if len(names) > 1:
+        print(f"{comp.name}: what the {len(names)} studies found")
+    print("\n".join(lines))
+    stacks = [n for n in dict.fromkeys(args.recipe) if comp.recipe(n).members]
+    for stack in stacks:
+        print(f"train the stack with its members' best trials: python scripts/train.py {comp.name} --recipe {stack} "
+              f"--params best{options(comp, args, storage=True)}")
+    return 0
+
+
+def options(comp: Competition, args: argparse.Namespace, storage: bool = False) -> str:
+    """The options a train.py command needs to score what this command tuned."""
+    return ((f" --storage {storages.display_url(args.storage)}" if storage and args.storage else "")
+            + (f" --seed {args.seed}" if args.seed else "")
+            + (f" --folds {args.folds}" if args.folds != comp.default_folds else ""))
+
+
+def summary(comp: Competition, recipe: str, study: optuna.Study, args: argparse.Namespace) -> list[str]:
+    """What the study found: its best beside the recipe's own params, and the command that trains it."""
     states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
     counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
     try:
         best = study.best_trial
     except ValueError:
-        print(f"{study.study_name}: no finished trial ({counts})")
-        return 0
+        return [f"{study.study_name}: no finished trial ({counts})"]
     own = tuning.own_trial(study)
-    options = ((f" --seed {args.seed}" if args.seed else "")
-               + (f" --folds {args.folds}" if args.folds != comp.default_folds else ""))
     if own is not None and own.number == best.number:
-        print(f"{study.study_name}: no trial beat the recipe's own params, CV {comp.metric.name} {best.value:.5f} "
-              f"(trial {best.number}); {counts}")
-        print(f"more trials (--trials N) may; the recipe as it is: python scripts/train.py {comp.name} --recipe "
-              f"{args.recipe}{options}")
-        return 0
+        return [f"{study.study_name}: no trial beat the recipe's own params, CV {comp.metric.name} {best.value:.5f} "
+                f"(trial {best.number}); {counts}",
+                f"more trials (--trials N) may; the recipe as it is: python scripts/train.py {comp.name} --recipe "
+                f"{recipe}{options(comp, args)}"]
     own_value = own.value if own is not None and own.state == TrialState.COMPLETE else None
     gain = ("" if own is None or own_value is None
             else f", {abs(study.best_value - own_value):.5f} better than the recipe's own params (trial "
                  f"{own.number}: {own_value:.5f})")
-    print(f"{study.study_name}: best CV {comp.metric.name} {study.best_value:.5f} (trial {best.number}){gain}; "
-          f"{counts}")
-    print(f"train it: python scripts/train.py {comp.name} --recipe {args.recipe} --params best"
-          + (f" --storage {storages.display_url(args.storage)}" if args.storage else "") + options)
-    return 0
+    return [f"{study.study_name}: best CV {comp.metric.name} {study.best_value:.5f} (trial {best.number}){gain}; "
+            f"{counts}",
+            f"train it: python scripts/train.py {comp.name} --recipe {recipe} --params best"
+            f"{options(comp, args, storage=True)}"]
 
 
 if __name__ == "__main__":

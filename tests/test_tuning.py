@@ -249,6 +249,40 @@ def test_unknown_recipe_is_one_line(data_dir):
         "error: unknown recipe 'nope' for titanic; choose one of: blend, default, fast, lgbm, logreg, rule")
 
 
+def test_a_stack_tunes_each_member_that_has_a_search_space_then_stacks_their_best(data_dir, kit_home,
+                                                                                   monkeypatch):
+    """`tune.py house-prices --recipe fast` (a stack of ridge and lasso): one study per member, one after another,
+    then the command that stacks their best trials."""
+    result = run_script("tune.py", "house-prices", "--recipe", "fast", "--trials", "2", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "tuning ridge (1 of 2)" in out and "tuning lasso (2 of 2)" in out
+    storage, _ = storages.open_storage(None, "house-prices")
+    for member in ("ridge", "lasso"):
+        study = optuna.load_study(study_name=f"house-prices:{member}", storage=storage)
+        assert len(finished(study)) == 2
+        assert f"house-prices:{member}: " in out
+    assert out.splitlines()[-1] == ("train the stack with its members' best trials: python scripts/train.py "
+                                    "house-prices --recipe fast --params best --folds 3")
+    # the same members named as a list: the studies have their trials, so nothing runs again
+    again = run_script("tune.py", "house-prices", "--recipe", "ridge,lasso", "--trials", "2", "--folds", "3")
+    assert again.returncode == 0, again.stderr
+    assert not [line for line in again.stdout.splitlines() if line.startswith("trial ")]
+    assert "train the stack" not in again.stdout
+    # a stack whose members have no search space, and an end to tuning that was never given: one line each
+    HP = competitions.get("house-prices")
+    base = HP.recipes["fast"]
+    monkeypatch.setitem(HP.recipes, "gbms", Recipe(base.description, base.make_model, base.params,
+                                                    members=("gbr", "catboost")))
+    with pytest.raises(UsageError, match="no member of stack 'gbms' has a search space"):
+        tuning.recipes_to_tune(HP, ["gbms"])
+    assert tuning.recipes_to_tune(HP, ["default"]) == (["ridge", "lasso", "elasticnet", "svr", "lgbm"],
+                                                       ["gbr", "catboost", "catboost-sqft"])
+    endless = run_script("tune.py", "house-prices", "--recipe", "fast")
+    assert endless.returncode == 2 and endless.stderr.strip().splitlines()[-1] == (
+        "error: give --trials and/or --timeout, or tuning would never stop")
+
+
 def test_recipe_without_search_space_is_refused():
     with pytest.raises(UsageError, match="no search space; tunable recipes: logreg, lgbm"):
         tuning.tune(TITANIC, "default", n_trials=1)
