@@ -176,13 +176,16 @@ ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "cpu_flags", "libraries",
 OWN_PARAMS = "recipe_params"
 
 
-def won_a_study(source: dict[str, Any]) -> bool:
+def won_a_study(source: dict[str, Any], folds_hash: str | None = None) -> bool:
     """Whether params from ``source`` (a run's ``params_source``) are a study's best trial other than the recipe's own
-    params (queued first in every study: when none beat them, the CV is that of the recipe as it is). A stack's
-    params won one if any member's did."""
+    params (queued first in every study: when none beat them, the CV is that of the recipe as it is), chosen on the
+    folds ``folds_hash`` names when given (on other folds they were never picked for, as compare.py --tuned scores
+    them). A stack's params won one if any member's did."""
     if source.get("kind") == "stack":
-        return any(won_a_study(member) for member in source.get("members", {}).values())
-    return source.get("kind") == "study" and not source.get(OWN_PARAMS)
+        return any(won_a_study(member, folds_hash) for member in source.get("members", {}).values())
+    chosen_on = source.get("folds_hash")
+    return (source.get("kind") == "study" and not source.get(OWN_PARAMS)
+            and (folds_hash is None or chosen_on is None or chosen_on == folds_hash))
 
 
 @dataclass
@@ -245,8 +248,8 @@ class RunRecord:
 
     @property
     def tuned(self) -> bool:
-        """Whether its params won a tuning study (on the persisted folds): its CV is then a best of many tries."""
-        return won_a_study(self.params_source)
+        """Whether its params won a tuning study on its own folds: its CV is then a best of many tries."""
+        return won_a_study(self.params_source, self.folds.get("hash"))
 
     @property
     def folder(self) -> Path:

@@ -416,7 +416,8 @@ def best_params(comp: Competition, recipe: str, storage_url: str | None = None) 
         raise UsageError(f"study {name!r} has no finished trial yet") from exc
     params = trial.user_attrs.get("params") or trial.params
     source = {"kind": "study", "study": name, "storage": display_url(resolved), "trial": trial.number,
-              "value": trial.value, "fold_scores": trial.user_attrs.get("fold_scores")}
+              "value": trial.value, "fold_scores": trial.user_attrs.get("fold_scores"),
+              "folds_hash": study.user_attrs.get("folds_hash")}
     if trial.user_attrs.get(OWN_PARAMS):  # no trial beat the recipe as it is: its CV is no best of many tries
         source[OWN_PARAMS] = True
     return params, source

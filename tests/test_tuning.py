@@ -52,6 +52,16 @@ def test_tune_records_fold_scores_and_best_trains_to_the_same_cv(data_dir, stora
     assert kaggle_runs.tuned_note(TITANIC, untuned) is None
 
 
+def test_tuned_params_scored_on_folds_the_study_never_saw_are_not_called_optimistic(data_dir, kit_home):
+    study = tuning.tune(TITANIC, "lgbm", n_trials=7, n_folds=3)
+    params, source = tuning.best_params(TITANIC, "lgbm")
+    assert source["trial"] > 0 and source["folds_hash"] == study.user_attrs["folds_hash"]
+    same, _ = runner.train(TITANIC, "lgbm", n_folds=3, params=params, params_source=source, progress=False)
+    other, _ = runner.train(TITANIC, "lgbm", n_folds=5, params=params, params_source=source, progress=False)
+    assert same is not None and same.tuned and kaggle_runs.tuned_note(TITANIC, same) is not None
+    assert other is not None and not other.tuned and kaggle_runs.tuned_note(TITANIC, other) is None
+
+
 def test_the_same_command_resumes_the_study(data_dir, storage_url):
     tuning.tune(TITANIC, "logreg", n_trials=3, storage_url=storage_url, n_folds=3)
     study = tuning.tune(TITANIC, "logreg", n_trials=5, storage_url=storage_url, n_folds=3)
