@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import time
+from typing import Any
 
 import numpy as np
 
@@ -60,9 +61,10 @@ def main() -> int:
     if args.baseline:
         comp.recipe(args.baseline)  # a usage error naming the valid recipes if unknown
         names = [args.baseline] + [n for n in names if n != args.baseline]
-    candidates = []
+    # (label, recipe, params, the label of the untuned recipe a tuned one is paired with)
+    candidates: list[tuple[str, str, dict[str, Any], str | None]] = []
     for name in names:
-        candidates.append((name, name, comp.recipe(name).params))
+        candidates.append((name, name, comp.recipe(name).params, None))
         if args.tuned and (comp.recipe(name).space is not None or comp.recipe(name).members):
             try:
                 params, source = tuning.best_params(comp, name, args.storage)
@@ -74,7 +76,7 @@ def main() -> int:
                 continue
             tuned = (f"#{source['trial']}" if "trial" in source else "members " + ", ".join(
                 f"{m} #{src['trial']}" for m, src in source["members"].items() if won_a_study(src)))
-            candidates.append((f"{name} (tuned {tuned})", name, params))
+            candidates.append((f"{name} (tuned {tuned})", name, params, name))
     splitter = comp.folds
     if args.split:
         if not isinstance(splitter, RowFolds):
@@ -91,9 +93,11 @@ def main() -> int:
     kind = repeats[0].folds.spec.get("kind")
     print(f"{comp.name}: {args.repeats} x {args.folds}-fold CV ({kind}), {comp.metric.name} ({comp.metric.direction})")
     base = None
+    done = {}  # label -> (fold scores, results): a tuned recipe is paired with its untuned self
+    width = max(24, *(len(c[0]) for c in candidates))
     resume = Resume(comp.name)  # folds of every recipe and repeat, until all are printed
     with runner.training_here():  # says so when another process trains here: they share the cores
-        for label, name, params in candidates:
+        for label, name, params, untuned in candidates:
             started = time.perf_counter()
             results = []
             for i, p in enumerate(repeats):
@@ -101,12 +105,17 @@ def main() -> int:
                 log.info("%s: repeat %d/%d (fold seed %d) %s %.5f, %.0f s so far", label, i + 1, len(repeats),
                          first + i, comp.metric.name, results[-1].mean, time.perf_counter() - started)
             scores = np.concatenate([r.fold_scores for r in results])
-            line = f"  {label:24s} {scores.mean():.5f} ± {scores.std():.5f}   ({time.perf_counter() - started:.1f}s)"
+            done[label] = (scores, results)
+            line = (f"  {label:{width}s} {scores.mean():.5f} ± {scores.std():.5f}   "
+                    f"({time.perf_counter() - started:.1f}s)")
+            ratio = repeats[0].folds.test_train_ratio()
             if base is None and args.baseline:
                 base = (scores, results)
                 line += "   [baseline]"
             elif base is not None:
-                line += "   " + paired(comp, prep.data.y, base, (scores, results), repeats[0].folds.test_train_ratio())
+                line += "   " + paired(comp, prep.data.y, base, (scores, results), ratio)
+            elif untuned is not None and untuned in done:
+                line += f"   against {untuned}: " + paired(comp, prep.data.y, done[untuned], (scores, results), ratio)
             print(line, flush=True)
     resume.finish()
     return 0

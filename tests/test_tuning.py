@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -469,6 +470,7 @@ def test_compare_scores_tuned_params_on_folds_they_were_not_tuned_on(data_dir):
     lines = result.stdout.splitlines()[1:]
     assert lines[0].split()[0] == "logreg"
     assert lines[1].startswith(f"  logreg (tuned #{study.best_trial.number})")
+    assert re.search(r"against logreg: gain [+-]\d\.\d{5} ± \d\.\d{5}; [\d.]+ rows flipped per repeat", lines[1])
 
 
 def test_compare_scores_a_stack_with_its_tuned_members(data_dir):
