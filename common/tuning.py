@@ -149,16 +149,17 @@ SCORED_WITH = {"n_folds": "--folds", "model_seed": "--seed", "folds_hash": None}
 
 def pin_scoring(study: optuna.Study, **scored_with: Any) -> None:
     """Trials are comparable only when scored alike (the best is a max over them, the pruner compares their running
-    means): the first command records the folds and model seed, and a later one that asks for others is refused
-    instead of mixing CVs of other folds into one study. A study made before this was recorded gets the settings
-    its trials show (their fold count) or, where they show nothing, the command's."""
+    means): the command that scores its first trials records the folds and model seed, and a later one that asks
+    for others is refused instead of mixing CVs of other folds into one study (a study with no finished trial yet
+    takes the new command's). A study made before this was recorded gets the settings its trials show (their fold
+    count and seed) or, where they show nothing, the command's."""
     name = study.study_name
+    scored = study.get_trials(deepcopy=False, states=FINISHED)
     for key, value in scored_with.items():
-        have = study.user_attrs.get(key)
-        if have is None and key in ("n_folds", "model_seed"):  # what the trials themselves say
-            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        have = study.user_attrs.get(key) if scored else None
+        if have is None and scored and key in ("n_folds", "model_seed"):  # what the trials themselves say
             shown = {len(t.user_attrs.get("fold_scores") or []) if key == "n_folds" else t.user_attrs.get("seed")
-                     for t in complete}
+                     for t in scored if t.state == TrialState.COMPLETE}
             have = shown.pop() if len(shown) == 1 else None
         if have is None:
             study.set_user_attr(key, value)

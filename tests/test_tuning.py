@@ -101,6 +101,11 @@ def test_a_study_goes_on_only_with_the_folds_and_seed_its_trials_were_scored_wit
     with pytest.raises(TuningError, match="on 3 folds, not 5"):
         tuning.tune(TITANIC, "logreg", n_trials=4, n_folds=5)
     assert len(finished(tuning.tune(TITANIC, "logreg", n_trials=3, n_folds=3))) == 3
+    # a study whose first command stopped before any trial finished takes the next command's settings
+    fresh = tuning.open_study(TITANIC, "lgbm", storage)
+    tuning.pin_scoring(fresh, n_folds=10, model_seed=4)
+    tuning.pin_scoring(fresh, n_folds=5, model_seed=0)
+    assert (fresh.user_attrs["n_folds"], fresh.user_attrs["model_seed"]) == (5, 0)
 
 
 @pytest.mark.parametrize("name", competitions.names())
