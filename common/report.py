@@ -324,8 +324,9 @@ def _plots(section: Section) -> list[tuple[str, str]]:
             best.append(running)
         ax.scatter(numbers, values, s=8, alpha=0.5, label="trial")
         ax.plot(numbers, best, color="red", label="best so far")
-        if any(own):  # what tuning is measured against: the recipe untuned, on the same folds
-            ax.axhline(values[own.index(True)], color="grey", linestyle=":", label="the recipe's own params")
+        if any(own):  # what tuning is measured against: the recipe untuned (its newest defaults), on the same folds
+            newest = max(i for i, flag in enumerate(own) if flag)
+            ax.axhline(values[newest], color="grey", linestyle=":", label="the recipe's own params")
         ax.set_xlabel("trial")
         ax.set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)  # whole trial numbers, even for a one-trial study
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))

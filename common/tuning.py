@@ -139,8 +139,10 @@ def queue_own_trial(study: optuna.Study, recipe: Recipe) -> bool:
 
 
 def own_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The finished trial of the recipe's own params, if the study has one."""
-    return next((t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get(OWN_PARAMS)), None)
+    """The finished trial of the recipe's own params, if the study has one (the newest: when the recipe's defaults
+    change, the next command queues them again)."""
+    return next((t for t in reversed(study.get_trials(deepcopy=False, states=FINISHED))
+                 if t.user_attrs.get(OWN_PARAMS)), None)
 
 
 # What a study's trials were scored with, recorded by the first command that tunes it (study user attributes).

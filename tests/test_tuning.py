@@ -121,6 +121,17 @@ def test_every_search_space_can_say_its_recipes_own_params(name):
         assert {**recipe.params, **recipe.space(optuna.trial.FixedTrial(own))} == recipe.params
 
 
+def test_when_the_recipes_defaults_change_the_study_scores_the_new_ones_and_measures_against_them(data_dir,
+                                                                                                  monkeypatch):
+    study = tuning.tune(TITANIC, "logreg", n_trials=1, n_folds=3)
+    assert tuning.own_trial(study).params == {"C": 0.1}
+    base = TITANIC.recipes["logreg"]
+    monkeypatch.setitem(TITANIC.recipes, "logreg", Recipe(base.description, base.make_model, {"C": 0.5}, base.space))
+    study = tuning.tune(TITANIC, "logreg", n_trials=2, n_folds=3)
+    assert [t.params for t in study.trials if t.user_attrs.get(OWN_PARAMS)] == [{"C": 0.1}, {"C": 0.5}]
+    assert tuning.own_trial(study).params == {"C": 0.5}
+
+
 def test_a_default_out_of_its_range_is_not_queued(data_dir, monkeypatch):
     base = TITANIC.recipes["logreg"]
     monkeypatch.setitem(TITANIC.recipes, "logreg", Recipe(base.description, base.make_model, {"C": 50.0},
