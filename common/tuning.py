@@ -232,7 +232,10 @@ def require_an_end(n_trials: int | None, timeout: float | None) -> None:
 def recipes_to_tune(comp: Competition, names: list[str]) -> tuple[list[str], list[str]]:
     """The studies a tune command runs, one after another: each recipe named, and for a stack its members that
     have a search space (``train.py --params best`` of the stack then stacks their best trials); plus the stack
-    members without one, which the stack runs with their own params. A recipe without a space is refused."""
+    members without one, which the stack runs with their own params. A recipe without a space is refused;
+    ``["all"]`` is every recipe that has one."""
+    if names == ["all"]:
+        return [n for n in comp.recipe_names(None) if comp.recipe(n).space is not None], []
     tuned: list[str] = []
     fixed: list[str] = []
     for name in comp.recipe_names(names):

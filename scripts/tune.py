@@ -30,7 +30,8 @@ def main() -> int:
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", required=True, type=names_arg, action="extend",
                         help="a recipe with a search space; a stack (house-prices default) tunes each of its members "
-                        "that has one; several (ridge,lasso or the option again) are tuned one after another")
+                        "that has one; several (ridge,lasso or the option again), or 'all' (every recipe that has "
+                        "one), are tuned one after another")
     parser.add_argument("--trials", type=positive_arg, help="stop when each study has this many finished trials")
     parser.add_argument("--timeout", type=seconds_arg(1), help="stop starting new trials after this many seconds "
                         "(the whole command: the recipes share it in turn)")
@@ -44,6 +45,8 @@ def main() -> int:
     args = parse_args(parser)
     comp = competitions.get(args.competition)
     args.folds = args.folds or comp.default_folds
+    if "all" in args.recipe and len(args.recipe) > 1:
+        parser.error("--recipe all tunes every recipe that has a search space: give it alone, or name the recipes")
     names, fixed = tuning.recipes_to_tune(comp, args.recipe)
     tuning.require_an_end(args.trials, args.timeout)
     if fixed:

@@ -310,6 +310,14 @@ def test_a_stack_tunes_each_member_that_has_a_search_space_then_stacks_their_bes
         "error: give --trials and/or --timeout, or tuning would never stop")
 
 
+def test_recipe_all_tunes_every_recipe_that_has_a_search_space(data_dir, kit_home):
+    result = run_script("tune.py", "titanic", "--recipe", "all", "--trials", "1", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    assert "tuning logreg (1 of 2)" in result.stdout and "tuning lgbm (2 of 2)" in result.stdout
+    mixed = run_script("tune.py", "titanic", "--recipe", "all,lgbm", "--trials", "1")
+    assert mixed.returncode == 2 and "give it alone, or name the recipes" in mixed.stderr
+
+
 def test_recipe_without_search_space_is_refused():
     with pytest.raises(UsageError, match="no search space; tunable recipes: logreg, lgbm"):
         tuning.tune(TITANIC, "default", n_trials=1)
