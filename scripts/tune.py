@@ -68,7 +68,7 @@ def main() -> int:
     if len(names) > 1:
         print(f"{comp.name}: what the {len(names)} studies found")
     print("\n".join(lines))
-    stacks = [n for n in dict.fromkeys(args.recipe) if comp.recipe(n).members]
+    stacks = [n for n in dict.fromkeys(args.recipe) if n != "all" and comp.recipe(n).members]
     for stack in stacks:
         print(f"train the stack with its members' best trials: python scripts/train.py {comp.name} --recipe {stack} "
               f"--params best{options(comp, args, storage=True)}")
