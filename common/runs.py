@@ -63,8 +63,8 @@ class CodeState:
 
 
 def _git(*args: str, ok: tuple[int, ...] = (0,)) -> str:
-    done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, errors="surrogateescape",
-                          timeout=30)
+    done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, encoding="utf-8",
+                          errors="surrogateescape", timeout=30)  # patch_bytes gives back exactly git's bytes
     if done.returncode not in ok:
         raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
     return done.stdout

@@ -347,6 +347,7 @@ def test_a_run_made_with_uncommitted_changes_keeps_them_as_a_patch_that_gives_it
     assert clean == type(clean)(commit, "") and "code_patch" not in environment(clean)
     (project / "common" / "model.py").write_text("C = 0.5  # café\n")  # an edit never committed
     (project / "common" / "extra.py").write_text("K = 3\n")  # a new module, not yet added
+    (project / "common" / "latin.py").write_bytes(b"S = '\xe9t\xe9'\n")  # a byte that is not UTF-8
     (project / "scratch.py").write_text("print(1)\n")  # a file outside the code folders: not the run's code
     (project / "logo.bin").write_bytes(bytes(range(255, -1, -1)))
     with RunWriter("toy", "fast", {}) as run:
@@ -362,7 +363,7 @@ def test_a_run_made_with_uncommitted_changes_keeps_them_as_a_patch_that_gives_it
     git(tmp_path, "clone", "-q", str(project), str(rebuilt))
     git(rebuilt, "checkout", "-q", commit)
     git(rebuilt, "apply", str(patch))
-    for name in ("common/model.py", "common/extra.py", "logo.bin"):
+    for name in ("common/model.py", "common/extra.py", "common/latin.py", "logo.bin"):
         assert (rebuilt / name).read_bytes() == (project / name).read_bytes()
     assert not (rebuilt / "scratch.py").exists()
 
