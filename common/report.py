@@ -114,10 +114,11 @@ def _lb_text(run: RunRecord, public: float | None) -> str:
 
 
 def _code(run: RunRecord) -> str:
-    """The commit a run's code came from, short; ``+`` when it had uncommitted changes (runs of one commit with a
-    ``+`` may still differ in code)."""
+    """The commit a run's code came from, short; ``+`` when it had uncommitted changes, followed by the start of
+    their code.patch's sha256 (the same changes, the same code; a record from before code.patch has ``+`` alone)."""
     commit = run.environment.get("git_commit") or ""
-    return commit[:7] + ("+" if commit.endswith("-dirty") else "")
+    patch = run.environment.get("code_patch") or ""
+    return commit[:7] + ("+" + patch[:4] if commit.endswith("-dirty") else "")
 
 
 HEADER = ["#", "run", "recipe", "CV", "folds", "params", "seconds", "date", "public LB", "private LB", "LB-CV",

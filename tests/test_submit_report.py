@@ -534,9 +534,10 @@ def test_the_tables_fold_away_low_runs_never_scored_on_kaggle(trained, kit_home,
     assert others[0].run_id in folded.split("</details>")[0]
     md = (kit_home / "reports" / "leaderboard.md").read_text()
     assert all(r.run_id in md for r in [best, *others])
-    commit = best.environment["git_commit"]  # the code column: the commit, + for uncommitted changes
+    # the code column: the commit, + and the start of code.patch's sha256 for uncommitted changes
+    commit, patch = best.environment["git_commit"], best.environment.get("code_patch", "")
     assert md.splitlines()[4].endswith("| code |")
-    assert f"| {commit[:7]}{'+' if commit.endswith('-dirty') else ''} |" in md
+    assert f"| {commit[:7]}{'+' + patch[:4] if commit.endswith('-dirty') else ''} |" in md
 
 
 
