@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +200,8 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
 
 def make_objective(prep, recipe_name: str, seed: int) -> Callable[[optuna.Trial], float]:
     """CV of the recipe with the trial's params; reports the running mean after each fold to the pruner."""
+    from sklearn.exceptions import ConvergenceWarning
+
     from common.runner import run_cv
 
     recipe = prep.competition.recipe(recipe_name)
@@ -218,7 +221,19 @@ def make_objective(prep, recipe_name: str, seed: int) -> Callable[[optuna.Trial]
             if k + 1 < len(prep.folds) and trial.should_prune():
                 raise optuna.TrialPruned(f"running mean {np.mean(scores):.5f} after {k + 1} folds")
 
-        result = run_cv(prep, recipe_name, params, seed, progress=False, on_fold=on_fold, with_test=False)
+        # A corner of the space where a solver stops short (scikit-learn's ConvergenceWarning, several lines each)
+        # is counted on the trial's line instead of interleaving with it; other warnings are shown as they were.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            try:
+                result = run_cv(prep, recipe_name, params, seed, progress=False, on_fold=on_fold, with_test=False)
+            finally:
+                stopped_short = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+                if stopped_short:
+                    trial.set_user_attr("not_converged", stopped_short)
+        for w in caught:
+            if not issubclass(w.category, ConvergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return result.mean
 
     return objective
@@ -279,6 +294,8 @@ class Reporter:
             best = "-"
         total = f"/{self.n_trials}" if self.n_trials else ""
         own = " (the recipe's own params)" if trial.user_attrs.get(OWN_PARAMS) else ""
+        if stopped := trial.user_attrs.get("not_converged"):
+            own += f" ({stopped} fit{'s' if stopped > 1 else ''} did not converge)"
         self.print_fn(f"{self.prefix}trial {trial.number} {trial.state.name.lower()} {value} after {folds} folds "
                       f"({trial.user_attrs.get('seconds', 0):.1f}s){own} | best {best} | {pruned} pruned, {failed} "
                       f"failed | {finished}{total} finished")

@@ -132,6 +132,21 @@ def test_when_the_recipes_defaults_change_the_study_scores_the_new_ones_and_meas
     assert tuning.own_trial(study).params == {"C": 0.5}
 
 
+def test_fits_that_did_not_converge_are_counted_on_the_trials_line(data_dir, monkeypatch, capsys):
+    """scikit-learn's ConvergenceWarning (several lines each) would interleave with the trial lines."""
+    base = TITANIC.recipes["logreg"]
+
+    def stops_short(params, seed):  # one solver iteration: never converges
+        return base.make_model(params, seed).set_params(model__max_iter=1)
+
+    monkeypatch.setitem(TITANIC.recipes, "logreg", Recipe(base.description, stops_short, base.params, base.space))
+    study = tuning.tune(TITANIC, "logreg", n_trials=1, n_folds=3)
+    assert study.trials[0].user_attrs["not_converged"] == 3
+    out, err = capsys.readouterr()
+    assert "trial 0 complete" in out and "(3 fits did not converge)" in out
+    assert "ConvergenceWarning" not in err
+
+
 def test_a_default_out_of_its_range_is_not_queued(data_dir, monkeypatch):
     base = TITANIC.recipes["logreg"]
     monkeypatch.setitem(TITANIC.recipes, "logreg", Recipe(base.description, base.make_model, {"C": 50.0},
