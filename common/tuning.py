@@ -130,13 +130,11 @@ def own_trial_params(recipe: Recipe) -> dict[str, Any] | None:
     return None
 
 
-def queue_own_trial(study: optuna.Study, recipe: Recipe) -> bool:
+def queue_own_trial(study: optuna.Study, recipe: Recipe) -> None:
     """Queue the recipe's own params once per study (a study that has scored them keeps its trial)."""
     params = own_trial_params(recipe)
-    if params is None:
-        return False
-    study.enqueue_trial(params, user_attrs={OWN_PARAMS: True}, skip_if_exists=True)
-    return True
+    if params is not None:
+        study.enqueue_trial(params, user_attrs={OWN_PARAMS: True}, skip_if_exists=True)
 
 
 def own_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -259,9 +257,10 @@ def recipes_to_tune(comp: Competition, names: list[str]) -> tuple[list[str], lis
             tunable_recipe(comp, name)
             tuned.append(name)
             continue
-        tuned += [m for m in members if comp.recipe(m).space is not None]
-        fixed += [m for m in members if comp.recipe(m).space is None]
-        if not any(comp.recipe(m).space is not None for m in members):
+        tunable = [m for m in members if comp.recipe(m).space is not None]
+        tuned += tunable
+        fixed += [m for m in members if m not in tunable]
+        if not tunable:
             raise UsageError(f"no member of stack {name!r} has a search space; tunable recipes: "
                              + ", ".join(n for n, r in comp.recipes.items() if r.space is not None))
     return list(dict.fromkeys(tuned)), [m for m in dict.fromkeys(fixed) if m not in tuned]

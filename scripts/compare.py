@@ -95,6 +95,7 @@ def main() -> int:
     base = None
     done = {}  # label -> (fold scores, results): a tuned recipe is paired with its untuned self
     width = max(24, *(len(c[0]) for c in candidates))
+    ratio = repeats[0].folds.test_train_ratio()
     resume = Resume(comp.name)  # folds of every recipe and repeat, until all are printed
     with runner.training_here():  # says so when another process trains here: they share the cores
         for label, name, params, untuned in candidates:
@@ -108,7 +109,6 @@ def main() -> int:
             done[label] = (scores, results)
             line = (f"  {label:{width}s} {scores.mean():.5f} ± {scores.std():.5f}   "
                     f"({time.perf_counter() - started:.1f}s)")
-            ratio = repeats[0].folds.test_train_ratio()
             if base is None and args.baseline:
                 base = (scores, results)
                 line += "   [baseline]"

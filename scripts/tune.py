@@ -98,7 +98,7 @@ def summary(comp: Competition, recipe: str, study: optuna.Study, args: argparse.
                 f"{recipe}{options(comp, args)}"]
     own_value = own.value if own is not None and own.state == TrialState.COMPLETE else None
     gain = ("" if own is None or own_value is None
-            else f", {abs(study.best_value - own_value):.5f} better than the recipe's own params (trial "
+            else f", {comp.metric.gain(study.best_value, own_value):.5f} better than the recipe's own params (trial "
                  f"{own.number}: {own_value:.5f})")
     return [f"{study.study_name}: best CV {comp.metric.name} {study.best_value:.5f} (trial {best.number}){gain}; "
             f"{counts}",
