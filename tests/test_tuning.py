@@ -71,6 +71,9 @@ def test_the_same_command_resumes_the_study(data_dir, storage_url):
     # the recipe's own params were scored once, first, and not queued again by the second command
     own = [t for t in study.trials if t.user_attrs.get(OWN_PARAMS)]
     assert [t.number for t in own] == [0] and own[0].params == {"C": TITANIC.recipes["logreg"].params["C"]}
+    # ... and the second command's sampler went on from there, not from the first command's random points again
+    tried = [t.params["C"] for t in study.trials]
+    assert len(set(tried)) == len(tried), tried
 
 
 def test_a_study_goes_on_only_with_the_folds_and_seed_its_trials_were_scored_with(data_dir, kit_home):
