@@ -26,6 +26,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
+from common.cli import duration_text
 from common.competition import Competition, Recipe, reference
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
@@ -314,17 +315,23 @@ def _finished(study: optuna.Study) -> int:
 
 
 def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int | None, deadline: float | None,
-         seed: int, n_folds: int, data_dir: str | None, index: int | None = None) -> int:
+         seed: int, n_folds: int, data_dir: str | None, index: int | None = None,
+         prepared: dict | None = None) -> int:
     """One worker: optimise until the study has ``n_trials`` finished trials or the deadline passes.
 
     Models use ``seed`` (so ``train.py --params best --seed S`` reproduces a trial's CV); the sampler uses
-    ``seed + index`` so parallel workers do not propose the same points.
+    ``seed + index`` so parallel workers do not propose the same points. ``prepared`` keeps the loaded files,
+    features and folds for the next study of the same command.
     """
     from common.runner import prepare, training_here
 
     storage, _ = open_storage(storage_url, comp.name)
     study = open_study(comp, recipe, storage, seed=seed + (index or 0))
-    prep = prepare(comp, n_folds, data_dir)
+    prep = None if prepared is None else prepared.get((comp.name, n_folds, data_dir))
+    if prep is None:
+        prep = prepare(comp, n_folds, data_dir)
+        if prepared is not None:
+            prepared[(comp.name, n_folds, data_dir)] = prep
     pin_scoring(study, folds_hash=prep.folds.hash)
     callbacks: list[Callable] = [Reporter("" if index is None else f"[w{index}] ", n_trials)]
     if n_trials is not None:
@@ -359,8 +366,9 @@ def _worker_main(comp_ref: str, recipe: str, storage_url: str | None, n_trials: 
 
 def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: float | None = None,
          storage_url: str | None = None, workers: int = 1, seed: int = 0, n_folds: int | None = None,
-         data_dir: str | None = None) -> optuna.Study:
-    """Run ``workers`` local processes on one study; returns the study when they are done."""
+         data_dir: str | None = None, prepared: dict | None = None) -> optuna.Study:
+    """Run ``workers`` local processes on one study; returns the study when they are done (``prepared``: as in
+    ``work``, for one worker)."""
     tunable_recipe(comp, recipe)
     n_folds = n_folds or comp.default_folds
     require_an_end(n_trials, timeout)
@@ -381,7 +389,7 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     deadline = None if timeout is None else time.time() + timeout
     log.info("study %s in %s: %d finished trials so far", study.study_name, display_url(resolved), _finished(study))
     if workers <= 1:
-        work(comp, recipe, resolved, n_trials, deadline, seed, n_folds, data_dir)
+        work(comp, recipe, resolved, n_trials, deadline, seed, n_folds, data_dir, prepared=prepared)
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
@@ -405,6 +413,104 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
         if bad:
             log.warning("%d of %d workers exited with codes %s", len(bad), workers, bad)
     return optuna.load_study(study_name=study.study_name, storage=storage)
+
+
+def trial_seconds(study: optuna.Study) -> float | None:
+    """What the study's next trial may take: the median seconds of its finished trials, pruned ones included (the
+    pruner will stop some of the next ones too), or None before any has finished."""
+    seconds = [t.user_attrs["seconds"] for t in study.get_trials(deepcopy=False, states=FINISHED)
+               if t.user_attrs.get("seconds")]
+    return float(np.median(seconds)) if seconds else None
+
+
+@dataclass
+class Turn:
+    """One study's turn in ``tune_in_turn``: its share of the time and what a trial of it takes so far."""
+
+    recipe: str
+    index: int
+    of: int
+    seconds: float | None = None
+    trial_seconds: float | None = None
+    round_of: str = ""
+
+    def __str__(self) -> str:
+        text = f"tuning {self.recipe} ({self.index + 1} of {self.of}{self.round_of})"
+        if self.seconds is None:
+            return text
+        each = "" if not self.trial_seconds else (f": about {self.seconds / self.trial_seconds:.0f} trials of "
+                                                  f"{self.trial_seconds:.1f}s")
+        return f"{text} for about {duration_text(self.seconds)}{each}"
+
+
+# Turns per study under one deadline: each later round goes by what the trials took in the earlier ones. A
+# recipe's own params are often its cheapest trial (House Prices' LightGBM: 3.4 s against ~8 s for its random
+# trials), so a share made from them alone would leave the dearer studies short.
+ROUNDS = 3
+
+
+def level_shares(counts: dict[str, int], costs: dict[str, float], budget: float) -> dict[str, float]:
+    """Seconds for each study such that, with its trials taking ``costs`` seconds, the studies' trial counts come
+    out as level as ``budget`` allows: those with the fewest trials are raised first (water filling)."""
+    def spent(level: float) -> float:
+        return sum(costs[n] * max(0.0, level - counts[n]) for n in counts)
+
+    low, high = float(min(counts.values())), max(counts.values()) + budget / min(costs.values())
+    for _ in range(100):
+        level = (low + high) / 2
+        low, high = (level, high) if spent(level) < budget else (low, level)
+    return {n: costs[n] * max(0.0, low - counts[n]) for n in counts}
+
+
+def tune_in_turn(comp: Competition, recipes: list[str], n_trials: int | None = None, timeout: float | None = None,
+                 announce: Callable[[str], None] = print, workers: int = 1, rounds: int = ROUNDS,
+                 **options: Any) -> dict[str, optuna.Study | None]:
+    """Tune several recipes one after another, under one ``timeout`` for them all; a recipe the deadline leaves no
+    turn is None.
+
+    With a deadline, every study first runs its recipe's own params (unless it has a finished trial), which says
+    what a trial of it takes; then ``rounds`` rounds share the rest by the median time of each study's trials so
+    far, so that the studies end with about as many trials each. An equal share of the time gave House Prices'
+    ridge, whose trials take 0.7 s, 84 trials and LightGBM 16 (BENCHMARKS.md). With ``workers``, each turn starts
+    its worker processes anew: one round.
+    """
+    deadline = None if timeout is None else time.time() + timeout
+    studies: dict[str, optuna.Study | None] = dict.fromkeys(recipes)
+    options.setdefault("prepared", {})  # the files, features and folds loaded once for every study
+    if deadline is None or len(recipes) == 1:
+        for i, recipe in enumerate(recipes):
+            if len(recipes) > 1:
+                announce(str(Turn(recipe, i, len(recipes))))
+            left = None if deadline is None else deadline - time.time()
+            studies[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=left, workers=workers, **options)
+        return studies
+    announce(f"{len(recipes)} studies share {duration_text(timeout or 0)} by what a trial of each takes: first "
+             "a trial of each recipe's own params, where its study has no finished trial")
+    for recipe in recipes:
+        if time.time() < deadline:  # one trial, or none where the study has one finished already
+            studies[recipe] = tune(comp, recipe, n_trials=1, timeout=deadline - time.time(), **options)
+    rounds = 1 if workers > 1 else rounds
+    for r in range(rounds):
+        open_ = {n: s for n, s in studies.items() if s is not None and (n_trials is None or _finished(s) < n_trials)}
+        known = {n: trial_seconds(s) for n, s in open_.items()}
+        typical = float(np.median([c for c in known.values() if c] or [1.0]))
+        costs = {n: c or typical for n, c in known.items()}
+        round_end = time.time() + (deadline - time.time()) / (rounds - r)
+        turns = list(open_)
+        for i, recipe in enumerate(turns):
+            left = round_end - time.time()
+            rest = turns[i:]
+            share = level_shares({n: _finished(open_[n]) for n in rest}, {n: costs[n] for n in rest},
+                                 max(left, 0.0))[recipe]
+            if share < costs[recipe] / 2:  # another trial would end nearer the next turn's share than its own
+                if r == rounds - 1 and left < costs[recipe] / 2:
+                    announce(f"{recipe}: no time left for another trial (they take {costs[recipe]:.1f}s)")
+                continue
+            which = f", round {r + 1} of {rounds}" if rounds > 1 else ""
+            announce(str(Turn(recipe, i, len(turns), share, costs[recipe], which)))
+            studies[recipe] = open_[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=share, workers=workers,
+                                                   **options)
+    return studies
 
 
 def best_params(comp: Competition, recipe: str, storage_url: str | None = None) -> tuple[dict, dict]:

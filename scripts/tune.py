@@ -8,20 +8,20 @@
     python scripts/tune.py house-prices --recipe ridge,lasso --trials 50                # several, one after another
 
 --trials is each study's total of finished (complete + pruned) trials: the same command again resumes a study that
-was stopped or killed. --timeout is one deadline for the command: the recipes share what is left of it in turn. A
-new study's first trial is the recipe's own params, so its best is never worse on these folds than the recipe
-untuned, and the summary says what tuning gained. Then: python scripts/train.py titanic --recipe lgbm --params best
+was stopped or killed. --timeout is one deadline for the command: several recipes share it by what a trial of each
+takes, so that each gets about as many trials. A new study's first trial is the recipe's own params, so its best is
+never worse on these folds than the recipe untuned, and the summary says what tuning gained. Then:
+python scripts/train.py titanic --recipe lgbm --params best
 """
 
 import argparse
-import time
 
 import optuna
 from optuna.trial import TrialState
 
 import competitions
 from common import storages, tuning
-from common.cli import duration_text, folds_arg, names_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
+from common.cli import folds_arg, names_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
 from common.competition import Competition
 
 
@@ -34,7 +34,8 @@ def main() -> int:
                         "one), are tuned one after another")
     parser.add_argument("--trials", type=positive_arg, help="stop when each study has this many finished trials")
     parser.add_argument("--timeout", type=seconds_arg(1), help="stop starting new trials after this many seconds "
-                        "(the whole command: the recipes share it in turn)")
+                        "(the whole command: several recipes share it by what their trials take, so that each gets "
+                        "about as many trials)")
     parser.add_argument("--workers", type=positive_arg, default=1,
                         help="local worker processes on the study (default 1)")
     parser.add_argument("--storage", help="SQLAlchemy URL or journal file (default runs/<competition>/optuna.journal)")
@@ -52,19 +53,12 @@ def main() -> int:
     if fixed:
         print(f"{', '.join(fixed)}: no search space; the stack runs {'them' if len(fixed) > 1 else 'it'} with "
               "its own params")
-    deadline = None if args.timeout is None else time.time() + args.timeout
+    studies = tuning.tune_in_turn(comp, names, n_trials=args.trials, timeout=args.timeout, storage_url=args.storage,
+                                  workers=args.workers, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir)
     lines = []
-    for i, name in enumerate(names):
-        share = None if deadline is None else (deadline - time.time()) / (len(names) - i)
-        if share is not None and share < 1:
-            lines.append(f"{comp.name}:{name}: not tuned, --timeout ran out before its turn")
-            continue
-        if len(names) > 1:
-            print(f"tuning {name} ({i + 1} of {len(names)})"
-                  + ("" if share is None else f" for at most {duration_text(share)}"))
-        study = tuning.tune(comp, name, n_trials=args.trials, timeout=share, storage_url=args.storage,
-                            workers=args.workers, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir)
-        lines += summary(comp, name, study, args)
+    for name, study in studies.items():
+        lines += (summary(comp, name, study, args) if study is not None
+                  else [f"{comp.name}:{name}: not tuned, --timeout ran out before its turn"])
     if len(names) > 1:
         print(f"{comp.name}: what the {len(names)} studies found")
     print("\n".join(lines))

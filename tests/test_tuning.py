@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -326,6 +327,94 @@ def test_a_stack_tunes_each_member_that_has_a_search_space_then_stacks_their_bes
     endless = run_script("tune.py", "house-prices", "--recipe", "fast")
     assert endless.returncode == 2 and endless.stderr.strip().splitlines()[-1] == (
         "error: give --trials and/or --timeout, or tuning would never stop")
+
+
+@pytest.fixture
+def clocked_tune(monkeypatch):
+    """``tuning.tune`` on a clock of our own: a trial of a recipe takes ``costs[recipe]`` seconds, or ``own`` for
+    its first trial (the recipe's own params) where set; trials start while the timeout has time left (Optuna's
+    rule) until the study has ``n_trials``."""
+    state: dict[str, Any] = {"clock": 1000.0, "own": None, "costs": {}, "calls": [], "studies": {}}
+
+    def fake_tune(comp, recipe, n_trials=None, timeout=None, workers=1, **options):
+        assert "prepared" in options  # the files and folds loaded once for the command
+        state["calls"].append((recipe, n_trials, timeout))
+        study = state["studies"].setdefault(recipe, optuna.create_study())
+        started = state["clock"]
+        while (n_trials is None or len(study.trials) < n_trials) and state["clock"] - started < timeout:
+            took = state["own"] if state["own"] and not study.trials else state["costs"][recipe]
+            state["clock"] += took
+            study.add_trial(optuna.trial.create_trial(value=0.0, user_attrs={"seconds": took}))
+        return study
+
+    monkeypatch.setattr(tuning, "tune", fake_tune)
+    monkeypatch.setattr(tuning.time, "time", lambda: state["clock"])
+    return state
+
+
+def trial_counts(studies: dict) -> dict[str, int]:
+    return {recipe: len(study.trials) for recipe, study in studies.items() if study is not None}
+
+
+def test_recipes_share_a_timeout_by_what_their_trials_take(clocked_tune):
+    """Each recipe's own params first, which times a trial of it; then the rest of the deadline in proportion to
+    those times, so a study whose trials take 4 s gets as many as one whose trials take 1 s, not a quarter."""
+    clocked_tune["costs"] = {"ridge": 1.0, "svr": 2.0, "lgbm": 4.0}
+    said: list[str] = []
+    got = tuning.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], timeout=107, announce=said.append, rounds=1)
+    calls = clocked_tune["calls"]
+    assert [c[:2] for c in calls[:3]] == [("ridge", 1), ("svr", 1), ("lgbm", 1)]  # 7 s
+    # 100 s left: ridge 1/7 of them; its last trial ran past its share (15 s), so svr gets 2/6 of the 85 s left,
+    # lgbm the rest
+    shares = {recipe: timeout for recipe, _, timeout in calls[3:]}
+    assert shares == {"ridge": pytest.approx(100 / 7), "svr": pytest.approx(85 / 3), "lgbm": pytest.approx(55)}
+    assert trial_counts(got) == {"ridge": 16, "svr": 16, "lgbm": 15}  # an equal share: ridge 36, svr 18, lgbm 9
+    assert said[0].startswith("3 studies share 1 min 47 s by what a trial of each takes")
+    assert said[1:] == ["tuning ridge (1 of 3) for about 14 s: about 14 trials of 1.0s",
+                        "tuning svr (2 of 3) for about 28 s: about 14 trials of 2.0s",
+                        "tuning lgbm (3 of 3) for about 55 s: about 14 trials of 4.0s"]
+
+
+@pytest.mark.parametrize(("rounds", "lgbm_share"), [(1, (0.1, 0.3)), (3, (0.7, 1.3))])
+def test_later_rounds_share_by_what_the_trials_took_so_far(clocked_tune, rounds, lgbm_share):
+    """A recipe's own params are often its cheapest trial: timed on them alone, the dearer study gets a fraction
+    of the others' trials; rounds that go by every trial so far give it about as many."""
+    clocked_tune["own"] = 1.0
+    clocked_tune["costs"] = {"ridge": 1.0, "lasso": 1.0, "lgbm": 8.0}
+    said: list[str] = []
+    counts = trial_counts(tuning.tune_in_turn(TITANIC, ["ridge", "lasso", "lgbm"], timeout=300,
+                                              announce=said.append, rounds=rounds))
+    low, high = lgbm_share
+    assert low * counts["ridge"] < counts["lgbm"] < high * counts["ridge"], counts
+    assert clocked_tune["clock"] - 1000 < 300 + 8  # past the deadline by less than one trial
+    if rounds == 3:
+        assert "tuning lgbm (3 of 3, round 3 of 3) for about" in said[-1]
+
+
+def test_a_timeout_spent_before_a_turn_leaves_the_recipe_untuned(clocked_tune):
+    clocked_tune["costs"] = {"ridge": 1.0, "svr": 2.0, "lgbm": 4.0}
+    said: list[str] = []
+    # --trials 1: the first trials are all there is
+    tuning.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], n_trials=1, timeout=100, announce=said.append)
+    assert [c[:2] for c in clocked_tune["calls"]] == [("ridge", 1), ("svr", 1), ("lgbm", 1)] and len(said) == 1
+    # the deadline passes during svr's first trial: lgbm gets none, and the others no other trial, which is said
+    clocked_tune["studies"].clear()
+    got = tuning.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], timeout=2.5, announce=said.append)
+    assert got["lgbm"] is None and trial_counts(got) == {"ridge": 1, "svr": 1}
+    assert said[-2:] == ["ridge: no time left for another trial (they take 1.0s)",
+                         "svr: no time left for another trial (they take 2.0s)"]
+
+
+def test_a_timeout_shared_by_a_stacks_members_end_to_end(data_dir, kit_home):
+    result = run_script("tune.py", "house-prices", "--recipe", "fast", "--timeout", "10", "--folds", "3")
+    assert result.returncode == 0, result.stderr
+    assert "2 studies share 10 s by what a trial of each takes" in result.stdout
+    storage, _ = storages.open_storage(None, "house-prices")
+    for member in ("ridge", "lasso"):
+        study = optuna.load_study(study_name=f"house-prices:{member}", storage=storage)
+        assert finished(study)[0].user_attrs.get(OWN_PARAMS)  # timed on the recipe's own params
+        assert f"house-prices:{member}: " in result.stdout
+    assert "train the stack with its members' best trials" in result.stdout
 
 
 def test_recipe_all_tunes_every_recipe_that_has_a_search_space(data_dir, kit_home):
