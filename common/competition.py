@@ -188,6 +188,12 @@ class Competition:
             chosen.setdefault(id(self.recipes[name]), name)
         return list(chosen.values())
 
+    def canonical(self, name: str) -> str:
+        """The one name of a recipe that has several (digit's ``cnn`` is its ``default``): the name
+        ``recipe_names`` lists it under, so that one recipe has one tuning study whichever name tunes it."""
+        recipe = self.recipe(name)
+        return next(n for n in self.recipe_names(None) if self.recipes[n] is recipe)
+
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:
             known = ", ".join(sorted(self.recipes))

@@ -45,7 +45,8 @@ MAX_CHOICE_COMBINATIONS = 256
 
 
 def study_name(comp: Competition, recipe: str) -> str:
-    return f"{comp.name}:{recipe}"
+    """``<competition>:<recipe>``, under the recipe's one name where it has several."""
+    return f"{comp.name}:{comp.canonical(recipe)}"
 
 
 def sampler_seed(seed: int, study: optuna.Study) -> int:
@@ -69,7 +70,7 @@ def open_study(comp: Competition, recipe: str, storage: BaseStorage, seed: int =
                           f"{comp.metric.name} must {comp.metric.direction}; delete the study or use another storage")
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, study), n_startup_trials=10)
     study.set_user_attr("competition", comp.name)
-    study.set_user_attr("recipe", recipe)
+    study.set_user_attr("recipe", comp.canonical(recipe))
     study.set_user_attr("metric", comp.metric.name)
     return study
 
@@ -273,7 +274,11 @@ def recipes_to_tune(comp: Competition, names: list[str]) -> tuple[list[str], lis
         if not tunable:
             raise UsageError(f"no member of stack {name!r} has a search space; tunable recipes: "
                              + ", ".join(n for n, r in comp.recipes.items() if r.space is not None))
-    return list(dict.fromkeys(tuned)), [m for m in dict.fromkeys(fixed) if m not in tuned]
+    one_each: dict[str, str] = {}  # one study per recipe, whichever of its names came first
+    for name in tuned:
+        one_each.setdefault(comp.canonical(name), name)
+    tuned = list(one_each.values())
+    return tuned, [m for m in dict.fromkeys(fixed) if m not in tuned]
 
 
 def tunable_recipe(comp: Competition, recipe: str) -> None:

@@ -417,6 +417,22 @@ def test_a_timeout_shared_by_a_stacks_members_end_to_end(data_dir, kit_home):
     assert "train the stack with its members' best trials" in result.stdout
 
 
+def test_a_recipe_with_two_names_has_one_study(tmp_path):
+    """Digit's ``cnn`` is its ``default``: tuned under either name, one study, and ``--params best`` of either name
+    reads it (before, two studies tuned the same recipe apart)."""
+    digits = competitions.get("digit-recognizer")
+    assert digits.canonical("cnn") == digits.canonical("default") == "default"
+    assert tuning.study_name(digits, "cnn") == tuning.study_name(digits, "default") == "digit-recognizer:default"
+    assert tuning.recipes_to_tune(digits, ["cnn", "default"]) == (["cnn"], [])
+    url = str(tmp_path / "studies.journal")
+    storage, _ = storages.open_storage(url, digits.name)
+    study = tuning.open_study(digits, "cnn", storage)
+    study.add_trial(optuna.trial.create_trial(value=0.99, user_attrs={"params": {"epochs": 3}}))
+    for name in ("cnn", "default"):
+        params, source = tuning.best_params(digits, name, url)
+        assert params == {"epochs": 3} and source["study"] == "digit-recognizer:default"
+
+
 def test_recipe_all_tunes_every_recipe_that_has_a_search_space(data_dir, kit_home):
     result = run_script("tune.py", "titanic", "--recipe", "all", "--trials", "1", "--folds", "3")
     assert result.returncode == 0, result.stderr
