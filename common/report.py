@@ -18,7 +18,7 @@ from typing import Any
 from common import drift, paths, plotting
 from common.io import write_text_atomic
 from common.metrics import Metric, by_name
-from common.runs import OWN_PARAMS, RunRecord, best_run, best_unsent, load_runs
+from common.runs import OWN_PARAMS, RunRecord, best_run, best_unsent, load_runs, trials_text
 
 log = logging.getLogger(__name__)
 TOP_RUNS_PLOTTED = 20
@@ -48,7 +48,9 @@ class Section:
 def _params_source(run: RunRecord) -> str:
     src = run.params_source or {"kind": "recipe"}
     if src.get("kind") == "study":
-        return f"study #{src.get('trial')}" + (" (own params)" if src.get(OWN_PARAMS) else "")
+        return f"study {trials_text(src)}" + (" (own params)" if src.get(OWN_PARAMS) else "")
+    if src.get("kind") == "stack":
+        return f"stack: {trials_text(src)}"
     return src.get("kind", "recipe")
 
 

@@ -188,6 +188,15 @@ def won_a_study(source: dict[str, Any], folds_hash: str | None = None) -> bool:
             and (folds_hash is None or chosen_on is None or chosen_on == folds_hash))
 
 
+def trials_text(source: dict[str, Any]) -> str:
+    """The trials a run's params came from, for people: ``#6`` for a study's trial, ``members ridge #11, lgbm #16``
+    for the members of a stack whose studies found better than their own params."""
+    if source.get("kind") == "stack":
+        won = [f"{m} #{src['trial']}" for m, src in source.get("members", {}).items() if won_a_study(src)]
+        return "members " + ", ".join(won) if won else "members' own params"
+    return f"#{source.get('trial')}"
+
+
 @dataclass
 class RunRecord:
     """What a run folder's run.json holds: written and read only here (``write`` / ``read``), one typed structure.

@@ -28,7 +28,7 @@ from common.cli import folds_arg, names_arg, parse_args, repeats_arg, run_main, 
 from common.cv import corrected_std_error
 from common.errors import UsageError
 from common.resume import Resume
-from common.runs import won_a_study
+from common.runs import trials_text, won_a_study
 from common.splitters import Backtest, RowFolds
 
 log = logging.getLogger("compare")
@@ -74,9 +74,7 @@ def main() -> int:
             if not won_a_study(source):
                 print(f"  ({name}: no tuning trial beat the recipe's own params)")
                 continue
-            tuned = (f"#{source['trial']}" if "trial" in source else "members " + ", ".join(
-                f"{m} #{src['trial']}" for m, src in source["members"].items() if won_a_study(src)))
-            candidates.append((f"{name} (tuned {tuned})", name, params, name))
+            candidates.append((f"{name} (tuned {trials_text(source)})", name, params, name))
     splitter = comp.folds
     if args.split:
         if not isinstance(splitter, RowFolds):

@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 import competitions
-from common import kaggle_runs, runner, storages, tuning
+from common import kaggle_runs, runner, runs, storages, tuning
 from common.competition import Recipe
 from common.errors import TuningError, UsageError
 from common.params import resolve
@@ -629,6 +629,16 @@ def test_compare_scores_a_stack_with_its_tuned_members(data_dir):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()[1:]
     assert lines[1].startswith(f"  fast (tuned members lasso #{study.best_trial.number})")
+
+
+def test_the_trials_a_runs_params_came_from_are_named_for_people():
+    """compare.py's labels and the report's params column: a study's trial, or a stack's members that won theirs."""
+    study = {"kind": "study", "trial": 6}
+    own = {"kind": "study", "trial": 0, OWN_PARAMS: True}
+    assert runs.trials_text(study) == "#6"
+    assert runs.trials_text({"kind": "stack", "members": {"ridge": own, "lgbm": study, "gbr": {"kind": "recipe"}}}) \
+        == "members lgbm #6"
+    assert runs.trials_text({"kind": "stack", "members": {"ridge": own}}) == "members' own params"
 
 
 def test_a_worker_that_fails_to_start_stops_the_started_ones_and_reports_its_own_error(data_dir, monkeypatch,
