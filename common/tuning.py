@@ -12,6 +12,8 @@ import json
 import logging
 import multiprocessing
 import os
+import re
+import signal
 import socket
 import time
 import warnings
@@ -58,9 +60,35 @@ def sampler_seed(seed: int, study: optuna.Study) -> int:
     return seed if not sampled else int(np.random.SeedSequence([seed, sampled]).generate_state(1)[0])
 
 
+class _InterruptedTrials(logging.Filter):
+    """Optuna logs a trial stopped by Ctrl-C or SIGTERM as a failure: two warnings and the traceback of wherever
+    the fit was, before the command's own one line ("interrupted: nothing half-written was kept"). Dropped; a
+    trial that fails for any other reason is logged as Optuna logs it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trial = re.match(r"Trial (\d+) failed with ", record.getMessage())
+        if trial is None:
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):  # SIGTERM's Terminated too
+            self.interrupted.add(trial[1])
+            return False
+        return trial[1] not in self.interrupted
+
+
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines repeat what our own log and trial lines say
+    trials_log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _InterruptedTrials) for f in trials_log.filters):
+        trials_log.addFilter(_InterruptedTrials())
+
+
 def open_study(comp: Competition, recipe: str, storage: BaseStorage, seed: int = 0) -> optuna.Study:
     """Create or load the study; refuse one that was created to optimise in the other direction."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines repeat what our own log and trial lines say
+    _quiet_optuna()
     # Prune from the second fold on: one fold alone is too noisy to call a setting hopeless.
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     name = study_name(comp, recipe)
@@ -352,6 +380,15 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
     return len(study.get_trials(deepcopy=False)) - before
 
 
+def _stopped_by(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is an interrupt (SIGTERM's Terminated too) or was raised while handling one."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
+
+
 def _worker_main(comp_ref: str, recipe: str, storage_url: str | None, n_trials: int | None,
                  deadline: float | None, seed: int, n_folds: int, data_dir: str | None, index: int,
                  threads: int) -> None:
@@ -360,9 +397,17 @@ def _worker_main(comp_ref: str, recipe: str, storage_url: str | None, n_trials: 
     from common.competition import from_reference
 
     setup_logging()
+    # Ctrl-C reaches every process of the terminal's group: the main process stops the workers (SIGTERM) and says so
+    # in one line, instead of every worker saying it too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def run() -> None:  # errors become one line and an exit code, as in the main process
-        work(from_reference(comp_ref), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
+        try:
+            work(from_reference(comp_ref), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
+        except BaseException as exc:
+            if _stopped_by(exc):  # the main process stopped this worker: its running trial is failed and re-queued
+                raise SystemExit(143) from None  # by the next command; whatever the stop broke on its way out
+            raise  # (Optuna's bookkeeping, if it landed there) is not news
 
     code = handle_errors(run)
     if code:

@@ -288,6 +288,57 @@ def test_kill_minus_9_mid_trial_then_resume(data_dir, storage_url, kit_home):
     assert len(finished(study)) >= target
 
 
+def test_a_trial_stopped_by_sigterm_ends_in_one_line_not_a_traceback(data_dir, kit_home):
+    """Optuna logs a trial that an interrupt stops as a failure, with the traceback of wherever the fit was."""
+    journal = str(kit_home / "runs" / "titanic" / "optuna.journal")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tune.py"), "titanic", "--recipe", "lgbm",
+                             "--trials", "200", "--storage", journal], env={**os.environ, "KIT_HOME": str(kit_home)},
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        stopped = freeze_mid_trial(proc, journal)
+        proc.send_signal(signal.SIGTERM)  # handled once the process goes on: mid-trial
+        proc.send_signal(signal.SIGCONT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "terminated: nothing half-written was kept"
+    assert "Traceback" not in err and f"Trial {stopped.number} failed" not in err, err
+    storage, _ = storages.open_storage(journal, TITANIC.name)
+    study = optuna.load_study(study_name="titanic:lgbm", storage=storage)
+    assert study.trials[stopped.number].state == TrialState.FAIL  # and the finished ones are kept
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials[:stopped.number])
+
+
+def test_ctrl_c_stops_the_workers_in_one_line(data_dir, kit_home):
+    """A terminal's Ctrl-C reaches the whole process group: the main process stops its workers and says so once,
+    with no worker's traceback (a stop that lands in Optuna's own bookkeeping broke it on the way out)."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("two workers need two cores")
+    journal = str(kit_home / "runs" / "titanic" / "optuna.journal")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tune.py"), "titanic", "--recipe", "lgbm",
+                             "--trials", "300", "--workers", "2", "--storage", journal],
+                            env={**os.environ, "KIT_HOME": str(kit_home)}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while len(running_trials(journal)) < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert len(running_trials(journal)) == 2, "both workers must be mid-trial"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert [line for line in err.splitlines() if "nothing half-written" in line] == [
+        "interrupted: nothing half-written was kept"], err
+    assert "Traceback" not in err and " failed with " not in err, err
+
+
 def test_unknown_recipe_is_one_line(data_dir):
     result = run_script("tune.py", "titanic", "--recipe", "nope", "--trials", "1")
     assert result.returncode == 2
