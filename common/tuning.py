@@ -405,9 +405,9 @@ def _worker_main(comp_ref: str, recipe: str, storage_url: str | None, n_trials: 
         try:
             work(from_reference(comp_ref), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
         except BaseException as exc:
-            if _stopped_by(exc):  # the main process stopped this worker: its running trial is failed and re-queued
-                raise SystemExit(143) from None  # by the next command; whatever the stop broke on its way out
-            raise  # (Optuna's bookkeeping, if it landed there) is not news
+            if _stopped_by(exc):  # the main process stopped this worker: what the stop broke on its way out is
+                raise SystemExit(143) from None  # not news (a trial it left running in Optuna's bookkeeping is
+            raise  # failed and re-queued by the next command, as after kill -9)
 
     code = handle_errors(run)
     if code:
