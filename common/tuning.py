@@ -535,9 +535,12 @@ def tune_in_turn(comp: Competition, recipes: list[str], n_trials: int | None = N
         return studies
     announce(f"{len(recipes)} studies share {duration_text(timeout or 0)} by what a trial of each takes: first "
              "a trial of each recipe's own params, where its study has no finished trial")
+    first_started = time.time()
     for recipe in recipes:
         if time.time() < deadline:  # one trial, or none where the study has one finished already
             studies[recipe] = tune(comp, recipe, n_trials=1, timeout=deadline - time.time(), **options)
+    first_took = time.time() - first_started
+    no_time: list[str] = []
     for r in range(rounds):
         open_ = {n: s for n, s in studies.items() if s is not None and (n_trials is None or _finished(s) < n_trials)}
         known = {n: trial_seconds(s) for n, s in open_.items()}
@@ -552,12 +555,15 @@ def tune_in_turn(comp: Competition, recipes: list[str], n_trials: int | None = N
                                  max(left, 0.0))[recipe]
             if share < costs[recipe] / 2:  # another trial would end nearer the next turn's share than its own
                 if r == rounds - 1 and left < costs[recipe] / 2:
-                    announce(f"{recipe}: no time left for another trial (they take {costs[recipe]:.1f}s)")
+                    no_time.append(f"{recipe} ({costs[recipe]:.1f}s a trial)")
                 continue
             which = f", round {r + 1} of {rounds}" if rounds > 1 else ""
             announce(str(Turn(recipe, i, len(turns), share, costs[recipe], which)))
             studies[recipe] = open_[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=share, workers=workers,
                                                    **options)
+    if no_time:
+        announce(f"no time left for another trial of {', '.join(no_time)}: the first trials took "
+                 f"{duration_text(first_took)} of the {duration_text(timeout or 0)}; a longer --timeout gives more")
     return studies
 
 

@@ -452,8 +452,8 @@ def test_a_timeout_spent_before_a_turn_leaves_the_recipe_untuned(clocked_tune):
     clocked_tune["studies"].clear()
     got = tuning.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], timeout=2.5, announce=said.append)
     assert got["lgbm"] is None and trial_counts(got) == {"ridge": 1, "svr": 1}
-    assert said[-2:] == ["ridge: no time left for another trial (they take 1.0s)",
-                         "svr: no time left for another trial (they take 2.0s)"]
+    assert said[-1] == ("no time left for another trial of ridge (1.0s a trial), svr (2.0s a trial): the first "
+                        "trials took 3 s of the 2 s; a longer --timeout gives more")
 
 
 def test_a_timeout_shared_by_a_stacks_members_end_to_end(data_dir, kit_home):
