@@ -523,7 +523,8 @@ def tune_in_turn(comp: Competition, recipes: list[str], n_trials: int | None = N
     ridge, whose trials take 0.7 s, 84 trials and LightGBM 16 (BENCHMARKS.md). With ``workers``, each turn starts
     its worker processes anew (2.2 s more per turn than one in-process worker, House Prices on 2 cores).
     """
-    deadline = None if timeout is None else time.time() + timeout
+    start = time.time()
+    deadline = None if timeout is None else start + timeout
     studies: dict[str, optuna.Study | None] = dict.fromkeys(recipes)
     options.setdefault("prepared", {})  # the files, features and folds loaded once for every study
     if deadline is None or len(recipes) == 1:
@@ -535,11 +536,10 @@ def tune_in_turn(comp: Competition, recipes: list[str], n_trials: int | None = N
         return studies
     announce(f"{len(recipes)} studies share {duration_text(timeout or 0)} by what a trial of each takes: first "
              "a trial of each recipe's own params, where its study has no finished trial")
-    first_started = time.time()
     for recipe in recipes:
         if time.time() < deadline:  # one trial, or none where the study has one finished already
             studies[recipe] = tune(comp, recipe, n_trials=1, timeout=deadline - time.time(), **options)
-    first_took = time.time() - first_started
+    first_took = time.time() - start
     no_time: list[str] = []
     for r in range(rounds):
         open_ = {n: s for n, s in studies.items() if s is not None and (n_trials is None or _finished(s) < n_trials)}
@@ -559,8 +559,7 @@ def tune_in_turn(comp: Competition, recipes: list[str], n_trials: int | None = N
                 continue
             which = f", round {r + 1} of {rounds}" if rounds > 1 else ""
             announce(str(Turn(recipe, i, len(turns), share, costs[recipe], which)))
-            studies[recipe] = open_[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=share, workers=workers,
-                                                   **options)
+            studies[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=share, workers=workers, **options)
     if no_time:
         announce(f"no time left for another trial of {', '.join(no_time)}: the first trials took "
                  f"{duration_text(first_took)} of the {duration_text(timeout or 0)}; a longer --timeout gives more")
