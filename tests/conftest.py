@@ -3,7 +3,9 @@
 With CI=true a missing data folder or an unavailable port 80 fails the run instead of skipping.
 """
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,18 @@ def flock_is_held(path: Path | str) -> bool:
             return True
         fcntl.flock(probe, fcntl.LOCK_UN)
         return False
+
+
+@contextlib.contextmanager
+def sigint_as_from_a_terminal():
+    """Children started inside get SIGINT at its default, as from a terminal. A child inherits an ignored SIGINT
+    (pytest started as a background job without job control has one), and Python then leaves it ignored: a test
+    that sends Ctrl-C would wait for a child that never sees it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def skip_or_fail(reason: str) -> None:

@@ -20,7 +20,7 @@ from common import kaggle_runs, runner
 from common.metrics import ACCURACY, RMSLE
 from common.runs import RunRecord, best_run, load_runs, update_record
 
-from conftest import ROOT, env_for, run_script, skip_or_fail
+from conftest import ROOT, env_for, run_script, sigint_as_from_a_terminal, skip_or_fail
 
 TITANIC = competitions.get("titanic")
 
@@ -349,15 +349,10 @@ def test_ctrl_c_while_waiting_keeps_the_submission_and_says_how_to_get_the_score
     that and where the score will come from, not the trainer's "nothing half-written was kept"."""
     fake_kaggle.state.pending_polls = 10 ** 6
     run = trained[0]
-    # A child inherits an ignored SIGINT (pytest started as a background job without job control has one), and
-    # Python then leaves it ignored: start the child with the default, as a terminal would.
-    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
-    try:
+    with sigint_as_from_a_terminal():
         proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "submit.py"), "titanic", "--poll", "0.2"],
                                 env=env_for(kit_home, fake_kaggle, data_dir), cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     deadline = time.time() + 120
     while not fake_kaggle.state.submissions and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)

@@ -22,7 +22,7 @@ from common.errors import TuningError, UsageError
 from common.params import resolve
 from common.runs import OWN_PARAMS
 
-from conftest import ROOT, flock_is_held, run_script
+from conftest import ROOT, flock_is_held, run_script, sigint_as_from_a_terminal
 
 TITANIC = competitions.get("titanic")
 
@@ -325,10 +325,11 @@ def test_ctrl_c_stops_the_workers_in_one_line(data_dir, kit_home):
     if (os.cpu_count() or 1) < 2:
         pytest.skip("two workers need two cores")
     journal = str(kit_home / "runs" / "titanic" / "optuna.journal")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tune.py"), "titanic", "--recipe", "lgbm",
-                             "--trials", "300", "--workers", "2", "--storage", journal],
-                            env={**os.environ, "KIT_HOME": str(kit_home)}, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    with sigint_as_from_a_terminal():
+        proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "tune.py"), "titanic", "--recipe", "lgbm",
+                                 "--trials", "300", "--workers", "2", "--storage", journal],
+                                env={**os.environ, "KIT_HOME": str(kit_home)}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 120
         while len(running_trials(journal)) < 2 and time.time() < deadline and proc.poll() is None:
