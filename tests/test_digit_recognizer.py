@@ -11,11 +11,14 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import competitions
 from common import data, ensemble_runs, importance, runner
+from common.blocks.torch import estimator
 from common.errors import DataError
 from common.metrics import ACCURACY
+from competitions.digit_recognizer.recipes import DigitCNN
 
 from conftest import ROOT, kill_at_first_checkpoint, run_script
 
@@ -139,6 +142,20 @@ clf.fit(X, y)
 print(json.dumps({"proba": clf.predict_proba(X[:16]).tolist(), "resumed": clf.loop_.resumed_from,
                   "epochs": [h["epoch"] for h in clf.loop_.history]}))
 """
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_cnn_in_bfloat16_on_a_cpu_runs_channels_last(small_tables, monkeypatch, native):
+    """oneDNN's bfloat16 convolutions want channels last; float32 keeps the default layout, and with it its digits."""
+    monkeypatch.setattr(estimator, "native_bf16", lambda: native)
+    train, test = small_tables
+    X, y = train.drop(columns="label").to_numpy(), train["label"].to_numpy()
+    model = DigitCNN(width=4, epochs=1, max_steps_per_epoch=3, tta_shifts=1, cpu_bf16=True, progress=False).fit(X, y)
+    layout = torch.channels_last if native else torch.contiguous_format
+    assert model.amp_ is native and model.net_[0].weight.is_contiguous(memory_format=layout)
+    assert model.collate(model.encode(X), np.arange(8), train=True)[0].is_contiguous(memory_format=layout)
+    proba = model.predict_proba(test.to_numpy())
+    assert proba.shape == (len(test), len(model.classes_)) and np.isfinite(proba).all()
 
 
 def test_a_killed_cnn_fit_resumes_and_ends_where_an_uninterrupted_one_would(small_tables, tmp_path):

@@ -9,6 +9,7 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
+from common.blocks.torch import estimator
 from common.blocks.torch.estimator import TorchClassifier
 from common.metrics import ACCURACY, F1
 
@@ -57,6 +58,32 @@ def test_binary_fit_is_reproducible_by_seed_and_clonable(digits):
     second = clone(first).fit(X, binary)
     assert list(first.classes_) == [0, 1]
     assert np.allclose(first.predict_proba(X_test), second.predict_proba(X_test), atol=1e-6)
+
+
+@pytest.mark.parametrize(("cpu_bf16", "native", "autocast"), [(True, True, torch.bfloat16),
+                                                             (True, False, torch.float32),
+                                                             (False, True, torch.float32)])
+def test_cpu_bf16_trains_in_bfloat16_only_where_the_cpu_has_it(digits, monkeypatch, cpu_bf16, native, autocast):
+    """``cpu_bf16`` runs the network under bfloat16 autocast where the CPU has bfloat16 in hardware (emulated
+    elsewhere, so slower: float32 there); the weights stay float32 and the model is as good. Off by default, so
+    the other networks keep their digits."""
+    monkeypatch.setattr(estimator, "native_bf16", lambda: native)
+    X, y, X_test, y_test = digits
+    seen: set = set()
+
+    class Recorded(TinyCNN):
+        def build_network(self, n_outputs: int):
+            net = super().build_network(n_outputs)
+            net[0].register_forward_hook(lambda module, inputs, output: seen.add(output.dtype))
+            return net
+
+    model = Recorded(epochs=4, learning_rate=3e-3, batch_size=64, progress=False, cpu_bf16=cpu_bf16).fit(X, y)
+    assert seen == {autocast} and model.amp_ == (autocast == torch.bfloat16)
+    assert {p.dtype for p in model.net_.parameters()} == {torch.float32}
+    proba = model.predict_proba(X_test)
+    assert proba.dtype == np.float64 and np.allclose(proba.sum(axis=1), 1, atol=1e-3)
+    assert ACCURACY(y_test, model.predict(X_test)) > 0.9
+    assert clone(model).get_params()["cpu_bf16"] is cpu_bf16
 
 
 @pytest.mark.parametrize("damage", ["cut short", "not a checkpoint", "empty", "another torch file"])
