@@ -25,7 +25,6 @@ if _WORKERS > 1:
         os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 # The kaggle client's LOCALHOST environment is always localhost:80, one port for every test process on the machine.
-PORT_80_MODULES = {"test_kaggle_client.py", "test_submit_report.py"}
 PORT_80_LOCK = Path(tempfile.gettempdir()) / "kaggle-starter-kit-tests-localhost-80.lock"
 
 
@@ -105,13 +104,12 @@ def mirror_copy(shared_kaggle, tmp_path, monkeypatch):
     return copy
 
 
-@pytest.fixture(autouse=True)
-def port_80(request):
+@pytest.fixture
+def port_80():
     """Tests on the fake Kaggle, and the ones that count on nothing listening there, take port 80 one at a time:
-    across pytest-xdist's workers and across two test sessions at once (a kernel lock, gone with its process)."""
-    if "fake_kaggle" not in request.fixturenames and request.node.path.name not in PORT_80_MODULES:
-        yield
-        return
+    across pytest-xdist's workers and across two test sessions at once (a kernel lock, gone with its process). Taken
+    by ``fake_kaggle`` itself, so that the fixtures a test names before it (training runs) are made outside the lock,
+    while the other worker may use the port."""
     from common.io import FileLock
 
     lock = FileLock(PORT_80_LOCK)

@@ -93,7 +93,7 @@ def test_unknown_competition_on_kaggle_404(fake_kaggle, kit_home):
     assert "404" in result.stdout
 
 
-def test_kaggle_out_of_reach_is_one_line_that_offers_local_files(kit_home):
+def test_kaggle_out_of_reach_is_one_line_that_offers_local_files(kit_home, port_80):
     """No network: key credentials fail on the download (after the bounded retries), a token already when the client
     checks it online - exit 4 either way, never a traceback or a file-system error."""
     # kaggle_env points the client at localhost:80, where nothing listens without the fake_kaggle fixture
