@@ -416,9 +416,9 @@ def _worker_main(comp_ref: str, recipe: str, storage_url: str | None, n_trials: 
 
 def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: float | None = None,
          storage_url: str | None = None, workers: int = 1, seed: int = 0, n_folds: int | None = None,
-         data_dir: str | None = None, prepared: dict | None = None) -> optuna.Study:
+         data_dir: str | None = None, prepared: dict | None = None, say_study: bool = True) -> optuna.Study:
     """Run ``workers`` local processes on one study; returns the study when they are done (``prepared``: as in
-    ``work``, for one worker)."""
+    ``work``, for one worker; ``say_study``: log which study in which storage, once per study in a command)."""
     tunable_recipe(comp, recipe)
     n_folds = n_folds or comp.default_folds
     require_an_end(n_trials, timeout)
@@ -436,7 +436,8 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     if n_trials is None or _finished(study) < n_trials:
         queue_own_trial(study, comp.recipe(recipe))
     deadline = None if timeout is None else time.time() + timeout
-    log.info("study %s in %s: %d finished trials so far", study.study_name, display_url(resolved), _finished(study))
+    log.log(logging.INFO if say_study else logging.DEBUG, "study %s in %s: %d finished trials so far",
+            study.study_name, display_url(resolved), _finished(study))
     if workers <= 1:
         work(comp, recipe, resolved, n_trials, deadline, seed, n_folds, data_dir, prepared=prepared)
     else:
@@ -559,7 +560,8 @@ def tune_in_turn(comp: Competition, recipes: list[str], n_trials: int | None = N
                 continue
             which = f", round {r + 1} of {rounds}" if rounds > 1 else ""
             announce(str(Turn(recipe, i, len(turns), share, costs[recipe], which)))
-            studies[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=share, workers=workers, **options)
+            studies[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=share, workers=workers,
+                                   say_study=False, **options)  # said at its first trial; its lines count on
     if no_time:
         announce(f"no time left for another trial of {', '.join(no_time)}: the first trials took "
                  f"{duration_text(first_took)} of the {duration_text(timeout or 0)}; a longer --timeout gives more")

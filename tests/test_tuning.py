@@ -469,6 +469,7 @@ def test_a_timeout_shared_by_a_stacks_members_end_to_end(data_dir, kit_home):
     result = run_script("tune.py", "house-prices", "--recipe", "fast", "--timeout", "6", "--folds", "3")
     assert result.returncode == 0, result.stderr
     assert "2 studies share 6 s by what a trial of each takes" in result.stdout
+    assert result.stderr.count("finished trials so far") == 2  # where each study is: said once, not every round
     storage, _ = storages.open_storage(None, "house-prices")
     for member in ("ridge", "lasso"):
         study = optuna.load_study(study_name=f"house-prices:{member}", storage=storage)
