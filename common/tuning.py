@@ -452,17 +452,36 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
             for proc in procs:
                 proc.join()
         except BaseException:  # Ctrl-C or SIGTERM: stop the workers too, each fails its running trial cleanly
-            started = [proc for proc in procs if proc.pid is not None]  # a failed start leaves the rest unstarted
-            for proc in started:
-                if proc.is_alive():
-                    proc.terminate()
-            for proc in started:
-                proc.join(timeout=30)
+            stop_processes([proc for proc in procs if proc.pid is not None])  # a failed start leaves some unstarted
             raise
         bad = [p.exitcode for p in procs if p.exitcode != 0]
         if bad:
             log.warning("%d of %d workers exited with codes %s", len(bad), workers, bad)
     return optuna.load_study(study_name=study.study_name, storage=storage)
+
+
+# How long stopped workers get to fail their trials cleanly: a trial's bookkeeping takes well under a second.
+STOP_GRACE_SECONDS = 20.0
+
+
+def stop_processes(procs: list, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM each process, then SIGKILL those still there after ``grace`` seconds in all. A LightGBM fit sent
+    SIGTERM can hang in its OpenMP runtime (seen on two hosts); without the kill, Python's exit would wait for that
+    worker forever. A killed worker's trial stays running in the storage, and the next command fails and re-queues
+    it, as after kill -9."""
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [proc for proc in procs if proc.is_alive()]
+    for proc in stuck:
+        proc.kill()
+        proc.join()
+    if stuck:
+        log.warning("%d worker(s) did not stop within %.0f s of SIGTERM and were killed; the next command re-queues "
+                    "their trials", len(stuck), grace)
 
 
 def trial_seconds(study: optuna.Study) -> float | None:

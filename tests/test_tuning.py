@@ -319,6 +319,32 @@ def test_a_trial_stopped_by_sigterm_ends_in_one_line_not_a_traceback(data_dir, k
     assert kept and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in kept)
 
 
+def _sleep_through(ignore_sigterm: bool, ready) -> None:
+    if ignore_sigterm:  # as a worker hung in its OpenMP runtime: SIGTERM never ends it
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ready.set()
+    time.sleep(120)
+
+
+def test_workers_that_do_not_stop_on_sigterm_are_killed_after_the_grace(caplog):
+    """Ctrl-C must end the command: a worker that SIGTERM does not end is killed, else Python's exit would wait for
+    it forever (a LightGBM fit hung so in libgomp, on two hosts)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    ready = [ctx.Event() for _ in range(2)]
+    procs = [ctx.Process(target=_sleep_through, args=(ignore, event)) for ignore, event in
+             zip((True, False), ready, strict=True)]
+    for proc in procs:
+        proc.start()
+    assert all(event.wait(30) for event in ready)
+    start = time.monotonic()
+    tuning.stop_processes(procs, grace=2.0)
+    assert time.monotonic() - start < 30
+    assert [proc.exitcode for proc in procs] == [-signal.SIGKILL, -signal.SIGTERM]
+    assert "1 worker(s) did not stop within 2 s of SIGTERM and were killed" in caplog.text
+
+
 def test_ctrl_c_stops_the_workers_in_one_line(data_dir, kit_home):
     """A terminal's Ctrl-C reaches the whole process group: the main process stops its workers and says so once,
     with no worker's traceback (a stop that lands in Optuna's own bookkeeping broke it on the way out)."""
