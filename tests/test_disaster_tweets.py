@@ -254,8 +254,8 @@ def test_a_damaged_embedding_cache_is_moved_aside_and_the_texts_embedded_again(k
 FINETUNE_SCRIPT = """
 import sys, json, numpy as np, pandas as pd
 from common.blocks.text.finetune import TransformerClassifier
-train = pd.read_csv(sys.argv[1]).head(96)
-clf = TransformerClassifier(text_column="text", epochs=3, batch_size=16, max_length=24, patience=5,
+train = pd.read_csv(sys.argv[1]).head(48)
+clf = TransformerClassifier(text_column="text", epochs=3, batch_size=12, max_length=16, patience=5,
                             checkpoint_root=sys.argv[2], keep_checkpoints=True, seed=0, learning_rate=1e-4,
                             valid_fraction=0.25)
 clf.fit(train, train["target"].to_numpy())
