@@ -8,7 +8,7 @@ sees a feature frame, a target and folds; what a "row" is stays the package's bu
 import importlib
 import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -99,6 +99,39 @@ class Recipe:
     passthrough: tuple[str, ...] = ()
 
 
+class LazyRecipes(MutableMapping[str, Recipe]):
+    """A competition's recipes, imported from their module when first asked for: the libraries of their models
+    (scikit-learn with scipy.stats, LightGBM, torch) take a second or more to import, which the commands that only
+    read runs and files (submit, report, prune, download) never need. A dict otherwise: a recipe may be added."""
+
+    def __init__(self, module: str, attribute: str = "RECIPES") -> None:
+        self.module, self.attribute = module, attribute
+        self._recipes: dict[str, Recipe] | None = None
+
+    def _loaded(self) -> dict[str, Recipe]:
+        if self._recipes is None:
+            self._recipes = getattr(importlib.import_module(self.module), self.attribute)
+        return self._recipes
+
+    def __getitem__(self, name: str) -> Recipe:
+        return self._loaded()[name]
+
+    def __setitem__(self, name: str, recipe: Recipe) -> None:
+        self._loaded()[name] = recipe
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded()[name]
+
+    def __iter__(self):
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    def __repr__(self) -> str:
+        return f"LazyRecipes({self.module}.{self.attribute})"
+
+
 @dataclass(frozen=True)
 class SubmissionSpec:
     """How predictions become a file Kaggle accepts; ids and column order come from the sample submission."""
@@ -129,7 +162,7 @@ class Competition:
     # Label-free features for train and test: frames, arrays (images) or a Panel and ForecastTask (series).
     features: Callable[[Data], tuple[Any, Any]]
     folds: Any  # a splitter from common.splitters
-    recipes: dict[str, Recipe]
+    recipes: MutableMapping[str, Recipe]  # a dict, or LazyRecipes naming the module that holds them
     submission: SubmissionSpec
     # Raw model output (probabilities, log-prices...) -> values in the submission's space, used for scoring too.
     decode: Callable[[np.ndarray], np.ndarray] = lambda p: p

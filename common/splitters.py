@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from common import paths
 from common.competition import Data
@@ -31,9 +30,10 @@ from common.io import write_csv_atomic
 
 log = logging.getLogger(__name__)
 
-SKLEARN_KINDS: dict[str, Callable[..., Any]] = {
-    "kfold": KFold, "stratified": StratifiedKFold, "group": GroupKFold, "stratified-group": StratifiedGroupKFold,
-}
+# Fold kind -> scikit-learn splitter, imported when folds are made: commands that only read runs (submit, report,
+# prune, download) start a second sooner without scikit-learn (and scipy.stats, which it imports).
+SKLEARN_KINDS: dict[str, str] = {"kfold": "KFold", "stratified": "StratifiedKFold", "group": "GroupKFold",
+                                  "stratified-group": "StratifiedGroupKFold"}
 STRATIFIED = ("stratified", "stratified-group")
 
 
@@ -218,7 +218,10 @@ class RowFolds:
             return self.kind(n_splits, self.seed)
         if self.kind not in SKLEARN_KINDS:
             raise UsageError(f"unknown fold kind {self.kind!r}; choose one of: {', '.join(SKLEARN_KINDS)}")
-        return SKLEARN_KINDS[self.kind](n_splits, shuffle=True, random_state=self.seed)
+        import sklearn.model_selection
+
+        splitter: Callable[..., Any] = getattr(sklearn.model_selection, SKLEARN_KINDS[self.kind])
+        return splitter(n_splits, shuffle=True, random_state=self.seed)
 
     def path(self, n_splits: int, name: str) -> Path:
         by = f"-by-{self.grouping}" if self.groups is not None else ""

@@ -60,6 +60,25 @@ def test_dry_run_validates_the_best_run_and_sends_nothing(trained, fake_kaggle, 
     assert not fake_kaggle.calls("StartSubmissionUpload")
 
 
+def test_commands_that_read_runs_import_no_model_library():
+    """Every competition, the runner and the report load without scikit-learn, LightGBM or torch (a second or more to
+    import: submit, report, prune and download would pay it for nothing); a recipe, once asked for, loads them."""
+    code = """
+import sys
+import competitions
+from common import report, runner, submission
+comps = [competitions.get(name) for name in competitions.names()]
+heavy = lambda: sorted(m for m in ("sklearn", "lightgbm", "torch", "scipy.stats") if m in sys.modules)
+print(heavy())
+print(comps[0].recipe("default").description[:20], heavy())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    before, after = result.stdout.splitlines()
+    assert before == "[]"
+    assert "sklearn" in after and "lightgbm" in after
+
+
 def test_best_run_follows_the_metric_direction():
     runs = [RunRecord(str(m), "", "toy", "x", {}, {"mean": m}) for m in (0.12, 0.11, 0.13)]
     assert best_run(runs, RMSLE).cv["mean"] == 0.11

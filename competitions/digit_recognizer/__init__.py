@@ -7,14 +7,13 @@ train.csv is ``label, pixel0..pixel783`` (row-major 28x28, 0-255); test.csv the 
 import numpy as np
 import pandas as pd
 
-from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec
+from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, LazyRecipes, SubmissionSpec
 from common.drift import DriftView, tabular_view
 from common.errors import DataError
 from common.metrics import ACCURACY
 from common.splitters import RowFolds
 from common.tables import read_table
 from competitions.digit_recognizer import figures
-from competitions.digit_recognizer.recipes import RECIPES
 
 ID, TARGET = "ImageId", "label"  # stated once; ImageId is a row number (train rows get one too, for the folds)
 SIDE = 28
@@ -96,7 +95,7 @@ COMPETITION = Competition(
     load=load,
     features=make_features,
     folds=RowFolds("stratified"),
-    recipes=RECIPES,
+    recipes=LazyRecipes("competitions.digit_recognizer.recipes"),
     submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col="Label", dtype="int",
                               allowed=tuple(range(10))),
     decode=decode,

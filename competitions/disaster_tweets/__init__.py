@@ -4,13 +4,21 @@ import logging
 
 import pandas as pd
 
-from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
+from common.competition import (
+    ColumnKind,
+    Competition,
+    Data,
+    DataFiles,
+    FileSpec,
+    LazyRecipes,
+    SubmissionSpec,
+    binary_labels,
+)
 from common.drift import DriftView, tabular_view, with_terms
 from common.metrics import F1
 from common.splitters import RowFolds
 from common.tables import read_table, require
 from competitions.disaster_tweets import features
-from competitions.disaster_tweets.recipes import RECIPES
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,7 @@ COMPETITION = Competition(
     load=load,
     features=make_features,
     folds=RowFolds("stratified-group", groups=lambda data: data.extras["duplicate_groups"]),
-    recipes=RECIPES,
+    recipes=LazyRecipes("competitions.disaster_tweets.recipes"),
     submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col=TARGET, dtype="int",
                               allowed=(0, 1)),
     decode=binary_labels,

@@ -5,13 +5,12 @@ import logging
 import numpy as np
 import pandas as pd
 
-from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec
+from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, LazyRecipes, SubmissionSpec
 from common.errors import DataError
 from common.metrics import RMSLE
 from common.splitters import RowFolds
 from common.tables import read_table, require
 from competitions.house_prices import features
-from competitions.house_prices.recipes import RECIPES
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ COMPETITION = Competition(
     load=load,
     features=make_features,
     folds=RowFolds("kfold"),
-    recipes=RECIPES,
+    recipes=LazyRecipes("competitions.house_prices.recipes"),
     submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col=TARGET, dtype="float",
                               bounds=(0, None)),
     decode=decode,

@@ -2,12 +2,20 @@
 
 import pandas as pd
 
-from common.competition import ColumnKind, Competition, Data, DataFiles, FileSpec, SubmissionSpec, binary_labels
+from common.competition import (
+    ColumnKind,
+    Competition,
+    Data,
+    DataFiles,
+    FileSpec,
+    LazyRecipes,
+    SubmissionSpec,
+    binary_labels,
+)
 from common.metrics import ACCURACY
 from common.splitters import RowFolds
 from common.tables import read_table, require
 from competitions.titanic import features
-from competitions.titanic.recipes import RECIPES
 
 ID, TARGET = "PassengerId", "Survived"  # stated once; everything below refers to these
 
@@ -43,7 +51,7 @@ COMPETITION = Competition(
     load=load,
     features=make_features,
     folds=RowFolds("stratified"),
-    recipes=RECIPES,
+    recipes=LazyRecipes("competitions.titanic.recipes"),
     submission=SubmissionSpec("gender_submission.csv", id_col=ID, value_col=TARGET, dtype="int",
                               allowed=(0, 1)),
     decode=binary_labels,

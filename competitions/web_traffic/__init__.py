@@ -9,20 +9,20 @@ import numpy as np
 import pandas as pd
 
 from common.blocks.series import last_window_view
-from common.competition import Competition, Data, SubmissionSpec
+from common.competition import Competition, Data, LazyRecipes, SubmissionSpec
 from common.metrics import SMAPE
 from common.splitters import Backtest, ForecastTask, Panel
 from common.submission import forecast_at
 from competitions.web_traffic import figures
 from competitions.web_traffic.files import STAGES, Stage, load_stage
-from competitions.web_traffic.recipes import RECIPES
 
 ID, TARGET = "Page", "Visits"
 SLUG = "web-traffic-time-series-forecasting"
 
 
-def features(data: Data) -> tuple[Panel, ForecastTask]:
-    """The panel of every page's visits with its project / access / agent, and the days the key asks for."""
+def make_features(data: Data) -> tuple[Panel, ForecastTask]:
+    """The panel of every page's visits with its project / access / agent, and the days the key asks for. (Not
+    named ``features``: the recipes, imported later, import the ``features`` module, which would take that name.)"""
     panel = Panel(data.train[ID].to_numpy(), data.extras["dates"], data.y,
                   data.train[["project", "access", "agent"]].reset_index(drop=True))
     return panel, ForecastTask(panel, data.extras["future"])
@@ -64,11 +64,11 @@ def make(stage: Stage, name: str, default_folds: int, cache_name: str | None = N
 
     comp = Competition(
         name=name, slug=SLUG, task="forecast", metric=SMAPE, files=stage.specs,
-        load=lambda files: load_stage(files, stage), features=features,
+        load=lambda files: load_stage(files, stage), features=make_features,
         # windows as long as the key's horizon, after the key's gap, the newest ending on the last train day
         folds=Backtest(horizon=horizon, gap=gap, dates=lambda data: data.extras["dates"], min_history=56,
                        min_splits=3),
-        recipes=RECIPES,
+        recipes=LazyRecipes("competitions.web_traffic.recipes"),
         submission=SubmissionSpec(stage.sample, id_col="Id", value_col="Visits", dtype="float", bounds=(0, None)),
         submission_from=to_submission,
         figures=pictures,
