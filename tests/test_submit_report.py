@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import competitions
-from common import kaggle_runs, runner
+from common import data, kaggle_runs, runner
 from common.metrics import ACCURACY, RMSLE
 from common.runs import RunRecord, best_run, load_runs, update_record
 
@@ -31,9 +31,10 @@ def trained_home(shared_kaggle, tmp_path_factory):
     less for each of the ~30 tests that start from them)."""
     home = tmp_path_factory.mktemp("trained") / "home"
     home.mkdir()
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:  # made before any test's own fixtures: kit_home's settings here too
         patch.setenv("KIT_HOME", str(home))
         patch.setenv("KAGGLE_DATA_DIR", str(shared_kaggle))
+        patch.setattr(data, "KAGGLE_INPUT", home.parent / "no-kaggle-input")
         runner.train(TITANIC, "fast", seed=0, n_folds=3, progress=False)
         runner.train(TITANIC, "rule", seed=0, n_folds=3, progress=False)
     return home
