@@ -95,7 +95,7 @@ COMPETITION = Competition(
     load=load,
     features=make_features,
     folds=RowFolds("stratified"),
-    recipes=LazyRecipes("competitions.digit_recognizer.recipes"),
+    recipes=LazyRecipes(f"{__name__}.recipes"),
     submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col="Label", dtype="int",
                               allowed=tuple(range(10))),
     decode=decode,

@@ -67,7 +67,7 @@ COMPETITION = Competition(
     load=load,
     features=make_features,
     folds=RowFolds("stratified-group", groups=lambda data: data.extras["duplicate_groups"]),
-    recipes=LazyRecipes("competitions.disaster_tweets.recipes"),
+    recipes=LazyRecipes(f"{__name__}.recipes"),
     submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col=TARGET, dtype="int",
                               allowed=(0, 1)),
     decode=binary_labels,

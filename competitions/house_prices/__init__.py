@@ -98,7 +98,7 @@ COMPETITION = Competition(
     load=load,
     features=make_features,
     folds=RowFolds("kfold"),
-    recipes=LazyRecipes("competitions.house_prices.recipes"),
+    recipes=LazyRecipes(f"{__name__}.recipes"),
     submission=SubmissionSpec("sample_submission.csv", id_col=ID, value_col=TARGET, dtype="float",
                               bounds=(0, None)),
     decode=decode,

@@ -51,7 +51,7 @@ COMPETITION = Competition(
     load=load,
     features=make_features,
     folds=RowFolds("stratified"),
-    recipes=LazyRecipes("competitions.titanic.recipes"),
+    recipes=LazyRecipes(f"{__name__}.recipes"),
     submission=SubmissionSpec("gender_submission.csv", id_col=ID, value_col=TARGET, dtype="int",
                               allowed=(0, 1)),
     decode=binary_labels,

@@ -68,7 +68,7 @@ def make(stage: Stage, name: str, default_folds: int, cache_name: str | None = N
         # windows as long as the key's horizon, after the key's gap, the newest ending on the last train day
         folds=Backtest(horizon=horizon, gap=gap, dates=lambda data: data.extras["dates"], min_history=56,
                        min_splits=3),
-        recipes=LazyRecipes("competitions.web_traffic.recipes"),
+        recipes=LazyRecipes(f"{__name__}.recipes"),
         submission=SubmissionSpec(stage.sample, id_col="Id", value_col="Visits", dtype="float", bounds=(0, None)),
         submission_from=to_submission,
         figures=pictures,
