@@ -29,7 +29,8 @@ CHUNK_ROWS = 1_000_000
 
 
 def predict_booster(booster: Any, X: np.ndarray, threads: int) -> np.ndarray:
-    """``booster.predict(X)`` (a lightgbm.Booster, raw regression values), compiled where ``X`` has many rows."""
+    """``booster.predict(X)`` of a lightgbm.Booster (its objective's output, as LightGBM gives it), compiled where
+    ``X`` has many rows."""
     if len(X) >= COMPILE_FROM_ROWS:
         compiled = _compile(booster)
         if compiled is not None:
