@@ -1,4 +1,5 @@
-"""Pure cross-validation: no files, no printing beyond a progress bar; the runner does the I/O.
+"""Pure cross-validation: no files; a progress bar on a terminal, one log line per fold elsewhere; the runner does the
+I/O.
 
 Every fold gets a fresh estimator from ``make_model`` and fits it on that fold's training part only, so any
 preprocessing inside the estimator (a Pipeline) is fitted per fold and nothing from the validation part leaks in.
@@ -7,6 +8,7 @@ puts its predictions into the out-of-fold container, so rows (one prediction or 
 (a forecast per window) run through the same loop.
 """
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +19,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.cli import duration_text
 from common.splitters import Fold, Rows, refit_input
+
+log = logging.getLogger(__name__)
+LOG_FOLDS_FROM_SECONDS = 5.0  # quicker folds (Titanic's, House Prices' members) are summed up by the run at its end
 
 
 @dataclass
@@ -129,7 +135,7 @@ def cross_validate(
     # disable=None: a bar on a terminal, none in logs and CI output
     bar = tqdm(list(zip(chosen, folds, strict=True)), desc="cv", unit="fold", disable=None if progress else True,
                leave=False)
-    for k, fold in bar:
+    for done, (k, fold) in enumerate(bar, start=1):
         outcome = _kept(store, k, partial(_fit_fold, make_model, X, y, fold, score, None if refit else X_test,
                                           predict, explain))
         oof = fold.valid.place(oof, y, outcome.valid_pred)
@@ -140,6 +146,9 @@ def cross_validate(
         scores.append(outcome.score)
         seconds.append(outcome.seconds)
         bar.set_postfix(score=f"{outcome.score:.5f}", mean=f"{np.mean(scores):.5f}")
+        # no bar (a log file, CI, `make ... | tee`): a line for each fold long enough to wait for
+        if progress and bar.disable and outcome.seconds >= LOG_FOLDS_FROM_SECONDS:
+            _log_fold(k, outcome.score, done, len(folds), seconds)
         if on_fold is not None:
             on_fold(k, outcome.score, list(scores))
     bar.close()
@@ -150,6 +159,14 @@ def cross_validate(
         test_mean = _kept(store, "refit", partial(_fit_all, make_model, X, y, X_test, predict)).test_pred
     return CVResult(oof=oof, test_pred=test_mean, fold_scores=scores, fold_seconds=seconds, importance=importance,
                     scored=list(chosen))
+
+
+def _log_fold(k: int, score: float, done: int, total: int, seconds: list[float]) -> None:
+    """Where a long CV stands (a fold of Web Traffic at full size takes minutes): the fold's score, and how long the
+    folds still to come should take at the pace so far."""
+    left = total - done
+    pace = f"; {left} more, about {duration_text(left * float(np.mean(seconds)))}" if left else ""
+    log.info("fold %d done (%d of %d): score %.5f in %s%s", k, done, total, score, duration_text(seconds[-1]), pace)
 
 
 def _kept(store: FoldStore | None, key: int | str, compute: Callable[[], FoldOutcome]) -> FoldOutcome:

@@ -91,6 +91,36 @@ def test_cross_validate_takes_a_scikit_learn_splitters_pairs_as_they_come():
         assert plain.fold_scores[k] == pytest.approx(score(data.y[valid], plain.oof[valid]))
 
 
+@pytest.mark.parametrize("slow_enough", [True, False])
+def test_without_a_bar_each_long_fold_is_logged_as_it_ends(monkeypatch, caplog, slow_enough):
+    """A run written to a file or CI shows no progress bar; folds of minutes get a line each, with the time the rest
+    should take. Quick folds stay quiet (the run lists every fold's score at its end)."""
+    import io
+    import logging
+
+    from sklearn.model_selection import KFold
+
+    from common import cv
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: tqdm shows no bar
+    if slow_enough:
+        monkeypatch.setattr(cv, "LOG_FOLDS_FROM_SECONDS", 0.0)
+    data = make_data()
+    X, score = data.train[["x"]], (lambda y, p: ACCURACY(y, p >= 0.5))
+    pairs = list(KFold(4).split(X))
+    with caplog.at_level(logging.INFO, logger="common.cv"):
+        result = cross_validate(LogisticRegression, X, data.y, pairs, score)
+        cross_validate(LogisticRegression, X, data.y, pairs, score, progress=False)  # --quiet: nothing
+    lines = [r.getMessage() for r in caplog.records if r.name == "common.cv"]
+    if not slow_enough:
+        assert lines == []
+        return
+    assert len(lines) == 4
+    for k, line in enumerate(lines):
+        assert line.startswith(f"fold {k} done ({k + 1} of 4): score {result.fold_scores[k]:.5f} in ")
+    assert "; 3 more, about " in lines[0] and "more" not in lines[-1]
+
+
 def test_a_splitter_that_leaves_rows_unvalidated_is_refused(kit_home):
     data = make_data()
     shuffle = RowFolds(lambda n, seed: ShuffleSplit(n, test_size=0.1, random_state=seed), label="shuffle")
