@@ -104,7 +104,7 @@ def main() -> int:
         return 0
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "web-traffic-stage2", "--recipe",
-                           args.recipe, "--folds", str(args.folds), "--data-dir", str(out), "--quiet"], cwd=ROOT)
+                           args.recipe, "--folds", str(args.folds), "--data-dir", str(out)], cwd=ROOT)
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2  # KiB -> GiB
     print(f"web-traffic-stage2 {args.recipe}: exit {done.returncode}, wall {wall / 60:.1f} min, "

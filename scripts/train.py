@@ -57,7 +57,8 @@ def main() -> int:
     parser.add_argument("--params", help="'best' (best trial of the recipe's study), a JSON file of params, or "
                         "a JSON object written inline: '{\"C\": 0.5}'")
     parser.add_argument("--storage", help="tuning storage for --params best (default: the embedded journal)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (nor, where none would show, a log line per fold)")
     args = parse_args(parser)
     comp = competitions.get(args.competition)
     if args.list_recipes:
