@@ -141,8 +141,7 @@ def load(comp: Competition, data_dir: str | Path | None = None, force_download: 
     record of a run that works on (the report's pictures, submit, an ensemble) - its folder is used while it still
     holds the files it recorded, so a ``--data-dir`` given to train need not be given again.
     """
-    recorded = None if data_dir or os.environ.get("KAGGLE_DATA_DIR") else _recorded_files(comp, used_by)
-    files = recorded or fetch(comp, data_dir, force_download, check)
+    files = files_for(comp, data_dir, force_download, check, used_by)
     if files.checked is not None:
         return files, files.checked
     try:
@@ -152,6 +151,14 @@ def load(comp: Competition, data_dir: str | Path | None = None, force_download: 
             raise
         raise DataError(f"{exc} - in the cached copy {files.folder}; delete that folder or point --data-dir / "
                         "KAGGLE_DATA_DIR at good files to fetch them again") from exc
+
+
+def files_for(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False,
+              check: Check | None = None, used_by: Mapping[str, Any] | None = None) -> DataFiles:
+    """The files ``load`` would read, not read: for work that needs only some of them (Web Traffic's report
+    pictures read the 145 063-page train file, not the 8.7-million-row key)."""
+    recorded = None if data_dir or os.environ.get("KAGGLE_DATA_DIR") else _recorded_files(comp, used_by)
+    return recorded or fetch(comp, data_dir, force_download, check)
 
 
 def _recorded_files(comp: Competition, record: Mapping[str, Any] | None) -> DataFiles | None:

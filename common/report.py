@@ -7,8 +7,11 @@ runs with their members, the train/test drift check (scripts/drift.py) and what 
 """
 
 import base64
+import hashlib
 import html
+import inspect
 import io
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from common import drift, paths, plotting
-from common.io import write_text_atomic
+from common.io import write_json_atomic, write_text_atomic
 from common.metrics import Metric, by_name
 from common.runs import OWN_PARAMS, RunRecord, best_run, best_unsent, load_runs, trials_text
 
 log = logging.getLogger(__name__)
 TOP_RUNS_PLOTTED = 20
+# reports/.pictures/<competition>.json: a competition's own pictures of its best run, drawn again only when that run,
+# its files or the code that draws them change (Web Traffic's read the 145 063-page train file: 11 s at full size)
+PICTURES_CACHE = ".pictures"
 
 
 @dataclass
@@ -263,16 +269,60 @@ def _png(fig) -> str:
 Figures = Callable[[RunRecord], list[tuple[str, Any]]]
 
 
-def _competition_figures(section: Section, figures: Figures | None) -> list[tuple[str, str]]:
-    """A competition's own pictures of its best run (e.g. what a digit model gets wrong), as embedded PNGs."""
+def _competition_figures(section: Section, figures: Figures | None,
+                         cache: Path | None = None) -> list[tuple[str, str]]:
+    """A competition's own pictures of its best run (e.g. what a digit model gets wrong), as embedded PNGs; with
+    ``cache`` (a folder), kept there and taken from there while nothing they are drawn from has changed."""
     if figures is None or not section.runs:
         return []
     best = section.runs[0]
+    saved = cache / f"{section.name}.json" if cache is not None else None
+    key = _pictures_key(best, figures) if saved is not None else None
+    if saved is not None and key is not None and (pictures := _saved_pictures(saved, key)) is not None:
+        return pictures
     try:
-        return [(f"{title} ({best.run_id})", _png(fig)) for title, fig in figures(best)]
+        pictures = [(f"{title} ({best.run_id})", _png(fig)) for title, fig in figures(best)]
     except Exception as exc:  # noqa: BLE001 - a competition's pictures must not stop the report
         log.warning("skipping the %s pictures of run %s: %s", section.name, best.run_id, _reason(exc))
         return []
+    if saved is not None and key is not None:
+        try:
+            write_json_atomic(saved, {"key": key, "run_id": best.run_id, "pictures": pictures})
+        except OSError as exc:  # only a cache: the report is written all the same
+            log.warning("cannot keep the %s pictures in %s (%s)", section.name, saved, exc.strerror or exc)
+    return pictures
+
+
+def _pictures_key(run: RunRecord, figures: Figures) -> str | None:
+    """What a run's pictures are drawn from: the run's files (all but run.json, whose Kaggle scores a sync fills
+    in), the data files it recorded, and the code - the drawing competition's package and ``common``. None when
+    the run's folder cannot be listed (the pictures then say what is wrong)."""
+    from importlib import metadata
+
+    if run.path is None:
+        return None
+    try:
+        files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in run.path.iterdir()
+                       if f.is_file() and f.name != "run.json")
+        code = sorted(Path(inspect.getfile(figures)).parent.glob("*.py")) + sorted(
+            Path(__file__).parent.rglob("*.py"))
+        digest = hashlib.sha256(json.dumps([run.run_id, files, run.data.get("sha256"),
+                                            metadata.version("matplotlib")], default=str).encode())
+        for source in code:
+            digest.update(source.read_bytes())
+    except (OSError, TypeError, metadata.PackageNotFoundError):
+        return None
+    return digest.hexdigest()
+
+
+def _saved_pictures(path: Path, key: str) -> list[tuple[str, str]] | None:
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved["key"] == key:
+            return [(str(title), str(uri)) for title, uri in saved["pictures"]]
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: drawn again
+        pass
+    return None
 
 
 def _reason(exc: Exception) -> str:
@@ -416,7 +466,8 @@ def _inline(markdown_line: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
-def html_page(sections: list[Section], figures: dict[str, Figures] | None = None) -> str:
+def html_page(sections: list[Section], figures: dict[str, Figures] | None = None,
+              pictures_cache: Path | None = None) -> str:
     style = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
              "th{background:#f0f0f0}td:nth-child(2),td:nth-child(3){text-align:left}img{max-width:100%}"
@@ -435,7 +486,7 @@ def html_page(sections: list[Section], figures: dict[str, Figures] | None = None
         if (line := _next_line(s)) is not None:
             body.append(f"<p class='next'>{_inline(line)}</p>")
         body += _html_extras(s)
-        for title, uri in _plots(s) + _competition_figures(s, (figures or {}).get(s.name)):
+        for title, uri in _plots(s) + _competition_figures(s, (figures or {}).get(s.name), pictures_cache):
             body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>CV leaderboard</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
@@ -447,5 +498,5 @@ def write(competitions: list[str] | None = None, storage: str | None = None,
     sections = collect(competitions, storage)
     folder = paths.home() / "reports"
     md = write_text_atomic(folder / "leaderboard.md", markdown(sections))
-    page = write_text_atomic(folder / "leaderboard.html", html_page(sections, figures))
+    page = write_text_atomic(folder / "leaderboard.html", html_page(sections, figures, folder / PICTURES_CACHE))
     return md, page, sections

@@ -666,6 +666,50 @@ def test_html_report_renders_in_headless_chromium(trained, kit_home, tmp_path):
     assert coloured > 20, "no coloured pixels: the embedded matplotlib plot did not render"
 
 
+def test_a_competitions_pictures_are_drawn_again_only_when_what_they_show_changes(trained, kit_home, tmp_path,
+                                                                                 monkeypatch):
+    """Web Traffic's pictures read the whole train file again (11 s at full size, every report and every sync):
+    the report keeps each competition's pictures of its best run and draws them again only when the best run, its
+    files, the data it recorded or the drawing code changed."""
+    import importlib
+    import os
+
+    from common import report
+
+    code = tmp_path / "drawing" / "pictures.py"
+    code.parent.mkdir()
+    code.write_text("drawn = []\n\n\ndef pictures(run):\n    from common import plotting\n\n"
+                    "    drawn.append(run.run_id)\n    fig, ax = plotting.pyplot().subplots()\n"
+                    "    ax.plot([0, len(drawn)])\n    return [('a picture', fig)]\n")
+    monkeypatch.syspath_prepend(str(code.parent))
+    module = importlib.import_module("pictures")
+    drawn, figures = module.drawn, {"titanic": module.pictures}
+    best, second = trained
+    _, page, _ = report.write(figures=figures)
+    first = page.read_text()
+    assert drawn == [best.run_id] and f"a picture ({best.run_id})" in first
+    report.write(figures=figures)
+    assert drawn == [best.run_id] and page.read_text() == first  # kept: the same page, nothing drawn
+    update_record(best.path, lambda r: {"kaggle_submissions": [{"ref": 1, "public_score": 0.77}]})
+    report.write(figures=figures)  # a sync fills in run.json's scores: the pictures show the same
+    assert len(drawn) == 1
+    oof = best.path / "oof.parquet"
+    os.utime(oof, ns=(oof.stat().st_atime_ns, oof.stat().st_mtime_ns + 1_000_000_000))  # the predictions rewritten
+    report.write(figures=figures)
+    assert len(drawn) == 2
+    code.write_text(code.read_text() + "# drawn otherwise now\n")
+    report.write(figures=figures)
+    assert len(drawn) == 3
+    saved = kit_home / "reports" / ".pictures" / "titanic.json"
+    saved.write_text('{"key": ')  # damaged: drawn again, and kept again
+    report.write(figures=figures)
+    assert len(drawn) == 4 and json.loads(saved.read_text())["run_id"] == best.run_id
+    shutil.rmtree(best.path)  # another best run: its own pictures
+    _, page, _ = report.write(figures=figures)
+    assert drawn[-1] == second.run_id and f"a picture ({second.run_id})" in page.read_text()
+    assert f"a picture ({best.run_id})" not in page.read_text()
+
+
 def test_report_plots_the_optuna_history_of_each_study(data_dir, kit_home, storage_url):
     """Over every storage backend: the default journal and a real PostgreSQL."""
     from common import report, tuning

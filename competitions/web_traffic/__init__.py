@@ -14,7 +14,7 @@ from common.metrics import SMAPE
 from common.splitters import Backtest, ForecastTask, Panel
 from common.submission import forecast_at
 from competitions.web_traffic import figures
-from competitions.web_traffic.files import STAGES, Stage, load_stage
+from competitions.web_traffic.files import STAGES, Stage, load_stage, read_train
 
 ID, TARGET = "Page", "Visits"
 SLUG = "web-traffic-time-series-forecasting"
@@ -57,10 +57,15 @@ def make(stage: Stage, name: str, default_folds: int, cache_name: str | None = N
     """``default_folds``: backtest windows when none are asked for - only as many as still train every model the
     way the final fit does: 3 of 60 days in stage 1's 490-550 days (their LightGBM gets 14-16 cut-offs like the
     refit's 16; older windows got 6-10 and ranked the members otherwise, BENCHMARKS.md), 5 in stage 2's 803."""
-    def pictures(run):  # the report's pictures need the truth of the backtest days: the files, loaded again
+    def pictures(run):  # the report's pictures need the truth of the backtest days: the train file, read again
         from common import data as data_layer
 
-        return figures.figures(run, lambda: data_layer.load(comp, used_by=run.data)[1])
+        def history() -> figures.History:
+            pages, dates, visits = read_train(data_layer.files_for(comp, used_by=run.data), stage.train,
+                                              stage.specs[stage.train])
+            return figures.History(pages["Page"], dates, visits)
+
+        return figures.figures(run, history)
 
     comp = Competition(
         name=name, slug=SLUG, task="forecast", metric=SMAPE, files=stage.specs,

@@ -2,6 +2,7 @@
 few pages' recent history with the backtest forecast and the test forecast."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,13 +13,23 @@ from common.metrics import smape_score
 from competitions.web_traffic.files import PAGE_PATTERN
 
 
-def cells(run: Any, data) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class History:
+    """What the pictures need of the files: every page's visits on every train day (the key and the sample are not
+    read: at full size they are 8.7 million rows each)."""
+
+    pages: pd.Series
+    dates: pd.DatetimeIndex
+    visits: np.ndarray  # pages x dates
+
+
+def cells(run: Any, history: History) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(oof frame, truth and forecast pages x validated days) of a run, aligned on the run's days."""
     oof = pd.read_parquet(run.path / "oof.parquet")
     days = pd.DatetimeIndex(pd.to_datetime(oof.columns[1:]))
-    position = data.extras["dates"].get_indexer(days)
-    rows = pd.Index(data.train["Page"]).get_indexer(oof["Page"])
-    return oof, data.labels[rows][:, position], oof.iloc[:, 1:].to_numpy(np.float32)
+    position = history.dates.get_indexer(days)
+    rows = pd.Index(history.pages).get_indexer(oof["Page"])
+    return oof, history.visits[rows][:, position], oof.iloc[:, 1:].to_numpy(np.float32)
 
 
 def per_step(run: Any, oof: pd.DataFrame, truth: np.ndarray, forecast: np.ndarray) -> pd.Series:
@@ -55,11 +66,11 @@ def example_pages(level: np.ndarray, names: pd.Series, pages: int) -> np.ndarray
     return order[taken]
 
 
-def figures(run: Any, load_data: Callable[[], Any], pages: int = 4) -> list[tuple[str, Any]]:
+def figures(run: Any, load_history: Callable[[], History], pages: int = 4) -> list[tuple[str, Any]]:
     plt = plotting.pyplot()
 
-    data = load_data()
-    oof, truth, forecast = cells(run, data)
+    history = load_history()
+    oof, truth, forecast = cells(run, history)
     steps = per_step(run, oof, truth, forecast)
     projects = per_project(oof, truth, forecast)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
@@ -78,15 +89,15 @@ def figures(run: Any, load_data: Callable[[], Any], pages: int = 4) -> list[tupl
     level = pd.DataFrame(truth).median(axis=1).fillna(0).to_numpy() if truth.size else None
     if level is not None and len(level):
         chosen = example_pages(level, oof["Page"], pages)
-        dates = data.extras["dates"]
+        dates = history.dates
         fig, axes = plt.subplots(pages, 1, figsize=(11, 2.1 * pages), sharex=True)
         oof_days = pd.DatetimeIndex(pd.to_datetime(oof.columns[1:]))
         test_days = pd.DatetimeIndex(pd.to_datetime(test.columns[1:]))
         for ax, i in zip(np.atleast_1d(axes), chosen, strict=False):
             page = oof["Page"].iloc[i]
-            row = int(pd.Index(data.train["Page"]).get_loc(page))
+            row = int(pd.Index(history.pages).get_loc(page))
             shown = dates >= oof_days[0] - pd.Timedelta(days=60)
-            ax.plot(dates[shown], data.labels[row, shown], color="grey", lw=0.8, label="visits")
+            ax.plot(dates[shown], history.visits[row, shown], color="grey", lw=0.8, label="visits")
             ax.plot(oof_days, forecast[i], color="tab:blue", lw=1.2, label="backtest forecast")
             ax.plot(test_days, test.iloc[int(np.flatnonzero(test["Page"].to_numpy() == page)[0]), 1:].to_numpy(
                 np.float32), color="tab:red", lw=1.2, label="test forecast")
