@@ -16,7 +16,7 @@ import pandas as pd
 
 from common import kaggle_api, submission
 from common.competition import Competition
-from common.data import load, sha256_file
+from common.data import load_sample, sha256_file
 from common.errors import KaggleApiError, SubmissionError, UsageError
 from common.runs import RunRecord, best_run, best_unsent, find_run, load_runs, update_record
 
@@ -71,7 +71,7 @@ def verified_submission(comp: Competition, run: RunRecord, data_dir: str | None 
     if sha256_file(path) != run.submission["sha256"]:
         raise SubmissionError(f"{path} was edited after the run validated it (sha256 differs); refusing to submit "
                               "it - train again to get a fresh one")
-    sample = load(comp, data_dir, used_by=run.data)[1].sample_submission
+    sample = load_sample(comp, data_dir, used_by=run.data)
     rows = pd.read_csv(path)
     submission.validate(rows, sample, comp.submission)
     return path, rows

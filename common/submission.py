@@ -62,13 +62,15 @@ def validate(sub: pd.DataFrame, sample: pd.DataFrame, spec: SubmissionSpec) -> N
     if len(sub) != len(sample):
         raise SubmissionError(f"{len(sub)} rows; the sample submission has {len(sample)}")
     ids, wanted = pd.Index(sub[spec.id_col]), pd.Index(sample[spec.id_col])
-    if ids.has_duplicates:
-        raise SubmissionError(f"{spec.id_col} repeats, e.g. {cell(ids[ids.duplicated()][0])}")
-    if not ids.sort_values().equals(wanted.sort_values()):
-        missing = wanted.difference(ids)
-        raise SubmissionError(f"{spec.id_col} values differ from the sample submission's: {len(missing)} missing "
-                              f"(e.g. {list(missing[:3])}), {len(ids.difference(wanted))} unknown")
+    # The sample's ids in its order is what Kaggle wants; only other ids need the costly checks that say what is
+    # wrong (for Web Traffic's 9 million ids, 0.03 s against 13 s)
     if not ids.equals(wanted):
+        if ids.has_duplicates:
+            raise SubmissionError(f"{spec.id_col} repeats, e.g. {cell(ids[ids.duplicated()][0])}")
+        if not ids.sort_values().equals(wanted.sort_values()):
+            missing = wanted.difference(ids)
+            raise SubmissionError(f"{spec.id_col} values differ from the sample submission's: {len(missing)} "
+                                  f"missing (e.g. {list(missing[:3])}), {len(ids.difference(wanted))} unknown")
         raise SubmissionError(f"{spec.id_col} values are in another order than the sample submission's")
     values = sub[spec.value_col]
     if values.isna().any():

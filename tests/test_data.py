@@ -106,6 +106,24 @@ def test_a_runs_files_are_used_where_its_record_found_them(shared_kaggle, tmp_pa
         data.load(TITANIC, used_by=record.data)
 
 
+@pytest.mark.parametrize("name", [n for n in competitions.names() if n != "web-traffic-stage2"])  # stage 2: no
+def test_the_sample_submission_alone_is_read_as_the_full_load_reads_it(name, data_dir):         # real files here
+    """submit.py checks a run's file against the sample submission alone (Web Traffic's train and key would take
+    19 s at full size): the same table with the same dtypes as the full load's, and no other file read."""
+    import dataclasses
+
+    import pandas as pd
+
+    comp = competitions.get(name)
+    full = data.load(comp)[1].sample_submission
+
+    def no_load(files):
+        raise AssertionError("the sample alone was asked for")
+
+    alone = data.load_sample(dataclasses.replace(comp, load=no_load))
+    pd.testing.assert_frame_equal(alone, full)
+
+
 def test_files_unpacked_and_checked_are_parsed_once(shared_kaggle, tmp_path):
     """A new zip's tables are loaded to check them before they may replace the cache; load() returns those rather
     than parsing every file again (~45 s for Web Traffic at full size)."""
