@@ -22,6 +22,7 @@ on all of them (``nested``).
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -35,6 +36,12 @@ MAX_STEPS = 50  # picks of the hill climb (with replacement): weights in steps o
 # pairs, Titanic up to +0.0045; House Prices 0.00004 and Web Traffic's backtest 0.10 worse once each.
 SHRINK = (0.0, 0.25, 0.5, 0.75, 1.0)
 SHRINK_MIN_FOLDS = 3  # the share is chosen by leaving each choosing fold out in turn; on 2, one fold would choose
+# Above this many cells (or rows) in a fold, the weights are chosen on a fixed sample of the series (rows), the same
+# in every fold; every cell is still scored. Web Traffic at full size has 9 million cells a fold: a nested hill over
+# all of them scores ~5 000 blends of 27-45 million cells (an hour for three runs, BENCHMARKS.md); the replica's
+# 271 000 a fold are all used.
+CHOOSE_CELLS = 1_000_000
+SAMPLE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,11 @@ class _Trial:
         return self._error
 
 
+def _added(total: np.ndarray, transformed: list[np.ndarray], n: int, i: int) -> np.ndarray:
+    """The blend of ``n`` picks: those summed in ``total`` and member ``i`` once more."""
+    return (total + transformed[i]) / n
+
+
 def hill_climb(preds: list[np.ndarray], y: np.ndarray, score: Score, metric: Metric, space: Space,
                max_members: int | None = None, max_steps: int = MAX_STEPS) -> Blend:
     """Caruana's ensemble selection with replacement, in ``metric``'s own direction: ``max_steps`` greedy picks
@@ -145,26 +157,29 @@ def hill_climb(preds: list[np.ndarray], y: np.ndarray, score: Score, metric: Met
             return True
         return not metric.is_better(b.score, a.score) and a.error(target) < b.error(target)
 
-    def best_of(trials: dict[int, _Trial]) -> int:
-        winner = next(iter(trials))
-        for i in trials:
-            winner = i if better(trials[i], trials[winner]) else winner
-        return winner
+    def best_of(candidates: list[int], mix: Callable[[int], np.ndarray]) -> tuple[int, _Trial]:
+        """The best candidate, the first of those that tie; each blend is made and scored in turn and only the
+        winner so far is kept (at full size Web Traffic's blends are 36 million cells each)."""
+        winner, won = candidates[0], trial(mix(candidates[0]))
+        for i in candidates[1:]:
+            challenger = trial(mix(i))
+            if better(challenger, won):
+                winner, won = i, challenger
+        return winner, won
 
-    first = best_of({i: trial(t) for i, t in enumerate(transformed)})
+    first, best = best_of(list(range(len(preds))), lambda i: transformed[i])
     counts = np.zeros(len(preds))
     counts[first] = 1
-    total, best = transformed[first].copy(), trial(transformed[first])
+    total = transformed[first].copy()
     best_counts = counts.copy()
     for step in range(1, max_steps):
         allowed = [i for i in range(len(preds))
                    if counts[i] > 0 or max_members is None or (counts > 0).sum() < max_members]
-        trials = {i: trial((total + transformed[i]) / (step + 1)) for i in allowed}
-        pick = best_of(trials)
+        pick, picked = best_of(allowed, partial(_added, total, transformed, step + 1))
         counts[pick] += 1
         total += transformed[pick]
-        if better(trials[pick], best):
-            best, best_counts = trials[pick], counts.copy()
+        if better(picked, best):
+            best, best_counts = picked, counts.copy()
     return Blend(best_counts / best_counts.sum(), lead=first)
 
 
@@ -224,6 +239,7 @@ class NestedBlend:
     fold_shrink: list[float]  # the share of each fold's hill blend kept against its lead (1.0 for other methods)
     shrink: float  # the same for the test prediction's weights
     left_out: int = 0  # rows no member explains (``Space.far``), left out where the hill chooses; all are scored
+    chosen_on: int | None = None  # the series (rows) of the sample the weights were chosen on (``CHOOSE_CELLS``)
 
 
 def fold_mean(score: Score, sizes: list[int]) -> Score:
@@ -262,6 +278,11 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
         explained = ~far_from_median(np.column_stack([space.to(np.asarray(p, dtype=float)) for p in oofs]),
                                      space.to(y.astype(float)), space.far)
         chooses, far_left_out = [m & explained if (m & explained).any() else m for m in masks], True
+    left_out = int(sum(np.count_nonzero(m & ~c) for m, c in zip(masks, chooses, strict=True)))
+    sample = series_sample(masks, CHOOSE_CELLS)
+    if sample is not None:
+        along = sample if masks[0].ndim == 1 else sample[:, None]
+        chooses = [c & along if (c & along).any() else c for c in chooses]
     fold_scores, fold_weights, fold_rounded, fold_shrink = [], [], [], []
 
     chosen: dict[tuple[int, ...], Blend] = {}  # one choice per set of folds: the nested levels share many
@@ -272,10 +293,15 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
         return ([np.concatenate([p[m] for m in parts]) for p in oofs], np.concatenate([y[m] for m in parts]),
                 fold_mean(score, [int(np.count_nonzero(m)) for m in parts]))
 
+    singles: dict[tuple[int, int], float] = {}  # (member, fold) -> its score on every row of the fold
+
     def best_single(folds: tuple[int, ...]) -> int:
-        stacked, truth, by_fold = rows_of(folds, masks)
-        scores = [by_fold(truth, p) for p in stacked]
-        return metric.rank(range(len(oofs)), lambda i: scores[i])[0]
+        """The member whose mean fold score over ``folds`` is best (each fold scored once for every set of folds
+        that asks: Web Traffic's full-size folds are 9 million cells)."""
+        for i, j in ((i, j) for i in range(len(oofs)) for j in folds if (i, j) not in singles):
+            singles[i, j] = float(score(y[masks[j]], oofs[i][masks[j]]))
+        means = [float(np.mean([singles[i, j] for j in folds])) for i in range(len(oofs))]
+        return metric.rank(range(len(oofs)), lambda i: means[i])[0]
 
     def choose_on(folds: tuple[int, ...]) -> Blend:
         if folds in chosen:
@@ -288,8 +314,8 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
             rounded, plain = (by_fold(truth, b.apply(stacked, space)) for b in (whole, blend))
             if metric.is_better(rounded, plain):
                 blend = whole
-        if far_left_out and blend.lead is not None:  # the fallback: the best run on every row, as CV ranks runs
-            blend.lead = best_single(folds)
+        if (far_left_out or sample is not None) and blend.lead is not None:
+            blend.lead = best_single(folds)  # the fallback: the best run on every row, as CV ranks runs
         chosen[folds] = blend
         return blend
 
@@ -307,6 +333,7 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
         return blend.towards_lead(metric.rank(SHRINK, lambda keep: float(np.mean(scores[keep])))[0])
 
     everything = tuple(range(len(masks)))
+    _choose_side_by_side(choose_on, _fold_sets(len(masks), method == "hill" and shrink))
     for k, mask in enumerate(masks):
         blend = shrunk_on(tuple(j for j in everything if j != k))
         oof[mask] = blend.apply([p[mask] for p in oofs], space)
@@ -315,6 +342,49 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
         fold_rounded.append(blend.rounded)
         fold_shrink.append(blend.shrink)
     final = shrunk_on(everything)
-    left_out = int(sum(np.count_nonzero(m & ~c) for m, c in zip(masks, chooses, strict=True)))
     return NestedBlend(oof, final.apply(tests, space), fold_scores, fold_weights, final.weights, fold_rounded,
-                       final.rounded, fold_shrink, final.shrink, left_out)
+                       final.rounded, fold_shrink, final.shrink, left_out,
+                       None if sample is None else int(np.count_nonzero(sample)))
+
+
+def _fold_sets(n: int, shrinking: bool) -> list[tuple[int, ...]]:
+    """The sets of folds ``nested`` chooses weights on: all but one fold (each fold's weights), all of them (the
+    test's), and where a hill blend is shrunk, each of those less one more fold."""
+    everything = tuple(range(n))
+    outer = [tuple(j for j in everything if j != k) for k in everything] + [everything]
+    sets = dict.fromkeys(outer)
+    for folds in outer if shrinking else []:
+        if len(folds) >= SHRINK_MIN_FOLDS:
+            sets.update(dict.fromkeys(tuple(j for j in folds if j != held) for held in folds))
+    return list(sets)
+
+
+def _choose_side_by_side(choose_on: Callable[[tuple[int, ...]], Blend], sets: list[tuple[int, ...]]) -> None:
+    """Make the choices (each on its own set of folds, kept by ``choose_on``) in one thread per core: they do not
+    depend on each other, and numpy works outside the GIL (at full size Web Traffic's 16 choices take minutes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from common.compute import n_threads
+
+    workers = min(n_threads(), len(sets))
+    if workers < 2:
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="blend")
+    try:
+        list(pool.map(choose_on, sets))
+    except BaseException:  # Ctrl-C: the choices under way end, none of those waiting starts
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def series_sample(masks: list[np.ndarray], cells: int = CHOOSE_CELLS) -> np.ndarray | None:
+    """A fixed sample of the series (rows) that keeps about ``cells`` cells of the largest fold (None when every
+    fold has that few): the same series in every fold and every run, drawn with ``SAMPLE_SEED``."""
+    largest = max(int(np.count_nonzero(m)) for m in masks)
+    if largest <= cells:
+        return None
+    n = masks[0].shape[0]
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.random.default_rng(SAMPLE_SEED).choice(n, size=max(1, n * cells // largest), replace=False)] = True
+    return chosen

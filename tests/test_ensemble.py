@@ -4,6 +4,7 @@ the result as an ordinary run, and the bad inputs of scripts/ensemble.py."""
 import json
 import re
 import shutil
+import threading
 
 import numpy as np
 import pandas as pd
@@ -204,6 +205,62 @@ def test_count_blends_are_rounded_only_where_it_scores_better():
     fine = blending.nested("hill", [big * 1.01, big * 0.99], [big, big], big, cells, SMAPE, SMAPE, counts=True)
     assert np.mean(fine.fold_scores) <= np.mean(blending.nested("hill", [big * 1.01, big * 0.99], [big, big], big,
                                                                 cells, SMAPE, SMAPE).fold_scores) + 1e-9
+
+
+def test_large_folds_choose_the_weights_on_a_fixed_sample_of_series_and_score_every_cell(monkeypatch):
+    """Web Traffic at full size has 9 million cells a fold: the weights are chosen on a fixed sample of the pages,
+    the same in every fold and every run; every cell is still blended and scored. Where members err alike on every
+    page the weights are the whole panel's within a step or two."""
+    rng = np.random.default_rng(5)
+    truth = rng.poisson(30, (2000, 60)).astype(float)
+    cells = [np.zeros(truth.shape, bool) for _ in range(4)]
+    for k in range(4):
+        cells[k][:, k * 15:(k + 1) * 15] = True  # 30 000 cells a fold
+    a, b = truth * rng.lognormal(0, 0.3, truth.shape), truth * rng.lognormal(0.05, 0.2, truth.shape)
+    whole = blending.nested("hill", [a, b], [a[:, :5], b[:, :5]], truth, cells, SMAPE, SMAPE, counts=True)
+    assert whole.chosen_on is None
+    monkeypatch.setattr(blending, "CHOOSE_CELLS", 6_000)  # a fifth of the pages
+    sampled = blending.nested("hill", [a, b], [a[:, :5], b[:, :5]], truth, cells, SMAPE, SMAPE, counts=True)
+    again = blending.nested("hill", [a, b], [a[:, :5], b[:, :5]], truth, cells, SMAPE, SMAPE, counts=True)
+    assert sampled.chosen_on == 400 and np.array_equal(sampled.oof, again.oof, equal_nan=True)
+    assert not np.isnan(sampled.oof[np.logical_or.reduce(cells)]).any()  # every cell blended
+    assert sampled.fold_scores == [SMAPE(truth[m], sampled.oof[m]) for m in cells]  # and scored
+    assert np.abs(sampled.weights - whole.weights).max() <= 0.1
+    assert abs(np.mean(sampled.fold_scores) - np.mean(whole.fold_scores)) < 0.2
+    # the hill sees the sample alone: a run exact on the sampled pages and far off on the others takes it all, and
+    # its fold scores - every page - show what that costs; the shrinkage, chosen on every page, undoes it
+    chosen = blending.series_sample(cells, 6_000)
+    lucky = np.where(chosen[:, None], truth, truth * 3)
+    fooled = blending.nested("hill", [a, lucky], [a[:, :5], lucky[:, :5]], truth, cells, SMAPE, SMAPE, shrink=False)
+    assert np.array_equal(fooled.weights, [0.0, 1.0]) and np.mean(fooled.fold_scores) > SMAPE(truth, a)
+    shrunk = blending.nested("hill", [a, lucky], [a[:, :5], lucky[:, :5]], truth, cells, SMAPE, SMAPE)
+    assert np.array_equal(shrunk.weights, [1.0, 0.0]) and shrunk.shrink == 0.0
+
+
+def test_the_choices_made_side_by_side_are_the_ones_made_one_after_another(monkeypatch):
+    """Each set of folds' choice runs in a thread of its own (numpy works outside the GIL): the same weights, shares
+    and forecasts as one after another, and no set is chosen twice."""
+    rng = np.random.default_rng(6)
+    truth = rng.poisson(3, (300, 50)).astype(float)
+    cells = [np.zeros(truth.shape, bool) for _ in range(5)]
+    for k in range(5):
+        cells[k][:, k * 10:(k + 1) * 10] = True
+    runs = [truth * rng.lognormal(0, s, truth.shape) for s in (0.2, 0.3, 0.4)]
+    made = []
+    real_choose = blending.choose
+    monkeypatch.setattr(blending, "choose", lambda *a, **k: made.append(threading.current_thread().name)
+                        or real_choose(*a, **k))
+    results = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("KIT_THREADS", threads)
+        made.clear()
+        results[threads] = (blending.nested("hill", runs, runs, truth, cells, SMAPE, SMAPE, counts=True), len(made))
+    (one, one_made), (two, two_made) = results["1"], results["2"]
+    assert two_made == one_made == 2 * 16  # plain and rounded: 5 sets of 4 folds, 10 of 3, all 5
+    assert all(name.startswith("blend") for name in made)  # every choice made side by side, none left to the end
+    assert np.array_equal(one.oof, two.oof, equal_nan=True) and np.array_equal(one.test_pred, two.test_pred)
+    assert one.fold_scores == two.fold_scores and one.fold_shrink == two.fold_shrink
+    assert all(np.array_equal(a, b) for a, b in zip(one.fold_weights, two.fold_weights, strict=True))
 
 
 # -- bad input -----------------------------------------------------------------------------------------------------
