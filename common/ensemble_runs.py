@@ -168,6 +168,7 @@ class Layout:
 
 
 def layout(prep: runner.Prepared, y: np.ndarray) -> Layout:
+    """The columns of ``y`` some fold validates (of every fold, scored or not: no run predicts other days)."""
     folds = [coverage(f.valid, y) for f in prep.folds.folds]
     if prep.folds.fold is not None:
         return Layout(y, folds, None)
