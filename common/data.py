@@ -140,8 +140,9 @@ def load(comp: Competition, data_dir: str | Path | None = None, force_download: 
 
     New files are checked before they may replace the cache (``_unpack_to_cache``); a cache that fails the checks
     anyway (files edited by hand, checks made stricter by an update) is named as the culprit. ``used_by``: the data
-    record of a run that works on (the report's pictures, submit, an ensemble) - its folder is used while it still
-    holds the files it recorded, so a ``--data-dir`` given to train need not be given again.
+    record of a run that works on (an ensemble, the report's pictures; ``files_for`` and ``load_sample`` take it
+    too) - its folder is used while it still holds the files it recorded, so a ``--data-dir`` given to train need
+    not be given again.
     """
     files = files_for(comp, data_dir, force_download, check, used_by)
     if files.checked is not None:

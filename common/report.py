@@ -276,20 +276,20 @@ def _competition_figures(section: Section, figures: Figures | None,
     if figures is None or not section.runs:
         return []
     best = section.runs[0]
-    saved = cache / f"{section.name}.json" if cache is not None else None
-    key = _pictures_key(best, figures) if saved is not None else None
-    if saved is not None and key is not None and (pictures := _saved_pictures(saved, key)) is not None:
+    key = _pictures_key(best, figures) if cache is not None else None
+    saved = (cache / f"{section.name}.json", key) if cache is not None and key is not None else None
+    if saved is not None and (pictures := _saved_pictures(*saved)) is not None:
         return pictures
     try:
         pictures = [(f"{title} ({best.run_id})", _png(fig)) for title, fig in figures(best)]
     except Exception as exc:  # noqa: BLE001 - a competition's pictures must not stop the report
         log.warning("skipping the %s pictures of run %s: %s", section.name, best.run_id, _reason(exc))
         return []
-    if saved is not None and key is not None:
+    if saved is not None:
         try:
-            write_json_atomic(saved, {"key": key, "run_id": best.run_id, "pictures": pictures})
+            write_json_atomic(saved[0], {"key": saved[1], "run_id": best.run_id, "pictures": pictures})
         except OSError as exc:  # only a cache: the report is written all the same
-            log.warning("cannot keep the %s pictures in %s (%s)", section.name, saved, exc.strerror or exc)
+            log.warning("cannot keep the %s pictures in %s (%s)", section.name, saved[0], exc.strerror or exc)
     return pictures
 
 
