@@ -74,23 +74,44 @@ def rmsle_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.log1p(y_pred) - np.log1p(y_true)) ** 2)))
 
 
+# SMAPE steps through this many cells at a time: its temporaries stay in the CPU's cache, and none is the size of
+# the input (Web Traffic's 45 million backtest cells: 0.7 s and 2.5 GB of temporaries in one pass, 0.3 s in steps)
+SMAPE_STEP_CELLS = 1 << 16
+
+
 def smape_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Kaggle's SMAPE in percent: 0 where actual and forecast are both 0; NaN actuals are skipped."""
+    """Kaggle's SMAPE in percent: 0 where actual and forecast are both 0; NaN actuals are skipped. Any shape (a
+    series x days block as it is: a strided view is not copied whole)."""
     _check_lengths(y_true, y_pred)
-    # no copy that is not needed, every step in place: an ensemble's hill climb scores Web Traffic's 36 million cells
-    # thousands of times at full size (the same values, 0.73 s -> 0.3 s a time)
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred, dtype=float)
-    keep = ~np.isnan(y_true)
-    a, f = (y_true, y_pred) if keep.all() else (y_true[keep], y_pred[keep])
-    if a.size == 0:
-        return float("nan")
-    denom = np.abs(a)
-    denom += np.abs(f)
-    ratio = np.subtract(f, a)
-    np.abs(ratio, out=ratio)
-    np.divide(ratio, denom, out=ratio, where=denom != 0)  # 0 where both are 0: |f - a| is 0 there already
-    return float(200.0 * ratio.mean())
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}")
+    total, count = 0.0, 0
+    for a, f in zip(_cell_steps(y_true), _cell_steps(y_pred), strict=True):
+        a = np.asarray(a, dtype=float)
+        keep = ~np.isnan(a)
+        if not keep.all():
+            a, f = a[keep], f[keep]
+        denom = np.abs(a)
+        denom += np.abs(f)
+        ratio = np.subtract(f, a, dtype=float)
+        np.abs(ratio, out=ratio)
+        np.divide(ratio, denom, out=ratio, where=denom != 0)  # 0 where both are 0: |f - a| is 0 there already
+        total += float(ratio.sum())
+        count += ratio.size
+    return float("nan") if count == 0 else 200.0 * (total / count)
+
+
+def _cell_steps(values: np.ndarray):
+    """``values`` flattened, SMAPE_STEP_CELLS cells at a time (whole rows of a 2-d block)."""
+    if values.ndim <= 1:
+        flat = values.reshape(-1)
+        for start in range(0, flat.size, SMAPE_STEP_CELLS):
+            yield flat[start:start + SMAPE_STEP_CELLS]
+        return
+    rows = max(1, SMAPE_STEP_CELLS // max(1, values[0].size))
+    for start in range(0, len(values), rows):
+        yield values[start:start + rows].reshape(-1)
 
 
 def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:

@@ -52,7 +52,7 @@ def test_compiled_trees_predict_what_lightgbm_predicts(booster_and_rows, monkeyp
     booster, X = booster_and_rows
     compile_all(monkeypatch)  # 6 chunks of 1 000 rows
     with caplog.at_level(logging.INFO, logger=compiled_trees.__name__):
-        compiled = compiled_trees.predict_booster(booster, X, threads=2)
+        compiled = compiled_trees.booster_predictor(booster, len(X), threads=2)(X)
     assert "compiled 60 LightGBM trees" in caplog.text
     expected = booster.predict(X)
     assert compiled.shape == expected.shape
@@ -62,7 +62,7 @@ def test_compiled_trees_predict_what_lightgbm_predicts(booster_and_rows, monkeyp
 def test_few_rows_are_predicted_by_lightgbm_itself(booster_and_rows, caplog):
     booster, X = booster_and_rows
     with caplog.at_level(logging.INFO, logger=compiled_trees.__name__):
-        assert np.array_equal(compiled_trees.predict_booster(booster, X, threads=2), booster.predict(X))
+        assert np.array_equal(compiled_trees.booster_predictor(booster, len(X), threads=2)(X), booster.predict(X))
     assert "compiled" not in caplog.text
 
 
@@ -74,7 +74,8 @@ def test_without_lleaves_lightgbm_predicts_and_says_so_once(booster_and_rows, mo
     try:
         with caplog.at_level(logging.INFO, logger=compiled_trees.__name__):
             for _ in range(2):
-                assert np.array_equal(compiled_trees.predict_booster(booster, X, threads=2), booster.predict(X))
+                predicted = compiled_trees.booster_predictor(booster, len(X), threads=2)(X)
+                assert np.array_equal(predicted, booster.predict(X))
     finally:
         compiled_trees._lleaves.cache_clear()
     assert caplog.text.count("lleaves is not installed: LightGBM predicts") == 1
@@ -92,7 +93,7 @@ def test_a_model_lleaves_cannot_compile_is_predicted_by_lightgbm(booster_and_row
         raise AttributeError("module 'llvmlite.binding' has no attribute 'PassManagerBuilder'")
 
     monkeypatch.setattr(lleaves.Model, "compile", fails)
-    assert np.array_equal(compiled_trees.predict_booster(booster, X, threads=2), booster.predict(X))
+    assert np.array_equal(compiled_trees.booster_predictor(booster, len(X), threads=2)(X), booster.predict(X))
     [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "could not compile" in line and "PassManagerBuilder" in line and "LightGBM predicts" in line
 

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from common import metrics
 from common.metrics import ACCURACY, F1, RMSLE, ROC_AUC, SMAPE, by_name
 
 
@@ -33,6 +34,26 @@ def test_smape_kaggle_conventions():
     assert SMAPE([0], [4]) == pytest.approx(200.0)
     assert math.isnan(SMAPE([np.nan, np.nan], [1, 2]))  # nothing to score: not a perfect 0
     assert not SMAPE.greater_is_better
+
+
+def test_smape_in_steps_scores_a_block_of_days_as_the_cells_one_by_one(monkeypatch):
+    """Web Traffic's backtest is scored as a series x days block, a few thousand cells at a time (no temporary the
+    size of its 45 million cells): the same score as one pass over the cells, where the step's edges fall mid-row
+    or across many rows, with missing actuals among them."""
+    rng = np.random.default_rng(0)
+    actual = rng.poisson(3, (301, 67)).astype(np.float32)
+    actual[rng.random(actual.shape) < 0.1] = np.nan
+    forecast = rng.poisson(3, actual.shape).astype(np.float64)
+    block = (actual[:, 5:50], forecast[:, 5:50])  # strided views, as the run's out-of-fold block
+    keep = ~np.isnan(block[0])
+    a, f = block[0][keep].astype(float), block[1][keep]
+    by_hand = 200 * np.mean(np.abs(f - a) / np.where(a + f == 0, 1, a + f))  # both 0: |f - a| is 0
+    for step in (7, 64, 1 << 16):
+        monkeypatch.setattr(metrics, "SMAPE_STEP_CELLS", step)
+        assert SMAPE(*block) == pytest.approx(by_hand, rel=1e-13)
+        assert SMAPE(block[0].ravel(), block[1].ravel()) == pytest.approx(by_hand, rel=1e-13)
+    with pytest.raises(ValueError, match="shape"):
+        SMAPE(actual, forecast[:, :3])
 
 
 def test_roc_auc_by_rank_sum():

@@ -4,6 +4,7 @@ forecasters, key-file submissions, stage 2's gap, and the bad inputs of issue 13
 import warnings
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from common.errors import DataError, UsageError
 from common.importance import gain
 from common.metrics import smape_score
 from common.splitters import ForecastTask, Panel
+from competitions.web_traffic import global_lgbm
 from competitions.web_traffic.baselines import MedianForecaster, median_of_medians
 from competitions.web_traffic.blend import Blend
 from competitions.web_traffic.figures import example_pages
@@ -150,6 +152,32 @@ def test_scoring_some_windows_scores_the_newest(replica, tmp_path, kit_home):
     runner.train(WT, "weekday", data_dir=mirror, progress=False, folds_scored=2)
     record, _, _ = ensemble_runs.build(WT, [newest.run_id, *(r.run_id for r in _runs("weekday"))], data_dir=mirror)
     assert len(record.cv["fold_scores"]) == 2
+
+
+def test_the_backtest_is_scored_over_its_cells_as_one_block_where_the_windows_touch():
+    """The run's out-of-fold score: windows end to end are scored as one series x days block of views (at full
+    size picking the cells out cost 0.5 GB), windows apart or rows left out cell by cell - the same score."""
+    rng = np.random.default_rng(0)
+    y = rng.poisson(4, (30, 40)).astype(np.float32)
+    y[rng.random(y.shape) < 0.1] = np.nan
+    shapes: list[int] = []
+
+    def score(truth, forecast):
+        shapes.append(truth.ndim)
+        return WT.score(truth, forecast)
+
+    cases = [([range(10, 30)], slice(None), True),  # (windows, the rows they forecast, scored as one block)
+             ([range(10, 20), range(25, 30)], slice(None), False),
+             ([range(10, 30)], slice(3, None), False)]
+    for days, rows, block in cases:
+        oof = np.full(y.shape, np.nan, dtype=np.float32)
+        for window in days:
+            oof[rows, window.start:window.stop] = rng.poisson(4, (len(y), len(window)))[rows]
+        prep = SimpleNamespace(folds=SimpleNamespace(fold=None), data=SimpleNamespace(y=y))
+        scored = ~np.isnan(oof)
+        got = runner.oof_score(SimpleNamespace(score=score), prep, SimpleNamespace(oof=oof))
+        assert got == pytest.approx(WT.score(y[scored], oof[scored]), rel=1e-13)
+        assert shapes.pop(0) == (2 if block else 1)
 
 
 def _runs(recipe: str) -> list:
@@ -343,6 +371,17 @@ def test_global_lgbm_and_weekday_beat_the_flat_median_on_trending_weekly_pages()
     assert gain(Blend({"lgbm": model, "median": MedianForecaster()}, {"lgbm": 0.7, "median": 0.3})) is None
     assert gain(Blend({"lgbm": model}, {"lgbm": 1.0}).fit(ForecastTask(panel.until(300), panel.dates[300:328]))) \
         is not None
+
+
+def test_global_lgbm_forecasts_each_page_alike_whatever_pages_it_is_predicted_with(monkeypatch):
+    """At full size the forecast is built a block of pages at a time (1 GB of features otherwise): blocks that end
+    mid-panel give every page the forecast it gets in one block."""
+    panel, _ = synthetic_panel(n=50, days=300)
+    task = ForecastTask(panel.until(272), panel.dates[-28:])
+    model = GlobalLGBM(n_estimators=30, max_cuts=4, stride=7).fit(task)
+    whole = model.predict(task)
+    monkeypatch.setattr(global_lgbm, "PREDICT_PAGES", 7)
+    assert np.array_equal(model.predict(task), whole)
 
 
 def test_rnn_trains_on_the_torch_estimator_and_beats_the_flat_median():

@@ -14,6 +14,7 @@ import functools
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,15 @@ COMPILE_FROM_ROWS = 2_000_000
 CHUNK_ROWS = 1_000_000
 
 
-def predict_booster(booster: Any, X: np.ndarray, threads: int) -> np.ndarray:
-    """``booster.predict(X)`` of a lightgbm.Booster (its objective's output, as LightGBM gives it), compiled where
-    ``X`` has many rows."""
-    if len(X) >= COMPILE_FROM_ROWS:
+def booster_predictor(booster: Any, rows: int, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``booster.predict`` of a lightgbm.Booster (its objective's output, as LightGBM gives it) for ``rows`` rows in
+    all, given in one array or in parts: compiled once where they are many."""
+    if rows >= COMPILE_FROM_ROWS:
         compiled = _compile(booster)
         if compiled is not None:
-            return np.concatenate([compiled.predict(X[start:start + CHUNK_ROWS], n_jobs=threads)
-                                   for start in range(0, len(X), CHUNK_ROWS)])
-    return booster.predict(X, num_threads=threads)
+            return lambda X: np.concatenate([compiled.predict(X[start:start + CHUNK_ROWS], n_jobs=threads)
+                                             for start in range(0, len(X), CHUNK_ROWS)])
+    return lambda X: booster.predict(X, num_threads=threads)
 
 
 @functools.cache
