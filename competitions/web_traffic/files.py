@@ -104,7 +104,7 @@ def read_train(files: DataFiles, name: str, spec: FileSpec) -> tuple[pd.DataFram
 def page_parts(pages: pd.Series, name: str) -> dict[str, pd.Categorical]:
     """project (language.wikipedia.org), access (all-access, desktop, mobile-web) and agent (all-agents, spider)
     of each page name; names in another shape get "unknown" (a warning says how many)."""
-    parts = pc.extract_regex(pa.array(pages.to_numpy(), type=pa.string()), PAGE_PATTERN)
+    parts = pc.extract_regex(arrow_text(pages), PAGE_PATTERN)
     out = {}
     for field in ("project", "access", "agent"):
         values = pc.struct_field(parts, field)
@@ -116,16 +116,23 @@ def page_parts(pages: pd.Series, name: str) -> dict[str, pd.Categorical]:
     return out
 
 
+def arrow_text(column: pd.Series) -> pa.ChunkedArray:
+    """A text column as Arrow text, pandas' own Arrow storage where it has one, not copied: through numpy it would
+    be a Python string per row (the key's 9 million pages: 1.5 GB more at the peak of reading it)."""
+    text = pa.array(column, type=pa.large_string())
+    return text if isinstance(text, pa.ChunkedArray) else pa.chunked_array([text])
+
+
 def read_key(files: DataFiles, name: str, spec: FileSpec, pages: pd.Series, dates: pd.DatetimeIndex
              ) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
     """Key rows as (Id, series = row of the page in train or -1, day), and the forecast days (consecutive)."""
     key = read_table(files, name, spec, dtype=str)
-    full = pa.array(key["Page"].to_numpy(), type=pa.string())
+    full = arrow_text(key["Page"])
     lengths = pc.utf8_length(full).to_numpy(zero_copy_only=False)
     separator = pc.utf8_slice_codeunits(full, -DATE_LENGTH - 1, -DATE_LENGTH)
     shaped = (lengths > DATE_LENGTH + 1) & pc.equal(separator, "_").to_numpy(zero_copy_only=False)
     require(key, shaped, name, "Page", "<page>_<YYYY-MM-DD>", "Id")
-    day_text = pc.utf8_slice_codeunits(full, -DATE_LENGTH).dictionary_encode()
+    day_text = pc.utf8_slice_codeunits(full, -DATE_LENGTH).combine_chunks().dictionary_encode()
     uniques = pd.to_datetime(pd.Series(day_text.dictionary.to_pylist()), format="%Y-%m-%d", errors="coerce")
     if uniques.isna().any():
         require(key, ~pd.isna(uniques.to_numpy()[day_text.indices.to_numpy()]), name, "Page",
@@ -139,7 +146,7 @@ def read_key(files: DataFiles, name: str, spec: FileSpec, pages: pd.Series, date
         raise DataError(f"{name}: the key asks for {future[0].date()}, which is not after the last train day "
                         f"{dates[-1].date()}; the key and train files are from different stages")
     page_of_row = pc.utf8_slice_codeunits(full, 0, -DATE_LENGTH - 1)
-    series = pc.index_in(page_of_row, value_set=pa.array(pages.to_numpy(), type=pa.string()))
+    series = pc.index_in(page_of_row, value_set=arrow_text(pages))
     series = series.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
     per_page = np.bincount(series[series >= 0], minlength=len(pages))
     missing = np.flatnonzero(per_page == 0)
@@ -157,7 +164,7 @@ def read_key(files: DataFiles, name: str, spec: FileSpec, pages: pd.Series, date
         log.warning("%s: %d key rows (%d page(s), e.g. %r) name pages that are not in train; they are forecast as 0 "
                     "visits", name, int(unknown.sum()), len(pc.unique(page_of_row.filter(pa.array(unknown)))), first)
     del full, key["Page"]
-    return pd.DataFrame({"Id": key["Id"].to_numpy(), "series": series, "day": days_of_rows}), future
+    return pd.DataFrame({"Id": key["Id"].array, "series": series, "day": days_of_rows}), future
 
 
 def check_sample(sample: pd.DataFrame, key: pd.DataFrame, name: str, key_name: str) -> None:
