@@ -75,7 +75,7 @@ def rmsle_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 # SMAPE steps through this many cells at a time: its temporaries stay in the CPU's cache, and none is the size of
-# the input (Web Traffic's 45 million backtest cells: 0.7 s and 2.5 GB of temporaries in one pass, 0.3 s in steps)
+# the input (36 million cells: 0.62 s and over 1 GB of temporaries in one pass, 0.32 s in steps; BENCHMARKS.md)
 SMAPE_STEP_CELLS = 1 << 16
 
 
