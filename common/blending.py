@@ -238,6 +238,7 @@ class NestedBlend:
     rounded: bool  # whether the test prediction is
     fold_shrink: list[float]  # the share of each fold's hill blend kept against its lead (1.0 for other methods)
     shrink: float  # the same for the test prediction's weights
+    member_fold_scores: list[list[float]]  # every member's score on every fold (its own CV on these folds)
     left_out: int = 0  # rows no member explains (``Space.far``), left out where the hill chooses; all are scored
     chosen_on: int | None = None  # the series (rows) of the sample the weights were chosen on (``CHOOSE_CELLS``)
 
@@ -293,14 +294,12 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
         return ([np.concatenate([p[m] for m in parts]) for p in oofs], np.concatenate([y[m] for m in parts]),
                 fold_mean(score, [int(np.count_nonzero(m)) for m in parts]))
 
-    singles: dict[tuple[int, int], float] = {}  # (member, fold) -> its score on every row of the fold
+    # every member on every row of every fold, once (Web Traffic's full-size folds are 9 million cells)
+    singles = [[float(score(y[m], p[m])) for m in masks] for p in oofs]
 
     def best_single(folds: tuple[int, ...]) -> int:
-        """The member whose mean fold score over ``folds`` is best (each fold scored once for every set of folds
-        that asks: Web Traffic's full-size folds are 9 million cells)."""
-        for i, j in ((i, j) for i in range(len(oofs)) for j in folds if (i, j) not in singles):
-            singles[i, j] = float(score(y[masks[j]], oofs[i][masks[j]]))
-        means = [float(np.mean([singles[i, j] for j in folds])) for i in range(len(oofs))]
+        """The member whose mean fold score over ``folds`` is best."""
+        means = [float(np.mean([singles[i][j] for j in folds])) for i in range(len(oofs))]
         return metric.rank(range(len(oofs)), lambda i: means[i])[0]
 
     def choose_on(folds: tuple[int, ...]) -> Blend:
@@ -343,7 +342,7 @@ def nested(method: str, oofs: list[np.ndarray], tests: list[np.ndarray], y: np.n
         fold_shrink.append(blend.shrink)
     final = shrunk_on(everything)
     return NestedBlend(oof, final.apply(tests, space), fold_scores, fold_weights, final.weights, fold_rounded,
-                       final.rounded, fold_shrink, final.shrink, left_out,
+                       final.rounded, fold_shrink, final.shrink, singles, left_out,
                        None if sample is None else int(np.count_nonzero(sample)))
 
 

@@ -216,8 +216,8 @@ def build(comp: Competition, run_ids: list[str] | None = None, method: str = "hi
         space = blending.space_for(comp.metric)
         log.info("the hill chose without %d row(s) that no run explains (further than %s from the runs' median, %s "
                  "scale); every row is scored", blend.left_out, space.far, space.name)
-    member_results = {m.record.run_id: CVResult(m.oof, m.test, [comp.score(y[k], m.oof[k]) for k in masks])
-                      for m in members}
+    member_results = {m.record.run_id: CVResult(m.oof, m.test, scores)
+                      for m, scores in zip(members, blend.member_fold_scores, strict=True)}
     best_id = comp.metric.rank(list(member_results), lambda i: member_results[i].mean)[0]
     result = CVResult(cells.expand(blend.oof, full_y.shape), blend.test_pred, blend.fold_scores,
                       [(time.perf_counter() - started) / len(masks)] * len(masks), members=member_results)
