@@ -33,6 +33,11 @@ from common.splitters import Backtest, RowFolds
 
 log = logging.getLogger("compare")
 
+# The tasks whose pairs also count the rows where two recipes predict another class: only for them are the
+# predictions kept until the end, for the others only the fold scores (a full-size Web Traffic backtest's predictions
+# are 0.47 GB a repeat, times every recipe and repeat).
+FLIPS_COUNTED = ("binary", "multiclass")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,12 +103,15 @@ def main() -> int:
     with runner.training_here():  # says so when another process trains here: they share the cores
         for label, name, params, untuned in candidates:
             started = time.perf_counter()
-            results = []
+            results, fold_scores = [], []
             for i, p in enumerate(repeats):
-                results.append(runner.run_cv(p, name, params, args.seed, with_test=False, resume=resume))
+                result = runner.run_cv(p, name, params, args.seed, with_test=False, resume=resume)
+                fold_scores.append(result.fold_scores)
+                if comp.task in FLIPS_COUNTED:
+                    results.append(result)
                 log.info("%s: repeat %d/%d (fold seed %d) %s %.5f, %.0f s so far", label, i + 1, len(repeats),
-                         first + i, comp.metric.name, results[-1].mean, time.perf_counter() - started)
-            scores = np.concatenate([r.fold_scores for r in results])
+                         first + i, comp.metric.name, result.mean, time.perf_counter() - started)
+            scores = np.concatenate(fold_scores)
             done[label] = (scores, results)
             line = (f"  {label:{width}s} {scores.mean():.5f} ± {scores.std():.5f}   "
                     f"({time.perf_counter() - started:.1f}s)")
@@ -130,7 +138,7 @@ def paired(comp, y, base, other, test_train_ratio: float) -> str:
     diff = comp.metric.gain(other[0], base[0])
     error = corrected_std_error(diff, test_train_ratio)
     text = f"gain {diff.mean():+.5f}" + ("" if np.isnan(error) else f" ± {error:.5f}")
-    if comp.task not in ("binary", "multiclass"):
+    if comp.task not in FLIPS_COUNTED:
         return text
     truth = np.asarray(y)
     flips = right = 0
