@@ -1,7 +1,8 @@
 """Find, download, unpack, verify and load a competition's files (``common.tables`` reads and checks each CSV).
 
 Sources, first match wins (see README "Data sources"):
-1. ``--data-dir`` / ``KAGGLE_DATA_DIR``: a folder holding ``<slug>/`` (files or ``<slug>.zip``) or ``<slug>.zip``;
+1. ``--data-dir`` / ``KAGGLE_DATA_DIR``: a folder holding ``<slug>/`` (files or ``<slug>.zip``) or ``<slug>.zip``,
+   the competition's own folder, or the competition's zip itself;
 2. the competition's input inside a Kaggle notebook (``/kaggle/input/competitions/<slug>``, or ``/kaggle/input/<slug>``
    where older notebooks and attached datasets mount it);
 3. the cache ``data/<slug>/`` when every file still matches its sha256 manifest;
@@ -233,9 +234,12 @@ def _from_folder(comp: Competition, folder: Path, names: list[str], source: str,
 
 
 def _from_data_dir(comp: Competition, root: Path, names: list[str], check: Check | None) -> DataFiles:
+    if root.is_file() and zipfile.is_zipfile(root):  # the zip as Kaggle's download button or client saves it
+        return _unpack_to_cache(comp, root, "data-dir", check)
     if not root.is_dir():
-        what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise DataError(f"data directory {root} {what}; set KAGGLE_DATA_DIR or --data-dir to a folder")
+        what = "is a file, neither a folder nor a zip" if root.exists() else "does not exist"
+        raise DataError(f"data directory {root} {what}; set KAGGLE_DATA_DIR or --data-dir to a folder or the "
+                        "competition's zip")
     folder = root / comp.slug
     found = _from_folder(comp, folder, names, "data-dir", check)
     if found is not None:

@@ -48,8 +48,8 @@ def main() -> int:
                         "(seed averaging)")
     parser.add_argument("--folds", type=folds_arg, help="number of CV folds (default: the competition's own, 5 "
                         "except web-traffic's 3 backtest windows)")
-    parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip (else KAGGLE_DATA_DIR, "
-                        "/kaggle/input, the cache, the Kaggle API)")
+    parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip, or that zip itself (else "
+                        "KAGGLE_DATA_DIR, /kaggle/input, the cache, the Kaggle API)")
     parser.add_argument("--folds-scored", type=scored_arg,
                         help="folds to score: a number or 'all' (default: the recipe's own - all, except for slow "
                         "models such as the digit CNN, which score one whole held-out fold); row folds score the "

@@ -51,6 +51,30 @@ def test_data_dir_zip_is_unpacked_into_verified_cache(shared_kaggle, tmp_path, k
     assert (files.folder / "train.csv").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.parametrize("name", ["titanic.zip", "titanic (1).zip"])
+def test_the_competitions_zip_itself_is_a_data_dir(shared_kaggle, tmp_path, kit_home, monkeypatch, name):
+    """The zip as Kaggle's download button saves it (a browser renames a second copy), given as --data-dir or
+    KAGGLE_DATA_DIR: unpacked into the verified cache; files zipped one by one inside it (Web Traffic's) too."""
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.write(shared_kaggle / "titanic" / "train.csv", "train.csv")
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for file_name in ("test.csv", "gender_submission.csv"):
+        shutil.copy(shared_kaggle / "titanic" / file_name, folder / file_name)
+    download = zip_folder(folder, tmp_path / name, {"train.csv.zip": inner.getvalue()})
+    files = data.fetch(TITANIC, download)
+    assert files.source == "data-dir" and files.folder == kit_home / "data" / "titanic"
+    assert files.sha256["train.csv"] == data.sha256_file(shared_kaggle / "titanic" / "train.csv")
+    assert sorted(p.name for p in files.folder.iterdir()) == sorted([*TITANIC.files, data.MANIFEST])
+    monkeypatch.setenv("KAGGLE_DATA_DIR", str(download))
+    mtime = (files.folder / "train.csv").stat().st_mtime_ns
+    assert data.load(TITANIC)[0].folder == files.folder  # the same zip again: the cache, not unpacked again
+    assert (files.folder / "train.csv").stat().st_mtime_ns == mtime
+    with pytest.raises(DataError, match=r"house-prices: .*titanic.*zip does not contain sample_submission\.csv"):
+        data.fetch(competitions.get("house-prices"), download)  # another competition's zip, named as such
+
+
 @pytest.mark.parametrize("mount", ["competitions/titanic", "titanic"])
 def test_kaggle_notebook_input_is_used_where_notebooks_mount_it(shared_kaggle, tmp_path, monkeypatch, mount):
     """Notebooks mount an attached competition at /kaggle/input/competitions/<slug> (older ones at <slug>)."""
@@ -289,7 +313,7 @@ def test_a_data_dir_that_is_missing_or_a_file_is_named_as_such(tmp_path):
     with pytest.raises(DataError, match=r"data directory .*nowhere does not exist; set KAGGLE_DATA_DIR"):
         data.load(titanic, tmp_path / "nowhere")
     (tmp_path / "a-file").write_text("x")
-    with pytest.raises(DataError, match=r"data directory .*a-file is a file, not a folder"):
+    with pytest.raises(DataError, match=r"data directory .*a-file is a file, neither a folder nor a zip"):
         data.load(titanic, tmp_path / "a-file")
 
 
