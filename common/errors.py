@@ -12,15 +12,18 @@ def cell(value: object) -> str:
 
 
 def did_you_mean(name: str, choices) -> str:
-    """" (did you mean 'titanic'?)" for a typo close to one of ``choices``, else "": the one suggestion difflib finds
-    closest, so an error line about an unknown name points at the likely fix first."""
+    """" (did you mean 'titanic'?)" for a typo close to one of ``choices``, else "": the one choice the name begins
+    (``digit`` -> 'digit-recognizer'), or the one suggestion difflib finds closest, so an error line about an
+    unknown name points at the likely fix first."""
     import difflib
 
-    close = difflib.get_close_matches(str(name).lower(), [str(c).lower() for c in choices], n=1, cutoff=0.6)
-    if not close:
-        return ""
-    original = next(c for c in choices if str(c).lower() == close[0])
-    return f" (did you mean {original!r}?)"
+    lowered = {str(c).lower(): c for c in choices}
+    typed = str(name).lower()
+    begun = [c for low, c in lowered.items() if typed and low.startswith(typed)]
+    close = difflib.get_close_matches(typed, list(lowered), n=1, cutoff=0.6)
+    if len(begun) == 1:
+        return f" (did you mean {begun[0]!r}?)"
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 class KitError(Exception):

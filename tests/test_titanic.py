@@ -182,6 +182,27 @@ def test_train_script_errors_are_one_line(data_dir, args, code, text):
     assert "Traceback" not in result.stderr
 
 
+def test_an_unknown_name_points_at_the_likely_one():
+    """A unique beginning (``digit``), a typo or another case, Kaggle's own name of a competition (its URL and the
+    `kaggle` client say ``nlp-getting-started``): each error says which name is meant; a guess only where one fits."""
+    from common.errors import UsageError, did_you_mean
+
+    names = competitions.names()
+    assert did_you_mean("digit", names) == " (did you mean 'digit-recognizer'?)"
+    assert did_you_mean("Titanic", names) == " (did you mean 'titanic'?)"
+    assert did_you_mean("web", names) == ""  # begins two names: no guess
+    assert did_you_mean("log", TITANIC.recipes) == " (did you mean 'logreg'?)"
+    assert did_you_mean("", names) == "" and did_you_mean("xyz", names) == ""
+    for slug, ours in competitions.KAGGLE_SLUGS.items():
+        with pytest.raises(UsageError, match=rf"^unknown competition '{slug}' \(that is Kaggle's name; here it is "
+                                             rf"{re.escape(ours)}\); choose one of"):
+            competitions.get(slug)
+    slugs = {name: competitions.get(name).slug for name in names}
+    assert {slug for name, slug in slugs.items() if slug != name} == set(competitions.KAGGLE_SLUGS)
+    for slug, ours in competitions.KAGGLE_SLUGS.items():
+        assert {name for name, own in slugs.items() if own == slug} == set(re.findall(r"[a-z0-9-]+-[a-z0-9-]+", ours))
+
+
 def test_train_script_missing_data_is_one_line(tmp_path, kit_home):
     import os
 
