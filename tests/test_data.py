@@ -30,6 +30,18 @@ def zip_folder(folder: Path, zip_path: Path, extra: dict[str, bytes] | None = No
     return zip_path
 
 
+def zip_with_train_zipped_inside(shared_kaggle: Path, tmp_path: Path, zip_path: Path) -> Path:
+    """Titanic's files zipped as Kaggle ships Web Traffic's: one of them zipped again inside the zip."""
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.write(shared_kaggle / "titanic" / "train.csv", "train.csv")
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for name in ("test.csv", "gender_submission.csv"):
+        shutil.copy(shared_kaggle / "titanic" / name, folder / name)
+    return zip_folder(folder, zip_path, {"train.csv.zip": inner.getvalue()})
+
+
 def test_data_dir_folder_is_used_in_place(data_dir):
     files = data.fetch(TITANIC)
     assert files.source == "data-dir"
@@ -55,14 +67,7 @@ def test_data_dir_zip_is_unpacked_into_verified_cache(shared_kaggle, tmp_path, k
 def test_the_competitions_zip_itself_is_a_data_dir(shared_kaggle, tmp_path, kit_home, monkeypatch, name):
     """The zip as Kaggle's download button saves it (a browser renames a second copy), given as --data-dir or
     KAGGLE_DATA_DIR: unpacked into the verified cache; files zipped one by one inside it (Web Traffic's) too."""
-    inner = io.BytesIO()
-    with zipfile.ZipFile(inner, "w") as zf:
-        zf.write(shared_kaggle / "titanic" / "train.csv", "train.csv")
-    folder = tmp_path / "src"
-    folder.mkdir()
-    for file_name in ("test.csv", "gender_submission.csv"):
-        shutil.copy(shared_kaggle / "titanic" / file_name, folder / file_name)
-    download = zip_folder(folder, tmp_path / name, {"train.csv.zip": inner.getvalue()})
+    download = zip_with_train_zipped_inside(shared_kaggle, tmp_path, tmp_path / name)
     files = data.fetch(TITANIC, download)
     assert files.source == "data-dir" and files.folder == kit_home / "data" / "titanic"
     assert files.sha256["train.csv"] == data.sha256_file(shared_kaggle / "titanic" / "train.csv")
@@ -183,16 +188,9 @@ def test_competition_zip_inside_slug_folder(shared_kaggle, tmp_path):
 
 
 def test_zipped_files_inside_the_zip_are_unpacked(shared_kaggle, tmp_path):
-    inner = io.BytesIO()
-    with zipfile.ZipFile(inner, "w") as zf:
-        zf.write(shared_kaggle / "titanic" / "train.csv", "train.csv")
-    folder = tmp_path / "src"
-    folder.mkdir()
-    for name in ("test.csv", "gender_submission.csv"):
-        shutil.copy(shared_kaggle / "titanic" / name, folder / name)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    zip_folder(folder, mirror / "titanic.zip", {"train.csv.zip": inner.getvalue()})
+    zip_with_train_zipped_inside(shared_kaggle, tmp_path, mirror / "titanic.zip")
     files = data.fetch(TITANIC, mirror)
     assert (files.folder / "train.csv").is_file() and not (files.folder / "train.csv.zip").exists()
 
