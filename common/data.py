@@ -198,8 +198,10 @@ def _blaming_the_cache(files: DataFiles):
 def files_for(comp: Competition, data_dir: str | Path | None = None, force_download: bool = False,
               check: Check | None = None, used_by: Mapping[str, Any] | None = None) -> DataFiles:
     """The files ``load`` would read, not read: for work that needs only some of them (Web Traffic's report
-    pictures read the 145 063-page train file, not the 8.7-million-row key)."""
-    recorded = None if data_dir or os.environ.get("KAGGLE_DATA_DIR") else _recorded_files(comp, used_by)
+    pictures read the 145 063-page train file, not the 8.7-million-row key). A finished run's own files (``used_by``,
+    while their sha256 holds) come before every source but a ``data_dir`` given now: a KAGGLE_DATA_DIR set in the
+    shell for other work must not hide the files a run was trained on."""
+    recorded = None if data_dir else _recorded_files(comp, used_by)
     return recorded or fetch(comp, data_dir, force_download, check)
 
 

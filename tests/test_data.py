@@ -121,6 +121,9 @@ def test_a_runs_files_are_used_where_its_record_found_them(shared_kaggle, tmp_pa
     assert data.load(TITANIC, used_by=record.data)[0].folder == tmp_path / "mirror" / "titanic"
     copy_titanic(shared_kaggle, tmp_path / "other")  # a data dir given now still wins
     assert data.load(TITANIC, tmp_path / "other", used_by=record.data)[0].folder == tmp_path / "other" / "titanic"
+    monkeypatch.setenv("KAGGLE_DATA_DIR", str(tmp_path / "other"))  # set in the shell for other work: not given now
+    assert data.load(TITANIC, used_by=record.data)[0].folder == tmp_path / "mirror" / "titanic"
+    assert data.load(TITANIC)[0].folder == tmp_path / "other" / "titanic"  # for work that is not a run's
 
     class Searched(Exception):
         pass
