@@ -313,7 +313,8 @@ def _unpack_to_cache(comp: Competition, source_path: Path, source: str, check: C
                     inner.unlink()
         missing = [n for n in names if not (tmp / n).is_file()]
         if missing:
-            raise DataError(f"{comp.name}: {source_path} does not contain {', '.join(missing)}")
+            raise DataError(f"{comp.name}: {source_path} does not contain {', '.join(missing)}"
+                            f"{_what_it_holds(source_path)}")
         sums = _hash_files(tmp, names)
         # Check the new files before they may replace anything: a bad zip must not cost the good cache.
         try:
@@ -346,6 +347,23 @@ def _source_sha256(source_path: Path, names: list[str]) -> str:
     taken = [source_path / n if (source_path / n).is_file() else source_path / f"{n}.zip" for n in names]
     lines = "".join(f"{p.name} {sha256_file(p)}\n" for p in taken)
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _what_it_holds(source_path: Path, shown: int = 6) -> str:
+    """" (it holds: train_1.csv, key_1.csv, ...)": which files a zip or folder short of some has instead, so a zip of
+    another competition or stage (Web Traffic's mirror holds stage 1 only) says so in the error line."""
+    try:
+        if source_path.is_dir():
+            held = sorted(p.name for p in source_path.iterdir() if p.is_file())
+        else:
+            with zipfile.ZipFile(source_path) as zf:
+                held = sorted(name for name in zf.namelist() if not name.endswith("/"))
+    except (OSError, zipfile.BadZipFile):
+        return ""
+    if not held:
+        return " (it holds no files)"
+    more = f", ... {len(held) - shown} more" if len(held) > shown else ""
+    return f" (it holds: {', '.join(held[:shown])}{more})"
 
 
 def safe_extract(zip_path: Path, target: Path, shown: str | None = None, only: set[str] | None = None) -> list[Path]:

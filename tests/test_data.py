@@ -76,7 +76,9 @@ def test_the_competitions_zip_itself_is_a_data_dir(shared_kaggle, tmp_path, kit_
     mtime = (files.folder / "train.csv").stat().st_mtime_ns
     assert data.load(TITANIC)[0].folder == files.folder  # the same zip again: the cache, not unpacked again
     assert (files.folder / "train.csv").stat().st_mtime_ns == mtime
-    with pytest.raises(DataError, match=r"house-prices: .*titanic.*zip does not contain sample_submission\.csv"):
+    with pytest.raises(DataError, match=r"house-prices: .*titanic.*zip does not contain sample_submission\.csv, "
+                                        r"data_description\.txt \(it holds: gender_submission\.csv, test\.csv, "
+                                        r"train\.csv\.zip\)$"):
         data.fetch(competitions.get("house-prices"), download)  # another competition's zip, named as such
 
 
@@ -305,7 +307,8 @@ def test_zip_missing_a_file(shared_kaggle, tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     zip_folder(folder, mirror / "titanic.zip")
-    with pytest.raises(DataError, match=r"does not contain test\.csv, gender_submission\.csv"):
+    with pytest.raises(DataError, match=r"does not contain test\.csv, gender_submission\.csv "
+                                        r"\(it holds: train\.csv\)$"):
         data.fetch(TITANIC, mirror)
 
 
