@@ -20,9 +20,9 @@ def did_you_mean(name: str, choices) -> str:
     lowered = {str(c).lower(): c for c in choices}
     typed = str(name).lower()
     begun = [c for low, c in lowered.items() if typed and low.startswith(typed)]
-    close = difflib.get_close_matches(typed, list(lowered), n=1, cutoff=0.6)
     if len(begun) == 1:
         return f" (did you mean {begun[0]!r}?)"
+    close = difflib.get_close_matches(typed, list(lowered), n=1, cutoff=0.6)
     return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
