@@ -17,15 +17,6 @@ REGISTRY: dict[str, str] = {
     "web-traffic-stage2": "competitions.web_traffic.stage2",
 }
 
-# Kaggle's name of each competition whose CLI name differs (its URL, the `kaggle` client's -c): said in the error
-# line, not taken as a second name, so runs, folds and submissions stay under one name each. A test checks it
-# against each package's slug.
-KAGGLE_SLUGS: dict[str, str] = {
-    "house-prices-advanced-regression-techniques": "house-prices",
-    "nlp-getting-started": "disaster-tweets",
-    "web-traffic-time-series-forecasting": "web-traffic (stage 1) or web-traffic-stage2",
-}
-
 
 def names() -> list[str]:
     return list(REGISTRY)
@@ -33,7 +24,13 @@ def names() -> list[str]:
 
 def get(name: str) -> Competition:
     if name not in REGISTRY:
-        ours = KAGGLE_SLUGS.get(str(name).lower())
-        hint = f" (that is Kaggle's name; here it is {ours})" if ours else did_you_mean(name, REGISTRY)
+        ours = named_on_kaggle(name)
+        hint = f" (that is Kaggle's name; here it is {' or '.join(ours)})" if ours else did_you_mean(name, REGISTRY)
         raise UsageError(f"unknown competition {name!r}{hint}; choose one of: {', '.join(REGISTRY)}")
     return importlib.import_module(REGISTRY[name]).COMPETITION
+
+
+def named_on_kaggle(slug: str) -> list[str]:
+    """The competitions Kaggle calls ``slug`` (its URL, the `kaggle` client's -c): said in the error line, not taken
+    as a second name, so runs, folds and submissions stay under one name each."""
+    return [name for name in REGISTRY if get(name).slug == str(slug).lower()]
