@@ -107,6 +107,36 @@ def environment(code: CodeState | None = None) -> dict[str, Any]:
     }
 
 
+class RunLog(logging.FileHandler):
+    """A run's log.txt. A write that fails (a full disk) ends the log, quietly: logging's default prints a traceback
+    for every later line. The run's own writes then fail with one line, or, when they succeed, the run is kept and
+    the console says where its log stops."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, encoding="utf-8")
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.failed: OSError | None = None
+        self.failed_at = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failed is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+        elif self.failed is None:
+            self.failed, self.failed_at = error, datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes what is buffered
+        except OSError as error:
+            if self.failed is None:
+                self.failed, self.failed_at = error, "the end"
+
+
 class RunWriter:
     """Context manager that owns one run folder from creation to the final rename."""
 
@@ -120,18 +150,21 @@ class RunWriter:
         self.parent = paths.runs_dir(competition)
         self.final = self.parent / self.run_id
         self.tmp = self.parent / f".{temp_tag()}{self.run_id}"
-        self._handler: logging.Handler | None = None
+        self._handler: RunLog | None = None
         self.code = CodeState(None)
 
     def __enter__(self) -> "RunWriter":
         self.parent.mkdir(parents=True, exist_ok=True)
         sweep_leftovers(self.parent)  # what runs killed with kill -9 left behind
         self.tmp.mkdir()
-        self.code = code_state()  # the code as the run starts: an edit made while it trains is not what it ran
-        if self.code.patch:
-            write_bytes_atomic(self.path(PATCH_FILE), self.code.patch_bytes)
-        self._handler = logging.FileHandler(self.tmp / "log.txt", encoding="utf-8")
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        try:
+            self.code = code_state()  # the code as the run starts: an edit made while it trains is not what it ran
+            if self.code.patch:
+                write_bytes_atomic(self.path(PATCH_FILE), self.code.patch_bytes)
+            self._handler = RunLog(self.tmp / "log.txt")
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         logging.getLogger().addHandler(self._handler)
         return self
 
@@ -140,11 +173,12 @@ class RunWriter:
         if exc_type is not None and self.tmp.exists():
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def _close_log(self) -> None:
-        if self._handler is not None:
-            logging.getLogger().removeHandler(self._handler)
-            self._handler.close()
-            self._handler = None
+    def _close_log(self) -> RunLog | None:
+        handler, self._handler = self._handler, None
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        return handler
 
     def header(self) -> dict[str, Any]:
         """The identifying fields every run.json starts with."""
@@ -158,12 +192,15 @@ class RunWriter:
 
     def finish(self, record: "RunRecord") -> Path:
         """Write run.json and move the finished run into place; returns the final folder."""
-        self._close_log()
+        run_log = self._close_log()
         record.write(self.tmp)
         if self.final.exists():
             raise FileExistsError(f"run folder {self.final} already exists; refusing to overwrite it")
         os.rename(self.tmp, self.final)
         log.info("run written to %s", self.final)
+        if run_log is not None and run_log.failed is not None:
+            log.warning("its log.txt is cut short (at %s: %s); the run itself is complete", run_log.failed_at,
+                        run_log.failed.strerror or run_log.failed)
         return self.final
 
 

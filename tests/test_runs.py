@@ -2,6 +2,7 @@ import errno
 import hashlib
 import importlib.util
 import json
+import logging
 import re
 import tomllib
 from pathlib import Path
@@ -13,6 +14,7 @@ from common.errors import UsageError
 from common.runs import (
     TRACKED_LIBRARIES,
     UNTRACKED_DEPENDENCIES,
+    RunLog,
     RunRecord,
     RunWriter,
     environment,
@@ -40,6 +42,35 @@ def test_crash_leaves_nothing(kit_home):
         raise RuntimeError("boom")
     assert not run.tmp.exists() and not run.final.exists()
     assert load_runs("toy") == []
+
+
+FULL_DISK = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+
+
+def log_to_a_full_disk(monkeypatch) -> None:
+    if not FULL_DISK.exists():
+        pytest.skip("needs /dev/full")
+    monkeypatch.setattr(RunLog, "_open", lambda self: FULL_DISK.open("a", encoding="utf-8"))
+
+
+def test_a_log_that_hits_a_full_disk_stops_quietly_and_the_run_is_kept(kit_home, monkeypatch, capsys, caplog):
+    log_to_a_full_disk(monkeypatch)
+    with RunWriter("toy", "fast", {}) as run:
+        for fold in range(3):
+            logging.getLogger("toy").warning("fold %d scored", fold)
+        final = run.finish(toy_record(run))
+    assert final.is_dir() and (final / "run.json").exists()
+    assert "Logging error" not in capsys.readouterr().err  # logging's default: a traceback for every line
+    assert "its log.txt is cut short (at " in caplog.text and "No space left on device" in caplog.text
+
+
+def test_a_crash_with_a_log_on_a_full_disk_still_leaves_nothing(kit_home, monkeypatch, capsys):
+    log_to_a_full_disk(monkeypatch)
+    with pytest.raises(RuntimeError), RunWriter("toy", "fast", {}) as run:
+        logging.getLogger("toy").warning("a line that cannot be written")
+        raise RuntimeError("boom")
+    assert not run.tmp.exists() and not run.final.exists()
+    assert "Logging error" not in capsys.readouterr().err
 
 
 def test_existing_run_is_never_overwritten(kit_home):
