@@ -27,7 +27,7 @@ import pyarrow as pa
 from common import paths
 from common.competition import Competition, Data, DataFiles
 from common.errors import DataError
-from common.io import held, make_temp_dir, write_json_atomic
+from common.io import held, make_temp_dir, naming, write_json_atomic
 from common.tables import check_loaded, read_table
 
 log = logging.getLogger(__name__)
@@ -298,19 +298,20 @@ def _unpack_to_cache(comp: Competition, source_path: Path, source: str, check: C
     old = None
     try:
         log.info("unpacking %s", source_path)
-        if source_path.is_dir():
-            for name in names:
-                if (source_path / name).is_file():
-                    shutil.copyfile(source_path / name, tmp / name)
-        else:
-            safe_extract(source_path, tmp, only={*names, *(f"{n}.zip" for n in names)})
-        outer = source_path if source_path.is_dir() else tmp
-        for name in names:  # some competitions ship each file zipped inside the zip
-            inner = outer / f"{name}.zip"
-            if not (tmp / name).is_file() and inner.is_file():
-                safe_extract(inner, tmp, shown=f"{source_path} > {inner.name}" if outer is tmp else str(inner))
-                if outer is tmp:
-                    inner.unlink()
+        with naming(cache):
+            if source_path.is_dir():
+                for name in names:
+                    if (source_path / name).is_file():
+                        shutil.copyfile(source_path / name, tmp / name)
+            else:
+                safe_extract(source_path, tmp, only={*names, *(f"{n}.zip" for n in names)})
+            outer = source_path if source_path.is_dir() else tmp
+            for name in names:  # some competitions ship each file zipped inside the zip
+                inner = outer / f"{name}.zip"
+                if not (tmp / name).is_file() and inner.is_file():
+                    safe_extract(inner, tmp, shown=f"{source_path} > {inner.name}" if outer is tmp else str(inner))
+                    if outer is tmp:
+                        inner.unlink()
         missing = [n for n in names if not (tmp / n).is_file()]
         if missing:
             raise DataError(f"{comp.name}: {source_path} does not contain {', '.join(missing)}"

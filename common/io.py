@@ -209,24 +209,35 @@ def current_umask() -> int:
     return mask
 
 
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """A failed ``write()`` (a full disk) raises an OSError that names no file: name ``path``, where the data was
+    going, so that the one-line error says which file or folder did not fit."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
 def _atomic(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{temp_tag()}")
     try:
-        # mkstemp makes 0600 files; a written file should get the same mode as any other the user creates.
-        if hasattr(os, "fchmod"):  # Windows before Python 3.13 has none (nor such modes)
-            os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
+        with naming(path):
+            # mkstemp makes 0600 files; a written file should get the same mode as any other the user creates.
+            if hasattr(os, "fchmod"):  # Windows before Python 3.13 has none (nor such modes)
+                os.fchmod(fd, 0o666 & ~current_umask())
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not exc.filename:  # a failed write() names no file: name the target
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     return path
 

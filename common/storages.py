@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from common import paths
 from common.compute import env_int
 from common.errors import TuningError, UsageError
-from common.io import FileLock
+from common.io import FileLock, naming
 from common.runs import OWN_PARAMS
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,19 @@ def remove_stale_symlink_lock(journal: Path) -> bool:
     return True
 
 
+class JournalFile(JournalFileBackend):
+    """Optuna's journal file backend, whose failed append (a full disk) names the file: Optuna's own error does not."""
+
+    def __init__(self, path: Path, lock: FileLock):
+        # Optuna types the lock as its private base class; it only calls acquire and release.
+        super().__init__(str(path), lock_obj=lock)  # type: ignore[arg-type]
+        self.path = path
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with naming(self.path):
+            super().append_logs(logs)
+
+
 def journal_storage(path: Path) -> JournalStorage:
     """The journal file as an Optuna storage. Optuna replays every line on opening. A last line cut short (a writer
     killed mid-line) is removed with a warning: Optuna skips it, but its next write would bury it mid-file. Any other
@@ -104,8 +117,7 @@ def journal_storage(path: Path) -> JournalStorage:
     if bad:
         raise damaged
     try:
-        # Optuna types the lock as its private base class; it only calls acquire and release.
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]
+        return JournalStorage(JournalFile(path, lock))
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001 - Optuna's replay fails in many ways; all mean "not a usable journal"

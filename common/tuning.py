@@ -30,7 +30,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from common.cli import duration_text
 from common.competition import Competition, Recipe, reference
-from common.errors import TuningError, UsageError
+from common.errors import KitError, TuningError, UsageError
 from common.io import pid_alive
 from common.params import recipe_defaults
 from common.runs import OWN_PARAMS
@@ -375,9 +375,21 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     before = len(study.get_trials(deepcopy=False))
     with training_here():
-        study.optimize(make_objective(prep, recipe, seed=seed), timeout=timeout, callbacks=callbacks,
-                       gc_after_trial=True)
+        try:
+            study.optimize(make_objective(prep, recipe, seed=seed), timeout=timeout, callbacks=callbacks,
+                           gc_after_trial=True)
+        except AssertionError as exc:
+            raise _recording_failure(exc) from None
     return len(study.get_trials(deepcopy=False)) - before
+
+
+def _recording_failure(exc: AssertionError) -> BaseException:
+    """What made Optuna assert: when the storage cannot record a trial's end (a full disk under the journal), Optuna
+    raises "Should not reach." in place of that error. The OSError it replaced gets the one-line message."""
+    cause: BaseException | None = exc.__context__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__context__
+    return cause if cause is not None else exc
 
 
 def _stopped_by(exc: BaseException | None) -> bool:
@@ -454,10 +466,35 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
         except BaseException:  # Ctrl-C or SIGTERM: stop the workers too, each fails its running trial cleanly
             stop_processes([proc for proc in procs if proc.pid is not None])  # a failed start leaves some unstarted
             raise
-        bad = [p.exitcode for p in procs if p.exitcode != 0]
-        if bad:
-            log.warning("%d of %d workers exited with codes %s", len(bad), workers, bad)
+        check_workers([proc.exitcode or 0 for proc in procs])
     return optuna.load_study(study_name=study.study_name, storage=storage)
+
+
+class WorkersFailed(KitError):
+    """Every worker of a study stopped with an error: the command failed, with the workers' exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def check_workers(codes: list[int]) -> None:
+    """A warning when some workers failed (the others finished the work); an error, with their exit code, when all
+    did: a command whose every worker failed (a full disk, the out-of-memory killer) must not exit 0."""
+    bad = [code for code in codes if code != 0]
+    if not bad:
+        return
+    exits, signals = [code for code in bad if code > 0], [signal.Signals(-code).name for code in bad if code < 0]
+    ends = "; ".join(([f"exit code{'s' * (len(exits) > 1)} {', '.join(map(str, exits))}"] if exits else [])
+                     + ([f"killed by {', '.join(signals)}"] if signals else []))
+    if len(bad) < len(codes):
+        log.warning("%d of %d workers stopped early (%s); the others finished the work", len(bad), len(codes), ends)
+        return
+    exit_codes = {128 - code if code < 0 else code for code in bad}
+    oom = " (SIGKILL: the out-of-memory killer? fewer --workers need less memory)" if -signal.SIGKILL in bad else ""
+    raise WorkersFailed(f"all {len(codes)} workers stopped ({ends}){oom}; the trials they finished stay in the "
+                        "study, and the same command goes on from them", next(iter(exit_codes)) if len(exit_codes) == 1
+                        else 1)
 
 
 # How long stopped workers get to fail their trials cleanly: a trial's bookkeeping takes well under a second.

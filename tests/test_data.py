@@ -1,7 +1,9 @@
 """Data layer: source order, cache manifest, safe unzip, and one clear DataError per bad input."""
 
+import errno
 import io
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 
 import competitions
 from common import data, paths
-from common.errors import DataError
+from common.errors import DataError, describe_os_error
 
 TITANIC = competitions.get("titanic")
 
@@ -252,6 +254,24 @@ def test_corrupt_zip(tmp_path, kit_home):
     with pytest.raises(DataError, match="not a valid zip"):
         data.fetch(TITANIC, mirror)
     assert not (kit_home / "data" / "titanic").exists()
+
+
+def test_a_zip_that_does_not_fit_on_the_disk_names_where_it_was_going_and_leaves_nothing(shared_kaggle, tmp_path,
+                                                                                        kit_home, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    zip_folder(shared_kaggle / "titanic", mirror / "titanic.zip")
+
+    def disk_full(*args, **kwargs):  # what a write() on a full disk raises: an OSError that names no file
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(zipfile.ZipFile, "extract", disk_full)
+    with pytest.raises(OSError) as full:
+        data.fetch(TITANIC, mirror)
+    assert full.value.filename == str(kit_home / "data" / "titanic")
+    assert describe_os_error(full.value).startswith(f"cannot use {kit_home / 'data' / 'titanic'}: No space left on "
+                                                    "device; the disk is full; free some space")
+    assert list((kit_home / "data").iterdir()) == []  # no temp folder, no half cache
 
 
 def test_truncated_zip(shared_kaggle, tmp_path):

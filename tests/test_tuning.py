@@ -1,5 +1,6 @@
 """Optuna tuning on the real Titanic files, over the embedded journal storage and a real PostgreSQL."""
 
+import errno
 import json
 import os
 import re
@@ -343,6 +344,50 @@ def test_workers_that_do_not_stop_on_sigterm_are_killed_after_the_grace(caplog):
     assert time.monotonic() - start < 30
     assert [proc.exitcode for proc in procs] == [-signal.SIGKILL, -signal.SIGTERM]
     assert "1 worker(s) did not stop within 2 s of SIGTERM and were killed" in caplog.text
+
+
+def test_a_journal_whose_disk_fills_mid_study_is_named_in_the_error_and_the_next_command_goes_on(data_dir,
+                                                                                                  kit_home,
+                                                                                                  monkeypatch):
+    """Optuna answers a trial end it could not record with "assert False, 'Should not reach.'", which hid the full
+    disk behind a traceback; the command says which file did not fit instead."""
+    appends = 0
+    append = storages.JournalFile.append_logs
+
+    def fills_up(self, logs):
+        nonlocal appends
+        appends += 1
+        if appends > 40:  # a few trials in: each takes about ten appends
+            with storages.naming(self.path):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        append(self, logs)
+
+    monkeypatch.setattr(storages.JournalFile, "append_logs", fills_up)
+    with pytest.raises(OSError) as full:
+        tuning.tune(TITANIC, "logreg", n_trials=30, n_folds=3)
+    assert full.value.errno == errno.ENOSPC and full.value.filename.endswith("optuna.journal")
+    # space freed, the same command again (this process stands for the one that ended): the trial whose end was
+    # lost is failed and re-queued, as after kill -9
+    monkeypatch.setattr(storages.JournalFile, "append_logs", append)
+    monkeypatch.setattr(tuning, "pid_alive", lambda pid: False)
+    study = tuning.tune(TITANIC, "logreg", n_trials=6, n_folds=3)
+    assert len(finished(study)) == 6 and [t.state for t in study.trials].count(TrialState.FAIL) == 1
+
+
+def test_a_command_whose_every_worker_failed_fails_with_their_exit_code(caplog):
+    tuning.check_workers([0, 0])
+    tuning.check_workers([0, 7])  # the other worker finished the work
+    assert "1 of 2 workers stopped early (exit code 7); the others finished the work" in caplog.text
+    with pytest.raises(tuning.WorkersFailed, match=r"^all 2 workers stopped \(exit codes 7, 7\); the trials") as full:
+        tuning.check_workers([7, 7])  # e.g. the disk under the journal is full: each worker said so in a line
+    assert full.value.exit_code == 7
+    with pytest.raises(tuning.WorkersFailed, match=r"\(exit code 3; killed by SIGKILL\) \(SIGKILL: the out-of-memory "
+                       r"killer\?") as mixed:
+        tuning.check_workers([3, -signal.SIGKILL])
+    assert mixed.value.exit_code == 1
+    with pytest.raises(tuning.WorkersFailed) as killed:
+        tuning.check_workers([-signal.SIGKILL, -signal.SIGKILL])
+    assert killed.value.exit_code == 128 + signal.SIGKILL
 
 
 def test_ctrl_c_stops_the_workers_in_one_line(data_dir, kit_home):
