@@ -3,11 +3,14 @@ one line plus a meaningful exit code.
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage (unknown competition/recipe, bad option), 3 data problem,
 4 Kaggle API refused or failed, 5 submission invalid, 6 tuning storage problem, 7 the machine refused (permission,
-disk full, missing folder, memory), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+disk full, missing folder, memory), 130 interrupted (Ctrl-C), 141 the output's reader left (``| head``), 143
+terminated (SIGTERM).
 """
 
 import argparse
 import logging
+import os
+import select
 import signal
 import sys
 import time
@@ -180,6 +183,16 @@ def optional_part(exc: ImportError) -> str | None:
             f"pip install -e '.[{part}]'{which}, or make setup, which installs them all")
 
 
+def _reader_gone(fd: int) -> bool:
+    """Whether ``fd`` is a pipe whose reader closed it (``train.py | head``): poll reports an error on it."""
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no such descriptor
+        return False
+
+
 def handle_errors(main: Callable[[], int | None]) -> int:
     """Run ``main`` and return its exit code; every error a user can cause becomes one line on stderr."""
     previous = signal.getsignal(signal.SIGTERM)
@@ -199,6 +212,16 @@ def handle_errors(main: Callable[[], int | None]) -> int:
             raise
         print(f"error: {missing}{_written()}", file=sys.stderr)
         return UsageError.exit_code
+    except BrokenPipeError as exc:
+        gone = [fd for fd in (1, 2) if _reader_gone(fd)]
+        if not gone:  # another pipe (a worker's): an error like any other
+            print(f"error: {describe_os_error(exc)}{_resumable()}", file=sys.stderr)
+            return FileSystemError.exit_code
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # or Python's exit would fail to flush it, with a traceback
+        left = _resumable()
+        if left and 2 not in gone:  # quiet, as other tools are, unless work stopped that the same command goes on from
+            print(f"stopped: the program reading the output (e.g. head) closed it{left}", file=sys.stderr)
+        return 128 + 13  # as a tool killed by SIGPIPE, which Python ignores for its own error
     except OSError as exc:
         print(f"error: {describe_os_error(exc)}{_resumable()}", file=sys.stderr)
         return FileSystemError.exit_code

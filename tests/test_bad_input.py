@@ -914,3 +914,27 @@ def test_a_model_whose_optional_part_is_not_installed_says_what_to_install(data_
     assert optional_part(ImportError("cannot import name 'x' from 'torch'", name="torch")) is None
     assert optional_part(ModuleNotFoundError("No module named 'lightgbm'", name="lightgbm")) is None
 
+
+
+def reader_leaves(args: list[str], lines_read: int) -> tuple[int, str]:
+    """Run a script with its output piped to a reader that reads ``lines_read`` lines and leaves (``| head``);
+    returns the exit code and what the script said on stderr."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    for _ in range(lines_read):
+        proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    return proc.wait(timeout=300), err
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly_as_other_tools(data_dir, kit_home):
+    """`train.py --list-recipes titanic | head -1`: exit 141 as a tool that SIGPIPE ends, no traceback, and no line
+    either, unless work stopped that the same command goes on from."""
+    code, err = reader_leaves(["train.py", "--list-recipes", "titanic"], lines_read=0)
+    assert (code, err) == (141, "")
+    code, err = reader_leaves(["compare.py", "titanic", "--recipes", "logreg", "rule", "--repeats", "1"], lines_read=1)
+    assert code == 141 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.splitlines()[-1] == ("stopped: the program reading the output (e.g. head) closed it; 5 finished "
+                                    "fold(s) kept under resume/: the same command goes on from them"), err
