@@ -211,12 +211,12 @@ def current_umask() -> int:
 
 @contextmanager
 def naming(path: Path) -> Iterator[None]:
-    """A failed ``write()`` (a full disk) raises an OSError that names no file: name ``path``, where the data was
-    going, so that the one-line error says which file or folder did not fit."""
+    """Errors name ``path``, where the data was going: a failed ``write()`` (a full disk) raises an OSError that names
+    no file, and one about a temp file or folder (a read-only disk) names a ``.tmp-`` name the user never chose."""
     try:
         yield
     except OSError as exc:
-        if exc.filename:
+        if exc.filename and not _LEFTOVER.search(Path(str(exc.filename)).name):
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
@@ -225,9 +225,9 @@ def _atomic(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{temp_tag()}")
-    try:
-        with naming(path):
+    with naming(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{temp_tag()}")
+        try:
             # mkstemp makes 0600 files; a written file should get the same mode as any other the user creates.
             if hasattr(os, "fchmod"):  # Windows before Python 3.13 has none (nor such modes)
                 os.fchmod(fd, 0o666 & ~current_umask())
@@ -236,9 +236,9 @@ def _atomic(path: Path, write) -> Path:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -247,7 +247,8 @@ def make_temp_dir(parent: Path, prefix: str) -> Path:
     recognise as this process's."""
     parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(parent)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{prefix}.{temp_tag()}"))
+    with naming(parent):
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{prefix}.{temp_tag()}"))
     tmp.chmod(0o777 & ~current_umask())
     return tmp
 

@@ -26,7 +26,7 @@ import pandas as pd
 from common import paths
 from common.compute import cpu_flags
 from common.errors import UsageError
-from common.io import held, sweep_leftovers, temp_tag, write_bytes_atomic, write_json_atomic, write_with
+from common.io import held, naming, sweep_leftovers, temp_tag, write_bytes_atomic, write_json_atomic, write_with
 from common.metrics import Metric
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,8 @@ class RunWriter:
     def __enter__(self) -> "RunWriter":
         self.parent.mkdir(parents=True, exist_ok=True)
         sweep_leftovers(self.parent)  # what runs killed with kill -9 left behind
-        self.tmp.mkdir()
+        with naming(self.parent):
+            self.tmp.mkdir()
         try:
             self.code = code_state()  # the code as the run starts: an edit made while it trains is not what it ran
             if self.code.patch:

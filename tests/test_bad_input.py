@@ -351,6 +351,23 @@ def test_a_librarys_own_oserror_under_params_names_the_params(data_dir, kit_home
     assert "failed with the params you gave (C): OSError: Can't load tokenizer for 'my-model'" in line
 
 
+def test_a_refused_temp_file_is_named_by_the_file_it_was_for(tmp_path, monkeypatch):
+    """A read-only disk refuses the temp file an atomic write starts with: the line names leaderboard.md, not
+    `.leaderboard.md.tmp-1234-ab12cd34-x7`, a name the user never chose; other files keep their own names."""
+    target = tmp_path / "leaderboard.md"
+
+    def read_only(dir, prefix):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.path.join(dir, f"{prefix}x7"))
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError) as refused:
+        io.write_text_atomic(target, "x")
+    assert refused.value.filename == str(target) and refused.value.errno == errno.EROFS
+    with pytest.raises(OSError) as other, io.naming(target):
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / "runs"))
+    assert other.value.filename == str(tmp_path / "runs")
+
+
 def test_disk_full_is_one_line_and_leaves_no_temp_file(data_dir, kit_home, monkeypatch, capsys):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
