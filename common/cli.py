@@ -23,6 +23,7 @@ STARTED = time.time()  # a part download written to since then is this command's
 MAX_SEED = 2**32 - 1  # numpy, scikit-learn and LightGBM all take seeds in [0, 2**32)
 MIN_FOLDS, MAX_FOLDS = 2, 20
 MAX_REPEATS = 50  # compare.py: each repeat is a whole k-fold CV
+READER_GONE = 128 + 13  # the exit code of a tool that SIGPIPE ended (Python ignores it, for its own error)
 
 
 class Terminated(KeyboardInterrupt):
@@ -221,7 +222,7 @@ def handle_errors(main: Callable[[], int | None]) -> int:
         left = _resumable()
         if left and 2 not in gone:  # quiet, as other tools are, unless work stopped that the same command goes on from
             print(f"stopped: the program reading the output (e.g. head) closed it{left}", file=sys.stderr)
-        return 128 + 13  # as a tool killed by SIGPIPE, which Python ignores for its own error
+        return READER_GONE
     except OSError as exc:
         print(f"error: {describe_os_error(exc)}{_resumable()}", file=sys.stderr)
         return FileSystemError.exit_code

@@ -7,6 +7,7 @@ SQLAlchemy URL (PostgreSQL first-class). ``--trials`` is the study's total of fi
 command resumes.
 """
 
+import errno
 import itertools
 import json
 import logging
@@ -28,7 +29,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
-from common.cli import duration_text
+from common.cli import READER_GONE, duration_text
 from common.competition import Competition, Recipe, reference
 from common.errors import KitError, TuningError, UsageError
 from common.io import pid_alive
@@ -490,6 +491,8 @@ def check_workers(codes: list[int]) -> None:
     if len(bad) < len(codes):
         log.warning("%d of %d workers stopped early (%s); the others finished the work", len(bad), len(codes), ends)
         return
+    if set(bad) == {READER_GONE}:  # the output's reader left (| head): this process ends as quietly as they did
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
     exit_codes = {128 - code if code < 0 else code for code in bad}
     oom = " (SIGKILL: the out-of-memory killer? fewer --workers need less memory)" if -signal.SIGKILL in bad else ""
     raise WorkersFailed(f"all {len(codes)} workers stopped ({ends}){oom}; the trials they finished stay in the "

@@ -388,6 +388,8 @@ def test_a_command_whose_every_worker_failed_fails_with_their_exit_code(caplog):
     with pytest.raises(tuning.WorkersFailed) as killed:
         tuning.check_workers([-signal.SIGKILL, -signal.SIGKILL])
     assert killed.value.exit_code == 128 + signal.SIGKILL
+    with pytest.raises(BrokenPipeError):  # `tune.py ... | head`: each worker ended quietly, and so does the command
+        tuning.check_workers([141, 141])
 
 
 def test_ctrl_c_stops_the_workers_in_one_line(data_dir, kit_home):
