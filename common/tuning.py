@@ -380,17 +380,20 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
             study.optimize(make_objective(prep, recipe, seed=seed), timeout=timeout, callbacks=callbacks,
                            gc_after_trial=True)
         except AssertionError as exc:
-            raise _recording_failure(exc) from None
+            failure = _recording_failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
     return len(study.get_trials(deepcopy=False)) - before
 
 
-def _recording_failure(exc: AssertionError) -> BaseException:
-    """What made Optuna assert: when the storage cannot record a trial's end (a full disk under the journal), Optuna
-    raises "Should not reach." in place of that error. The OSError it replaced gets the one-line message."""
+def _recording_failure(exc: AssertionError) -> OSError | None:
+    """What made Optuna assert, if the machine refused: when the storage cannot record a trial's end (a full disk
+    under the journal), Optuna raises "Should not reach." in place of that error, which gets the one-line message."""
     cause: BaseException | None = exc.__context__
     while cause is not None and not isinstance(cause, OSError):
         cause = cause.__context__
-    return cause if cause is not None else exc
+    return cause
 
 
 def _stopped_by(exc: BaseException | None) -> bool:
