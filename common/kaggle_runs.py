@@ -17,7 +17,7 @@ import pandas as pd
 from common import kaggle_api, submission
 from common.competition import Competition
 from common.data import load_sample, sha256_file
-from common.errors import KaggleApiError, SubmissionError, UsageError
+from common.errors import FileSystemError, KaggleApiError, SubmissionError, UsageError, describe_os_error
 from common.runs import RunRecord, best_run, best_unsent, find_run, load_runs, update_record
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,12 @@ def submit_run(comp: Competition, run: RunRecord, path: Path, zip_mode: ZipMode 
         sent = upload.name
     entry = {"ref": ref, "message": message, "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
              "status": "PENDING", "public_score": None, "private_score": None, "uploaded": sent}
-    update_record(run.folder, lambda record: {"kaggle_submissions": [*record.kaggle_submissions, entry]})
+    try:
+        update_record(run.folder, lambda record: {"kaggle_submissions": [*record.kaggle_submissions, entry]})
+    except OSError as exc:  # Kaggle has the file: a plain "run it again" must not read as "it was not sent"
+        raise FileSystemError(f"Kaggle has the submission (ref {ref}), but its record was not written: "
+                              f"{describe_os_error(exc)}; the same command then records it without sending it "
+                              f"again, or python scripts/leaderboard.py {comp.name} --sync with its score") from exc
     return entry
 
 

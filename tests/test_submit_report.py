@@ -272,6 +272,30 @@ def test_a_submission_kaggle_has_but_the_record_lost_is_recorded_and_not_sent_tw
     assert forced.returncode == 0 and len(fake_kaggle.state.submissions) == 2
 
 
+def test_a_record_that_cannot_be_written_once_kaggle_has_the_file_says_it_was_sent(trained, fake_kaggle, kit_home,
+                                                                                   data_dir):
+    """A full disk after the upload: the line says Kaggle has it, and the same command records it, sends nothing."""
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    code = ("import errno, os, runpy, sys\n"
+            "from common import kaggle_runs\n"
+            "def full(folder, change):\n"
+            "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / 'run.json'))\n"
+            "kaggle_runs.update_record = full\n"
+            "sys.argv = ['submit.py', 'titanic', '--no-wait']\n"
+            "runpy.run_path('scripts/submit.py', run_name='__main__')\n")
+    full = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=120)
+    [sent] = fake_kaggle.state.submissions
+    assert full.returncode == 7 and "Traceback" not in full.stderr, full.stderr
+    assert last_line(full).startswith(f"error: Kaggle has the submission (ref {sent['ref']}), but its record was "
+                                      f"not written: cannot use {trained[0].path / 'run.json'}: No space left")
+    assert last_line(full).endswith("python scripts/leaderboard.py titanic --sync with its score")
+    again = run_script("submit.py", "titanic", "--no-wait", env=env)
+    assert again.returncode == 2 and last_line(again).startswith("error: this run's file was already submitted")
+    assert [e["ref"] for e in RunRecord.read(trained[0].path).kaggle_submissions] == [sent["ref"]]
+    assert len(fake_kaggle.state.submissions) == 1
+
+
 def test_auto_zips_only_files_over_the_threshold(tmp_path):
     small, large = tmp_path / "small.csv", tmp_path / "large.csv"
     small.write_text("Id,Visits\n" + "a,1\n" * 10)
