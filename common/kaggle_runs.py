@@ -14,10 +14,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from common import kaggle_api, submission
+from common import kaggle_api, paths, submission
 from common.competition import Competition
 from common.data import load_sample, sha256_file
 from common.errors import FileSystemError, KaggleApiError, SubmissionError, UsageError, describe_os_error
+from common.io import held
 from common.runs import RunRecord, best_run, best_unsent, find_run, load_runs, update_record
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,17 @@ def refuse_resubmission(comp: Competition, run: RunRecord, picked: bool = False)
                        f"CV {unsent.cv_text()}): --run {unsent.run_id}")
     raise UsageError(f"{earlier}; the same file gets the same score, so sending it again only spends one of "
                      f"today's submissions - pass --again to send it anyway{instead}")
+
+
+@contextmanager
+def one_submit_at_a_time(comp: Competition) -> Iterator[None]:
+    """Two submits of one competition at once (two terminals, a loop) would both find the file unsent and both send
+    it, spending two of the day's submissions on one score: the second waits, then finds the first one's record."""
+    folder = paths.runs_dir(comp.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with held(folder / ".submit.flock", "submitting",
+              waiting=f"another submit.py {comp.name} is sending a file; waiting until it has"):
+        yield
 
 
 def refuse_unrecorded(comp: Competition, run: RunRecord) -> int:

@@ -17,11 +17,14 @@ the run and its CV; the Kaggle reference (and later the scores) go into the run'
 
 import argparse
 import sys
-from typing import get_args
+from contextlib import ExitStack
+from typing import Any, get_args
 
 import competitions
 from common import kaggle_api, kaggle_runs
 from common.cli import Terminated, parse_args, run_main, seconds_arg
+from common.competition import Competition
+from common.runs import RunRecord
 
 
 def main() -> int:
@@ -45,6 +48,33 @@ def main() -> int:
     parser.add_argument("--data-dir", help="where the sample submission is found (as for train.py)")
     args = parse_args(parser)
     comp = competitions.get(args.competition)
+    with ExitStack() as stack:
+        if not args.dry_run:  # from choosing the run to recording what Kaggle took: one submit at a time
+            stack.enter_context(kaggle_runs.one_submit_at_a_time(comp))
+        sent = send(comp, args)
+    if sent is None:
+        return 0
+    run, entry = sent
+    later = f"python scripts/leaderboard.py {comp.name} --sync"
+    if not args.wait:
+        print(f"the score, once Kaggle has it: {later}")
+        return 0
+    try:
+        scored = kaggle_runs.wait_for_score(comp, run, entry["ref"], args.timeout, args.poll)
+    except KeyboardInterrupt as stop:  # the submission is in and recorded; only the wait stops
+        print(f"stopped waiting: submission {entry['ref']} is recorded in run {run.run_id}; "
+              f"its score, once Kaggle has it: {later}", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
+    private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
+    print(f"scored: public {comp.metric.name} {scored['public_score']}{private} (CV {run.cv_text()})")
+    if scored["public_score"] is not None and (beside := kaggle_runs.against_best(comp, run, scored["public_score"])):
+        print(beside)
+    return 0
+
+
+def send(comp: Competition, args: argparse.Namespace) -> tuple[RunRecord, dict[str, Any]] | None:
+    """Choose the run, check its file and send it (None: a dry run, nothing sent); returns the run and the
+    submission's entry in its record."""
     run = kaggle_runs.pick_run(comp, args.run)
     message = kaggle_runs.message_for(run, args.note)
     if not args.again:  # before the file is checked against the data: nothing to check if it will not go
@@ -61,7 +91,7 @@ def main() -> int:
     form = "zipped" if kaggle_runs.zips(path, args.zip) else "as CSV"
     if args.dry_run:
         print(f"dry run: would submit it {form} to {comp.slug} with message: {message}")
-        return 0
+        return None
     kaggle_api.require_credentials(f"; the validated file is {path}")
     floor = None
     if not args.again:  # a submit cut short may have sent it without recording it
@@ -71,21 +101,7 @@ def main() -> int:
     print(f"submitted {form}: Kaggle ref {entry['ref']}, message: {message}")
     if left is not None:
         print(f"{left - 1} more submission{'s' * (left != 2)} to {comp.slug} allowed today (until 00:00 UTC)")
-    later = f"python scripts/leaderboard.py {comp.name} --sync"
-    if not args.wait:
-        print(f"the score, once Kaggle has it: {later}")
-        return 0
-    try:
-        scored = kaggle_runs.wait_for_score(comp, run, entry["ref"], args.timeout, args.poll)
-    except KeyboardInterrupt as stop:  # the submission is in and recorded; only the wait stops
-        print(f"stopped waiting: submission {entry['ref']} is recorded in run {run.run_id}; "
-              f"its score, once Kaggle has it: {later}", file=sys.stderr)
-        return 143 if isinstance(stop, Terminated) else 130
-    private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
-    print(f"scored: public {comp.metric.name} {scored['public_score']}{private} (CV {run.cv_text()})")
-    if scored["public_score"] is not None and (beside := kaggle_runs.against_best(comp, run, scored["public_score"])):
-        print(beside)
-    return 0
+    return run, entry
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pytest
 
 import competitions
 from common import data, kaggle_runs, runner
+from common.io import FileLock
 from common.metrics import ACCURACY, RMSLE
 from common.runs import RunRecord, best_run, load_runs, update_record
 
@@ -293,6 +294,33 @@ def test_a_record_that_cannot_be_written_once_kaggle_has_the_file_says_it_was_se
     again = run_script("submit.py", "titanic", "--no-wait", env=env)
     assert again.returncode == 2 and last_line(again).startswith("error: this run's file was already submitted")
     assert [e["ref"] for e in RunRecord.read(trained[0].path).kaggle_submissions] == [sent["ref"]]
+    assert len(fake_kaggle.state.submissions) == 1
+
+
+def test_two_submits_at_once_send_the_file_once(trained, fake_kaggle, kit_home, data_dir, tmp_path):
+    """Two terminals, one `make submit`: both would find the best run's file unsent and both send it (two of the
+    day's submissions for one score); the second waits for the first, then finds its record."""
+    env = env_for(kit_home, fake_kaggle, data_dir)
+    lock = FileLock(kit_home / "runs" / "titanic" / ".submit.flock")
+    assert lock.acquire()  # held here, so both start before either sends
+    logs = [tmp_path / f"submit-{i}.err" for i in range(2)]
+    procs = []
+    for log in logs:
+        with log.open("w") as err:
+            procs.append(subprocess.Popen([sys.executable, str(ROOT / "scripts" / "submit.py"), "titanic",
+                                           "--no-wait"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err))
+    try:
+        deadline = time.time() + 120
+        while not all("is sending a file; waiting until it has" in log.read_text() for log in logs):
+            assert time.time() < deadline and all(proc.poll() is None for proc in procs), [
+                log.read_text() for log in logs]
+            time.sleep(0.05)
+    finally:
+        lock.release()
+    codes = sorted(proc.wait(timeout=120) for proc in procs)
+    assert codes == [0, 2], [log.read_text() for log in logs]
+    refused = next(log.read_text() for log in logs if "already submitted" in log.read_text())
+    assert f"--run {trained[1].run_id}" in refused  # and the best run Kaggle does not have yet is named
     assert len(fake_kaggle.state.submissions) == 1
 
 
