@@ -334,11 +334,14 @@ def test_zip_missing_a_file(shared_kaggle, tmp_path):
 
 def test_a_data_dir_that_is_missing_or_a_file_is_named_as_such(tmp_path):
     titanic = competitions.get("titanic")
-    with pytest.raises(DataError, match=r"data directory .*nowhere does not exist; set KAGGLE_DATA_DIR"):
+    with pytest.raises(DataError, match=r"data directory '.*nowhere' does not exist; set KAGGLE_DATA_DIR"):
         data.load(titanic, tmp_path / "nowhere")
     (tmp_path / "a-file").write_text("x")
-    with pytest.raises(DataError, match=r"data directory .*a-file is a file, neither a folder nor a zip"):
+    with pytest.raises(DataError, match=r"data directory '.*a-file' is a file, neither a folder nor a zip"):
         data.load(titanic, tmp_path / "a-file")
+    with pytest.raises(DataError, match=rf"data directory ' {tmp_path}' does not exist \(a space begins or ends it: "
+                                        rf"did you mean '{tmp_path}'\?\)"):
+        data.load(titanic, Path(f" {tmp_path}"))  # as pasted: KAGGLE_DATA_DIR=" ~/kaggle"
 
 
 def test_two_runs_unpacking_at_once_swap_the_cache_in_one_at_a_time(shared_kaggle, tmp_path, kit_home):
