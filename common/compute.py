@@ -46,8 +46,15 @@ ENV_INTS = ("KIT_THREADS", "KIT_HEARTBEAT_SECONDS")
 
 def check_settings() -> None:
     """Refuse a typo in a setting before any work, not when the first model (or tuning storage) reads it."""
+    from common.paths import PATH_SETTINGS, without_pasted_space
+
     for name in ENV_INTS:
         env_int(name, 1)
+    for name in PATH_SETTINGS:
+        value = os.environ.get(name, "")
+        if (trimmed := without_pasted_space(value)) is not None:
+            raise UsageError(f"{name} is '{value}': a space begins or ends it, which would make it another folder; "
+                             f"did you mean '{trimmed}'?")
 
 
 def n_threads() -> int:

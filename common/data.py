@@ -240,8 +240,7 @@ def _from_data_dir(comp: Competition, root: Path, names: list[str], check: Check
         return _unpack_to_cache(comp, root, "data-dir", check)
     if not root.is_dir():
         what = "is a file, neither a folder nor a zip" if root.exists() else "does not exist"
-        trimmed = Path(str(root).strip())
-        if not root.exists() and trimmed != root and trimmed.exists():  # a space pasted with the path
+        if (trimmed := paths.without_pasted_space(root)) is not None:
             what += f" (a space begins or ends it: did you mean '{trimmed}'?)"
         raise DataError(f"data directory '{root}' {what}; set KAGGLE_DATA_DIR or --data-dir to a folder or the "
                         "competition's zip")

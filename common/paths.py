@@ -13,6 +13,20 @@ def home() -> Path:
     return Path(os.environ.get("KIT_HOME") or Path.cwd()).expanduser().resolve()
 
 
+# Settings that name a folder: a space pasted before or after one would make it another, relative folder.
+PATH_SETTINGS = ("KIT_HOME", "KAGGLE_DATA_DIR", "KIT_MODEL_CACHE")
+
+
+def without_pasted_space(path: str | Path) -> str | None:
+    """The path without the spaces around it, when those are surely pasted by mistake (the path as given does not
+    exist, e.g. KAGGLE_DATA_DIR=" ~/kaggle" from an env file); else None."""
+    text = str(path)
+    trimmed = text.strip()
+    if not trimmed or trimmed == text or Path(text).expanduser().exists():
+        return None
+    return trimmed
+
+
 def data_cache(slug: str) -> Path:
     return home() / "data" / slug
 

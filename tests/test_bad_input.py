@@ -422,6 +422,24 @@ def test_a_typo_in_a_numeric_setting_is_one_usage_line_before_any_work(kit_home,
                                                       f"{value!r}; fix or unset it")
     assert not any(kit_home.iterdir())
 
+@pytest.mark.parametrize("name", ["KIT_HOME", "KAGGLE_DATA_DIR", "KIT_MODEL_CACHE"])
+def test_a_folder_setting_pasted_with_a_space_is_one_usage_line_before_any_work(tmp_path, monkeypatch, name):
+    """KIT_HOME=" /data/kaggle" (an env file, an IDE's run settings) is a relative folder: runs would land in
+    ./ /data/kaggle."""
+    from common.compute import check_settings
+
+    monkeypatch.setenv(name, f" {tmp_path}")
+    with pytest.raises(UsageError, match=rf"^{name} is ' {tmp_path}': a space begins or ends it, which would make it "
+                                         rf"another folder; did you mean '{tmp_path}'\?$"):
+        check_settings()
+    monkeypatch.setenv(name, str(tmp_path))
+    check_settings()
+    spaced = tmp_path / "a folder "  # one that exists as it is given is taken as it is
+    spaced.mkdir()
+    monkeypatch.setenv(name, str(spaced))
+    check_settings()
+
+
 def test_fold_count_beyond_the_smallest_class_is_a_usage_error():
     y = np.array([0] * 100 + [1] * 3)
     dataset = Data(pd.DataFrame({"id": range(103), "t": y}), pd.DataFrame(), pd.DataFrame(), "t", "id")
