@@ -13,6 +13,7 @@ import os
 import select
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 
@@ -42,9 +43,18 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The scripts' help: the description as written (its examples keep their lines), and option help wrapped only
+    at spaces - argparse also breaks at hyphens, which showed "digit-" and "recognizer" on two lines."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False) or [""]
+
+
 def parse_args(parser: argparse.ArgumentParser, competitions: Sequence[str] = ()) -> argparse.Namespace:
     """Every script's last step of option parsing: the shared --verbose flag, then logging set up from it.
     ``competitions``: the names the script's competition positional takes, for ``competition_first``."""
+    parser.formatter_class = HelpFormatter
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(competition_first(parser, sys.argv[1:], competitions))
     setup_logging(args.verbose)

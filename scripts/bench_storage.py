@@ -26,7 +26,7 @@ def trials_per_minute(storage: BaseStorage, n_trials: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("--trials", type=positive_arg, default=300)
     parser.add_argument("--postgres", help="a PostgreSQL URL to include (an empty database: a study is added to it)")
     args = parse_args(parser)

@@ -88,7 +88,7 @@ def build(shared: Path, out: Path, n_pages: int, n_days: int, horizon: int, seed
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("--out", required=True, help="folder for the generated mirror (outside the repo)")
     parser.add_argument("--shared", default=str(ROOT.parent / "shared" / "kaggle"), help="the local Kaggle mirror")
     for name, full in FULL_SIZE.items():

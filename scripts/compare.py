@@ -40,7 +40,7 @@ FLIPS_COUNTED = ("binary", "multiclass")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipes", nargs="*", type=names_arg, help="recipes to compare, by spaces or commas (as "
                         "train.py --recipe takes them; default: all)")

@@ -14,7 +14,7 @@ from common.cli import parse_args, run_main
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip, or that zip itself")
     parser.add_argument("--force", action="store_true", help="download again even if the cache is valid")

@@ -16,7 +16,7 @@ from common.cli import parse_args, run_main, seed_arg
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
     parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the folds and the classifier")

@@ -22,7 +22,7 @@ from common.runs import load_runs, standing
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--runs", nargs="+", metavar="RUN_ID", help="run ids to blend (default: every run of the "
                         "competition on the most used folds)")

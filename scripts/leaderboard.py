@@ -18,7 +18,7 @@ from common.runs import load_runs
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competitions", nargs="*", help=f"what --sync reads and the table here shows (the report "
                         f"files always hold every competition); any of: {', '.join(competitions.names())}")
     parser.add_argument("--sync", action="store_true", help="fill in scores of your submissions from Kaggle")

@@ -17,7 +17,7 @@ from common.runs import load_runs
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--keep", type=positive_arg, default=3,
                         help="best runs by CV to keep on each fold assignment (default 3)")

@@ -28,7 +28,7 @@ from common.runs import RunRecord
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--run", help="run id (or a unique prefix); default: the best run by CV")
     parser.add_argument("--dry-run", action="store_true", help="validate and show what would be sent; send nothing")

@@ -33,7 +33,7 @@ LONG_RUN_SECONDS = 60  # a single run this long or longer says up front how long
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", type=names_arg, action="extend", help="named recipe of the competition "
                         "(default: default; --list-recipes shows them); several (logreg,lgbm or the option again), "

@@ -26,7 +26,7 @@ from common.competition import Competition
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", required=True, type=names_arg, action="extend",
                         help="a recipe with a search space; a stack (house-prices default) tunes each of its members "

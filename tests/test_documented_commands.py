@@ -9,6 +9,8 @@ import shlex
 
 import pytest
 
+import competitions
+
 from conftest import ROOT
 
 COMMAND = re.compile(r"python scripts/(\w+)\.py([^#`|\n]*)")
@@ -54,7 +56,11 @@ def test_a_documented_command_parses(where, script, args, monkeypatch, capsys):
     except Parsed:
         return
     except SystemExit as exit:
+        out, err = capsys.readouterr()
         assert exit.code == 0 and "--help" in args, f"{where}: {script}.py {shlex.join(args)}: " \
-                                                   f"{capsys.readouterr().err.strip().splitlines()[-1:]}"
+                                                   f"{err.strip().splitlines()[-1:]}"
+        if "competition" in out:  # each name whole, as it is typed: no "digit-" at a line's end
+            assert all(name in " ".join(out.split()) and f"{name.split('-')[0]}-\n" not in out
+                       for name in competitions.names()), out
         return
     pytest.fail(f"{where}: {script}.py {shlex.join(args)} never parsed its arguments")
