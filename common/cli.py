@@ -16,9 +16,10 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from common.compute import check_settings
-from common.errors import FileSystemError, KitError, UsageError, describe_os_error
+from common.errors import FileSystemError, KitError, UsageError, describe_os_error, did_you_mean
 
 STARTED = time.time()  # a part download written to since then is this command's
 MAX_SEED = 2**32 - 1  # numpy, scikit-learn and LightGBM all take seeds in [0, 2**32)
@@ -51,10 +52,25 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False) or [""]
 
 
+class Parser(argparse.ArgumentParser):
+    """Every script's option parser: help as ``HelpFormatter`` lays it out, and a bad option one error line like
+    every other error (argparse prints its whole usage first, five lines for train.py)."""
+
+    def __init__(self, description: str | None):
+        super().__init__(description=description, formatter_class=HelpFormatter)
+
+    def error(self, message: str) -> NoReturn:
+        hint = ""
+        if message.startswith("unrecognized arguments: "):  # --recipie lgbm: (did you mean '--recipe'?)
+            first = message.split(": ", 1)[1].split()[0].split("=")[0]
+            if first.startswith("--"):
+                hint = did_you_mean(first, [flag for action in self._actions for flag in action.option_strings])
+        self.exit(UsageError.exit_code, f"error: {message}{hint} ({self.prog} --help shows every option)\n")
+
+
 def parse_args(parser: argparse.ArgumentParser, competitions: Sequence[str] = ()) -> argparse.Namespace:
     """Every script's last step of option parsing: the shared --verbose flag, then logging set up from it.
     ``competitions``: the names the script's competition positional takes, for ``competition_first``."""
-    parser.formatter_class = HelpFormatter
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(competition_first(parser, sys.argv[1:], competitions))
     setup_logging(args.verbose)

@@ -6,7 +6,6 @@ PostgreSQL with heartbeats), and the time per trial as a multiple of Optuna's in
     python scripts/bench_storage.py --trials 300 [--postgres postgresql://user@host/db]
 """
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage, InMemoryStorage
 
-from common.cli import parse_args, positive_arg, run_main
+from common.cli import Parser, parse_args, positive_arg, run_main
 from common.storages import open_storage
 
 
@@ -26,7 +25,7 @@ def trials_per_minute(storage: BaseStorage, n_trials: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("--trials", type=positive_arg, default=300)
     parser.add_argument("--postgres", help="a PostgreSQL URL to include (an empty database: a study is added to it)")
     args = parse_args(parser)

@@ -11,7 +11,6 @@ The files are written as Kaggle names them for stage 2 (train_2.csv, key_2.csv, 
 forecast starts two days after train ends, 62 days), so the run goes through ``web-traffic-stage2``.
 """
 
-import argparse
 import json
 import logging
 import resource
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from common.cli import folds_arg, parse_args, positive_arg, run_main
+from common.cli import Parser, folds_arg, parse_args, positive_arg, run_main
 from common.data import DataFiles
 from common.errors import UsageError
 from common.io import write_json_atomic
@@ -88,7 +87,7 @@ def build(shared: Path, out: Path, n_pages: int, n_days: int, horizon: int, seed
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("--out", required=True, help="folder for the generated mirror (outside the repo)")
     parser.add_argument("--shared", default=str(ROOT.parent / "shared" / "kaggle"), help="the local Kaggle mirror")
     for name, full in FULL_SIZE.items():

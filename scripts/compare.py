@@ -14,7 +14,6 @@ Each finished fold is kept under resume/ until the comparison ends, so an interr
                                                                  # on the rows where they disagree, who is right
 """
 
-import argparse
 import dataclasses
 import logging
 import time
@@ -24,7 +23,7 @@ import numpy as np
 
 import competitions
 from common import runner, tuning
-from common.cli import folds_arg, names_arg, parse_args, repeats_arg, run_main, seed_arg
+from common.cli import Parser, folds_arg, names_arg, parse_args, repeats_arg, run_main, seed_arg
 from common.cv import corrected_std_error
 from common.errors import UsageError
 from common.resume import Resume
@@ -40,7 +39,7 @@ FLIPS_COUNTED = ("binary", "multiclass")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipes", nargs="*", type=names_arg, help="recipes to compare, by spaces or commas (as "
                         "train.py --recipe takes them; default: all)")

@@ -6,15 +6,14 @@ and print where they are.
     KAGGLE_DATA_DIR=../shared/kaggle python scripts/download.py digit-recognizer
 """
 
-import argparse
 
 import competitions
 from common import data
-from common.cli import parse_args, run_main
+from common.cli import Parser, parse_args, run_main
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--data-dir", help="local mirror holding <slug>/ or <slug>.zip, or that zip itself")
     parser.add_argument("--force", action="store_true", help="download again even if the cache is valid")

@@ -8,15 +8,14 @@ The result goes to reports/drift/<competition>.json and into the report (python 
     python scripts/drift.py disaster-tweets
 """
 
-import argparse
 
 import competitions
 from common import drift
-from common.cli import parse_args, run_main, seed_arg
+from common.cli import Parser, parse_args, run_main, seed_arg
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--data-dir", help="local mirror of the competition files (as for train.py)")
     parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the folds and the classifier")

@@ -13,16 +13,15 @@ as a further leave-one-fold-out says), nnls (non-negative weights), rank (rank a
 order, such as ROC AUC). Ensembles are not blended again.
 """
 
-import argparse
 
 import competitions
 from common import blending, ensemble_runs, paths
-from common.cli import parse_args, positive_arg, run_main
+from common.cli import Parser, parse_args, positive_arg, run_main
 from common.runs import load_runs, standing
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--runs", nargs="+", metavar="RUN_ID", help="run ids to blend (default: every run of the "
                         "competition on the most used folds)")

@@ -8,17 +8,16 @@ reports/leaderboard.html with plots (both always of every competition with runs)
     python scripts/leaderboard.py --storage postgresql://user@host/optuna   # studies tuned on a shared database
 """
 
-import argparse
 
 import competitions
 from common import kaggle_runs, report
-from common.cli import parse_args, run_main
+from common.cli import Parser, parse_args, run_main
 from common.errors import KaggleApiError
 from common.runs import load_runs
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competitions", nargs="*", help=f"what --sync reads and the table here shows (the report "
                         f"files always hold every competition); any of: {', '.join(competitions.names())}")
     parser.add_argument("--sync", action="store_true", help="fill in scores of your submissions from Kaggle")

@@ -8,16 +8,15 @@ run submitted to Kaggle, and the newest run. Without --yes nothing is removed: t
     python scripts/prune.py titanic --keep 1 --yes   # only the best run of each fold assignment (and the above)
 """
 
-import argparse
 
 import competitions
 from common import paths, prune
-from common.cli import parse_args, positive_arg, run_main
+from common.cli import Parser, parse_args, positive_arg, run_main
 from common.runs import load_runs
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--keep", type=positive_arg, default=3,
                         help="best runs by CV to keep on each fold assignment (default 3)")

@@ -22,13 +22,13 @@ from typing import Any, get_args
 
 import competitions
 from common import kaggle_api, kaggle_runs
-from common.cli import Terminated, parse_args, run_main, seconds_arg
+from common.cli import Parser, Terminated, parse_args, run_main, seconds_arg
 from common.competition import Competition
 from common.runs import RunRecord
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--run", help="run id (or a unique prefix); default: the best run by CV")
     parser.add_argument("--dry-run", action="store_true", help="validate and show what would be sent; send nothing")

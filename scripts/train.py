@@ -15,14 +15,13 @@
     torchrun --nproc_per_node=2 scripts/train.py digit-recognizer         # data-parallel training (DDP)
 """
 
-import argparse
 import json
 import logging
 import statistics
 
 import competitions
 from common import kaggle_runs, paths, reproduce, submission, tuning
-from common.cli import duration_text, folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg
+from common.cli import Parser, duration_text, folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg
 from common.competition import Competition
 from common.compute import world
 from common.resume import Batch
@@ -33,7 +32,7 @@ LONG_RUN_SECONDS = 60  # a single run this long or longer says up front how long
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", type=names_arg, action="extend", help="named recipe of the competition "
                         "(default: default; --list-recipes shows them); several (logreg,lgbm or the option again), "

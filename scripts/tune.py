@@ -21,12 +21,12 @@ from optuna.trial import TrialState
 
 import competitions
 from common import storages, tuning
-from common.cli import folds_arg, names_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
+from common.cli import Parser, folds_arg, names_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
 from common.competition import Competition
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)  # formatted by common.cli.parse_args
+    parser = Parser(__doc__)
     parser.add_argument("competition", help=f"one of: {', '.join(competitions.names())}")
     parser.add_argument("--recipe", required=True, type=names_arg, action="extend",
                         help="a recipe with a search space; a stack (house-prices default) tunes each of its members "

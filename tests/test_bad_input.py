@@ -403,11 +403,15 @@ def test_a_file_where_a_folder_belongs_is_one_line_and_the_run_is_kept(data_dir,
     ("submit.py", ("--poll", "0"), "0 is out of range; use a finite number of seconds, at least 0.1"),
     ("submit.py", ("--timeout", "-5"), "-5 is out of range"),
     ("tune.py", ("--timeout", "nan"), "nan is out of range"),
+    ("train.py", ("--recipie", "lgbm"), "error: unrecognized arguments: --recipie lgbm (did you mean '--recipe'?) "
+                                        "(train.py --help shows every option)"),
+    ("submit.py", ("--dryrun",), "(did you mean '--dry-run'?)"),
 ])
 def test_options_are_checked_before_any_work(kit_home, script, args, text):
     started = time.perf_counter()
     result = run_script(script, "titanic", *args, env=env_with(KIT_HOME=str(kit_home)))
     assert result.returncode == 2 and text in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line, as every other error: no usage
     assert not any(kit_home.iterdir())
     assert time.perf_counter() - started < 60
 
