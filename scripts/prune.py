@@ -37,10 +37,10 @@ def main() -> int:
     sizes = {r.run_id: prune.folder_bytes(r.folder) for r in chosen.remove}
     print(f"{comp.name}: {len(chosen.keep)} run(s) kept, {len(chosen.remove)} to remove "
           f"({prune.size_text(sum(sizes.values()))}), {comp.metric.name} {comp.metric.direction_in_words}")
-    for record in records:
-        if record.run_id in chosen.keep:
-            print(f"  keep    {record.cv_text():>22}  {record.recipe:<12} {record.run_id}  "
-                  f"({chosen.reasons(record.run_id)})")
+    kept = [record for record in records if record.run_id in chosen.keep]
+    for record in comp.metric.rank(kept, lambda r: r.cv["mean"]):  # best CV first, as the runs to remove
+        print(f"  keep    {record.cv_text():>22}  {record.recipe:<12} {record.run_id}  "
+              f"({chosen.reasons(record.run_id)})")
     for record in chosen.remove:
         print(f"  remove  {record.cv_text():>22}  {record.recipe:<12} {record.run_id}  "
               f"({prune.size_text(sizes[record.run_id])})")

@@ -292,6 +292,8 @@ def test_prune_keeps_the_best_of_each_fold_assignment_the_submitted_and_the_newe
     to_remove = {word for line in listed.stdout.splitlines() if line.split()[:1] == ["remove"]
                  for word in line.split()}
     assert gone and gone <= to_remove and not kept & to_remove
+    kept_cvs = [float(line.split()[1]) for line in listed.stdout.splitlines() if line.split()[:1] == ["keep"]]
+    assert len(kept_cvs) == len(kept) and kept_cvs == sorted(kept_cvs, reverse=True)  # best first, as the removed
 
     removed = run_script("prune.py", "titanic", "--keep", "2", "--yes", env=env)
     assert removed.returncode == 0, removed.stderr
