@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shlex
 import shutil
 import zipfile
 import zlib
@@ -26,7 +28,7 @@ import pyarrow as pa
 
 from common import paths
 from common.competition import Competition, Data, DataFiles
-from common.errors import DataError
+from common.errors import DataError, KaggleApiError
 from common.io import held, make_temp_dir, naming, write_json_atomic
 from common.tables import check_loaded, read_table
 
@@ -82,6 +84,22 @@ def fetch(comp: Competition, data_dir: str | Path | None = None, force_download:
     return _download(comp, cache, names, force_download, check)
 
 
+def files_nearby(comp: Competition) -> Path | None:
+    """Where a user without an API token most likely has the files: Kaggle's download button saves
+    ``<slug>.zip`` (a browser makes it ``<slug> (1).zip`` the second time) in ~/Downloads, and some unzip it there or
+    beside the project. The newest such zip, or a folder named ``<slug>``; None when there is none."""
+    named = re.compile(rf"{re.escape(comp.slug)}( \(\d+\))?\.zip")
+    try:
+        places = [Path.cwd(), Path.home() / "Downloads"]
+        zips = [p for place in places if place.is_dir() for p in place.iterdir()
+                if named.fullmatch(p.name) and p.is_file()]
+        if zips:
+            return max(zips, key=lambda p: p.stat().st_mtime)
+        return next((place / comp.slug for place in places if (place / comp.slug).is_dir()), None)
+    except (OSError, RuntimeError):  # a folder we may not read, no home folder: only a hint is lost
+        return None
+
+
 def _download(comp: Competition, cache: Path, names: list[str], force: bool, check: Check | None) -> DataFiles:
     """Download through the Kaggle API into ``paths.download_dir``, which outlives an interruption (Ctrl-C, a lost
     connection, ``kill -9``) so that the next run resumes the download instead of starting over (Web Traffic's
@@ -90,6 +108,11 @@ def _download(comp: Competition, cache: Path, names: list[str], force: bool, che
     competitions that share it, ``shares_download_with``), or refused by the checks."""
     from common import kaggle_api  # lazy: only this path needs the official client
 
+    if not kaggle_api.has_credentials() and (near := files_nearby(comp)) is not None:
+        raise KaggleApiError(
+            f"no Kaggle credentials, but {paths.shown(near)} looks like the competition's files, as Kaggle's download "
+            f"button gives them: --data-dir {shlex.quote(paths.shown(near))} (or KAGGLE_DATA_DIR) uses them; to "
+            f"download instead, {kaggle_api.CREDENTIALS_HELP}")
     folder = paths.download_dir(comp.slug)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with held(folder.parent / f"{folder.name}.flock", "downloading",

@@ -274,6 +274,36 @@ def test_a_zip_that_does_not_fit_on_the_disk_names_where_it_was_going_and_leaves
     assert list((kit_home / "data").iterdir()) == []  # no temp folder, no half cache
 
 
+def test_without_credentials_the_zip_kaggles_button_saved_is_named(shared_kaggle, tmp_path, kit_home, monkeypatch):
+    """A new user's usual state: no API token, and titanic.zip in ~/Downloads (a browser names the second one
+    "titanic (1).zip"). The line names that file, quoted for the shell, before the credentials' help."""
+    from common.errors import KaggleApiError
+
+    for name in ("KAGGLE_DATA_DIR", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "user"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(home / ".kaggle"))
+    monkeypatch.setattr(data, "KAGGLE_INPUT", tmp_path / "no-kaggle-input")
+    monkeypatch.chdir(kit_home)
+    downloads = home / "Downloads"
+    downloads.mkdir(parents=True)
+    (downloads / "titanic").mkdir()  # unzipped there once, and downloaded again since: the zip is named
+    zip_folder(shared_kaggle / "titanic", downloads / "titanic (1).zip")
+    (downloads / "titanic-notes.zip").write_bytes(b"not the competition's")
+    with pytest.raises(KaggleApiError, match=rf"^no Kaggle credentials, but {downloads}/titanic \(1\)\.zip looks like "
+                                             rf"the competition's files, as Kaggle's download button gives them: "
+                                             rf"--data-dir '{downloads}/titanic \(1\)\.zip' \(or KAGGLE_DATA_DIR\) "
+                                             rf"uses them; to download instead, put your API token in"):
+        data.fetch(TITANIC)
+    (downloads / "titanic (1).zip").unlink()
+    with pytest.raises(KaggleApiError, match=rf"but {downloads}/titanic looks like the competition's files"):
+        data.fetch(TITANIC)
+    shutil.rmtree(downloads / "titanic")
+    with pytest.raises(KaggleApiError, match=r"^no Kaggle credentials: put your API token"):
+        data.fetch(TITANIC)
+
+
 def test_truncated_zip(shared_kaggle, tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
