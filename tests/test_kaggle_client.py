@@ -34,7 +34,8 @@ def test_force_downloads_again_despite_a_valid_cache(fake_kaggle, kit_home):
 
 
 def test_no_credentials_says_where_to_put_them(fake_kaggle, kit_home):
-    result = run_script("download.py", "titanic", env=kaggle_env(kit_home))
+    # a home of its own: a titanic.zip in the user's ~/Downloads would be named instead
+    result = run_script("download.py", "titanic", env={**kaggle_env(kit_home), "HOME": str(kit_home)})
     assert result.returncode == 4
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: no Kaggle credentials")
