@@ -70,6 +70,12 @@ class FileSystemError(KitError):
 
 def describe_os_error(exc: OSError) -> str:
     """One line naming the path and what to do, for any OSError the toolkit did not expect."""
+    path, reason, hint = os_error_parts(exc)
+    return f"cannot use {path}: {reason}; {hint} (nothing half-written was kept)"
+
+
+def os_error_parts(exc: OSError) -> tuple[str, str, str]:
+    """What an OSError says to a user: the path, the reason and what to do (``describe_os_error`` joins them)."""
     import errno
 
     path = exc.filename or "a file"
@@ -88,5 +94,4 @@ def describe_os_error(exc: OSError) -> str:
         errno.EISDIR: "it is a folder where a file was expected; check the path",
         errno.EEXIST: "a file stands where a folder is needed; move it away and run the same command again",
     }
-    hint = hints.get(exc.errno or 0, "check the path and run the same command again")
-    return f"cannot use {path}: {reason}; {hint} (nothing half-written was kept)"
+    return path, reason, hints.get(exc.errno or 0, "check the path and run the same command again")

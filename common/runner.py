@@ -189,9 +189,9 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
         record = finish_run(run, prep, recipe_name, result, params=params,
                             params_source=params_source or {"kind": "recipe"}, seed=seed, started=started,
                             processes=processes)
-    submission.publish(record.folder / "submission.csv", comp.name)
-    if resume is not None:
+    if resume is not None:  # the run is whole: its folds are not needed again, whatever happens to the copy below
         resume.finish()
+    submission.publish(record.folder / "submission.csv", comp.name)
     return record, record.path
 
 

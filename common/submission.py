@@ -10,7 +10,7 @@ import pandas as pd
 
 from common import paths
 from common.competition import SubmissionSpec
-from common.errors import SubmissionError, cell
+from common.errors import FileSystemError, SubmissionError, cell, os_error_parts
 from common.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,16 @@ def forecast_at(forecast: np.ndarray, row: np.ndarray, col: np.ndarray, missing:
 
 
 def publish(run_submission: Path, name: str) -> Path:
-    """Copy a run's validated submission to ``submissions/<name>.csv`` (the newest; every run keeps its own)."""
+    """Copy a run's validated submission to ``submissions/<name>.csv`` (the newest; every run keeps its own). When
+    the copy fails the run is already whole: the line says so, or the user would train it again for nothing."""
     target = paths.submission_file(name)
-    write_bytes_atomic(target, Path(run_submission).read_bytes())
+    try:
+        write_bytes_atomic(target, Path(run_submission).read_bytes())
+    except OSError as exc:
+        where, reason, hint = os_error_parts(exc)
+        hint = hint.replace("run the same command again", "copy it").replace("run again", "copy it")
+        raise FileSystemError(f"the run is written, with its submission: {paths.shown(Path(run_submission))} "
+                              f"(submit.py sends it from there; nothing needs training again), but the copy to "
+                              f"{where} failed: {reason}; {hint}") from exc
     log.info("submission copied to %s", target)
     return target

@@ -387,9 +387,13 @@ def test_a_file_where_a_folder_belongs_is_one_line_and_the_run_is_kept(data_dir,
     code = handle_errors(lambda: runner.train(TITANIC, "fast", n_folds=3, progress=False))
     assert code == 7
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line.startswith(f"error: cannot use {kit_home / 'submissions'}") and "a file stands where a folder" in line
-    assert len(list((kit_home / "runs" / "titanic").iterdir())) == 1  # the finished run is not lost
+    [run] = (kit_home / "runs" / "titanic").iterdir()  # the finished run is not lost, and the line says so:
+    assert line.startswith(f"error: the run is written, with its submission: {run / 'submission.csv'} (submit.py "
+                           "sends it from there; nothing needs training again), but the copy to "
+                           f"{kit_home / 'submissions'}")  # rather than "run the same command again", which trains
+    assert line.endswith("a file stands where a folder is needed; move it away and copy it"), line
     assert (kit_home / "submissions").read_text() == "not a folder"
+    assert not list(kit_home.glob("resume/titanic/*/fold-*.pkl"))  # the run is whole: its folds are not kept
 
 
 # 5. Options are checked before any work, as usage errors with the valid range.
