@@ -74,8 +74,10 @@ def describe_os_error(exc: OSError) -> str:
     return f"cannot use {path}: {reason}; {hint} (nothing half-written was kept)"
 
 
-def os_error_parts(exc: OSError) -> tuple[str, str, str]:
-    """What an OSError says to a user: the path, the reason and what to do (``describe_os_error`` joins them)."""
+def os_error_parts(exc: OSError, then: str | None = None) -> tuple[str, str, str]:
+    """What an OSError says to a user: the path, the reason and what to do (``describe_os_error`` joins them).
+    ``then``: what to do once it is fixed, where that is not to run the same command again (a run already written
+    only needs its copy made)."""
     import errno
 
     path = exc.filename or "a file"
@@ -83,15 +85,17 @@ def os_error_parts(exc: OSError) -> tuple[str, str, str]:
         path = f"{exc.filename} -> {exc.filename2}"
     text = str(exc).strip()
     reason = exc.strerror or (text.splitlines()[0] if text else type(exc).__name__)  # a library's own OSError: its text
-    hints = {
-        errno.EACCES: "make it writable for you (chmod/chown) or set KIT_HOME to a folder you can write to",
-        errno.EPERM: "make it writable for you (chmod/chown) or set KIT_HOME to a folder you can write to",
-        errno.EROFS: "the file system is read-only; set KIT_HOME to a writable folder",
-        errno.ENOSPC: "the disk is full; free some space and run the same command again",
-        errno.EDQUOT: "your disk quota is used up; free some space and run the same command again",
-        errno.ENOENT: "it does not exist; check the path (or create the folder) and run again",
-        errno.ENOTDIR: "a part of the path is a file, not a folder; check the path (KIT_HOME, --data-dir)",
-        errno.EISDIR: "it is a folder where a file was expected; check the path",
-        errno.EEXIST: "a file stands where a folder is needed; move it away and run the same command again",
+    again = "run the same command again"
+    fixes: dict[int, tuple[str, str | None]] = {  # what fixes it, and what to do then (None: nothing to add)
+        errno.EACCES: ("make it writable for you (chmod/chown) or set KIT_HOME to a folder you can write to", None),
+        errno.EPERM: ("make it writable for you (chmod/chown) or set KIT_HOME to a folder you can write to", None),
+        errno.EROFS: ("the file system is read-only; set KIT_HOME to a writable folder", None),
+        errno.ENOSPC: ("the disk is full; free some space", again),
+        errno.EDQUOT: ("your disk quota is used up; free some space", again),
+        errno.ENOENT: ("it does not exist; check the path (or create the folder)", "run again"),
+        errno.ENOTDIR: ("a part of the path is a file, not a folder; check the path (KIT_HOME, --data-dir)", None),
+        errno.EISDIR: ("it is a folder where a file was expected; check the path", None),
+        errno.EEXIST: ("a file stands where a folder is needed; move it away", again),
     }
-    return path, reason, hints.get(exc.errno or 0, "check the path and run the same command again")
+    fix, after = fixes.get(exc.errno or 0, ("check the path", again))
+    return path, reason, fix if after is None else f"{fix} and {then or after}"

@@ -134,8 +134,7 @@ def publish(run_submission: Path, name: str) -> Path:
     try:
         write_bytes_atomic(target, Path(run_submission).read_bytes())
     except OSError as exc:
-        where, reason, hint = os_error_parts(exc)
-        hint = hint.replace("run the same command again", "copy it").replace("run again", "copy it")
+        where, reason, hint = os_error_parts(exc, then="copy it")
         raise FileSystemError(f"the run is written, with its submission: {paths.shown(Path(run_submission))} "
                               f"(submit.py sends it from there; nothing needs training again), but the copy to "
                               f"{where} failed: {reason}; {hint}") from exc
