@@ -3,8 +3,8 @@ one line plus a meaningful exit code.
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage (unknown competition/recipe, bad option), 3 data problem,
 4 Kaggle API refused or failed, 5 submission invalid, 6 tuning storage problem, 7 the machine refused (permission,
-disk full, missing folder, memory), 130 interrupted (Ctrl-C), 141 the output's reader left (``| head``), 143
-terminated (SIGTERM).
+disk full, missing folder, memory), 129 the terminal went away (SIGHUP), 130 interrupted (Ctrl-C), 141 the output's
+reader left (``| head``), 143 terminated (SIGTERM).
 """
 
 import argparse
@@ -16,7 +16,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from common.compute import check_settings
 from common.errors import FileSystemError, KitError, UsageError, describe_os_error, did_you_mean
@@ -29,12 +29,54 @@ READER_GONE = 128 + 13  # the exit code of a tool that SIGPIPE ended (Python ign
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is so that it unwinds exactly like Ctrl-C: temp files and half-written
-    runs are removed on the way out."""
+    """SIGTERM, or SIGHUP (the terminal went away: an SSH session dropped, its window closed), raised where the
+    process is so that it unwinds exactly like Ctrl-C: temp files and half-written runs are removed on the way out."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = signum
+
+
+# The signals that end a command as Ctrl-C does; each exits 128 + its number, as the shell reports a signal.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+STOPPED_HOW = {getattr(signal, "SIGHUP", None): "hung up (the terminal went away)"}
 
 
 def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+    raise Terminated(signum)
+
+
+def stop_exit_code(stop: KeyboardInterrupt) -> int:
+    """The exit code of a command that ``stop`` ended: 130 for Ctrl-C, 128 + the signal's number for the others."""
+    return 128 + stop.signum if isinstance(stop, Terminated) else 130
+
+
+def _catch_stop_signals() -> dict[int, Any]:
+    """Make the stop signals raise ``Terminated``; returns the handlers they had. One ignored stays ignored: under
+    ``nohup`` a hang-up must not end the run. Signals stay alone outside the main thread (no handler can be set)."""
+    previous = {}
+    for signum in STOP_SIGNALS:
+        handler = signal.getsignal(signum)
+        if handler == signal.SIG_IGN:
+            continue
+        try:
+            signal.signal(signum, _raise_terminated)
+        except ValueError:
+            return {}
+        previous[signum] = handler
+    return previous
+
+
+def tell(line: str) -> None:
+    """The last line on stderr. After a hang-up the terminal is gone and writing to it fails (EIO): the line is then
+    dropped, and both streams go to /dev/null, or Python's own flush at exit would fail (exit code 120)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+        sys.stdout.flush()
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(null, fd)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -222,11 +264,7 @@ def _reader_gone(fd: int) -> bool:
 
 def handle_errors(main: Callable[[], int | None]) -> int:
     """Run ``main`` and return its exit code; every error a user can cause becomes one line on stderr."""
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread: leave signals alone
-        previous = None
+    previous = _catch_stop_signals()
     try:
         check_settings()
         return main() or 0
@@ -256,15 +294,13 @@ def handle_errors(main: Callable[[], int | None]) -> int:
         print("error: out of memory: close other programs, or make the model smaller with --params (e.g. fewer "
               f"rows, pages or a smaller batch_size) - nothing half-written was kept{_resumable()}", file=sys.stderr)
         return FileSystemError.exit_code
-    except Terminated:
-        print(f"terminated: nothing half-written was kept{_resumable()}", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print(f"interrupted: nothing half-written was kept{_resumable()}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, and Terminated
+        how = STOPPED_HOW.get(stop.signum, "terminated") if isinstance(stop, Terminated) else "interrupted"
+        tell(f"{how}: nothing half-written was kept{_resumable()}")
+        return stop_exit_code(stop)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_main(main: Callable[[], int | None]) -> None:

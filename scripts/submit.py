@@ -16,13 +16,12 @@ the run and its CV; the Kaggle reference (and later the scores) go into the run'
 """
 
 import argparse
-import sys
 from contextlib import ExitStack
 from typing import Any, get_args
 
 import competitions
 from common import kaggle_api, kaggle_runs
-from common.cli import Parser, Terminated, parse_args, run_main, seconds_arg
+from common.cli import Parser, parse_args, run_main, seconds_arg, stop_exit_code, tell
 from common.competition import Competition
 from common.runs import RunRecord
 
@@ -62,9 +61,9 @@ def main() -> int:
     try:
         scored = kaggle_runs.wait_for_score(comp, run, entry["ref"], args.timeout, args.poll)
     except KeyboardInterrupt as stop:  # the submission is in and recorded; only the wait stops
-        print(f"stopped waiting: submission {entry['ref']} is recorded in run {run.run_id}; "
-              f"its score, once Kaggle has it: {later}", file=sys.stderr)
-        return 143 if isinstance(stop, Terminated) else 130
+        tell(f"stopped waiting: submission {entry['ref']} is recorded in run {run.run_id}; "
+             f"its score, once Kaggle has it: {later}")
+        return stop_exit_code(stop)
     private = "" if scored["private_score"] is None else f", private {scored['private_score']}"
     print(f"scored: public {comp.metric.name} {scored['public_score']}{private} (CV {run.cv_text()})")
     if scored["public_score"] is not None and (beside := kaggle_runs.against_best(comp, run, scored["public_score"])):

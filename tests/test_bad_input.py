@@ -581,17 +581,48 @@ def test_a_run_started_beside_another_training_says_they_share_the_cores(data_di
         other.kill()
         other.wait()
 
-def test_sigterm_behaves_like_ctrl_c(data_dir, kit_home):
+@pytest.mark.parametrize("signum, said", [(signal.SIGTERM, "terminated"),
+                                          (signal.SIGHUP, "hung up (the terminal went away)")])
+def test_sigterm_and_sighup_behave_like_ctrl_c(data_dir, kit_home, signum, said):
+    """SIGHUP is what a run gets when its SSH session drops: it unwound nothing (the temp run folder stayed)."""
     runner.train(TITANIC, "fast", n_folds=3, progress=False)
     before = snapshot(kit_home / "runs") | snapshot(kit_home / "submissions")
     env = env_with(KIT_HOME=str(kit_home))
     proc = _start_and_wait_for(["train.py", "titanic", "--recipe", "blend"], env, "cross-validating")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 143
-    assert "terminated: nothing half-written was kept" in rest and "Traceback" not in rest
+    assert proc.wait(timeout=60) == 128 + signum
+    assert f"{said}: nothing half-written was kept" in rest and "Traceback" not in rest
     assert snapshot(kit_home / "runs") | snapshot(kit_home / "submissions") == before
     assert not [p for p in (kit_home / "runs" / "titanic").iterdir() if p.name.startswith(".")]
+
+
+def test_a_run_whose_terminal_went_away_unwinds_and_exits_129(data_dir, kit_home):
+    """A dropped SSH session: the terminal is gone (every write to it fails with EIO) and SIGHUP arrives. The run
+    must unwind as on Ctrl-C; the last line, which cannot be written, must not turn the exit into a traceback."""
+    master, terminal = os.openpty()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "titanic", "--recipe", "blend"],
+                            env=env_with(KIT_HOME=str(kit_home)), cwd=ROOT, stdin=terminal, stdout=terminal,
+                            stderr=terminal, start_new_session=True)
+    os.close(terminal)
+    shown, deadline = b"", time.time() + 120
+    while b"cross-validating" not in shown and time.time() < deadline:
+        shown += os.read(master, 4096)
+    os.close(master)  # what the SSH server does when the connection drops; the kernel then sends SIGHUP
+    proc.send_signal(signal.SIGHUP)  # (to the terminal's session leader, which this run is not here)
+    assert proc.wait(timeout=60) == 128 + signal.SIGHUP
+    assert not list((kit_home / "runs" / "titanic").iterdir()) and not (kit_home / runner.TRAINING).exists()
+
+
+def test_an_ignored_hang_up_stays_ignored():
+    """Under nohup SIGHUP is ignored, so that a run goes on after its terminal closed: it must not end it."""
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert handle_errors(lambda: os.kill(os.getpid(), signal.SIGHUP) or time.sleep(0.1) or 0) == 0
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_a_several_run_command_cut_short_goes_on_from_the_run_it_had_not_finished(data_dir, kit_home):
