@@ -6,6 +6,9 @@ keeps the recipe's value. A name the recipe does not have is refused with the li
 must never train a model on its library defaults.
 """
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 from common.competition import Competition
@@ -116,3 +119,28 @@ def check_buildable(comp: Competition, recipe_name: str, params: dict[str, Any],
         except (ValueError, TypeError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UsageError(f"recipe {name!r} of {comp.name} cannot use these params: {first}") from exc
+
+
+def params_from_file(path: str | Path) -> tuple[dict, dict]:
+    """Params from a JSON file (the params themselves or a run.json / export holding ``params``), or written inline
+    as a JSON object (``--params '{"C": 0.5}'``)."""
+    if isinstance(path, str) and path.lstrip().startswith(("{", "[")):
+        try:
+            inline = json.loads(path)
+        except ValueError as exc:
+            raise UsageError(f"--params {path} is not valid JSON: {exc}") from exc
+        if not isinstance(inline, dict):
+            raise UsageError(f"--params must be a JSON object of params, such as '{{\"C\": 0.5}}'; got {path}")
+        return inline, {"kind": "inline", "sha256": hashlib.sha256(path.encode()).hexdigest()}
+    path = Path(path).expanduser()
+    try:
+        raw = path.read_bytes()
+        loaded = json.loads(raw)
+    except OSError as exc:
+        raise UsageError(f"cannot read params file {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise UsageError(f"params file {path} is not valid JSON: {exc}") from exc
+    params = loaded.get("params", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(params, dict):
+        raise UsageError(f"params file {path} must hold a JSON object of params")
+    return params, {"kind": "file", "path": str(path.resolve()), "sha256": hashlib.sha256(raw).hexdigest()}

@@ -4,23 +4,19 @@ One study per ``<competition>:<recipe>``; a seeded TPE sampler; a median pruner 
 every fold, so hopeless settings stop after the first folds; every trial keeps its fold scores, seconds and full
 params as attributes. The studies live in any of ``common.storages``' storages: the embedded journal file or an
 SQLAlchemy URL (PostgreSQL first-class). ``--trials`` is the study's total of finished trials, so re-running the same
-command resumes.
+command resumes. Several processes on one study: ``common.tuning_workers``; several studies under one deadline:
+``common.tuning_turns``.
 """
 
-import errno
 import itertools
-import json
 import logging
-import multiprocessing
 import os
 import re
-import signal
 import socket
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,13 +25,13 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
-from common.cli import READER_GONE, duration_text
 from common.competition import Competition, Recipe, reference
-from common.errors import KitError, TuningError, UsageError
+from common.errors import TuningError, UsageError
 from common.io import pid_alive
 from common.params import recipe_defaults
 from common.runs import OWN_PARAMS
 from common.storages import MAX_RETRY, default_storage, display_url, open_storage, require_storage
+from common.tuning_workers import run_workers
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +341,7 @@ class Reporter:
                       f"failed | {finished}{total} finished")
 
 
-def _finished(study: optuna.Study) -> int:
+def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
@@ -371,7 +367,7 @@ def work(comp: Competition, recipe: str, storage_url: str | None, n_trials: int 
     callbacks: list[Callable] = [Reporter("" if index is None else f"[w{index}] ", n_trials)]
     if n_trials is not None:
         callbacks.insert(0, optuna.study.MaxTrialsCallback(n_trials, states=COUNTED))
-        if _finished(study) >= n_trials:
+        if finished_count(study) >= n_trials:
             return 0
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     before = len(study.get_trials(deepcopy=False))
@@ -396,40 +392,6 @@ def _recording_failure(exc: AssertionError) -> OSError | None:
     return cause
 
 
-def _stopped_by(exc: BaseException | None) -> bool:
-    """Whether ``exc`` is an interrupt (SIGTERM's Terminated too) or was raised while handling one."""
-    while exc is not None:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        exc = exc.__context__
-    return False
-
-
-def _worker_main(comp_ref: str, recipe: str, storage_url: str | None, n_trials: int | None,
-                 deadline: float | None, seed: int, n_folds: int, data_dir: str | None, index: int,
-                 threads: int) -> None:
-    os.environ["KIT_THREADS"] = str(threads)
-    from common.cli import handle_errors, setup_logging
-    from common.competition import from_reference
-
-    setup_logging()
-    # Ctrl-C reaches every process of the terminal's group: the main process stops the workers (SIGTERM) and says so
-    # in one line, instead of every worker saying it too.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def run() -> None:  # errors become one line and an exit code, as in the main process
-        try:
-            work(from_reference(comp_ref), recipe, storage_url, n_trials, deadline, seed, n_folds, data_dir, index)
-        except BaseException as exc:
-            if _stopped_by(exc):  # the main process stopped this worker: what the stop broke on its way out is
-                raise SystemExit(143) from None  # not news (a trial it left running in Optuna's bookkeeping is
-            raise  # failed and re-queued by the next command, as after kill -9)
-
-    code = handle_errors(run)
-    if code:
-        raise SystemExit(code)
-
-
 def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: float | None = None,
          storage_url: str | None = None, workers: int = 1, seed: int = 0, n_folds: int | None = None,
          data_dir: str | None = None, prepared: dict | None = None, say_study: bool = True) -> optuna.Study:
@@ -449,185 +411,16 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     study = open_study(comp, recipe, storage, seed=seed)
     pin_scoring(study, n_folds=n_folds, model_seed=seed)
     recover_dead_trials(study)
-    if n_trials is None or _finished(study) < n_trials:
+    if n_trials is None or finished_count(study) < n_trials:
         queue_own_trial(study, comp.recipe(recipe))
     deadline = None if timeout is None else time.time() + timeout
     log.log(logging.INFO if say_study else logging.DEBUG, "study %s in %s: %d finished trials so far",
-            study.study_name, display_url(resolved), _finished(study))
+            study.study_name, display_url(resolved), finished_count(study))
     if workers <= 1:
         work(comp, recipe, resolved, n_trials, deadline, seed, n_folds, data_dir, prepared=prepared)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_worker_main, args=(reference(comp), recipe, resolved, n_trials, deadline,
-                                                        seed, n_folds, data_dir, i, threads))
-                 for i in range(workers)]
-        try:
-            for proc in procs:
-                proc.start()
-            for proc in procs:
-                proc.join()
-        except BaseException:  # Ctrl-C or SIGTERM: stop the workers too, each fails its running trial cleanly
-            stop_processes([proc for proc in procs if proc.pid is not None])  # a failed start leaves some unstarted
-            raise
-        check_workers([proc.exitcode or 0 for proc in procs])
+        run_workers(workers, reference(comp), recipe, resolved, n_trials, deadline, seed, n_folds, data_dir)
     return optuna.load_study(study_name=study.study_name, storage=storage)
-
-
-class WorkersFailed(KitError):
-    """Every worker of a study stopped with an error: the command failed, with the workers' exit code."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def check_workers(codes: list[int]) -> None:
-    """A warning when some workers failed (the others finished the work); an error, with their exit code, when all
-    did: a command whose every worker failed (a full disk, the out-of-memory killer) must not exit 0."""
-    bad = [code for code in codes if code != 0]
-    if not bad:
-        return
-    exits, signals = [code for code in bad if code > 0], [signal.Signals(-code).name for code in bad if code < 0]
-    ends = "; ".join(([f"exit code{'s' * (len(exits) > 1)} {', '.join(map(str, exits))}"] if exits else [])
-                     + ([f"killed by {', '.join(signals)}"] if signals else []))
-    if len(bad) < len(codes):
-        log.warning("%d of %d workers stopped early (%s); the others finished the work", len(bad), len(codes), ends)
-        return
-    if set(bad) == {READER_GONE}:  # the output's reader left (| head): this process ends as quietly as they did
-        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-    exit_codes = {128 - code if code < 0 else code for code in bad}
-    oom = " (SIGKILL: the out-of-memory killer? fewer --workers need less memory)" if -signal.SIGKILL in bad else ""
-    raise WorkersFailed(f"all {len(codes)} workers stopped ({ends}){oom}; the trials they finished stay in the "
-                        "study, and the same command goes on from them", next(iter(exit_codes)) if len(exit_codes) == 1
-                        else 1)
-
-
-# How long stopped workers get to fail their trials cleanly: a trial's bookkeeping takes well under a second.
-STOP_GRACE_SECONDS = 20.0
-
-
-def stop_processes(procs: list, grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM each process, then SIGKILL those still there after ``grace`` seconds in all. A LightGBM fit sent
-    SIGTERM can hang in its OpenMP runtime (seen on two hosts); without the kill, Python's exit would wait for that
-    worker forever. A killed worker's trial stays running in the storage, and the next command fails and re-queues
-    it, as after kill -9."""
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        proc.join(timeout=max(0.0, deadline - time.monotonic()))
-    stuck = [proc for proc in procs if proc.is_alive()]
-    for proc in stuck:
-        proc.kill()
-        proc.join()
-    if stuck:
-        log.warning("%d worker(s) did not stop within %.0f s of SIGTERM and were killed; the next command re-queues "
-                    "their trials", len(stuck), grace)
-
-
-def trial_seconds(study: optuna.Study) -> float | None:
-    """What the study's next trial may take: the median seconds of its finished trials, pruned ones included (the
-    pruner will stop some of the next ones too), or None before any has finished."""
-    seconds = [t.user_attrs["seconds"] for t in study.get_trials(deepcopy=False, states=FINISHED)
-               if t.user_attrs.get("seconds")]
-    return float(np.median(seconds)) if seconds else None
-
-
-@dataclass
-class Turn:
-    """One study's turn in ``tune_in_turn``: its share of the time and what a trial of it takes so far."""
-
-    recipe: str
-    index: int
-    of: int
-    seconds: float | None = None
-    trial_seconds: float | None = None
-    round_of: str = ""
-
-    def __str__(self) -> str:
-        text = f"tuning {self.recipe} ({self.index + 1} of {self.of}{self.round_of})"
-        if self.seconds is None:
-            return text
-        each = "" if not self.trial_seconds else (f": about {self.seconds / self.trial_seconds:.0f} trials of "
-                                                  f"{self.trial_seconds:.1f}s")
-        return f"{text} for about {duration_text(self.seconds)}{each}"
-
-
-# Turns per study under one deadline: each later round goes by what the trials took in the earlier ones. A
-# recipe's own params are often its cheapest trial (House Prices' LightGBM: 3.4 s against ~8 s for its random
-# trials), so a share made from them alone would leave the dearer studies short.
-ROUNDS = 3
-
-
-def level_shares(counts: dict[str, int], costs: dict[str, float], budget: float) -> dict[str, float]:
-    """Seconds for each study such that, with its trials taking ``costs`` seconds, the studies' trial counts come
-    out as level as ``budget`` allows: those with the fewest trials are raised first (water filling)."""
-    def spent(level: float) -> float:
-        return sum(costs[n] * max(0.0, level - counts[n]) for n in counts)
-
-    low, high = float(min(counts.values())), max(counts.values()) + budget / min(costs.values())
-    for _ in range(100):
-        level = (low + high) / 2
-        low, high = (level, high) if spent(level) < budget else (low, level)
-    return {n: costs[n] * max(0.0, low - counts[n]) for n in counts}
-
-
-def tune_in_turn(comp: Competition, recipes: list[str], n_trials: int | None = None, timeout: float | None = None,
-                 announce: Callable[[str], None] = print, workers: int = 1, rounds: int = ROUNDS,
-                 **options: Any) -> dict[str, optuna.Study | None]:
-    """Tune several recipes one after another, under one ``timeout`` for them all; a recipe the deadline leaves no
-    turn is None.
-
-    With a deadline, every study first runs its recipe's own params (unless it has a finished trial), which says
-    what a trial of it takes; then ``rounds`` rounds share the rest by the median time of each study's trials so
-    far, so that the studies end with about as many trials each. An equal share of the time gave House Prices'
-    ridge, whose trials take 0.7 s, 84 trials and LightGBM 16 (BENCHMARKS.md). With ``workers``, each turn starts
-    its worker processes anew (2.2 s more per turn than one in-process worker, House Prices on 2 cores).
-    """
-    start = time.time()
-    deadline = None if timeout is None else start + timeout
-    studies: dict[str, optuna.Study | None] = dict.fromkeys(recipes)
-    options.setdefault("prepared", {})  # the files, features and folds loaded once for every study
-    if deadline is None or len(recipes) == 1:
-        for i, recipe in enumerate(recipes):
-            if len(recipes) > 1:
-                announce(str(Turn(recipe, i, len(recipes))))
-            left = None if deadline is None else deadline - time.time()
-            studies[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=left, workers=workers, **options)
-        return studies
-    announce(f"{len(recipes)} studies share {duration_text(timeout or 0)} by what a trial of each takes: first "
-             "a trial of each recipe's own params, where its study has no finished trial")
-    for recipe in recipes:
-        if time.time() < deadline:  # one trial, or none where the study has one finished already
-            studies[recipe] = tune(comp, recipe, n_trials=1, timeout=deadline - time.time(), **options)
-    first_took = time.time() - start
-    no_time: list[str] = []
-    for r in range(rounds):
-        open_ = {n: s for n, s in studies.items() if s is not None and (n_trials is None or _finished(s) < n_trials)}
-        known = {n: trial_seconds(s) for n, s in open_.items()}
-        typical = float(np.median([c for c in known.values() if c] or [1.0]))
-        costs = {n: c or typical for n, c in known.items()}
-        round_end = time.time() + (deadline - time.time()) / (rounds - r)
-        turns = list(open_)
-        for i, recipe in enumerate(turns):
-            left = round_end - time.time()
-            rest = turns[i:]
-            share = level_shares({n: _finished(open_[n]) for n in rest}, {n: costs[n] for n in rest},
-                                 max(left, 0.0))[recipe]
-            if share < costs[recipe] / 2:  # another trial would end nearer the next turn's share than its own
-                if r == rounds - 1 and left < costs[recipe] / 2:
-                    no_time.append(f"{recipe} ({costs[recipe]:.1f}s a trial)")
-                continue
-            which = f", round {r + 1} of {rounds}" if rounds > 1 else ""
-            announce(str(Turn(recipe, i, len(turns), share, costs[recipe], which)))
-            studies[recipe] = tune(comp, recipe, n_trials=n_trials, timeout=share, workers=workers,
-                                   say_study=False, **options)  # said at its first trial; its lines count on
-    if no_time:
-        announce(f"no time left for another trial of {', '.join(no_time)}: the first trials took "
-                 f"{duration_text(first_took)} of the {duration_text(timeout or 0)}; a longer --timeout gives more")
-    return studies
 
 
 def best_params(comp: Competition, recipe: str, storage_url: str | None = None) -> tuple[dict, dict]:
@@ -675,30 +468,3 @@ def best_params(comp: Competition, recipe: str, storage_url: str | None = None) 
     if trial.user_attrs.get(OWN_PARAMS):  # no trial beat the recipe as it is: its CV is no best of many tries
         source[OWN_PARAMS] = True
     return params, source
-
-
-def params_from_file(path: str | Path) -> tuple[dict, dict]:
-    """Params from a JSON file (the params themselves or a run.json / export holding ``params``), or written inline
-    as a JSON object (``--params '{"C": 0.5}'``)."""
-    import hashlib
-
-    if isinstance(path, str) and path.lstrip().startswith(("{", "[")):
-        try:
-            inline = json.loads(path)
-        except ValueError as exc:
-            raise UsageError(f"--params {path} is not valid JSON: {exc}") from exc
-        if not isinstance(inline, dict):
-            raise UsageError(f"--params must be a JSON object of params, such as '{{\"C\": 0.5}}'; got {path}")
-        return inline, {"kind": "inline", "sha256": hashlib.sha256(path.encode()).hexdigest()}
-    path = Path(path).expanduser()
-    try:
-        raw = path.read_bytes()
-        loaded = json.loads(raw)
-    except OSError as exc:
-        raise UsageError(f"cannot read params file {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise UsageError(f"params file {path} is not valid JSON: {exc}") from exc
-    params = loaded.get("params", loaded) if isinstance(loaded, dict) else None
-    if not isinstance(params, dict):
-        raise UsageError(f"params file {path} must hold a JSON object of params")
-    return params, {"kind": "file", "path": str(path.resolve()), "sha256": hashlib.sha256(raw).hexdigest()}

@@ -24,6 +24,7 @@ from common import kaggle_runs, paths, reproduce, submission, tuning
 from common.cli import Parser, duration_text, folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg
 from common.competition import Competition
 from common.compute import world
+from common.params import params_from_file
 from common.resume import Batch
 from common.runner import train
 from common.runs import RunRecord, find_run, load_runs, rank_by_cv, standing
@@ -84,7 +85,7 @@ def main() -> int:
     if args.params == "best":
         params, source = tuning.best_params(comp, recipes[0], args.storage)
     elif args.params:
-        params, source = tuning.params_from_file(args.params)
+        params, source = params_from_file(args.params)
     args.folds = args.folds or comp.default_folds
     scored = args.folds if args.folds_scored == "all" else args.folds_scored
     if scored is not None and scored > args.folds:

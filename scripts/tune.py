@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 import competitions
-from common import storages, tuning
+from common import storages, tuning, tuning_turns
 from common.cli import Parser, folds_arg, names_arg, parse_args, positive_arg, run_main, seconds_arg, seed_arg
 from common.competition import Competition
 
@@ -53,8 +53,9 @@ def main() -> int:
     if fixed:
         print(f"{', '.join(fixed)}: no search space; the stack runs {'them' if len(fixed) > 1 else 'it'} with "
               "its own params")
-    studies = tuning.tune_in_turn(comp, names, n_trials=args.trials, timeout=args.timeout, storage_url=args.storage,
-                                  workers=args.workers, seed=args.seed, n_folds=args.folds, data_dir=args.data_dir)
+    studies = tuning_turns.tune_in_turn(comp, names, n_trials=args.trials, timeout=args.timeout,
+                                        storage_url=args.storage, workers=args.workers, seed=args.seed,
+                                        n_folds=args.folds, data_dir=args.data_dir)
     lines = []
     for name, study in studies.items():
         lines += (summary(comp, name, study, args) if study is not None

@@ -17,11 +17,12 @@ import pytest
 from optuna.trial import TrialState
 
 import competitions
-from common import kaggle_runs, runner, runs, storages, tuning
+from common import kaggle_runs, runner, runs, storages, tuning, tuning_turns, tuning_workers
 from common.competition import Recipe
 from common.errors import TuningError, UsageError
-from common.params import resolve
+from common.params import params_from_file, resolve
 from common.runs import OWN_PARAMS
+from common.tuning_workers import WorkersFailed, check_workers
 
 from conftest import ROOT, flock_is_held, run_script, sigint_as_from_a_terminal
 
@@ -340,7 +341,7 @@ def test_workers_that_do_not_stop_on_sigterm_are_killed_after_the_grace(caplog):
         proc.start()
     assert all(event.wait(30) for event in ready)
     start = time.monotonic()
-    tuning.stop_processes(procs, grace=2.0)
+    tuning_workers.stop_processes(procs, grace=2.0)
     assert time.monotonic() - start < 30
     assert [proc.exitcode for proc in procs] == [-signal.SIGKILL, -signal.SIGTERM]
     assert "1 worker(s) did not stop within 2 s of SIGTERM and were killed" in caplog.text
@@ -375,21 +376,21 @@ def test_a_journal_whose_disk_fills_mid_study_is_named_in_the_error_and_the_next
 
 
 def test_a_command_whose_every_worker_failed_fails_with_their_exit_code(caplog):
-    tuning.check_workers([0, 0])
-    tuning.check_workers([0, 7])  # the other worker finished the work
+    check_workers([0, 0])
+    check_workers([0, 7])  # the other worker finished the work
     assert "1 of 2 workers stopped early (exit code 7); the others finished the work" in caplog.text
-    with pytest.raises(tuning.WorkersFailed, match=r"^all 2 workers stopped \(exit codes 7, 7\); the trials") as full:
-        tuning.check_workers([7, 7])  # e.g. the disk under the journal is full: each worker said so in a line
+    with pytest.raises(WorkersFailed, match=r"^all 2 workers stopped \(exit codes 7, 7\); the trials") as full:
+        check_workers([7, 7])  # e.g. the disk under the journal is full: each worker said so in a line
     assert full.value.exit_code == 7
-    with pytest.raises(tuning.WorkersFailed, match=r"\(exit code 3; killed by SIGKILL\) \(SIGKILL: the out-of-memory "
+    with pytest.raises(WorkersFailed, match=r"\(exit code 3; killed by SIGKILL\) \(SIGKILL: the out-of-memory "
                        r"killer\?") as mixed:
-        tuning.check_workers([3, -signal.SIGKILL])
+        check_workers([3, -signal.SIGKILL])
     assert mixed.value.exit_code == 1
-    with pytest.raises(tuning.WorkersFailed) as killed:
-        tuning.check_workers([-signal.SIGKILL, -signal.SIGKILL])
+    with pytest.raises(WorkersFailed) as killed:
+        check_workers([-signal.SIGKILL, -signal.SIGKILL])
     assert killed.value.exit_code == 128 + signal.SIGKILL
     with pytest.raises(BrokenPipeError):  # `tune.py ... | head`: each worker ended quietly, and so does the command
-        tuning.check_workers([141, 141])
+        check_workers([141, 141])
 
 
 def test_ctrl_c_stops_the_workers_in_one_line(data_dir, kit_home):
@@ -482,8 +483,8 @@ def clocked_tune(monkeypatch):
             study.add_trial(optuna.trial.create_trial(value=0.0, user_attrs={"seconds": took}))
         return study
 
-    monkeypatch.setattr(tuning, "tune", fake_tune)
-    monkeypatch.setattr(tuning.time, "time", lambda: state["clock"])
+    monkeypatch.setattr(tuning_turns, "tune", fake_tune)
+    monkeypatch.setattr(tuning_turns.time, "time", lambda: state["clock"])
     return state
 
 
@@ -496,7 +497,7 @@ def test_recipes_share_a_timeout_by_what_their_trials_take(clocked_tune):
     those times, so a study whose trials take 4 s gets as many as one whose trials take 1 s, not a quarter."""
     clocked_tune["costs"] = {"ridge": 1.0, "svr": 2.0, "lgbm": 4.0}
     said: list[str] = []
-    got = tuning.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], timeout=107, announce=said.append, rounds=1)
+    got = tuning_turns.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], timeout=107, announce=said.append, rounds=1)
     calls = clocked_tune["calls"]
     assert [c[:2] for c in calls[:3]] == [("ridge", 1), ("svr", 1), ("lgbm", 1)]  # 7 s
     # 100 s left: ridge 1/7 of them; its last trial ran past its share (15 s), so svr gets 2/6 of the 85 s left,
@@ -517,7 +518,7 @@ def test_later_rounds_share_by_what_the_trials_took_so_far(clocked_tune, rounds,
     clocked_tune["own"] = 1.0
     clocked_tune["costs"] = {"ridge": 1.0, "lasso": 1.0, "lgbm": 8.0}
     said: list[str] = []
-    counts = trial_counts(tuning.tune_in_turn(TITANIC, ["ridge", "lasso", "lgbm"], timeout=300,
+    counts = trial_counts(tuning_turns.tune_in_turn(TITANIC, ["ridge", "lasso", "lgbm"], timeout=300,
                                               announce=said.append, rounds=rounds))
     low, high = lgbm_share
     assert low * counts["ridge"] < counts["lgbm"] < high * counts["ridge"], counts
@@ -530,11 +531,11 @@ def test_a_timeout_spent_before_a_turn_leaves_the_recipe_untuned(clocked_tune):
     clocked_tune["costs"] = {"ridge": 1.0, "svr": 2.0, "lgbm": 4.0}
     said: list[str] = []
     # --trials 1: the first trials are all there is
-    tuning.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], n_trials=1, timeout=100, announce=said.append)
+    tuning_turns.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], n_trials=1, timeout=100, announce=said.append)
     assert [c[:2] for c in clocked_tune["calls"]] == [("ridge", 1), ("svr", 1), ("lgbm", 1)] and len(said) == 1
     # the deadline passes during svr's first trial: lgbm gets none, and the others no other trial, which is said
     clocked_tune["studies"].clear()
-    got = tuning.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], timeout=2.5, announce=said.append)
+    got = tuning_turns.tune_in_turn(TITANIC, ["ridge", "svr", "lgbm"], timeout=2.5, announce=said.append)
     assert got["lgbm"] is None and trial_counts(got) == {"ridge": 1, "svr": 1}
     assert said[-1] == ("no time left for another trial of ridge (1.0s a trial), svr (2.0s a trial): the first "
                         "trials took 3 s of the 2 s; a longer --timeout gives more")
@@ -686,7 +687,7 @@ def test_a_bad_params_file_is_one_usage_line(tmp_path, content, message):
     elif content is not None:
         path.write_text(content)
     with pytest.raises(UsageError, match=message):
-        tuning.params_from_file(str(path))
+        params_from_file(str(path))
 
 
 def test_params_written_inline(data_dir, kit_home):
@@ -805,7 +806,7 @@ def test_a_worker_that_fails_to_start_stops_the_started_ones_and_reports_its_own
     class FakeContext:
         Process = FakeProcess
 
-    monkeypatch.setattr(tuning.multiprocessing, "get_context", lambda method: FakeContext())
+    monkeypatch.setattr(tuning_workers.multiprocessing, "get_context", lambda method: FakeContext())
     monkeypatch.setattr(tuning.os, "cpu_count", lambda: 8)  # three workers are allowed on any machine here
     with pytest.raises(RuntimeError, match="cannot start worker 1"):
         tuning.tune(TITANIC, "lgbm", n_trials=4, workers=3, n_folds=3)
