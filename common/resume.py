@@ -72,7 +72,8 @@ class FoldFiles:
 
 class Resume:
     """Hands out one ``FoldFiles`` per CV of a run (a stack: one per member) and removes them all when the run is
-    written."""
+    written. As a context manager: finished when the block ends, left for the same command to go on from when it
+    fails."""
 
     def __init__(self, competition: str):
         self.root = paths.resume_dir(competition)
@@ -103,6 +104,29 @@ class Resume:
             mark_in_use(folder)
         return FoldFiles(folder, label)
 
+    def __enter__(self) -> "Resume":
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self.leave()
+
+    def leave(self) -> None:
+        """After a failure: the finished folds stay for the same command to go on from; this process's marks go, and
+        so do its folders without a finished fold (a run stopped before its first fold left one, never taken)."""
+        for folder in self.used:
+            own_mark(folder).unlink(missing_ok=True)
+            if not any(folder.glob("fold-*.pkl")) and not in_use_elsewhere(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+        self._remove_empty_parents()
+
+    def _remove_empty_parents(self) -> None:
+        for folder in (self.root, self.root.parent):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: other runs' unfinished folds stay
+
     def finish(self) -> None:
         _unfinished.remove(self)
         for folder in self.used:
@@ -110,9 +134,7 @@ class Resume:
                 own_mark(folder).unlink(missing_ok=True)
             else:
                 shutil.rmtree(folder, ignore_errors=True)
-        for folder in (self.root, self.root.parent):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only when empty: other runs' unfinished folds stay
+        self._remove_empty_parents()
 
 
 _unfinished: list[Resume] = []
@@ -165,5 +187,5 @@ def batch_progress() -> str:
 
 def kept_folds() -> int:
     """How many finished folds this process's unfinished runs have kept (what an interruption message can promise)."""
-    return sum(len(list(folder.glob("fold-*.pkl"))) for run in _unfinished for folder in run.used
-               if folder.is_dir())
+    folders = {folder for run in _unfinished for folder in run.used}  # two runs of the same inputs share one
+    return sum(len(list(folder.glob("fold-*.pkl"))) for folder in folders if folder.is_dir())

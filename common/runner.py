@@ -171,8 +171,10 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     prep = prepare(comp, n_folds, data_dir, used_by)
     barrier()
     config = {"competition": comp.name, "recipe": recipe_name, "params": params, "seed": seed, "n_folds": n_folds}
-    resume = Resume(comp.name) if processes == 1 else None  # torchrun: every process must fit every fold
-    with training_here(), RunWriter(comp.name, recipe_name, config) as run:
+    # torchrun: every process must fit every fold. The run's folds go once it is written, whatever happens to the
+    # copy below; on a failure the finished ones stay for the same command.
+    keeping = Resume(comp.name) if processes == 1 else contextlib.nullcontext()
+    with keeping as resume, training_here(), RunWriter(comp.name, recipe_name, config) as run:
         log.info("cross-validating %s/%s with seed %d", comp.name, recipe_name, seed)
         try:
             result = run_cv(prep, recipe_name, params, seed, progress=progress, folds_scored=folds_scored,
@@ -189,8 +191,6 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
         record = finish_run(run, prep, recipe_name, result, params=params,
                             params_source=params_source or {"kind": "recipe"}, seed=seed, started=started,
                             processes=processes)
-    if resume is not None:  # the run is whole: its folds are not needed again, whatever happens to the copy below
-        resume.finish()
     submission.publish(record.folder / "submission.csv", comp.name)
     return record, record.path
 

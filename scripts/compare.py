@@ -98,8 +98,9 @@ def main() -> int:
     done = {}  # label -> (fold scores, results): a tuned recipe is paired with its untuned self
     width = max(24, *(len(c[0]) for c in candidates))
     ratio = repeats[0].folds.test_train_ratio()
-    resume = Resume(comp.name)  # folds of every recipe and repeat, until all are printed
-    with runner.training_here():  # says so when another process trains here: they share the cores
+    # the folds of every recipe and repeat are kept until all are printed; training_here says so when another
+    # process trains here: they share the cores
+    with Resume(comp.name) as resume, runner.training_here():
         for label, name, params, untuned in candidates:
             started = time.perf_counter()
             results, fold_scores = [], []
@@ -122,7 +123,6 @@ def main() -> int:
             elif untuned is not None and untuned in done:
                 line += f"   against {untuned}: " + paired(comp, prep.data.y, done[untuned], (scores, results), ratio)
             print(line, flush=True)
-    resume.finish()
     return 0
 
 

@@ -595,6 +595,8 @@ def test_sigterm_and_sighup_behave_like_ctrl_c(data_dir, kit_home, signum, said)
     assert f"{said}: nothing half-written was kept" in rest and "Traceback" not in rest
     assert snapshot(kit_home / "runs") | snapshot(kit_home / "submissions") == before
     assert not [p for p in (kit_home / "runs" / "titanic").iterdir() if p.name.startswith(".")]
+    assert not [p for p in kit_home.rglob(".tmp-*")]  # no temp file, no mark of the process that ended
+    assert all(list(kept.glob("fold-*.pkl")) for kept in (kit_home / "resume").glob("*/*"))
 
 
 def test_a_run_whose_terminal_went_away_unwinds_and_exits_129(data_dir, kit_home):

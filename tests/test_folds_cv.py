@@ -246,6 +246,28 @@ def test_an_interruption_says_how_many_finished_folds_wait_and_a_written_run_rem
     assert "kept under resume" not in capsys.readouterr().err
 
 
+def test_a_failed_run_keeps_its_finished_folds_and_leaves_nothing_else(kit_home):
+    """A run stopped before its first fold left a folder holding only the mark of a process that is gone, never
+    taken by a run of other inputs: now only folders with finished folds stay, without marks."""
+    from common.cv import FoldOutcome
+    from common.resume import Resume, kept_folds
+
+    root = kit_home / "resume" / "toy"
+    with pytest.raises(KeyboardInterrupt), Resume("toy") as resume:
+        resume.store("toy/x", recipe="x", params={"C": 1.0})
+        raise KeyboardInterrupt
+    assert not (kit_home / "resume").exists()
+    with pytest.raises(KeyboardInterrupt), Resume("toy") as resume:
+        resume.store("toy/x", recipe="x", params={"C": 1.0}).save(0, FoldOutcome(np.zeros(3), None, 0.5, 1.0))
+        resume.store("toy/y", recipe="y", params={})  # a stack's second member, not reached
+        raise KeyboardInterrupt
+    [kept] = root.iterdir()
+    assert [f.name for f in kept.iterdir()] == ["fold-0.pkl"] and kept_folds() == 1  # what the line promises
+    with Resume("toy") as again:  # the same command: takes the fold, and the run is written
+        assert again.store("toy/x", recipe="x", params={"C": 1.0}).load(0).score == 0.5
+    assert not (kit_home / "resume").exists()
+
+
 def _marked_by(folder, pid: int) -> None:
     from common.io import OWNER, host_tag
 
