@@ -134,10 +134,11 @@ tune: $(FOR_COMP)
 tune-titanic:
 	$(MAKE) tune COMP=titanic RECIPE=lgbm
 
-# optuna-dashboard on the same storage: make dashboard [COMP=...] [STORAGE=...] [PORT=...]
+# optuna-dashboard on the same storage: make dashboard [COMP=...] [STORAGE=...] [PORT=...]. Run by $(PY): the
+# command's first line names the python of the folder where it was installed, gone in a moved checkout.
 dashboard: setup-tabular
 	$(PIP) -e '.[$(TABULAR_EXTRAS),dashboard]'
-	$(VENV)/bin/optuna-dashboard $(STORAGE) --host 127.0.0.1 --port $(PORT)
+	$(PY) $(VENV)/bin/optuna-dashboard $(STORAGE) --host 127.0.0.1 --port $(PORT)
 
 test: setup
 	$(PY) -m ruff check common competitions scripts tests

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
 import optuna
 from optuna.storages import BaseStorage, InMemoryStorage
 

@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
 import numpy as np
 
 import competitions

@@ -7,6 +7,8 @@ and print where they are.
 """
 
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
+
 import competitions
 from common import data
 from common.cli import Parser, parse_args, run_main

@@ -9,6 +9,8 @@ The result goes to reports/drift/<competition>.json and into the report (python 
 """
 
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
+
 import competitions
 from common import drift
 from common.cli import Parser, parse_args, run_main, seed_arg

@@ -14,6 +14,8 @@ order, such as ROC AUC). Ensembles are not blended again.
 """
 
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
+
 import competitions
 from common import blending, ensemble_runs, paths
 from common.cli import Parser, parse_args, positive_arg, run_main

@@ -9,6 +9,8 @@ reports/leaderboard.html with plots (both always of every competition with runs)
 """
 
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
+
 import competitions
 from common import kaggle_runs, report
 from common.cli import Parser, parse_args, run_main

@@ -9,6 +9,8 @@ run submitted to Kaggle, and the newest run. Without --yes nothing is removed: t
 """
 
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
+
 import competitions
 from common import paths, prune
 from common.cli import Parser, parse_args, positive_arg, run_main

@@ -19,6 +19,8 @@ import argparse
 from contextlib import ExitStack
 from typing import Any, get_args
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
+
 import competitions
 from common import kaggle_api, kaggle_runs
 from common.cli import Parser, parse_args, run_main, seconds_arg, stop_exit_code, tell

@@ -19,6 +19,8 @@ import json
 import logging
 import statistics
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
+
 import competitions
 from common import kaggle_runs, paths, reproduce, submission, tuning
 from common.cli import Parser, duration_text, folds_arg, names_arg, parse_args, run_main, scored_arg, seeds_arg

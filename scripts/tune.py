@@ -16,6 +16,7 @@ python scripts/train.py titanic --recipe lgbm --params best
 
 import argparse
 
+import _checkout  # noqa: F401  (the code beside this script, wherever the .venv was made)
 import optuna
 from optuna.trial import TrialState
 

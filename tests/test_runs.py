@@ -425,3 +425,21 @@ def test_two_runs_with_the_same_uncommitted_changes_ran_the_same_code(project, t
     # a record older than code.patch cannot say which changes it ran: they count as other code
     older = {k: v for k, v in first.environment.items() if k != "code_patch"}
     assert not same_code(older, older)
+
+
+def test_a_copied_or_moved_checkout_runs_its_own_code(tmp_path):
+    """The .venv's editable install names the folder where `make setup` ran: a script of a copy ran the other copy's
+    code (and recorded its commit), and one of a moved checkout failed with a traceback."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "kit-copy"
+    for part in ("common", "competitions", "scripts"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    init = copy / "common" / "__init__.py"
+    init.write_text(init.read_text() + "\nimport sys\nsys.stderr.write(f'common from {__file__}\\n')\n")
+    shown = subprocess.run([sys.executable, str(copy / "scripts" / "download.py"), "--help"], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert f"common from {init}" in shown.stderr
