@@ -283,6 +283,7 @@ def test_a_record_that_cannot_be_written_once_kaggle_has_the_file_says_it_was_se
             "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / 'run.json'))\n"
             "kaggle_runs.update_record = full\n"
             "sys.argv = ['submit.py', 'titanic', '--no-wait']\n"
+            "sys.path.insert(0, 'scripts')  # as python scripts/submit.py has it\n"
             "runpy.run_path('scripts/submit.py', run_name='__main__')\n")
     full = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=120)
