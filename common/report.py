@@ -123,8 +123,11 @@ def _lb_text(run: RunRecord, public: float | None) -> str:
 
 def _code(run: RunRecord) -> str:
     """The commit a run's code came from, short; ``+`` when it had uncommitted changes, followed by the start of
-    their code.patch's sha256 (the same changes, the same code; a record from before code.patch has ``+`` alone)."""
+    their code.patch's sha256 (the same changes, the same code; a record from before code.patch has ``+`` alone);
+    without git, ``#`` and the start of the code's own sha256."""
     commit = run.environment.get("git_commit") or ""
+    if not commit:  # a checkout without git: the code's own sha256
+        return f"#{run.environment['code_sha256'][:6]}" if run.environment.get("code_sha256") else ""
     patch = run.environment.get("code_patch") or ""
     return commit[:7] + ("+" + patch[:4] if commit.endswith("-dirty") else "")
 

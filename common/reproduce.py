@@ -78,8 +78,12 @@ def code_of(old: RunRecord, new: RunRecord) -> str | None:
 
 
 def same_code(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Whether two runs' environments name the same code: one commit, and no uncommitted changes or the same ones
-    (the sha256 of their code.patch; a record older than code.patch cannot say, so its changes count as other)."""
+    """Whether two runs' environments name the same code: the same sha256 of the code itself where both records have
+    one (with or without git; commits that change no code are the same code). Else, as older records say it: one
+    commit, and no uncommitted changes or the same ones (the sha256 of their code.patch; a record older than
+    code.patch cannot say, so its changes count as other)."""
+    if before.get("code_sha256") and after.get("code_sha256"):
+        return bool(before["code_sha256"] == after["code_sha256"])
     commit = before.get("git_commit")
     if not commit or commit != after.get("git_commit"):
         return False
@@ -89,8 +93,8 @@ def same_code(before: dict[str, Any], after: dict[str, Any]) -> bool:
 
 def _code(env: dict[str, Any]) -> str:
     commit = env.get("git_commit")
-    if not commit:
-        return "unknown"
+    if not commit:  # no git: the code's own sha256 names it
+        return f"code sha256 {env['code_sha256'][:10]}" if env.get("code_sha256") else "unknown"
     if not commit.endswith("-dirty"):
         return commit[:10]
     patch = env.get("code_patch")

@@ -26,19 +26,16 @@ from typing import Any
 from common import paths
 from common.cv import FoldOutcome
 from common.io import in_use_elsewhere, mark_in_use, own_mark, write_bytes_atomic, write_json_atomic
+from common.provenance import code_sha256
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """sha256 over the toolkit's own code: a fold made by other code is never reused."""
-    digest = hashlib.sha256()
-    for path in sorted([*(ROOT / "common").rglob("*.py"), *(ROOT / "competitions").rglob("*.py")]):
-        digest.update(str(path.relative_to(ROOT)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """sha256 over the code that computes a CV (the scripts only pass it options): a fold made by other code is never
+    reused. Taken once, as the process's modules were imported."""
+    return code_sha256(("common", "competitions"))
 
 
 class FoldFiles:

