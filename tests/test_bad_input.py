@@ -616,6 +616,18 @@ def test_a_run_whose_terminal_went_away_unwinds_and_exits_129(data_dir, kit_home
     assert not list((kit_home / "runs" / "titanic").iterdir()) and not (kit_home / runner.TRAINING).exists()
 
 
+def test_a_python_without_the_toolkit_is_one_line_naming_the_one_to_use(tmp_path):
+    """The README writes `python scripts/train.py ...`: with the system's Python (the .venv not activated) it was a
+    traceback about pandas. -S leaves out site-packages, as a Python the toolkit was never installed into."""
+    for cwd, script in ((ROOT, "scripts/train.py"), (tmp_path, str(ROOT / "scripts" / "train.py"))):
+        result = subprocess.run([sys.executable, "-S", script, "titanic", "--recipe", "lgbm"], cwd=cwd,
+                                capture_output=True, text=True, timeout=60)
+        line = one_error_line(result, 2)
+        assert "does not have the toolkit's packages installed (numpy, pandas, sklearn, lightgbm, optuna" in line
+        venv_python = ".venv/bin/python" if cwd == ROOT else str(ROOT / ".venv" / "bin" / "python")
+        assert f"{venv_python} {script} titanic --recipe lgbm" in line  # the command to run instead
+
+
 def test_an_ignored_hang_up_stays_ignored():
     """Under nohup SIGHUP is ignored, so that a run goes on after its terminal closed: it must not end it."""
 
