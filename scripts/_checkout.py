@@ -6,7 +6,7 @@ The ``.venv`` finds ``common`` and ``competitions`` through its editable install
 copy's commit and code fingerprint with the run); in a moved or renamed one, every script failed with a traceback.
 With this, a script always runs the code beside it.
 
-``python scripts/train.py ...``, as the README writes it, with a Python other than the ``.venv``'s (the system's,
+The README's ``python scripts/<name>.py`` commands, run by a Python other than the ``.venv``'s (the system's,
 the venv not activated) ended in a traceback about pandas: it now says which Python to use instead.
 """
 
