@@ -39,7 +39,7 @@ class Terminated(KeyboardInterrupt):
 
 # The signals that end a command as Ctrl-C does; each exits 128 + its number, as the shell reports a signal.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-STOPPED_HOW = {getattr(signal, "SIGHUP", None): "hung up (the terminal went away)"}
+STOPPED_HOW: dict[int, str] = {signal.SIGHUP: "hung up (the terminal went away)"} if hasattr(signal, "SIGHUP") else {}
 
 
 def _raise_terminated(signum, frame) -> None:

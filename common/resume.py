@@ -107,7 +107,8 @@ class Resume:
     def __exit__(self, kind, exc, traceback) -> None:
         if kind is None:
             self.finish()
-        else:
+            return
+        with contextlib.suppress(OSError):  # tidying up (a read-only disk) must not hide why the run stopped
             self.leave()
 
     def leave(self) -> None:
