@@ -57,9 +57,20 @@ def check_settings() -> None:
                              f"did you mean '{trimmed}'?")
 
 
+@functools.cache
+def usable_cores() -> int:
+    """The cores this process may run on: fewer than the machine has under ``taskset``, a container's CPU limit
+    (``docker --cpus``, a Kubernetes pod's cgroup quota) or a cpuset - where ``os.cpu_count()`` still says the
+    host's 64, and LightGBM or torch started one thread per host core on a quota of 2 (joblib's count, which reads
+    the affinity and the cgroup quotas)."""
+    from joblib import cpu_count
+
+    return max(1, min(os.cpu_count() or 1, cpu_count()))
+
+
 def n_threads() -> int:
     """KIT_THREADS, else every core this process's share of a torchrun job has."""
-    return env_int("KIT_THREADS", 0) or max(1, (os.cpu_count() or 1) // env_int("LOCAL_WORLD_SIZE", 1))
+    return env_int("KIT_THREADS", 0) or max(1, usable_cores() // env_int("LOCAL_WORLD_SIZE", 1))
 
 
 @functools.cache

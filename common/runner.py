@@ -16,7 +16,7 @@ import numpy as np
 from common import data as data_layer
 from common import importance, paths, predictions, submission
 from common.competition import Competition, Data
-from common.compute import barrier, world
+from common.compute import barrier, usable_cores, world
 from common.cv import CVResult, cross_validate, predict_raw
 from common.errors import KitError, UsageError
 from common.io import OWNER, live_owners, mark_in_use, sweep_leftovers
@@ -56,7 +56,7 @@ def training_here() -> Iterator[None]:
     if others and not os.environ.get("KIT_THREADS"):
         log.warning("%d other training process(es) on this machine (pid %s) share its %d CPU cores with this one: "
                     "each runs slower (torch several times) - let one finish first, or give each a share with "
-                    "KIT_THREADS", len(others), ", ".join(map(str, sorted(others))), os.cpu_count() or 1)
+                    "KIT_THREADS", len(others), ", ".join(map(str, sorted(others))), usable_cores())
     mark = mark_in_use(folder)
     try:
         yield

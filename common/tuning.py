@@ -26,6 +26,7 @@ from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from common.competition import Competition, Recipe, reference
+from common.compute import usable_cores
 from common.errors import TuningError, UsageError
 from common.io import pid_alive
 from common.params import recipe_defaults
@@ -400,10 +401,10 @@ def tune(comp: Competition, recipe: str, n_trials: int | None = None, timeout: f
     tunable_recipe(comp, recipe)
     n_folds = n_folds or comp.default_folds
     require_an_end(n_trials, timeout)
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if workers > cores:  # each worker is a process fitting models: past the cores they only slow each other down
-        raise UsageError(f"--workers {workers} is more than this machine's {cores} CPU cores; use at most {cores} "
-                         f"here, and more machines on one shared --storage to go wider")
+        raise UsageError(f"--workers {workers} is more than the {cores} CPU core{'s' * (cores > 1)} this process may "
+                         f"use; use at most {cores} here, and more machines on one shared --storage to go wider")
     if n_trials is not None and workers > n_trials:
         log.info("%d trials to run: starting %d workers, not %d", n_trials, n_trials, workers)
         workers = n_trials

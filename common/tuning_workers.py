@@ -14,6 +14,7 @@ import signal
 import time
 
 from common.cli import READER_GONE
+from common.compute import usable_cores
 from common.errors import KitError
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def run_workers(workers: int, comp_ref: str, recipe: str, storage_url: str | None, n_trials: int | None,
                 deadline: float | None, seed: int, n_folds: int, data_dir: str | None) -> None:
     """``workers`` processes on one study, the cores shared out among them; returns when all have ended."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cores() // workers)
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, args=(comp_ref, recipe, storage_url, n_trials, deadline, seed, n_folds,
                                                     data_dir, i, threads))

@@ -463,3 +463,21 @@ def test_a_copied_or_moved_checkout_runs_its_own_code(tmp_path):
                            text=True, cwd=tmp_path, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert f"common from {init}" in shown.stderr
+
+
+def test_models_get_the_cores_this_process_may_use_not_the_hosts(tmp_path):
+    """Under taskset, a cpuset or a container's CPU quota, os.cpu_count() still says the host's cores: LightGBM and
+    torch ran one thread per host core on a share of them. Pinned to one core, a run gets one thread."""
+    import os
+    import subprocess
+    import sys
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs a machine with two cores or more")
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from common.compute import n_threads; from common.provenance import environment; "
+            "print(n_threads(), environment()['cpu_count'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("KIT_THREADS", "LOCAL_WORLD_SIZE")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]

@@ -807,7 +807,7 @@ def test_a_worker_that_fails_to_start_stops_the_started_ones_and_reports_its_own
         Process = FakeProcess
 
     monkeypatch.setattr(tuning_workers.multiprocessing, "get_context", lambda method: FakeContext())
-    monkeypatch.setattr(tuning.os, "cpu_count", lambda: 8)  # three workers are allowed on any machine here
+    monkeypatch.setattr(tuning, "usable_cores", lambda: 8)  # three workers are allowed on any machine here
     with pytest.raises(RuntimeError, match="cannot start worker 1"):
         tuning.tune(TITANIC, "lgbm", n_trials=4, workers=3, n_folds=3)
     first, second, third = FakeProcess.made
@@ -817,8 +817,9 @@ def test_a_worker_that_fails_to_start_stops_the_started_ones_and_reports_its_own
 
 def test_more_local_workers_than_cores_is_a_usage_error_and_more_than_trials_are_not_started(data_dir, monkeypatch,
                                                                                               kit_home):
-    monkeypatch.setattr(tuning.os, "cpu_count", lambda: 2)
-    with pytest.raises(UsageError, match=r"--workers 3 is more than this machine's 2 CPU cores; use at most 2"):
+    monkeypatch.setattr(tuning, "usable_cores", lambda: 2)
+    with pytest.raises(UsageError, match=r"--workers 3 is more than the 2 CPU cores this process may use; use at "
+                       r"most 2"):
         tuning.tune(TITANIC, "logreg", n_trials=5, workers=3, n_folds=3)
     assert not (kit_home / "runs").exists()  # refused before the storage was opened
     study = tuning.tune(TITANIC, "logreg", n_trials=1, workers=2, n_folds=3)  # one trial: one worker, in process
