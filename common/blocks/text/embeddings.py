@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from common import paths
 from common.blocks.text.hf_models import DEFAULT_MODEL, load_error, resolve_model
-from common.compute import native_bf16
+from common.compute import n_threads, native_bf16
 from common.constraints import TEXT, Checked
 from common.io import set_aside, write_with
 
@@ -125,6 +125,8 @@ def embed(texts: list[str], model: str = DEFAULT_MODEL, batch_size: int = 64) ->
         log.info("embedding %d new texts with %s%s (cache %s has %d)", len(missing), model,
                  " in bfloat16" if bf16 else "", path, len(cached))
         import torch
+
+        torch.set_num_threads(n_threads())  # torch counts the host's cores under a container's CPU quota
 
         def save(rows: np.ndarray, vectors: np.ndarray) -> None:
             cached.update((missing[i][0], vectors[i]) for i in rows)
