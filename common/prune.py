@@ -17,7 +17,7 @@ from pathlib import Path
 from common import paths
 from common.competition import Competition
 from common.data import waiting_for_download
-from common.io import held, sweep_leftovers, temp_tag
+from common.io import held, in_use_elsewhere, sweep_leftovers, temp_tag
 from common.metrics import Metric
 from common.runs import RECORDS_LOCK, RunRecord, rank_by_cv
 
@@ -97,6 +97,20 @@ def download_note(comp: Competition) -> str | None:
         why = (f"the whole download, kept until {' and '.join(waiting)} unpacks it" if waiting
                else "a whole download, which the next command that needs the files unpacks")
     return f"also: {paths.shown(folder)}/ holds {size}: {why} (delete the folder to free the space)"
+
+
+def resume_note(comp: Competition) -> str | None:
+    """What ``resume/`` keeps of the competition's interrupted runs, for the user freeing space: their finished folds
+    wait for the same command, but one never run again keeps them until the code changes (a full-size Web Traffic
+    fold holds tens of MB). Folders a live process is using are its, not said. None when there is nothing."""
+    root = paths.resume_dir(comp.name)
+    folders = [f for f in root.iterdir() if f.is_dir() and not in_use_elsewhere(f)] if root.is_dir() else []
+    folds = [fold for folder in folders for fold in folder.glob("fold-*.pkl")]
+    if not folds:
+        return None
+    return (f"also: {paths.shown(root)}/ holds {len(folds)} finished fold(s) of interrupted runs, "
+            f"{size_text(sum(fold.stat().st_size for fold in folds))}: the same command goes on from them (delete the "
+            "folder to free the space; it only costs the refits)")
 
 
 def _by_parent(records: list[RunRecord]) -> dict[Path, list[RunRecord]]:

@@ -25,9 +25,9 @@ def main() -> int:
     parser.add_argument("--yes", action="store_true", help="remove the runs listed (default: only list them)")
     args = parse_args(parser)
     comp = competitions.get(args.competition)
-    download = prune.download_note(comp)
-    if download is not None:  # not a run: said, never removed here
-        print(download)
+    for note in (prune.download_note(comp), prune.resume_note(comp)):
+        if note is not None:  # not a run: said, never removed here
+            print(note)
     records = load_runs(comp.name)
     chosen = prune.plan(records, comp.metric, args.keep)
     if not records:

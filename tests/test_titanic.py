@@ -244,6 +244,10 @@ def test_an_interrupted_comparison_goes_on_from_its_finished_folds(data_dir, kit
     with pytest.raises(KeyboardInterrupt):
         compare["main"]()
     assert len(list((kit_home / "resume").rglob("fold-*.pkl"))) == 6  # 2 repeats x 3 folds kept
+    from common import prune
+
+    note = prune.resume_note(TITANIC)  # where a user frees space, prune.py says what they are
+    assert note is not None and "resume/titanic/ holds 6 finished fold(s) of interrupted runs, " in note
     monkeypatch.setattr(runner, "run_cv", real)
     caplog.set_level(logging.INFO)
     compare["main"]()
