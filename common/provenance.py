@@ -57,11 +57,14 @@ def _git(*args: str, ok: tuple[int, ...] = (0,)) -> str:
 
 
 def code_sha256(folders: tuple[str, ...] = CODE_FOLDERS) -> str:
-    """sha256 over the names and bytes of the .py files in the project's ``folders``: equal exactly when the code is."""
+    """sha256 over the names and bytes of the .py files in ``folders`` (the project's, or absolute paths): equal exactly
+    when the code is."""
     digest = hashlib.sha256()
-    for path in sorted(p for folder in folders for p in (PROJECT_ROOT / folder).rglob("*.py")):
-        digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
-        digest.update(path.read_bytes())
+    for folder in sorted(folders):
+        base = PROJECT_ROOT / folder
+        for path in sorted(base.rglob("*.py")):
+            digest.update(f"{folder}/{path.relative_to(base).as_posix()}".encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

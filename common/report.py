@@ -21,6 +21,7 @@ from typing import Any
 from common import drift, paths, plotting
 from common.io import write_json_atomic, write_text_atomic
 from common.metrics import Metric, by_name
+from common.provenance import code_sha256
 from common.runs import OWN_PARAMS, RunRecord, best_run, best_unsent, load_runs, trials_text
 
 log = logging.getLogger(__name__)
@@ -307,15 +308,11 @@ def _pictures_key(run: RunRecord, figures: Figures) -> str | None:
     try:
         files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in run.path.iterdir()
                        if f.is_file() and f.name != "run.json")
-        code = sorted(Path(inspect.getfile(figures)).parent.glob("*.py")) + sorted(
-            Path(__file__).parent.rglob("*.py"))
-        digest = hashlib.sha256(json.dumps([run.run_id, files, run.data.get("sha256"),
-                                            metadata.version("matplotlib")], default=str).encode())
-        for source in code:
-            digest.update(source.read_bytes())
+        code = code_sha256(("common", str(Path(inspect.getfile(figures)).resolve().parent)))
+        key = [run.run_id, files, run.data.get("sha256"), metadata.version("matplotlib"), code]
     except (OSError, TypeError, metadata.PackageNotFoundError):
         return None
-    return digest.hexdigest()
+    return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()
 
 
 def _saved_pictures(path: Path, key: str) -> list[tuple[str, str]] | None:
