@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if sys.path[:1] != [str(ROOT)]:
     sys.path.insert(0, str(ROOT))
 
-# What every script imports before it can say anything itself (a part installed on demand, torch, says so itself).
-CORE_MODULES = ("numpy", "pandas", "sklearn", "lightgbm", "optuna")
+# What every script needs before it can say anything itself (a part installed on demand, torch, says so itself);
+# pyarrow writes every run's predictions.
+CORE_MODULES = ("numpy", "pandas", "pyarrow", "sklearn", "lightgbm", "optuna")
 
 
 def _instead() -> str:

@@ -623,7 +623,8 @@ def test_a_python_without_the_toolkit_is_one_line_naming_the_one_to_use(tmp_path
         result = subprocess.run([sys.executable, "-S", script, "titanic", "--recipe", "lgbm"], cwd=cwd,
                                 capture_output=True, text=True, timeout=60)
         line = one_error_line(result, 2)
-        assert "does not have the toolkit's packages installed (numpy, pandas, sklearn, lightgbm, optuna" in line
+        assert ("does not have the toolkit's packages installed (numpy, pandas, pyarrow, sklearn, lightgbm, optuna "
+                "missing)") in line
         venv_python = ".venv/bin/python" if cwd == ROOT else str(ROOT / ".venv" / "bin" / "python")
         assert f"{venv_python} {script} titanic --recipe lgbm" in line  # the command to run instead
 
