@@ -30,6 +30,8 @@ def _instead() -> str:
     venv = ROOT / ".venv"
     shown = Path(os.path.relpath(venv)) if Path.cwd().resolve() == ROOT else venv
     command = shlex.join([str(shown / "bin" / "python"), *sys.argv])
+    if Path(sys.prefix).resolve() == venv.resolve():  # the .venv itself lacks them (an install cut short)
+        return f"make setup (in {ROOT}) installs them into it"
     if (venv / "bin" / "python").exists():
         return f"run it with the .venv's Python: {command} (or source {shown / 'bin' / 'activate'} first)"
     return f"make setup (in {ROOT}) makes the .venv, then: {command}; or pip install -e . into this Python"
