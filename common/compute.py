@@ -9,9 +9,11 @@ train on their shard. torch is imported only when there is more than one process
 """
 
 import atexit
+import contextlib
 import functools
 import os
 import re
+import sys
 from pathlib import Path
 
 from common.errors import UsageError
@@ -71,6 +73,30 @@ def usable_cores() -> int:
 def n_threads() -> int:
     """KIT_THREADS, else every core this process's share of a torchrun job has."""
     return env_int("KIT_THREADS", 0) or max(1, usable_cores() // env_int("LOCAL_WORLD_SIZE", 1))
+
+
+def reset_peak_memory() -> None:
+    """Count this process's peak memory afresh from here (Linux: ``/proc/self/clear_refs``), so that a run's record
+    holds its own peak, not that of an earlier run of the same command; elsewhere the count goes on from the start."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory_bytes() -> int | None:
+    """This process's peak resident memory since ``reset_peak_memory`` (Linux: VmHWM), else since it started
+    (getrusage); None where neither says."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 @functools.cache

@@ -16,7 +16,7 @@ import numpy as np
 from common import data as data_layer
 from common import importance, paths, predictions, submission
 from common.competition import Competition, Data
-from common.compute import barrier, usable_cores, world
+from common.compute import barrier, peak_memory_bytes, reset_peak_memory, usable_cores, world
 from common.cv import CVResult, cross_validate, predict_raw
 from common.errors import KitError, UsageError
 from common.io import OWNER, live_owners, mark_in_use, sweep_leftovers
@@ -159,6 +159,7 @@ def train(comp: Competition, recipe_name: str = "default", seed: int = 0, n_fold
     Under torchrun only rank 0 writes and returns the record; the other processes return (None, None).
     """
     started = time.perf_counter()
+    reset_peak_memory()  # the record's peak is this run's, not an earlier run's of the same command
     n_folds = n_folds or comp.default_folds
     changes = params
     params = resolve(comp, recipe_name, changes)
@@ -239,6 +240,7 @@ def finish_run(run: RunWriter, prep: Prepared, recipe_name: str, result: CVResul
         submission={"file": sub_path.name, "rows": len(sub), "sha256": sub_sha},
         seconds={"total": round(time.perf_counter() - started, 3),
                  "folds": [round(s, 3) for s in result.fold_seconds]},
+        memory={} if (peak := peak_memory_bytes()) is None else {"peak_rss_mb": round(peak / 1e6, 1)},
         importance=importance.summarise(result.importance),
         environment={**environment(run.code), "processes": processes},
         **fields,

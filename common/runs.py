@@ -131,7 +131,7 @@ class RunWriter:
 
 
 # Fields that only some runs have: left out of run.json when empty, so older records round-trip unchanged.
-OMITTED_WHEN_EMPTY = ("importance", "ensemble")
+OMITTED_WHEN_EMPTY = ("importance", "ensemble", "memory")
 ENVIRONMENT_KEYS = ("python", "platform", "cpu_count", "cpu_flags", "libraries", "git_commit", "code_patch",
                     "code_sha256", "processes")
 
@@ -184,6 +184,7 @@ class RunRecord:
     submission: dict[str, Any] = field(default_factory=dict)  # file, rows, sha256
     kaggle_submissions: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)  # peak_rss_mb: the process's peak while the run was made
     importance: dict[str, Any] = field(default_factory=dict)  # kind (gain | permutation), folds, features
     ensemble: dict[str, Any] = field(default_factory=dict)  # an ensemble's method, members, weights (honest CV)
     environment: dict[str, Any] = field(default_factory=dict)  # python, platform, cpu count, libraries, git commit

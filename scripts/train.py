@@ -168,8 +168,9 @@ def report(comp: Competition, record: RunRecord, like: RunRecord | None, alone: 
     over = (f"on 1 of {folds} folds" if scored == 1 else f"over {scored} folds" if scored == folds
             else f"over {scored} of {folds} folds")
     cv_text = f"{cv['mean']:.5f}" if scored == 1 else record.cv_text()  # the fold count is said once
+    peak = record.memory.get("peak_rss_mb")
     print(f"{comp.name} {record.recipe}: CV {comp.metric.name} {cv_text} {over} (oof {cv['oof_score']:.5f}) "
-          f"in {record.seconds['total']:.1f}s")
+          f"in {record.seconds['total']:.1f}s" + ("" if peak is None else f", peak memory {peak / 1000:.2f} GB"))
     if alone:  # with several runs the summary names the one whose file submissions/ holds, and how it stands
         print(f"submission: {paths.shown(paths.submission_file(comp.name))}  (run {record.run_id})")
         if (place := standing(record, load_runs(comp.name), comp.metric)) is not None:

@@ -375,3 +375,21 @@ def test_every_recipe_builds_from_its_params_and_stack_overrides():
             else:
                 params = recipe.params
             assert hasattr(recipe.make_model(params, 0), "fit"), f"{name}/{recipe_name}"
+
+
+def test_a_run_records_its_own_peak_memory(data_dir, kit_home):
+    """run.json and the run's line say how much memory it took - its own peak, not that of what the process did
+    before it (a several-run command's earlier, bigger run)."""
+    from common import compute
+    from common.runs import RunRecord
+
+    if compute.peak_memory_bytes() is None:
+        pytest.skip("this platform does not say a process's peak memory")
+    big = np.ones(400_000_000 // 8)  # 400 MB, gone before the run starts
+    before = compute.peak_memory_bytes()
+    del big
+    record, _ = runner.train(TITANIC, "fast", n_folds=3, progress=False)
+    assert record is not None
+    peak = record.memory["peak_rss_mb"] * 1e6
+    assert 0 < peak < before - 200e6
+    assert RunRecord.read(record.path).memory == record.memory
