@@ -19,6 +19,7 @@ from common.competition import Competition
 from common.data import waiting_for_download
 from common.io import held, in_use_elsewhere, sweep_leftovers, temp_tag
 from common.metrics import Metric
+from common.resume import FOLD_FILES
 from common.runs import RECORDS_LOCK, RunRecord, rank_by_cv
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def resume_note(comp: Competition) -> str | None:
     fold holds tens of MB). Folders a live process is using are its, not said. None when there is nothing."""
     root = paths.resume_dir(comp.name)
     folders = [f for f in root.iterdir() if f.is_dir() and not in_use_elsewhere(f)] if root.is_dir() else []
-    folds = [fold for folder in folders for fold in folder.glob("fold-*.pkl")]
+    folds = [fold for folder in folders for fold in folder.glob(FOLD_FILES)]
     if not folds:
         return None
     return (f"also: {paths.shown(root)}/ holds {len(folds)} finished fold(s) of interrupted runs, "

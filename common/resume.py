@@ -29,6 +29,7 @@ from common.io import in_use_elsewhere, mark_in_use, own_mark, write_bytes_atomi
 from common.provenance import code_sha256
 
 log = logging.getLogger(__name__)
+FOLD_FILES = "fold-*.pkl"  # one finished fold each, under resume/<competition>/<code>-<key>/
 
 
 @lru_cache(maxsize=1)
@@ -114,28 +115,29 @@ class Resume:
     def leave(self) -> None:
         """After a failure: the finished folds stay for the same command to go on from; this process's marks go, and
         so do its folders without a finished fold (a run stopped before its first fold left one, never taken)."""
-        for folder in self.used:
-            own_mark(folder).unlink(missing_ok=True)
-            if not any(folder.glob("fold-*.pkl")) and not in_use_elsewhere(folder):
-                shutil.rmtree(folder, ignore_errors=True)
-        self._remove_empty_parents()
-
-    def _remove_empty_parents(self) -> None:
-        for folder in (self.root, self.root.parent):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only when empty: other runs' unfinished folds stay
+        self._release(keep_finished=True)
 
     def finish(self) -> None:
         _unfinished.remove(self)
+        self._release(keep_finished=False)
+
+    def _release(self, keep_finished: bool) -> None:
+        """This process's marks go, and its folders with them - except a folder a run with the same inputs beside
+        this one still uses (its folds, its folder) and, with ``keep_finished``, one holding finished folds."""
         for folder in self.used:
-            if in_use_elsewhere(folder):  # a run with the same inputs beside this one: its folds, its folder
-                own_mark(folder).unlink(missing_ok=True)
-            else:
+            own_mark(folder).unlink(missing_ok=True)
+            if not in_use_elsewhere(folder) and not (keep_finished and any(folder.glob(FOLD_FILES))):
                 shutil.rmtree(folder, ignore_errors=True)
-        self._remove_empty_parents()
+        _remove_empty(self.root, self.root.parent)
 
 
 _unfinished: list[Resume] = []
+
+
+def _remove_empty(*folders: Path) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty: other runs' unfinished folds stay
 
 
 class Batch:
@@ -168,9 +170,7 @@ class Batch:
     def finish(self) -> None:
         _batches.remove(self)
         self.path.unlink(missing_ok=True)
-        for folder in (self.path.parent, self.path.parent.parent):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        _remove_empty(self.path.parent, self.path.parent.parent)
 
 
 _batches: list[Batch] = []
@@ -186,4 +186,4 @@ def batch_progress() -> str:
 def kept_folds() -> int:
     """How many finished folds this process's unfinished runs have kept (what an interruption message can promise)."""
     folders = {folder for run in _unfinished for folder in run.used}  # two runs of the same inputs share one
-    return sum(len(list(folder.glob("fold-*.pkl"))) for folder in folders if folder.is_dir())
+    return sum(len(list(folder.glob(FOLD_FILES))) for folder in folders if folder.is_dir())
