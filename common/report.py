@@ -1,55 +1,21 @@
 """The CV leaderboard report: every run ranked by CV (in its metric's own direction) beside its Kaggle score.
 
 Writes ``reports/leaderboard.md`` and a self-contained ``reports/leaderboard.html`` (plots embedded as PNG data
-URIs, no network resources) and returns a compact table for the terminal. Per competition: fold-score spread per
-run, CV against leaderboard score with the CV-LB gap, the Optuna optimisation history of each study, the ensemble
-runs with their members, the train/test drift check (scripts/drift.py) and what the best run relied on.
+URIs, no network resources) and returns a compact table for the terminal. Per competition: the runs' table, the
+next run to send, the ensemble runs with their members, the train/test drift check (scripts/drift.py), what the
+best run relied on, and the pictures (``report_pictures.py``); ``report_sections.py`` gathers what each shows.
 """
 
-import base64
-import hashlib
 import html
-import inspect
-import io
-import json
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from common import drift, paths, plotting
-from common.io import write_json_atomic, write_text_atomic
-from common.metrics import Metric, by_name
-from common.provenance import code_sha256
-from common.runs import OWN_PARAMS, RunRecord, best_run, best_unsent, load_runs, trials_text
+from common import paths
+from common.io import write_text_atomic
+from common.report_pictures import PICTURES_CACHE, Figures, competition_figures, plots
+from common.report_sections import Section, collect, counted, present
+from common.runs import OWN_PARAMS, RunRecord, trials_text
 
-log = logging.getLogger(__name__)
-TOP_RUNS_PLOTTED = 20
-# reports/.pictures/<competition>.json: a competition's own pictures of its best run, drawn again only when that run,
-# its files or the code that draws them change (Web Traffic's read the 145 063-page train file: 11 s at full size)
-PICTURES_CACHE = ".pictures"
-
-
-@dataclass
-class Section:
-    name: str
-    metric: Metric
-    runs: list[RunRecord]  # sorted best first
-    # study name -> (trial number, value, whether it is the recipe's own params) of its complete trials
-    studies: dict[str, list[tuple[int, float, bool]]]
-    drift: dict[str, Any] | None = None  # the saved adversarial validation (common.drift), if any
-    best: RunRecord | None = None  # the best by CV as submit.py picks it (runs.best_run)
-    unsent: RunRecord | None = None  # the best by CV whose file Kaggle does not have
-
-    @property
-    def ensembles(self) -> list[RunRecord]:
-        return [r for r in self.runs if r.ensemble]
-
-    @property
-    def explained(self) -> RunRecord | None:
-        """The best run whose record says what its model relied on."""
-        return next((r for r in self.runs if r.importance.get("features")), None)
+__all__ = ["Section", "collect", "html_page", "markdown", "present", "terminal", "write"]
 
 
 def _params_source(run: RunRecord) -> str:
@@ -59,43 +25,6 @@ def _params_source(run: RunRecord) -> str:
     if src.get("kind") == "stack":
         return f"stack: {trials_text(src)}"
     return src.get("kind", "recipe")
-
-
-def present(competitions: list[str] | None = None, runs: list[RunRecord] | None = None) -> list[str]:
-    """The competitions that have runs (of the ones asked for, when given): cheap, reads only run records."""
-    names = sorted({r.competition for r in (load_runs() if runs is None else runs)})
-    return [n for n in competitions if n in names] if competitions else names
-
-
-def collect(competitions: list[str] | None = None, storage: str | None = None) -> list[Section]:
-    """Runs grouped by competition (only those present, or the ones asked for), best CV first."""
-    runs = load_runs()
-    sections = []
-    for name in present(competitions, runs):
-        mine = [r for r in runs if r.competition == name]
-        if not mine:
-            continue
-        metric = by_name(mine[0].metric["name"], mine[0].metric.get("direction"))
-        sections.append(Section(name, metric, metric.rank(mine, lambda r: r.cv["mean"]),
-                                _studies(name, storage), drift.load(name), best_run(mine, metric, quiet=True),
-                                best_unsent(mine, metric, quiet=True)))
-    return sections
-
-
-def _studies(name: str, storage: str | None) -> dict[str, list[tuple[int, float, bool]]]:
-    """Finished trials of this competition's studies, from ``storage`` (a journal file or any database URL, as for
-    tune.py) or, by default, the competition's own journal."""
-    from common import storages
-
-    url = storage or storages.default_storage(name)
-    local = storages.storage_file(url)
-    if local is not None and not local.is_file():  # never created by reading it
-        return {}
-    try:
-        return storages.histories(url, prefix=f"{name}:")
-    except Exception as exc:  # noqa: BLE001 - an unreadable storage must not stop the report
-        log.warning("skipping the Optuna history of %s from %s: %s", name, storages.display_url(url), _reason(exc))
-        return {}
 
 
 def _fmt(value: float | None, digits: int = 5) -> str:
@@ -202,17 +131,13 @@ def _drift_lines(section: Section) -> list[str]:
             f" {d['verdict']}.", f"Top drifting features: {top or 'none'}."]
 
 
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
-
-
 def _importance_lines(section: Section) -> list[str]:
     run = section.explained
     if run is None:
         return ["No run of this competition records feature importance."]
     imp = run.importance
     top = ", ".join(f"{name} ({value:.3g})" for name, value in list(imp["features"].items())[:10])
-    folds = _count(imp["folds"], "fold")
+    folds = counted(imp["folds"], "fold")
     return [f"Best run with importance: {run.recipe} {run.run_id} ({imp['kind']}, {folds}): {top}."]
 
 
@@ -241,7 +166,7 @@ def terminal(sections: list[Section], limit: int = 10) -> str:
             tuned = "  (tuned on its folds: optimistic)" if run.tuned else ""
             lines.append(f"  {row[0]:>3} {row[3]:>20}  {row[2]:<12} {row[1]}{lb}{tuned}")
         if rest:
-            lines.append(f"  ... {_count(len(rest), 'more run')} with a lower CV, in the report")
+            lines.append(f"  ... {counted(len(rest), 'more run')} with a lower CV, in the report")
         if (found := _next_submit(s)) is not None:
             command, why = found
             lines.append(f"  next: {command}  # {why}" if command else f"  next to submit: {why}")
@@ -261,170 +186,6 @@ def _top_and_scored(section: Section, limit: int) -> tuple[Ranked, Ranked]:
     return shown, rest
 
 
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-Figures = Callable[[RunRecord], list[tuple[str, Any]]]
-
-
-def _competition_figures(section: Section, figures: Figures | None,
-                         cache: Path | None = None) -> list[tuple[str, str]]:
-    """A competition's own pictures of its best run (e.g. what a digit model gets wrong), as embedded PNGs; with
-    ``cache`` (a folder), kept there and taken from there while nothing they are drawn from has changed."""
-    if figures is None or not section.runs:
-        return []
-    best = section.runs[0]
-    key = _pictures_key(best, figures) if cache is not None else None
-    saved = (cache / f"{section.name}.json", key) if cache is not None and key is not None else None
-    if saved is not None and (pictures := _saved_pictures(*saved)) is not None:
-        return pictures
-    try:
-        pictures = [(f"{title} ({best.run_id})", _png(fig)) for title, fig in figures(best)]
-    except Exception as exc:  # noqa: BLE001 - a competition's pictures must not stop the report
-        log.warning("skipping the %s pictures of run %s: %s", section.name, best.run_id, _reason(exc))
-        return []
-    if saved is not None:
-        try:
-            write_json_atomic(saved[0], {"key": saved[1], "run_id": best.run_id, "pictures": pictures})
-        except OSError as exc:  # only a cache: the report is written all the same
-            log.warning("cannot keep the %s pictures in %s (%s)", section.name, saved[0], exc.strerror or exc)
-    return pictures
-
-
-def _pictures_key(run: RunRecord, figures: Figures) -> str | None:
-    """What a run's pictures are drawn from: the run's files (all but run.json, whose Kaggle scores a sync fills
-    in), the data files it recorded, and the code - the drawing competition's package and ``common``. None when
-    the run's folder cannot be listed (the pictures then say what is wrong)."""
-    from importlib import metadata
-
-    if run.path is None:
-        return None
-    try:
-        files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in run.path.iterdir()
-                       if f.is_file() and f.name != "run.json")
-        code = code_sha256(("common", str(Path(inspect.getfile(figures)).resolve().parent)))
-        key = [run.run_id, files, run.data.get("sha256"), metadata.version("matplotlib"), code]
-    except (OSError, TypeError, metadata.PackageNotFoundError):
-        return None
-    return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()
-
-
-def _saved_pictures(path: Path, key: str) -> list[tuple[str, str]] | None:
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved["key"] == key:
-            return [(str(title), str(uri)) for title, uri in saved["pictures"]]
-    except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: drawn again
-        pass
-    return None
-
-
-def _reason(exc: Exception) -> str:
-    """Why a part of the report was skipped, in one line (a missing file's own text is often just its path)."""
-    if isinstance(exc, FileNotFoundError):
-        return f"{exc.filename or exc} is missing"
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _plots(section: Section) -> list[tuple[str, str]]:
-    plt = plotting.pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    plots = []
-    runs = section.runs[:TOP_RUNS_PLOTTED]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(runs) + 1.5))
-    labels = [f"{r.recipe} {r.run_id[:15]}" for r in runs]
-    ax.boxplot([r.cv["fold_scores"] for r in runs], orientation="horizontal", tick_labels=labels)
-    for i, r in enumerate(runs, 1):
-        ax.scatter(r.cv["fold_scores"], [i] * len(r.cv["fold_scores"]), s=12, alpha=0.6)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"fold {section.metric.name}")
-    ax.set_title(f"{section.name}: fold scores per run (best CV on top)")
-    plots.append(("Fold-score spread per run", _png(fig)))
-
-    scored = [r for r in section.runs if r.leaderboard() is not None]
-    if scored:
-        fig, ax = plt.subplots(figsize=(5.5, 5))
-        cv = [r.cv["mean"] for r in scored]
-        lb = [r.leaderboard() for r in scored]
-        ax.scatter(cv, lb)
-        low, high = min(cv + lb), max(cv + lb)
-        ax.plot([low, high], [low, high], linestyle="--", color="grey", label="LB = CV")
-        gap = sum(b - a for a, b in zip(cv, lb, strict=True)) / len(cv)
-        ax.set_xlabel(f"CV {section.metric.name}")
-        ax.set_ylabel(f"public LB {section.metric.name}")
-        ax.set_title(f"{section.name}: CV vs leaderboard (mean LB-CV gap {gap:+.4f})")
-        ax.legend()
-        plots.append(("CV vs leaderboard", _png(fig)))
-
-    plots += _importance_plot(section, plt) + _drift_plot(section, plt)
-
-    for study, trials in section.studies.items():
-        if not trials:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        numbers, values, own = zip(*trials, strict=True)
-        best, running = [], None
-        for v in values:
-            running = v if running is None or section.metric.is_better(v, running) else running
-            best.append(running)
-        ax.scatter(numbers, values, s=8, alpha=0.5, label="trial")
-        ax.plot(numbers, best, color="red", label="best so far")
-        if any(own):  # what tuning is measured against: the recipe untuned (its newest defaults), on the same folds
-            newest = max(i for i, flag in enumerate(own) if flag)
-            ax.axhline(values[newest], color="grey", linestyle=":", label="the recipe's own params")
-        ax.set_xlabel("trial")
-        ax.set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)  # whole trial numbers, even for a one-trial study
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        ax.set_ylabel(f"CV {section.metric.name}")
-        ax.set_title(f"Optuna history: {study}")
-        ax.legend()
-        plots.append((f"Optuna optimisation history ({study})", _png(fig)))
-    return plots
-
-
-TOP_FEATURES_PLOTTED = 20
-
-
-def _bars(plt, names: list[str], values: list[float], xlabel: str, title: str):
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.2))
-    ax.barh(range(len(names)), values, color="#4c72b0")
-    ax.set_yticks(range(len(names)), labels=[plotting.drawable(n) for n in names])
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    return fig
-
-
-def _importance_plot(section: Section, plt) -> list[tuple[str, str]]:
-    run = section.explained
-    if run is None:
-        return []
-    imp = run.importance
-    items = list(imp["features"].items())[:TOP_FEATURES_PLOTTED]
-    label = "total split gain" if imp["kind"] == "gain" else f"{section.metric.name} lost when shuffled"
-    fig = _bars(plt, [n for n, _ in items], [v for _, v in items], label,
-                f"{section.name}: {run.recipe} {run.run_id[:15]} ({imp['kind']}, "
-                f"{'' if imp['folds'] == 1 else 'mean of '}{_count(imp['folds'], 'fold')})")
-    return [(f"Feature importance of the best run that has it ({run.run_id})", _png(fig))]
-
-
-def _drift_plot(section: Section, plt) -> list[tuple[str, str]]:
-    d = section.drift
-    if not d or not d.get("top"):
-        return []
-    fig = _bars(plt, [n for n, _ in d["top"]], [v for _, v in d["top"]], "share of the classifier's gain",
-                f"{section.name}: what separates train from test (AUC {d['auc']:.3f})")
-    return [("Drifting features (adversarial validation)", _png(fig))]
-
-
 def _html_table(header: list[str], rows: list[list[str]], css: str) -> str:
     return (f"<table class='{css}'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
             + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -440,7 +201,7 @@ def _html_runs(section: Section) -> list[str]:
     shown, rest = _top_and_scored(section, SHOWN_RUNS)
     out = [_html_table(HEADER, [row for _, row in shown], "runs")]
     if rest:
-        out.append(f"<details><summary>{_count(len(rest), 'more run')} (lower CV, not sent to Kaggle)</summary>"
+        out.append(f"<details><summary>{counted(len(rest), 'more run')} (lower CV, not sent to Kaggle)</summary>"
                    f"{_html_table(HEADER, [row for _, row in rest], 'runs')}</details>")
     return out
 
@@ -475,7 +236,7 @@ def html_page(sections: list[Section], figures: dict[str, Figures] | None = None
     body = ["<h1>CV leaderboard</h1>"]
     if len(sections) > 1:  # the competitions one after another make a long page: say what is on it
         body.append("<p class='contents'>" + " · ".join(
-            f"<a href='#{html.escape(s.name)}'>{html.escape(s.name)}</a> ({_count(len(s.runs), 'run')})"
+            f"<a href='#{html.escape(s.name)}'>{html.escape(s.name)}</a> ({counted(len(s.runs), 'run')})"
             for s in sections) + "</p>")
     if not sections:
         body.append("<p>No runs yet: train one with <code>python scripts/train.py titanic</code>.</p>")
@@ -486,7 +247,7 @@ def html_page(sections: list[Section], figures: dict[str, Figures] | None = None
         if (line := _next_line(s)) is not None:
             body.append(f"<p class='next'>{_inline(line)}</p>")
         body += _html_extras(s)
-        for title, uri in _plots(s) + _competition_figures(s, (figures or {}).get(s.name), pictures_cache):
+        for title, uri in plots(s) + competition_figures(s, (figures or {}).get(s.name), pictures_cache):
             body.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>CV leaderboard</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
