@@ -428,7 +428,8 @@ def test_unknown_recipe_is_one_line(data_dir):
     result = run_script("tune.py", "titanic", "--recipe", "nope", "--trials", "1")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: unknown recipe 'nope' for titanic; choose one of: blend, default, fast, lgbm, logreg, rule")
+        f"error: unknown recipe 'nope' for titanic; choose one of: {', '.join(sorted(TITANIC.recipes))}")
+    assert {"blend", "default", "fast", "lgbm", "logreg", "rule"} <= set(TITANIC.recipes)
 
 
 def test_a_stack_tunes_each_member_that_has_a_search_space_then_stacks_their_best(data_dir, kit_home,
@@ -573,7 +574,9 @@ def test_a_recipe_with_two_names_has_one_study(tmp_path):
 def test_recipe_all_tunes_every_recipe_that_has_a_search_space(data_dir, kit_home):
     result = run_script("tune.py", "titanic", "--recipe", "all", "--trials", "1", "--folds", "3")
     assert result.returncode == 0, result.stderr
-    assert "tuning logreg (1 of 2)" in result.stdout and "tuning lgbm (2 of 2)" in result.stdout
+    tunable = [name for name, recipe in TITANIC.recipes.items() if recipe.space is not None]
+    assert tunable[:2] == ["logreg", "lgbm"]  # a recipe a user adds is tuned too (README: "Your own recipe")
+    assert all(f"tuning {name} ({i} of {len(tunable)})" in result.stdout for i, name in enumerate(tunable, 1))
     mixed = run_script("tune.py", "titanic", "--recipe", "all,lgbm", "--trials", "1")
     assert mixed.returncode == 2 and "give it alone, or name the recipes" in mixed.stderr
 
