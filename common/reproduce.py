@@ -5,6 +5,7 @@ Same command, same CV is a promise of the toolkit; this is how a user checks it 
 machine, or after changing a feature, to see what the change did to the very run it started from.
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from common import paths
@@ -65,16 +66,32 @@ def verdict(old: RunRecord, new: RunRecord) -> str:
     return f"CV {name} {new.cv['mean']:.5f} against run {old.run_id}'s {old.cv['mean']:.5f} ({gap:+.5f}); {said}"
 
 
+def check_recipe(run: RunRecord, recipes: Collection[str]) -> None:
+    """Refuse, in one line, to train ``run`` again when the code has no recipe of its name: one a user added and
+    did not commit (the run's code.patch gives it back), or one removed or renamed since."""
+    if run.recipe in recipes:
+        return
+    back = _code_back(run)
+    how = (f"its code.patch adds it: {back}" if back is not None else
+           f"it was removed or renamed since (the run's code: {_code(run.environment)})")
+    raise UsageError(f"run {run.run_id} was trained with recipe {run.recipe!r}, which this code does not have; {how}")
+
+
 def code_of(old: RunRecord, new: RunRecord) -> str | None:
     """When ``new`` ran other code than ``old`` and ``old`` kept its uncommitted changes: the commands that give its
     code back (in a clean checkout, or after ``git stash``)."""
-    if same_code(old.environment, new.environment) or old.path is None:
+    if same_code(old.environment, new.environment):
         return None
-    commit = old.environment.get("git_commit") or ""
-    patch = old.path / PATCH_FILE
-    if not commit.endswith("-dirty") or not patch.is_file():
+    back = _code_back(old)
+    return None if back is None else f"run {old.run_id}'s code: {back}"
+
+
+def _code_back(run: RunRecord) -> str | None:
+    """The commands that give a run's code back where it kept its uncommitted changes (code.patch), else None."""
+    commit = run.environment.get("git_commit") or ""
+    if run.path is None or not commit.endswith("-dirty") or not (patch := run.path / PATCH_FILE).is_file():
         return None
-    return f"run {old.run_id}'s code: git checkout {commit.removesuffix('-dirty')} && git apply {paths.shown(patch)}"
+    return f"git checkout {commit.removesuffix('-dirty')} && git apply {paths.shown(patch)}"
 
 
 def same_code(before: dict[str, Any], after: dict[str, Any]) -> bool:

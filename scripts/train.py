@@ -74,6 +74,7 @@ def main() -> int:
             parser.error("--like takes the recipe and params from the run; leave out --recipe and --params")
         like = find_run(load_runs(comp.name), args.like, comp.name)
         was = reproduce.settings(like)
+        reproduce.check_recipe(like, comp.recipes)
         args.recipe, params, source = [was["recipe_name"]], was["params"], was["params_source"]
         args.seed = args.seed or [was["seed"]]
         args.folds = args.folds or was["n_folds"]

@@ -12,7 +12,7 @@ import pytest
 from common import compute, paths
 from common.errors import UsageError
 from common.provenance import TRACKED_LIBRARIES, UNTRACKED_DEPENDENCIES, code_sha256, code_state, environment
-from common.runs import PATCH_FILE, RunLog, RunRecord, RunWriter, find_run, load_runs
+from common.runs import PATCH_FILE, RunLog, RunRecord, RunWriter, find_run, load_runs, update_record
 
 from conftest import ROOT
 
@@ -316,6 +316,33 @@ def test_train_like_a_run_reproduces_it_and_names_what_differs_when_it_does_not(
     assert "what differs: the seed (2 -> 5)" in verdict
     mixed = run_script("train.py", "titanic", "--like", run_id, "--recipe", "lgbm")
     assert mixed.returncode == 2 and "leave out --recipe and --params" in mixed.stderr
+
+
+def test_train_like_a_run_whose_recipe_the_code_lacks_says_where_its_code_is(data_dir, kit_home):
+    """A run of a recipe the user added and did not commit (or removed since): one line naming the commands that
+    give its code back, from the run's own code.patch, instead of "unknown recipe"."""
+    from conftest import run_script
+
+    first = run_script("train.py", "titanic", "--recipe", "fast", "--folds", "3", "--quiet")
+    assert first.returncode == 0, first.stderr
+    run = load_runs("titanic")[0]
+    assert run.path is not None
+    commit = "c" * 40
+    update_record(run.path, lambda r: {"recipe": "mine", "environment": {
+        **r.environment, "git_commit": commit + "-dirty", "code_patch": None}})
+    (run.path / PATCH_FILE).write_text("+RECIPES['mine'] = ...\n")
+    again = run_script("train.py", "titanic", "--like", run.run_id)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert again.stderr.startswith(f"error: run {run.run_id} was trained with recipe 'mine', which this code "
+                                   f"does not have; its code.patch adds it: git checkout {commit} && git apply "), \
+        again.stderr
+    assert again.stderr.strip().endswith(PATCH_FILE)
+    (run.path / PATCH_FILE).unlink()
+    gone = run_script("train.py", "titanic", "--like", run.run_id)
+    assert gone.returncode == 2 and gone.stderr.strip().endswith(
+        "which this code does not have; it was removed or renamed since (the run's code: cccccccccc with uncommitted "
+        "changes)"), gone.stderr
+    assert len(load_runs("titanic")) == 1  # nothing trained
 
 
 def test_the_differences_between_two_runs_name_every_input_the_record_holds():
