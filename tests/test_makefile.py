@@ -101,3 +101,46 @@ def test_a_bare_make_lists_the_targets_and_installs_nothing(tmp_path):
               for word in line.split("  ")[0].split()[1:] if word not in ("|", "COMP=c", "RECIPE=r")}
     phony = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith(".PHONY:"))
     assert set(phony.split()[1:]) - {"help", "tune-titanic"} <= listed  # every target is named
+
+
+FAKE_PYTHON = """#!/bin/sh
+# a venv's python that passes the checks and takes 2 s per pip install, logging when each starts and ends
+case "$1" in
+  -c) exit 0;;
+  -m) echo "start $$" >> "$(dirname "$0")/pip.log"; sleep 2; echo "end $$" >> "$(dirname "$0")/pip.log";;
+esac
+"""
+
+
+def fake_venv(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(FAKE_PYTHON)
+    (venv / "bin" / "python").chmod(0o755)
+    return venv
+
+
+def test_two_makes_at_once_install_one_after_the_other(tmp_path):
+    """Two makes on a fresh clone (two terminals, make -j): the second found the venv half-made and failed with
+    "No module named pip"; now it waits for the first's install and then finds its part installed."""
+    venv = fake_venv(tmp_path)
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    makes = [subprocess.Popen(["make", "setup-tabular", f"VENV={venv}"], cwd=ROOT, env=environ, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [make.communicate(timeout=60) for make in makes]
+    assert [make.returncode for make in makes] == [0, 0], outs
+    log = (venv / "bin" / "pip.log").read_text().split()
+    assert log[0::2] == ["start", "end"] and len(log) == 4, log  # one install, whole, not two at once
+    assert (venv / ".installed-tabular").is_file() and not (tmp_path / "venv.lock").exists()
+    assert sum("waiting for the other make" in out for out, _ in outs) == 1
+
+
+def test_an_install_lock_whose_make_was_killed_is_taken_over(tmp_path):
+    venv = fake_venv(tmp_path)
+    gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "venv.lock").mkdir()
+    (tmp_path / "venv.lock" / "pid").write_text(gone + "\n")  # a make killed with kill -9: its pid is no more
+    made = make("setup-tabular", f"VENV={venv}")
+    assert made.returncode == 0, made.stderr
+    assert (venv / ".installed-tabular").is_file() and not (tmp_path / "venv.lock").exists()
+    assert "waiting" not in made.stdout
