@@ -127,5 +127,5 @@ RECIPES: dict[str, Recipe] = {
     "finetune-top": Recipe("top 2 of the backbone's 6 layers fine-tuned over its cached frozen bottom, 2 epochs: the "
                            "CPU-sized fine-tune inside default", make_finetune, FINETUNE_TOP),
     "fast": Recipe("word TF-IDF logistic regression, for tests", make_tfidf,
-                   {"C": 3.0, "chars": False, "known_duplicates": False}),
+                   {"C": 3.0, "chars": False, "threshold": True, "known_duplicates": False}),
 }
