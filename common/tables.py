@@ -4,6 +4,7 @@ and first bad rows. ``common.data`` finds and unpacks the files; this module rea
 
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,11 @@ def read_table(files: DataFiles, name: str, spec: FileSpec, **read_kwargs) -> pd
 def _read_csv(path: Path, name: str, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     """pandas' reader, with its errors about the file itself as one DataError line."""
     try:
-        return pd.read_csv(path, **read_kwargs)
+        with warnings.catch_warnings():
+            # a word among a column's numbers, past pandas' first block of rows: its DtypeWarning printed our code's
+            # path above the one error line; the checks that follow name the file, column and row instead
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            return pd.read_csv(path, **read_kwargs)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{name} is empty ({path}); download it again") from exc
     except pd.errors.ParserError as exc:

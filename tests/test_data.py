@@ -405,3 +405,22 @@ def test_two_runs_unpacking_at_once_swap_the_cache_in_one_at_a_time(shared_kaggl
     assert done and done[0].folder == cache
     assert json.loads((cache / data.MANIFEST).read_text())["zip_sha256"] == data.sha256_file(second / "titanic.zip")
     assert sorted(p.name for p in cache.iterdir()) == sorted([*TITANIC.files, data.MANIFEST])
+
+
+def test_a_word_far_down_a_numeric_column_is_one_error_line_without_pandas_warning(tmp_path):
+    """Past pandas' first block of rows, a word among numbers made pandas print a DtypeWarning (with the toolkit's
+    own source path and line) above the error line; found by a damaged copy of Web Traffic's train file."""
+    import warnings
+
+    from common.competition import DataFiles, FileSpec
+    from common.tables import read_table
+
+    rows = [f"{i},{i % 7}" for i in range(1, 300_001)]
+    rows[-2] = "299999,abc"
+    (tmp_path / "t.csv").write_text("Id,Visits\n" + "\n".join(rows) + "\n")
+    spec = FileSpec({"Id": "int", "Visits": "numeric"}, unique=("Id",))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError, match=r"t\.csv: Visits must be numeric; row 299999 \(Id 299999\)"):
+            read_table(DataFiles(tmp_path, "data-dir", {}), "t.csv", spec)
+    assert not caught, [str(w.message) for w in caught]
