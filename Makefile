@@ -27,8 +27,9 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check$(if $(PYTHONDONT
 
 COMP ?= titanic
 RECIPE ?= lgbm
-# Tuning storage: the embedded journal file by default; any SQLAlchemy URL (postgresql://user@host/db) to share.
-STORAGE ?= runs/$(COMP)/optuna.journal
+# Tuning storage: the competition's embedded journal file by default (where tune.py keeps it: under KIT_HOME when
+# that is set); any SQLAlchemy URL (postgresql://user@host/db) to share.
+STORAGE ?=
 PORT ?= 8080
 # pytest-xdist workers for `make test`: one per core (at most 4), each with its share of the threads
 # (tests/conftest.py); TEST_WORKERS=0 runs the tests one after another in one process.
@@ -154,17 +155,23 @@ submit: $(FOR_COMP)
 
 # Tune a recipe (2 local workers, 15 min or 200 finished trials), then train the best trial as a normal run.
 tune: $(FOR_COMP)
-	$(PY) scripts/tune.py $(COMP) --recipe $(RECIPE) --trials 200 --timeout 900 --workers 2 --storage $(STORAGE)
-	$(PY) scripts/train.py $(COMP) --recipe $(RECIPE) --params best --storage $(STORAGE)
+	$(PY) scripts/tune.py $(COMP) --recipe $(RECIPE) --trials 200 --timeout 900 --workers 2$(if $(STORAGE), --storage $(STORAGE))
+	$(PY) scripts/train.py $(COMP) --recipe $(RECIPE) --params best$(if $(STORAGE), --storage $(STORAGE))
 
 tune-titanic:
 	$(MAKE) tune COMP=titanic RECIPE=lgbm
 
 # optuna-dashboard on the same storage: make dashboard [COMP=...] [STORAGE=...] [PORT=...]. Run by $(PY): the
-# command's first line names the python of the folder where it was installed, gone in a moved checkout.
+# command's first line names the python of the folder where it was installed, gone in a moved checkout. A journal
+# not made yet is one line saying to tune first (optuna-dashboard's own answer was a traceback).
 dashboard: setup-tabular
 	@$(hold_venv_lock); echo "$(PIP) -e '.[$(TABULAR_EXTRAS),dashboard]'"; $(PIP) -e '.[$(TABULAR_EXTRAS),dashboard]'
-	$(PY) $(VENV)/bin/optuna-dashboard $(STORAGE) --host 127.0.0.1 --port $(PORT)
+	@storage='$(STORAGE)'; [ -n "$$storage" ] || storage=`$(PY) -c 'from common.storages import default_storage; \
+	print(default_storage("$(COMP)"))'` || exit 1; case "$$storage" in *://*) ;; *) [ -f "$$storage" ] || { \
+	echo "error: no studies of $(COMP) yet ($$storage does not exist): tune a recipe first, e.g. make tune \
+	COMP=$(COMP) RECIPE=$(RECIPE)" >&2; exit 1; };; esac; \
+	echo "$(PY) $(VENV)/bin/optuna-dashboard $$storage --host 127.0.0.1 --port $(PORT)"; \
+	$(PY) $(VENV)/bin/optuna-dashboard "$$storage" --host 127.0.0.1 --port $(PORT)
 
 test: setup
 	$(PY) -m ruff check common competitions scripts tests

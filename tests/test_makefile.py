@@ -144,3 +144,23 @@ def test_an_install_lock_whose_make_was_killed_is_taken_over(tmp_path):
     assert made.returncode == 0, made.stderr
     assert (venv / ".installed-tabular").is_file() and not (tmp_path / "venv.lock").exists()
     assert "waiting" not in made.stdout
+
+
+def test_make_tune_uses_the_storage_tune_py_uses_unless_one_is_named(tmp_path):
+    """The default was runs/<competition>/optuna.journal under the checkout, where tune.py keeps it under KIT_HOME
+    when that is set: the dashboard then looked for a journal that was not there."""
+    venv = f"VENV={tmp_path / 'venv'}"
+    plan = make("-n", "tune", "COMP=house-prices", venv).stdout
+    assert "scripts/tune.py house-prices --recipe lgbm" in plan and "--storage" not in plan
+    named = make("-n", "tune", "STORAGE=postgresql://u@db/optuna", venv).stdout
+    assert named.count("--storage postgresql://u@db/optuna") == 2  # tune.py, then train.py --params best
+
+
+def test_make_dashboard_before_any_study_says_to_tune_first(tmp_path):
+    venv = fake_venv(tmp_path)
+    missing = tmp_path / "runs" / "titanic" / "optuna.journal"
+    made = make("dashboard", f"VENV={venv}", f"STORAGE={missing}")
+    assert made.returncode != 0 and "Traceback" not in made.stderr
+    [line] = [x for x in made.stderr.splitlines() if x.startswith("error:")]
+    assert line == f"error: no studies of titanic yet ({missing} does not exist): tune a recipe first, e.g. make " \
+                   "tune COMP=titanic RECIPE=lgbm"
