@@ -80,9 +80,11 @@ def os_error_parts(exc: OSError, then: str | None = None) -> tuple[str, str, str
     only needs its copy made)."""
     import errno
 
-    path = exc.filename or "a file"
-    if exc.filename2:
-        path = f"{exc.filename} -> {exc.filename2}"
+    from common.io import destination
+
+    path = destination(str(exc.filename)) if exc.filename else "a file"
+    if exc.filename2 and (to := destination(str(exc.filename2))) != path:
+        path = f"{path} -> {to}"
     text = str(exc).strip()
     reason = exc.strerror or (text.splitlines()[0] if text else type(exc).__name__)  # a library's own OSError: its text
     again = "run the same command again"

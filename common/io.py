@@ -30,9 +30,17 @@ except ImportError:  # Windows: the C runtime's byte-range lock, which the syste
 log = logging.getLogger(__name__)
 
 _LEFTOVER = re.compile(r"\.tmp-(\d+)-([0-9a-f]{8})-")
+_TEMP_FOLDER = re.compile(rf"^{_LEFTOVER.pattern}(.+)$")  # a folder built under a temp name: .tmp-<pid>-<host>-<name>
 # Temp run folders written before the pid went into the name: removed once they are a day old.
 _OLD_RUN_TMP = re.compile(r"^\.tmp-\d{8}-\d{6}-")
 OLD_LEFTOVER_SECONDS = 24 * 3600
+
+
+def destination(path: str) -> str:
+    """``path`` as it will be named once written: a folder being built under a temp name (a run's
+    ``.tmp-<pid>-<host>-<run id>``) named by what it becomes, so an error about a file in it names a folder the user
+    will know (``runs/titanic/<run id>/oof.parquet``)."""
+    return "".join(_TEMP_FOLDER.sub(r"\3", part) for part in re.split(r"([/\\])", path))
 
 
 def host_tag() -> str:

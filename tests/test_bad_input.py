@@ -368,6 +368,22 @@ def test_a_refused_temp_file_is_named_by_the_file_it_was_for(tmp_path, monkeypat
     assert other.value.filename == str(tmp_path / "runs")
 
 
+def test_a_file_in_a_run_being_written_is_named_by_the_run_it_will_be(tmp_path):
+    """A full disk while a run is written named `runs/titanic/.tmp-3841-5bce98f7-20261208-004449-fast-f8aba5/
+    oof.parquet` (measured on a 60 kB tmpfs): now the run folder it was to become."""
+    from common.errors import describe_os_error
+
+    run_id = "20261208-004449-fast-f8aba5"
+    building = tmp_path / "runs" / "titanic" / f".{io.temp_tag()}{run_id}"
+    line = describe_os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(building / "oof.parquet")))
+    assert str(tmp_path / "runs" / "titanic" / run_id / "oof.parquet") in line and ".tmp-" not in line, line
+    renamed = describe_os_error(OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(building), None,
+                                        str(building.parent / run_id)))
+    assert f"{building.parent / run_id}:" in renamed and " -> " not in renamed, renamed  # one name, not twice
+    other = tmp_path / "titanic.tmp-notes" / "a.csv"  # a name of the user's own is left as it is
+    assert str(other) in describe_os_error(OSError(errno.EACCES, os.strerror(errno.EACCES), str(other)))
+
+
 def test_disk_full_is_one_line_and_leaves_no_temp_file(data_dir, kit_home, monkeypatch, capsys):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
