@@ -74,8 +74,8 @@ def test_damaged_copies_fail_cleanly_or_train_correctly(name, shared_kaggle, tmp
             zf.extractall(source)
     (good / f"{comp.slug}.zip").write_bytes(zip_of({p.name: p.read_bytes() for p in source.iterdir()}))
     params = PARAMS.get(name)
-    runner.train(comp, recipe, n_folds=n_folds, data_dir=good, progress=False, params=params)  # a good cache, run
-    # and submission
+    # a good cache, run and submission
+    runner.train(comp, recipe, n_folds=n_folds, data_dir=good, progress=False, params=params)
     sample = data.load(comp, good)[1].sample_submission
 
     outcomes: Counter = Counter()
